@@ -1,0 +1,110 @@
+"""The ``file:///PATH`` backend: a swap area in a regular file or on a block device.
+
+URL parameters: ``page_size`` (default 4096; the file has no header, so slot *n* is at byte
+``n * page_size`` — which is what lets an md bitmap file or a raw image be used as an area),
+``durable=1`` (``fdatasync`` before a swap-out completes; the area is then ``durable``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import swapio
+from swapio.area import (
+    DEFAULT_PAGE_SIZE,
+    Capabilities,
+    PageBuffer,
+    SwapArea,
+    SwapInfo,
+    check_page_size,
+)
+from swapio.errors import LocationError, UsageError
+from swapio_file.store import FileStore, create_store, open_store
+
+VERSION = "0.1.0"
+PARAMS = frozenset({"page_size", "durable"})
+#: ``IOV_MAX`` is 1024 on Linux; 256 pages keeps one request one ``pwritev``.
+MAX_PAGES_PER_REQUEST = 256
+
+
+def _path(area: SwapArea) -> str:
+    loc = area.location
+    loc.check_query(PARAMS)
+    if loc.host not in ("", "localhost"):
+        raise LocationError(
+            f"{loc.url!r}: file URLs name a local path (file:///abs/path), got host {loc.host!r}"
+        )
+    if not loc.path.startswith("/"):
+        raise LocationError(f"{loc.url!r}: file URLs need an absolute path")
+    return loc.path
+
+
+@swapio.hookimpl
+def swapio_backend() -> swapio.BackendInfo:
+    return swapio.BackendInfo(
+        name="file",
+        version=VERSION,
+        schemes=("file",),
+        summary="regular file or block device, vectored I/O off the event loop",
+        capabilities=("durable", "discard", "create"),
+    )
+
+
+@swapio.hookimpl
+async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
+    loop = asyncio.get_running_loop()
+    if not activate:
+        store: FileStore = area.private
+        await loop.run_in_executor(None, store.close)
+        return None
+    path = _path(area)
+    durable = area.location.query_bool("durable", False)
+    query_size = area.location.query_int("page_size", None, minimum=1)
+    if area.create is not None:
+        if query_size is not None and query_size != area.create.page_size:
+            raise UsageError(
+                f"page size {area.create.page_size} differs from the URL's page_size={query_size}"
+            )
+        create = area.create
+        store = await loop.run_in_executor(
+            None, create_store, path, create.pages, create.page_size, durable
+        )
+    else:
+        page_size = check_page_size(query_size or DEFAULT_PAGE_SIZE)
+        store = await loop.run_in_executor(None, open_store, path, page_size, durable)
+    return SwapInfo(
+        pages=store.pages,
+        page_size=store.page_size,
+        capabilities=Capabilities(
+            durable=durable,
+            discard=True,
+            max_pages_per_request=MAX_PAGES_PER_REQUEST,
+            queue_depth=32,
+        ),
+        private=store,
+    )
+
+
+@swapio.hookimpl
+async def swap_out(area: SwapArea, slot: int, pages: Sequence[PageBuffer]) -> None:
+    store: FileStore = area.private
+    await asyncio.get_running_loop().run_in_executor(
+        None, store.pwritev, slot * store.page_size, pages
+    )
+
+
+@swapio.hookimpl
+async def swap_in(area: SwapArea, slot: int, pages: Sequence[memoryview]) -> None:
+    store: FileStore = area.private
+    await asyncio.get_running_loop().run_in_executor(
+        None, store.preadv, slot * store.page_size, pages
+    )
+
+
+@swapio.hookimpl
+async def swap_discard(area: SwapArea, slot: int, count: int) -> None:
+    store: FileStore = area.private
+    await asyncio.get_running_loop().run_in_executor(
+        None, store.zero, slot * store.page_size, count
+    )

@@ -1,0 +1,1 @@
+"""swapio's ``memory`` backend: process-local swap areas, the reference plugin."""

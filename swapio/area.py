@@ -1,0 +1,367 @@
+"""Swap areas: the activation record and the owner's bound operations.
+
+A :class:`SwapArea` is what ``swapon`` produces in Linux: a ``swap_info_struct`` with the
+geometry and flags the filesystem's ``swap_activate`` reported, plus the operations to reach
+the store (``swap_rw``).  Here the owner plugin's ``swapfile`` hook fills in a
+:class:`SwapInfo`; the area then calls that plugin's ``swap_out`` / ``swap_in`` /
+``swap_discard`` implementations directly — never through a pluggy broadcast.
+
+"Swap-backed" is a property of activation (DESIGN idea 2): an area's reserve need is added
+to its pool when it is activated and removed when it is deactivated, whatever the store is.
+
+Deactivation **drains**: it refuses new I/O at once (:class:`AreaInactiveError`), waits for
+requests already in flight to finish, then calls ``swapfile(area, activate=False)``.  It
+never cancels in-flight swap-outs, because a cancelled swap-out is a page whose only copy
+may be the one being written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from swapio.errors import (
+    AreaInactiveError,
+    CapabilityError,
+    PageSizeError,
+    SlotRangeError,
+    SwapTimeoutError,
+    UsageError,
+)
+from swapio.location import Location
+from swapio.slotmap import SlotMap
+
+if TYPE_CHECKING:
+    from swapio.plugins import PluginHost
+    from swapio.pool import PagePool
+
+#: A page handed to ``swap_out``: any bytes-like object of exactly ``page_size`` bytes.
+PageBuffer: TypeAlias = bytes | bytearray | memoryview
+
+DEFAULT_PAGE_SIZE = 4096
+MIN_PAGE_SIZE = 512
+MAX_PAGE_SIZE = 1 << 20
+
+
+def check_page_size(page_size: int) -> int:
+    """Return ``page_size`` if it is a power of two in [512, 1 MiB]; else raise PageSizeError."""
+    if (
+        not isinstance(page_size, int)
+        or page_size < MIN_PAGE_SIZE
+        or page_size > MAX_PAGE_SIZE
+        or page_size & (page_size - 1)
+    ):
+        raise PageSizeError(
+            f"page size {page_size!r} is not a power of two between {MIN_PAGE_SIZE} "
+            f"and {MAX_PAGE_SIZE} bytes"
+        )
+    return page_size
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an activated area offers; flags, not ``hasattr`` probes.
+
+    ``reserve_pages_per_request`` is the number of pool pages one in-flight request needs to
+    complete under memory pressure (request and reply buffers); ``memalloc_requests`` is how
+    many memalloc requests may be in flight at once.  Their product is the area's reserve
+    need, added to the pool's reserve at activation (``sk_adjust_memalloc``).
+    """
+
+    durable: bool = False
+    discard: bool = False
+    max_pages_per_request: int = 256
+    queue_depth: int = 32
+    reserve_pages_per_request: int = 0
+    memalloc_requests: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_pages_per_request < 1:
+            raise UsageError(
+                f"max_pages_per_request must be >= 1, got {self.max_pages_per_request}"
+            )
+        if self.queue_depth < 1:
+            raise UsageError(f"queue_depth must be >= 1, got {self.queue_depth}")
+        if self.reserve_pages_per_request < 0 or self.memalloc_requests < 0:
+            raise UsageError("reserve needs cannot be negative")
+
+    @property
+    def reserve_need(self) -> int:
+        """Pool pages this area adds to the reserve while it is active."""
+        return self.reserve_pages_per_request * self.memalloc_requests
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    """Ask the owner to create (format) a new store of ``pages`` slots of ``page_size``."""
+
+    pages: int
+    page_size: int = DEFAULT_PAGE_SIZE
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.pages, int) or self.pages <= 0:
+            raise UsageError(f"a swap area needs at least one page, got {self.pages!r}")
+        check_page_size(self.page_size)
+
+
+@dataclass(frozen=True)
+class SwapInfo:
+    """What ``swapfile(activate=True)`` reports: geometry, capabilities, private state."""
+
+    pages: int
+    page_size: int
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    private: Any = None
+
+
+class AreaState(enum.Enum):
+    """Lifecycle of an area (``SWP_USED`` → ``SWP_WRITEOK`` → off)."""
+
+    ACTIVATING = "activating"
+    ACTIVE = "active"
+    DRAINING = "draining"
+    INACTIVE = "inactive"
+
+
+SwapfileOp = Callable[["SwapArea", bool], Awaitable["SwapInfo | None"]]
+SwapOutOp = Callable[["SwapArea", int, Sequence[PageBuffer]], Awaitable[None]]
+SwapInOp = Callable[["SwapArea", int, Sequence[memoryview]], Awaitable[None]]
+DiscardOp = Callable[["SwapArea", int, int], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class BoundOps:
+    """The owner plugin's implementations, resolved once at activation."""
+
+    plugin_name: str
+    swapfile: SwapfileOp
+    swap_out: SwapOutOp
+    swap_in: SwapInOp
+    swap_discard: DiscardOp | None
+
+
+class SwapArea:
+    """An activated swap area.  Created by :meth:`swapio.plugins.PluginHost.activate`."""
+
+    def __init__(
+        self,
+        location: Location,
+        ops: BoundOps,
+        pool: PagePool,
+        host: PluginHost | None = None,
+        create: CreateRequest | None = None,
+    ) -> None:
+        self.location = location
+        self.create = create
+        self.pool = pool
+        self.host = host
+        self.owner = ops.plugin_name
+        self._ops = ops
+        self._info: SwapInfo | None = None
+        self._slots: SlotMap | None = None
+        self.state = AreaState.ACTIVATING
+        self._inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._reserved = 0
+
+    # --- activation -------------------------------------------------------------------
+
+    async def _activate(self) -> None:
+        info = await self._ops.swapfile(self, True)
+        if not isinstance(info, SwapInfo):
+            raise UsageError(
+                f"plugin {self.owner!r}: swapfile(activate=True) for {self.location} returned "
+                f"{type(info).__name__}, expected SwapInfo"
+            )
+        check_page_size(info.page_size)
+        if info.pages <= 0:
+            raise UsageError(f"plugin {self.owner!r} reported an area of {info.pages} pages")
+        self._info = info
+        need = info.capabilities.reserve_need
+        if need:
+            try:
+                self.pool.adjust_reserve(need)
+            except BaseException:
+                self.state = AreaState.INACTIVE
+                await self._ops.swapfile(self, False)  # give the store back untouched
+                raise
+            self._reserved = need
+        self.state = AreaState.ACTIVE
+
+    @property
+    def info(self) -> SwapInfo:
+        """The activation record (raises if the area never activated)."""
+        if self._info is None:
+            raise AreaInactiveError(f"area {self.location} is not active")
+        return self._info
+
+    @property
+    def page_size(self) -> int:
+        return self.info.page_size
+
+    @property
+    def pages(self) -> int:
+        return self.info.pages
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.info.capabilities
+
+    @property
+    def private(self) -> Any:
+        """The owner's per-area state (``SwapInfo.private``)."""
+        return self.info.private
+
+    @property
+    def slots(self) -> SlotMap:
+        """Slot allocator for callers that want the area to hand out slots (pager, CLI)."""
+        if self._slots is None:
+            self._slots = SlotMap(self.pages)
+        return self._slots
+
+    @property
+    def inflight(self) -> int:
+        """Number of requests currently inside the owner's operations."""
+        return self._inflight
+
+    # --- I/O --------------------------------------------------------------------------
+
+    def _begin(self, slot: int, count: int) -> SwapInfo:
+        if self.state is not AreaState.ACTIVE:
+            raise AreaInactiveError(f"area {self.location} is {self.state.value}; no new I/O")
+        info = self._info
+        assert info is not None
+        if count <= 0:
+            raise UsageError("a request needs at least one page")
+        if slot < 0 or slot + count > info.pages:
+            raise SlotRangeError(
+                f"slots {slot}..{slot + count - 1} out of range for {self.location} "
+                f"({info.pages} slots)"
+            )
+        return info
+
+    def _enter(self) -> None:
+        self._inflight += 1
+        self._idle.clear()
+
+    def _leave(self) -> None:
+        self._inflight -= 1
+        if self._inflight == 0:
+            self._idle.set()
+
+    async def swap_out(self, slot: int, pages: Sequence[PageBuffer]) -> None:
+        """Write ``pages`` to consecutive slots from ``slot``.
+
+        Requests longer than ``max_pages_per_request`` are split.  On return the data is
+        visible to later ``swap_in`` calls, and durable if the area is ``durable``.
+        """
+        info = self._begin(slot, len(pages))
+        size = info.page_size
+        for page in pages:
+            if memoryview(page).nbytes != size:
+                raise PageSizeError(
+                    f"swap_out to {self.location}: buffer of {memoryview(page).nbytes} bytes, "
+                    f"expected {size}"
+                )
+        step = info.capabilities.max_pages_per_request
+        self._enter()
+        try:
+            if len(pages) <= step:
+                await self._ops.swap_out(self, slot, pages)
+            else:
+                for i in range(0, len(pages), step):
+                    await self._ops.swap_out(self, slot + i, pages[i : i + step])
+        finally:
+            self._leave()
+
+    async def swap_in(self, slot: int, pages: Sequence[memoryview]) -> None:
+        """Fill each writable ``page_size`` view from consecutive slots starting at ``slot``."""
+        info = self._begin(slot, len(pages))
+        size = info.page_size
+        for view in pages:
+            if view.nbytes != size or view.readonly:
+                raise PageSizeError(
+                    f"swap_in from {self.location}: need writable buffers of {size} bytes, "
+                    f"got {'read-only ' if view.readonly else ''}{view.nbytes} bytes"
+                )
+        step = info.capabilities.max_pages_per_request
+        self._enter()
+        try:
+            if len(pages) <= step:
+                await self._ops.swap_in(self, slot, pages)
+            else:
+                for i in range(0, len(pages), step):
+                    await self._ops.swap_in(self, slot + i, pages[i : i + step])
+        finally:
+            self._leave()
+
+    async def discard(self, slot: int, count: int = 1) -> None:
+        """Tell the store the slots' contents are no longer needed."""
+        info = self._begin(slot, count)
+        if not info.capabilities.discard or self._ops.swap_discard is None:
+            raise CapabilityError(f"area {self.location} does not support discard")
+        self._enter()
+        try:
+            await self._ops.swap_discard(self, slot, count)
+        finally:
+            self._leave()
+
+    async def read(self, slot: int, count: int = 1) -> bytearray:
+        """Convenience: swap in ``count`` pages and return them as one bytearray."""
+        size = self.page_size
+        out = bytearray(size * count)
+        view = memoryview(out)
+        await self.swap_in(slot, [view[i * size : (i + 1) * size] for i in range(count)])
+        return out
+
+    async def write(self, slot: int, data: PageBuffer) -> None:
+        """Convenience: swap out ``data`` (a whole number of pages) from ``slot``."""
+        size = self.page_size
+        view = memoryview(data).cast("B")
+        if view.nbytes == 0 or view.nbytes % size:
+            raise PageSizeError(
+                f"write to {self.location}: {view.nbytes} bytes is not a whole number of "
+                f"{size}-byte pages"
+            )
+        await self.swap_out(slot, [view[i : i + size] for i in range(0, view.nbytes, size)])
+
+    # --- deactivation -----------------------------------------------------------------
+
+    async def deactivate(self, timeout: float | None = None) -> None:
+        """Refuse new I/O, drain in-flight requests, then release the store (``swapoff``).
+
+        Raises :class:`SwapTimeoutError` if in-flight I/O does not drain within
+        ``timeout`` seconds; the area then stays in the draining state and may be
+        deactivated again.  Deactivating an inactive area is a no-op.
+        """
+        if self.state in (AreaState.INACTIVE, AreaState.ACTIVATING):
+            return
+        self.state = AreaState.DRAINING
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            raise SwapTimeoutError(
+                f"area {self.location}: {self._inflight} request(s) still in flight after "
+                f"{timeout} s; not deactivated"
+            ) from None
+        try:
+            await self._ops.swapfile(self, False)
+        finally:
+            self.state = AreaState.INACTIVE
+            if self._reserved:
+                self.pool.adjust_reserve(-self._reserved)
+                self._reserved = 0
+
+    async def __aenter__(self) -> SwapArea:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.deactivate()
+
+    def __repr__(self) -> str:
+        geometry = f"{self._info.pages}x{self._info.page_size}" if self._info else "?"
+        return f"<SwapArea {self.location} owner={self.owner} {geometry} {self.state.value}>"
