@@ -1,0 +1,20 @@
+"""swapio's conformance kit for backend authors.
+
+Subclass :class:`BackendTests` in your own test suite and provide the ``area_url`` fixture::
+
+    from swapio.testing import BackendTests
+
+    class TestMyBackend(BackendTests):
+        @pytest.fixture
+        def area_url(self, tmp_path):
+            return f"mybackend://{tmp_path}/swap"
+
+Every test is ``@pytest.mark.asyncio`` and every fixture is synchronous, so the kit runs
+under pytest-asyncio's strict mode as well as auto mode.  See docs/plugin-authors.md.
+"""
+
+from __future__ import annotations
+
+from swapio.testing.conformance import BackendTests, page_pattern
+
+__all__ = ["BackendTests", "page_pattern"]

@@ -1,0 +1,182 @@
+"""The file backend: conformance, swapon-style checks, block devices, durability."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from swapio import CreateRequest, PluginHost
+from swapio.area import SwapArea
+from swapio.errors import (
+    AreaError,
+    AreaExistsError,
+    AreaFormatError,
+    AreaNotFoundError,
+    LocationError,
+    PageSizeError,
+)
+from swapio.testing import BackendTests, page_pattern
+
+
+class TestFileConformance(BackendTests):
+    @pytest.fixture
+    def area_url(self, tmp_path: Path) -> str:
+        return f"file://{tmp_path}/swap.img"
+
+    async def inject_fault(self, area: SwapArea) -> None:
+        store = area.private
+        self._saved_fd = store.fd
+        store.fd = os.open(os.path.dirname(store.path), os.O_RDONLY)  # EISDIR / EBADF on I/O
+
+    async def clear_fault(self, area: SwapArea) -> None:
+        store = area.private
+        os.close(store.fd)
+        store.fd = self._saved_fd
+
+
+class TestDurableFileConformance(TestFileConformance):
+    @pytest.fixture
+    def area_url(self, tmp_path: Path) -> str:
+        return f"file://{tmp_path}/swap.img?durable=1"
+
+
+@pytest.fixture
+def host() -> PluginHost:
+    return PluginHost()
+
+
+async def test_created_file_is_fully_allocated(host: PluginHost, tmp_path: Path) -> None:
+    area = await host.activate(f"file://{tmp_path}/s", create=CreateRequest(pages=32))
+    await area.deactivate()
+    st = os.stat(tmp_path / "s")
+    assert st.st_size == 32 * 4096
+    assert st.st_blocks * 512 >= st.st_size
+
+
+async def test_file_with_holes_is_refused(host: PluginHost, tmp_path: Path) -> None:
+    path = tmp_path / "sparse"
+    with open(path, "wb") as f:
+        f.truncate(64 * 4096)
+    with pytest.raises(AreaFormatError, match="holes"):
+        await host.activate(f"file://{path}")
+    assert path.stat().st_size == 64 * 4096
+
+
+async def test_file_of_wrong_size_is_refused(host: PluginHost, tmp_path: Path) -> None:
+    path = tmp_path / "odd"
+    path.write_bytes(b"x" * 5000)
+    with pytest.raises(AreaFormatError, match="multiple of the page size 4096"):
+        await host.activate(f"file://{path}")
+    assert path.read_bytes() == b"x" * 5000
+
+
+async def test_page_size_comes_from_the_url(host: PluginHost, tmp_path: Path) -> None:
+    path = tmp_path / "p"
+    path.write_bytes(b"\1" * 8192)
+    area = await host.activate(f"file://{path}?page_size=512")
+    assert (area.pages, area.page_size) == (16, 512)
+    await area.deactivate()
+    with pytest.raises(PageSizeError):
+        await host.activate(f"file://{path}?page_size=1000")
+
+
+async def test_missing_file_directory_and_unknown_parameter(
+    host: PluginHost, tmp_path: Path
+) -> None:
+    with pytest.raises(AreaNotFoundError, match="no such file"):
+        await host.activate(f"file://{tmp_path}/nope")
+    with pytest.raises(AreaFormatError, match="directory"):
+        await host.activate(f"file://{tmp_path}")
+    with pytest.raises(LocationError, match="pagesize"):
+        await host.activate(f"file://{tmp_path}/x?pagesize=4096")
+    with pytest.raises(LocationError, match="host"):
+        await host.activate("file://relative/path")
+
+
+async def test_create_refuses_existing_file_and_keeps_it(host: PluginHost, tmp_path: Path) -> None:
+    path = tmp_path / "keep"
+    path.write_bytes(b"precious" * 512)
+    with pytest.raises(AreaExistsError):
+        await host.activate(f"file://{path}", create=CreateRequest(pages=8))
+    assert path.read_bytes() == b"precious" * 512
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root bypasses file permissions")
+async def test_read_only_file_is_refused(host: PluginHost, tmp_path: Path) -> None:
+    path = tmp_path / "ro"
+    path.write_bytes(bytes(8192))
+    path.chmod(0o400)
+    with pytest.raises(AreaError, match="permission denied"):
+        await host.activate(f"file://{path}")
+
+
+async def test_read_only_file_is_refused_even_for_root(host: PluginHost, tmp_path: Path) -> None:
+    # chattr +i makes a file immutable for root too (ext4/xfs/btrfs); tmpfs lacks it.
+    path = tmp_path / "immutable"
+    path.write_bytes(bytes(8192))
+    if (
+        shutil.which("chattr") is None
+        or subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False).returncode
+    ):
+        pytest.skip("filesystem of tmp_path has no immutable attribute")
+    try:
+        with pytest.raises(AreaError, match="permission denied"):
+            await host.activate(f"file://{path}")
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+@pytest.fixture
+def loop_device(tmp_path: Path) -> Iterator[str]:
+    """A real block device: a loop device over a 1 MiB image (root and losetup required)."""
+    image = tmp_path / "loop.img"
+    image.write_bytes(bytes(1 << 20))
+    out = subprocess.run(
+        ["losetup", "--find", "--show", str(image)], capture_output=True, text=True, check=True
+    )
+    device = out.stdout.strip()
+    try:
+        yield device
+    finally:
+        subprocess.run(["losetup", "-d", device], check=True)
+
+
+async def test_block_device_area(host: PluginHost, loop_device: str) -> None:
+    area = await host.activate(f"file://{loop_device}")
+    assert area.pages == (1 << 20) // 4096
+    assert area.private.block_device
+    page = page_pattern(7, 0, 4096)
+    await area.write(7, page)
+    assert bytes(await area.read(7)) == page
+    await area.deactivate()
+    with open(loop_device, "rb") as dev:
+        dev.seek(7 * 4096)
+        assert dev.read(4096) == page
+
+
+async def test_one_thread_hop_per_request(
+    host: PluginHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    area = await host.activate(f"file://{tmp_path}/s", create=CreateRequest(pages=128))
+    loop = asyncio.get_running_loop()
+    hops = 0
+    real = loop.run_in_executor
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal hops
+        hops += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "run_in_executor", counting)
+    await area.write(0, bytes(64 * 4096))
+    await area.read(0, 64)
+    assert hops == 2
+    monkeypatch.undo()
+    await area.deactivate()
