@@ -1,0 +1,1 @@
+"""swapio page server and http backend."""

@@ -1,0 +1,163 @@
+"""``swapio serve``: run a page server until SIGINT/SIGTERM, then shut down gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import signal
+import sys
+
+import click
+
+from swapio.errors import SwapioError
+
+from ._auth import ENV_TOKEN, ENV_TOKEN_FILE, TokenSet, check_token, read_token_file
+from ._wire import Limits
+from .server import DEFAULT_MAX_AREA_BYTES, DEFAULT_STORE, ServerConfig, start_server
+
+
+def is_loopback(bind: str) -> bool:
+    """True when ``bind`` is a loopback address or ``localhost``."""
+    if bind == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(bind).is_loopback
+    except ValueError:
+        return False
+
+
+def load_tokens(token_file: str | None, environ: dict[str, str]) -> TokenSet:
+    """Tokens from ``--token-file``, else ``$SWAPIO_TOKEN_FILE``, else ``$SWAPIO_TOKEN``."""
+    path = token_file or environ.get(ENV_TOKEN_FILE)
+    if path:
+        return TokenSet(read_token_file(path))
+    token = environ.get(ENV_TOKEN)
+    if token:
+        return TokenSet((check_token(token.strip(), f"${ENV_TOKEN}"),))
+    return TokenSet()
+
+
+async def _serve(config: ServerConfig, bind: str, port: int) -> None:
+    server = await start_server(config, bind=bind, port=port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    mode = (
+        "anonymous (insecure, loopback only)"
+        if config.tokens.anonymous
+        else (f"{len(config.tokens.tokens)} token(s)")
+    )
+    click.echo(f"listening on {server.url}", file=sys.stdout)
+    sys.stdout.flush()
+    click.echo(f"swapio page server: store {config.store}; auth {mode}", err=True)
+    try:
+        await stop.wait()
+    finally:
+        click.echo("shutting down: completing in-flight writes", err=True)
+        await server.stop()
+
+
+@click.command("serve")
+@click.option("--bind", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=8700,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port (0 picks a free one; the URL is printed on stdout).",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False),
+    help=f"File with accepted bearer tokens, one per line (else ${ENV_TOKEN_FILE} "
+    f"or ${ENV_TOKEN}).",
+)
+@click.option(
+    "--store",
+    default=DEFAULT_STORE,
+    show_default=True,
+    help="Where areas live: a swapio URL template with {owner} and {area}.",
+)
+@click.option(
+    "--max-frame-pages",
+    default=256,
+    show_default=True,
+    type=click.IntRange(1, 4096),
+    help="Most pages one request frame may carry.",
+)
+@click.option(
+    "--max-page-size",
+    default=65536,
+    show_default=True,
+    type=int,
+    help="Largest page size accepted.",
+)
+@click.option(
+    "--max-area-bytes",
+    default=DEFAULT_MAX_AREA_BYTES,
+    show_default=True,
+    type=int,
+    help="Largest area a client may create.",
+)
+@click.option(
+    "--drain-timeout",
+    default=30.0,
+    show_default=True,
+    type=float,
+    help="Seconds shutdown waits for in-flight requests.",
+)
+@click.option(
+    "--insecure-loopback", is_flag=True, help="Serve without a token (only on a loopback address)."
+)
+def serve(  # noqa: PLR0917 (one parameter per click option)
+    bind: str,
+    port: int,
+    token_file: str | None,
+    store: str,
+    max_frame_pages: int,
+    max_page_size: int,
+    max_area_bytes: int,
+    drain_timeout: float,
+    insecure_loopback: bool,
+) -> None:
+    """Serve swap areas of any installed backend to `http://` clients.
+
+    Each bearer token gets its own areas; clients send the token in the Authorization
+    header (SWAPIO_TOKEN on the client side).
+    """
+    try:
+        tokens = load_tokens(token_file, dict(os.environ))
+        if "{area}" not in store or "{owner}" not in store:
+            raise click.UsageError(
+                f"--store {store!r} must contain {{owner}} and {{area}} "
+                f"(e.g. {DEFAULT_STORE}) so tokens cannot share areas"
+            )
+        if tokens.anonymous:
+            if not insecure_loopback:
+                raise click.UsageError(
+                    f"no token: set {ENV_TOKEN}, {ENV_TOKEN_FILE} or --token-file "
+                    "(or pass --insecure-loopback to serve without auth on loopback)"
+                )
+            if not is_loopback(bind):
+                raise click.UsageError(
+                    f"--insecure-loopback refuses to bind {bind}: only loopback addresses "
+                    "may serve without a token"
+                )
+        elif insecure_loopback:
+            raise click.UsageError("--insecure-loopback given but tokens are configured")
+        try:
+            limits = Limits(max_pages=max_frame_pages, max_page_size=max_page_size)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        config = ServerConfig(
+            tokens=tokens,
+            store=store,
+            limits=limits,
+            max_area_bytes=max_area_bytes,
+            drain_timeout=drain_timeout,
+        )
+        asyncio.run(_serve(config, bind, port))
+    except SwapioError as exc:
+        raise click.ClickException(str(exc)) from None

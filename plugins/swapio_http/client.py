@@ -1,0 +1,401 @@
+"""The http backend's client: one keep-alive connection pool per area, frames in parallel.
+
+A ``swap_out`` or ``swap_in`` call is cut into frames of at most ``frame_pages`` pages; the
+frames of one call go out concurrently over up to ``connections`` reused connections
+(HTTP/1.1 keep-alive; aiohttp does not pipeline on one connection, so parallel connections
+play that part).  Request and receive buffers come from the area's page pool, so under
+memory pressure a swap-out in memalloc context draws on the reserve the area declared at
+activation (``Capabilities.reserve_pages_per_request``), and ordinary traffic waits.  In
+memalloc context the frames of a call are sent one after another, which is what keeps the
+declared reserve sufficient.
+
+When some frames of a call fail (server killed, connection reset, timeout), the call raises
+:class:`IncompleteBatchError` naming exactly which slots were confirmed and which were not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import aiohttp
+
+from swapio.area import CreateRequest, PageBuffer
+from swapio.errors import (
+    AreaExistsError,
+    AreaInactiveError,
+    AreaNotFoundError,
+    BackendIOError,
+    LocationError,
+    PageSizeError,
+    RemoteProtocolError,
+    SlotRangeError,
+    SwapioError,
+    SwapTimeoutError,
+)
+from swapio.location import Location
+from swapio.memalloc import in_memalloc
+from swapio.pool import PagePool, PoolBuffer
+
+from ._api import AREAS_PREFIX, AreaDescription, CreateBody, ErrorBody, check_area_name
+from ._wire import (
+    CONTENT_TYPE,
+    RESPONSE_HEADER,
+    Flag,
+    Op,
+    RequestHeader,
+    encode_request_header,
+    parse_response_header,
+)
+
+DEFAULT_CONNECTIONS: Final = 16
+DEFAULT_TIMEOUT: Final = 30.0
+QUERY_KEYS: Final = frozenset({"connections", "frame_pages", "timeout"})
+_FORBIDDEN_QUERY: Final = frozenset({"token", "access_token", "auth", "password"})
+
+
+class PageServerError(BackendIOError):
+    """The page server answered with an HTTP error; ``status`` and ``code`` say which."""
+
+    def __init__(self, message: str, *, status: int, code: str) -> None:
+        super().__init__(message, detail={"status": status, "error": code})
+        self.status = status
+        self.code = code
+
+
+class IncompleteBatchError(BackendIOError):
+    """Some frames of a batch did not complete.
+
+    ``completed`` and ``failed`` are ``(slot, count)`` runs; pages in ``failed`` runs must be
+    treated as not written (swap-out) or not read (swap-in).  ``causes`` holds each failed
+    frame's exception, in the order of ``failed``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        completed: tuple[tuple[int, int], ...],
+        failed: tuple[tuple[int, int], ...],
+        causes: tuple[BaseException, ...],
+    ) -> None:
+        super().__init__(message, detail={"completed": completed, "failed": failed})
+        self.completed = completed
+        self.failed = failed
+        self.causes = causes
+
+    @property
+    def failed_slots(self) -> list[int]:
+        """Every slot that did not complete, ascending."""
+        return [s for slot, count in self.failed for s in range(slot, slot + count)]
+
+
+def _runs(text: tuple[tuple[int, int], ...]) -> str:
+    return ", ".join(f"{s}..{s + n - 1}" if n > 1 else str(s) for s, n in text) or "none"
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """Where the area is and how to talk to it, from ``http://HOST:PORT/areas/NAME?...``."""
+
+    base_url: str
+    area: str
+    connections: int = DEFAULT_CONNECTIONS
+    frame_pages: int | None = None
+    timeout: float = DEFAULT_TIMEOUT
+
+    @classmethod
+    def from_location(cls, location: Location) -> ClientOptions:
+        """Parse the area URL; a token in the query is refused (tokens live in the env)."""
+        leaked = sorted(_FORBIDDEN_QUERY & set(location.query))
+        if leaked:
+            raise LocationError(
+                f"{location.url!r}: never put a token in the URL ({', '.join(leaked)}=); "
+                "set SWAPIO_TOKEN or SWAPIO_TOKEN_FILE instead"
+            )
+        location.check_query(QUERY_KEYS)
+        prefix, sep, name = location.path.rpartition(AREAS_PREFIX)
+        if not sep or not location.host:
+            raise LocationError(
+                f"{location.url!r}: expected http://HOST[:PORT]/areas/NAME, "
+                "e.g. http://127.0.0.1:8700/areas/scratch"
+            )
+        try:
+            check_area_name(name)
+        except SwapioError as exc:
+            raise LocationError(f"{location.url!r}: {exc}") from None
+        host = f"[{location.host}]" if ":" in location.host else location.host
+        port = f":{location.port}" if location.port else ""
+        timeout_raw = location.query.get("timeout")
+        try:
+            timeout = float(timeout_raw) if timeout_raw is not None else DEFAULT_TIMEOUT
+        except ValueError:
+            raise LocationError(
+                f"{location.url!r}: timeout={timeout_raw!r} is not a number"
+            ) from None
+        if not timeout > 0:
+            raise LocationError(f"{location.url!r}: timeout must be > 0 seconds")
+        return cls(
+            base_url=f"{location.scheme}://{host}{port}{prefix}",
+            area=name,
+            connections=location.query_int("connections", DEFAULT_CONNECTIONS, minimum=1)
+            or DEFAULT_CONNECTIONS,
+            frame_pages=location.query_int("frame_pages", None, minimum=1),
+            timeout=timeout,
+        )
+
+    @property
+    def area_url(self) -> str:
+        return f"{self.base_url}{AREAS_PREFIX}{self.area}"
+
+
+async def _error_from(response: aiohttp.ClientResponse, what: str) -> SwapioError:
+    raw = await response.read()
+    try:
+        doc: object = json.loads(raw) if raw else None
+    except ValueError:
+        doc = None
+    body = ErrorBody.from_json(doc, response.status)
+    message = f"{what}: page server said {response.status} {body.code}: {body.message}"
+    status = response.status
+    if status == 404:
+        return AreaNotFoundError(message)
+    if status == 409:
+        return AreaExistsError(message)
+    if status == 416:
+        return SlotRangeError(message)
+    if body.code == "page-size":
+        return PageSizeError(message)
+    if body.code == "inactive":
+        return AreaInactiveError(message)
+    return PageServerError(message, status=status, code=body.code)
+
+
+class PageClient:
+    """One area on one page server, seen from the client."""
+
+    def __init__(self, options: ClientOptions, token: str | None) -> None:
+        self.options = options
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._headers = headers
+        self._session: aiohttp.ClientSession | None = None
+        self.description: AreaDescription | None = None
+
+    @property
+    def frame_pages(self) -> int:
+        """Pages per frame: the URL's ``frame_pages`` capped by the server's limit."""
+        assert self.description is not None
+        limit = self.description.max_frame_pages
+        return min(self.options.frame_pages or limit, limit)
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self.options.connections, keepalive_timeout=60)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=self.options.timeout),
+                raise_for_status=False,
+            )
+        return self._session
+
+    async def _call(self, method: str, url: str, what: str, **kwargs: Any) -> Any:
+        session = self._open_session()
+        try:
+            async with session.request(method, url, **kwargs) as response:
+                if response.status >= 400:
+                    raise await _error_from(response, what)
+                if response.status == 204:
+                    return None
+                return await response.json()
+        except TimeoutError:
+            raise SwapTimeoutError(f"{what}: no answer within {self.options.timeout} s") from None
+        except aiohttp.ClientError as exc:
+            raise BackendIOError(f"{what}: {type(exc).__name__}: {exc}", detail=exc) from None
+
+    async def open(self, create: CreateRequest | None) -> AreaDescription:
+        """``PUT /areas/NAME``: attach to the area, creating it when ``create`` is given."""
+        body = CreateBody(create.pages, create.page_size) if create else CreateBody()
+        what = f"activate {self.options.area_url}"
+        try:
+            doc = await self._call("PUT", self.options.area_url, what, json=body.to_json())
+            self.description = AreaDescription.from_json(doc)
+        except BaseException:
+            await self.close_session()
+            raise
+        return self.description
+
+    async def close(self) -> None:
+        """``DELETE /areas/NAME`` (deactivate on the server), then drop the connections."""
+        try:
+            await self._call("DELETE", self.options.area_url, f"deactivate {self.options.area_url}")
+        finally:
+            await self.close_session()
+
+    async def close_session(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    # --- frames -----------------------------------------------------------------------
+
+    async def _post_frame(
+        self, header: RequestHeader, body: memoryview, pool: PagePool | None
+    ) -> PoolBuffer | None:
+        """Send one frame; return the response pages (in a pool buffer) for SWAP_IN."""
+        what = f"{header.op.name} slots {header.slot}..{header.slot + header.count - 1}"
+        session = self._open_session()
+        url = f"{self.options.area_url}/io"
+        try:
+            async with session.post(
+                url, data=body, headers={"Content-Type": CONTENT_TYPE}
+            ) as response:
+                if response.status >= 400:
+                    raise await _error_from(response, what)
+                expect = RESPONSE_HEADER.size + (
+                    header.count * header.page_size if header.op is Op.SWAP_IN else 0
+                )
+                if response.content_length is not None and response.content_length != expect:
+                    raise RemoteProtocolError(
+                        f"{what}: response of {response.content_length} bytes, expected {expect}"
+                    )
+                return await self._receive(response, header, expect, pool, what)
+        except TimeoutError:
+            raise SwapTimeoutError(f"{what}: no answer within {self.options.timeout} s") from None
+        except aiohttp.ClientError as exc:
+            raise BackendIOError(f"{what}: {type(exc).__name__}: {exc}", detail=exc) from None
+
+    async def _receive(
+        self,
+        response: aiohttp.ClientResponse,
+        header: RequestHeader,
+        expect: int,
+        pool: PagePool | None,
+        what: str,
+    ) -> PoolBuffer | None:
+        if header.op is not Op.SWAP_IN or pool is None:
+            raw = await response.read()
+            if len(raw) != expect:
+                raise RemoteProtocolError(
+                    f"{what}: response of {len(raw)} bytes, expected {expect}"
+                )
+            parse_response_header(
+                raw[: RESPONSE_HEADER.size], header.op, header.count, header.page_size
+            )
+            return None
+        buf = await pool.alloc(expect)
+        try:
+            got = 0
+            async for chunk in response.content.iter_any():
+                end = got + len(chunk)
+                if end > expect:
+                    raise RemoteProtocolError(f"{what}: response longer than {expect} bytes")
+                buf.view[got:end] = chunk
+                got = end
+            if got != expect:
+                raise RemoteProtocolError(f"{what}: response truncated at {got} of {expect} bytes")
+            parse_response_header(
+                buf.view[: RESPONSE_HEADER.size], header.op, header.count, header.page_size
+            )
+        except BaseException:
+            buf.release()
+            raise
+        return buf
+
+    def _frames(self, slot: int, count: int) -> list[tuple[int, int]]:
+        step = self.frame_pages
+        return [(s, min(step, slot + count - s)) for s in range(slot, slot + count, step)]
+
+    async def _batch(self, frames: list[tuple[int, int]], run: Any, what: str) -> None:
+        """Run ``run(slot, count)`` for every frame; concurrent unless in memalloc context."""
+        if in_memalloc() or len(frames) == 1:
+            results: list[BaseException | None] = []
+            for slot, count in frames:
+                if results and results[-1] is not None:
+                    results.append(results[-1])  # not attempted after a failure
+                    continue
+                try:
+                    await run(slot, count)
+                    results.append(None)
+                except (SwapioError, OSError) as exc:
+                    if len(frames) == 1:
+                        raise
+                    results.append(exc)
+        else:
+            gathered = await asyncio.gather(
+                *(run(slot, count) for slot, count in frames), return_exceptions=True
+            )
+            results = [r if isinstance(r, BaseException) else None for r in gathered]
+            for r in results:
+                if r is not None and not isinstance(r, Exception):
+                    raise r  # cancellation and the like are not I/O errors
+        failed = tuple(f for f, r in zip(frames, results, strict=True) if r is not None)
+        if not failed:
+            return
+        completed = tuple(f for f, r in zip(frames, results, strict=True) if r is None)
+        causes = tuple(r for r in results if r is not None)
+        raise IncompleteBatchError(
+            f"{what} on {self.options.area_url}: {len(failed)} of {len(frames)} frames did not "
+            f"complete; slots not done: {_runs(failed)}; first cause: {causes[0]}",
+            completed=completed,
+            failed=failed,
+            causes=causes,
+        )
+
+    async def swap_out(self, pool: PagePool, slot: int, pages: Sequence[PageBuffer]) -> None:
+        """Write ``pages`` from ``slot`` in frames sent in parallel."""
+        assert self.description is not None
+        size = self.description.page_size
+        flags = Flag.MEMALLOC if in_memalloc() else Flag.NONE
+
+        async def run(first: int, count: int) -> None:
+            header = RequestHeader(Op.SWAP_OUT, first, count, size, flags)
+            raw = encode_request_header(header)
+            buf = await pool.alloc(len(raw) + count * size)
+            try:
+                view = buf.view
+                view[: len(raw)] = raw
+                offset = len(raw)
+                for page in pages[first - slot : first - slot + count]:
+                    view[offset : offset + size] = page
+                    offset += size
+                await self._post_frame(header, view, None)
+            finally:
+                buf.release()
+
+        await self._batch(self._frames(slot, len(pages)), run, "swap_out")
+
+    async def swap_in(self, pool: PagePool, slot: int, pages: Sequence[memoryview]) -> None:
+        """Fill ``pages`` from ``slot``; receive buffers come from ``pool``."""
+        assert self.description is not None
+        size = self.description.page_size
+        flags = Flag.MEMALLOC if in_memalloc() else Flag.NONE
+
+        async def run(first: int, count: int) -> None:
+            header = RequestHeader(Op.SWAP_IN, first, count, size, flags)
+            raw = memoryview(encode_request_header(header))
+            buf = await self._post_frame(header, raw, pool)
+            assert buf is not None
+            with buf:
+                if buf.pfmemalloc and not in_memalloc():
+                    # SOCK_MEMALLOC rule: reserve-backed data is only for memalloc work.
+                    raise BackendIOError(f"swap_in slots {first}+{count}: reserve buffer refused")
+                data = buf.view[RESPONSE_HEADER.size :]
+                for i, view in enumerate(pages[first - slot : first - slot + count]):
+                    view[:] = data[i * size : (i + 1) * size]
+
+        await self._batch(self._frames(slot, len(pages)), run, "swap_in")
+
+    async def discard(self, slot: int, count: int) -> None:
+        """Discard ``count`` slots from ``slot``."""
+        assert self.description is not None
+        size = self.description.page_size
+
+        async def run(first: int, n: int) -> None:
+            header = RequestHeader(Op.DISCARD, first, n, size)
+            await self._post_frame(header, memoryview(encode_request_header(header)), None)
+
+        await self._batch(self._frames(slot, count), run, "discard")

@@ -1,0 +1,93 @@
+"""The ``http`` backend (client of swapio's page server) and the ``swapio serve`` verb.
+
+URL: ``http://HOST[:PORT]/areas/NAME[?connections=16&frame_pages=64&timeout=30]``.  The bearer
+token comes from ``$SWAPIO_TOKEN`` or the file named by ``$SWAPIO_TOKEN_FILE``, never from the
+URL.  See ``docs/http.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import click
+
+import swapio
+from swapio.area import Capabilities, PageBuffer, SwapArea, SwapInfo
+
+from ._auth import client_token
+from ._wire import REQUEST_HEADER
+from .cli import serve
+from .client import ClientOptions, PageClient
+
+VERSION = "0.1.0"
+#: Frames one memalloc request keeps in flight at once (they are sent one after another).
+MEMALLOC_FRAMES = 1
+#: Memalloc requests per area the reserve covers.
+MEMALLOC_REQUESTS = 2
+
+
+@swapio.hookimpl
+def swapio_backend() -> swapio.BackendInfo:
+    return swapio.BackendInfo(
+        name="http",
+        version=VERSION,
+        schemes=("http",),
+        summary="swapio page server over HTTP (`swapio serve`), any backend on the far side",
+        capabilities=("durable", "discard", "create", "reserve"),
+    )
+
+
+@swapio.hookimpl
+def swapio_add_commands(cli: click.Group) -> None:
+    cli.add_command(serve)
+
+
+def _capabilities(client: PageClient, pool_page_size: int) -> Capabilities:
+    assert client.description is not None
+    desc = client.description
+    frame_bytes = REQUEST_HEADER.size + client.frame_pages * desc.page_size
+    # One frame's request (swap_out) or receive (swap_in) buffer, in pool pages.
+    frame_pool_pages = -(-frame_bytes // pool_page_size)
+    return Capabilities(
+        durable=desc.durable,
+        discard=desc.discard,
+        max_pages_per_request=client.frame_pages * client.options.connections,
+        queue_depth=client.options.connections,
+        reserve_pages_per_request=frame_pool_pages * MEMALLOC_FRAMES,
+        memalloc_requests=MEMALLOC_REQUESTS,
+    )
+
+
+@swapio.hookimpl
+async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
+    if not activate:
+        client: PageClient = area.private
+        await client.close()
+        return None
+    options = ClientOptions.from_location(area.location)
+    client = PageClient(options, client_token())
+    desc = await client.open(area.create)
+    return SwapInfo(
+        pages=desc.pages,
+        page_size=desc.page_size,
+        capabilities=_capabilities(client, area.pool.page_size),
+        private=client,
+    )
+
+
+@swapio.hookimpl
+async def swap_out(area: SwapArea, slot: int, pages: Sequence[PageBuffer]) -> None:
+    client: PageClient = area.private
+    await client.swap_out(area.pool, slot, pages)
+
+
+@swapio.hookimpl
+async def swap_in(area: SwapArea, slot: int, pages: Sequence[memoryview]) -> None:
+    client: PageClient = area.private
+    await client.swap_in(area.pool, slot, pages)
+
+
+@swapio.hookimpl
+async def swap_discard(area: SwapArea, slot: int, count: int) -> None:
+    client: PageClient = area.private
+    await client.discard(slot, count)

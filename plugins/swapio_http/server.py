@@ -1,0 +1,405 @@
+"""The page server: areas of any swapio backend, served over HTTP by aiohttp.
+
+Each bearer token owns a namespace of areas; an area ``NAME`` of owner ``O`` is stored at the
+location obtained from the server's store template (default ``memory://serve/{owner}/{area}``)
+and activated through :class:`swapio.plugins.PluginHost`, so the server serves whatever
+backends are installed.  Page I/O uses the binary frames of :mod:`swapio_http._wire`.
+
+Shutdown is graceful: new I/O is refused with 503, I/O already accepted completes, then every
+area is deactivated (which drains it and makes completed writes durable where the backend
+is durable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Final
+
+from aiohttp import web
+
+from swapio.area import CreateRequest, SwapArea
+from swapio.errors import (
+    AreaError,
+    AreaExistsError,
+    AreaInactiveError,
+    AreaNotFoundError,
+    BackendIOError,
+    CapabilityError,
+    PageSizeError,
+    SlotRangeError,
+    SwapioError,
+    UsageError,
+)
+from swapio.memalloc import memalloc
+from swapio.plugins import PluginHost
+
+from ._api import AreaDescription, CreateBody, ErrorBody, check_area_name
+from ._auth import TokenSet
+from ._wire import (
+    CONTENT_TYPE,
+    Flag,
+    FrameError,
+    Limits,
+    Op,
+    Request,
+    RequestParser,
+    ResponseHeader,
+    encode_response_header,
+)
+
+log = logging.getLogger("swapio.http.server")
+
+DEFAULT_STORE: Final = "memory://serve/{owner}/{area}"
+DEFAULT_MAX_AREA_BYTES: Final = 1 << 30
+MAX_JSON_BYTES: Final = 4096
+
+
+@dataclass
+class ServerConfig:
+    """How a page server behaves; see ``swapio serve --help``."""
+
+    tokens: TokenSet
+    store: str = DEFAULT_STORE
+    limits: Limits = field(default_factory=Limits)
+    max_area_bytes: int = DEFAULT_MAX_AREA_BYTES
+    drain_timeout: float = 30.0
+
+    def location(self, owner: str, area: str) -> str:
+        return self.store.format(owner=owner, area=area)
+
+
+class ServerState:
+    """Areas by (owner, name), plus the in-flight count used by graceful shutdown."""
+
+    def __init__(self, config: ServerConfig, host: PluginHost) -> None:
+        self.config = config
+        self.host = host
+        self.areas: dict[tuple[str, str], SwapArea] = {}
+        self.activating: dict[tuple[str, str], asyncio.Lock] = {}
+        self.closing = False
+        self.inflight = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    @contextlib.contextmanager
+    def io(self) -> Iterator[None]:
+        """Count one accepted I/O request; refuse it with 503 once shutdown began."""
+        if self.closing:
+            raise _HTTPError(503, "shutting-down", "the page server is shutting down")
+        self.inflight += 1
+        self.idle.clear()
+        try:
+            yield
+        finally:
+            self.inflight -= 1
+            if self.inflight == 0:
+                self.idle.set()
+
+    async def shutdown(self) -> None:
+        """Refuse new I/O, wait for accepted I/O, deactivate every area."""
+        self.closing = True
+        try:
+            await asyncio.wait_for(self.idle.wait(), self.config.drain_timeout)
+        except TimeoutError:
+            log.error("%d request(s) still in flight at shutdown", self.inflight)
+        for key, area in list(self.areas.items()):
+            try:
+                await area.deactivate(timeout=self.config.drain_timeout)
+            except SwapioError as exc:
+                log.error("deactivating %s failed: %s", area.location, exc)
+            self.areas.pop(key, None)
+
+
+STATE: Final = web.AppKey("swapio_state", ServerState)
+OWNER: Final = "swapio_owner"
+
+
+class _HTTPError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = ErrorBody(code, message)
+
+
+def _error_response(status: int, code: str, message: str) -> web.Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="swapio"'} if status == 401 else None
+    return web.json_response(ErrorBody(code, message).to_json(), status=status, headers=headers)
+
+
+_STATUS_BY_ERROR: Final[tuple[tuple[type[Exception], int, str], ...]] = (
+    (FrameError, 400, "bad-frame"),
+    (AreaNotFoundError, 404, "not-found"),
+    (AreaExistsError, 409, "exists"),
+    (SlotRangeError, 416, "slot-range"),
+    (PageSizeError, 400, "page-size"),
+    (CapabilityError, 400, "capability"),
+    (AreaInactiveError, 503, "inactive"),
+    (UsageError, 400, "bad-request"),
+    (AreaError, 400, "area"),
+    (BackendIOError, 502, "backend-io"),
+    (SwapioError, 500, "swapio"),
+)
+
+
+@web.middleware
+async def _errors_and_auth(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    owner = request.app[STATE].config.tokens.authenticate(request.headers.get("Authorization"))
+    if owner is None:
+        return _error_response(401, "unauthorized", "missing or wrong bearer token")
+    request[OWNER] = owner
+    try:
+        return await handler(request)
+    except _HTTPError as exc:
+        return _error_response(exc.status, exc.body.code, exc.body.message)
+    except FrameError as exc:
+        return _error_response(exc.status_hint, exc.code, str(exc))
+    except SwapioError as exc:
+        for kind, status, code in _STATUS_BY_ERROR:
+            if isinstance(exc, kind):
+                if status >= 500:
+                    log.warning("%s %s: %s", request.method, request.path, exc)
+                return _error_response(status, code, str(exc))
+        raise
+
+
+def _area_key(request: web.Request) -> tuple[str, str]:
+    name = request.match_info["name"]
+    try:
+        check_area_name(name)
+    except UsageError as exc:
+        raise _HTTPError(400, "bad-name", str(exc)) from None
+    return request[OWNER], name
+
+
+def _find(request: web.Request) -> SwapArea:
+    key = _area_key(request)
+    area = request.app[STATE].areas.get(key)
+    if area is None:
+        # Another token's area of the same name is invisible: same answer as no area at all.
+        raise _HTTPError(404, "not-found", f"no active area {key[1]!r} for this token")
+    return area
+
+
+def _describe(name: str, area: SwapArea, limits: Limits) -> AreaDescription:
+    caps = area.capabilities
+    return AreaDescription(
+        name=name,
+        pages=area.pages,
+        page_size=area.page_size,
+        durable=caps.durable,
+        discard=caps.discard,
+        max_frame_pages=limits.max_pages,
+        backend=area.owner,
+    )
+
+
+async def _read_json(request: web.Request) -> object:
+    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
+        raise _HTTPError(413, "too-large", f"JSON body over {MAX_JSON_BYTES} bytes")
+    raw = await request.content.read(MAX_JSON_BYTES + 1)
+    if len(raw) > MAX_JSON_BYTES:
+        raise _HTTPError(413, "too-large", f"JSON body over {MAX_JSON_BYTES} bytes")
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise _HTTPError(400, "bad-json", f"body is not JSON: {exc}") from None
+
+
+async def put_area(request: web.Request) -> web.Response:
+    """Activate (and with ``pages``, create) the caller's area ``NAME``."""
+    state = request.app[STATE]
+    key = _area_key(request)
+    body = CreateBody.from_json(await _read_json(request))
+    lock = state.activating.setdefault(key, asyncio.Lock())
+    async with lock:
+        area = state.areas.get(key)
+        if area is not None:
+            if body.pages is not None:
+                raise AreaExistsError(f"area {key[1]!r} already exists and is active")
+            return web.json_response(_describe(key[1], area, state.config.limits).to_json())
+        create = None
+        if body.pages is not None:
+            assert body.page_size is not None
+            if body.page_size > state.config.limits.max_page_size:
+                raise _HTTPError(
+                    413,
+                    "too-large",
+                    f"page size {body.page_size} exceeds this server's limit "
+                    f"{state.config.limits.max_page_size}",
+                )
+            if body.pages * body.page_size > state.config.max_area_bytes:
+                raise _HTTPError(
+                    413,
+                    "too-large",
+                    f"{body.pages} pages of {body.page_size} bytes exceed this server's area "
+                    f"limit of {state.config.max_area_bytes} bytes",
+                )
+            create = CreateRequest(pages=body.pages, page_size=body.page_size)
+        area = await state.host.activate(state.config.location(*key), create=create)
+        state.areas[key] = area
+        status = 201 if create is not None else 200
+        return web.json_response(
+            _describe(key[1], area, state.config.limits).to_json(), status=status
+        )
+
+
+async def get_area(request: web.Request) -> web.Response:
+    """Describe the caller's area ``NAME``."""
+    area = _find(request)
+    return web.json_response(
+        _describe(request.match_info["name"], area, request.app[STATE].config.limits).to_json()
+    )
+
+
+async def list_areas(request: web.Request) -> web.Response:
+    """List the caller's active areas."""
+    state = request.app[STATE]
+    owner = request[OWNER]
+    docs = [
+        _describe(name, area, state.config.limits).to_json()
+        for (who, name), area in sorted(state.areas.items())
+        if who == owner
+    ]
+    return web.json_response({"areas": docs})
+
+
+async def delete_area(request: web.Request) -> web.Response:
+    """Deactivate the caller's area ``NAME`` (its store is kept)."""
+    state = request.app[STATE]
+    area = _find(request)
+    key = _area_key(request)
+    state.areas.pop(key, None)
+    await area.deactivate(timeout=state.config.drain_timeout)
+    return web.Response(status=204)
+
+
+async def area_io(request: web.Request) -> web.Response:
+    """Run one request frame (swap_out, swap_in or discard) against the caller's area."""
+    state = request.app[STATE]
+    area = _find(request)
+    limits = state.config.limits
+    length = request.content_length
+    if length is None:
+        raise _HTTPError(411, "length-required", "frames need a Content-Length")
+    if length > limits.max_frame_bytes:
+        raise _HTTPError(
+            413,
+            "too-large",
+            f"frame of {length} bytes exceeds this server's limit {limits.max_frame_bytes}",
+        )
+    with state.io():
+        parser = RequestParser(limits, length)
+        async for chunk in request.content.iter_any():
+            parser.receive_data(chunk)
+        parser.receive_data(b"")
+        frame = parser.result()
+        head = frame.header
+        if head.page_size != area.page_size:
+            raise PageSizeError(
+                f"frame page size {head.page_size} does not match the area's {area.page_size}"
+            )
+        if head.slot + head.count > area.pages:
+            raise SlotRangeError(
+                f"slots {head.slot}..{head.slot + head.count - 1} out of range "
+                f"(area has {area.pages} slots)"
+            )
+        with memalloc(bool(head.flags & Flag.MEMALLOC)):
+            body = await _apply(area, frame)
+    return web.Response(body=body, content_type=CONTENT_TYPE)
+
+
+async def _apply(area: SwapArea, frame: Request) -> bytearray:
+    op, slot, count = frame.header.op, frame.header.slot, frame.header.count
+    size = area.page_size
+    header = encode_response_header(ResponseHeader(op, count, size))
+    if op is Op.SWAP_OUT:
+        await area.swap_out(slot, [frame.page(i) for i in range(count)])
+        return bytearray(header)
+    if op is Op.SWAP_IN:
+        out = bytearray(len(header) + count * size)
+        out[: len(header)] = header
+        view = memoryview(out)[len(header) :]
+        await area.swap_in(slot, [view[i * size : (i + 1) * size] for i in range(count)])
+        return out
+    await area.discard(slot, count)
+    return bytearray(header)
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[STATE].shutdown()
+
+
+def build_app(config: ServerConfig, host: PluginHost | None = None) -> web.Application:
+    """The aiohttp application for ``config`` (activating areas through ``host``)."""
+    app = web.Application(
+        middlewares=[_errors_and_auth],
+        client_max_size=config.limits.max_frame_bytes,
+    )
+    app[STATE] = ServerState(config, host if host is not None else PluginHost())
+    app.cleanup_ctx.append(_lifecycle)
+    app.router.add_get("/areas", list_areas)
+    app.router.add_put("/areas/{name}", put_area)
+    app.router.add_get("/areas/{name}", get_area)
+    app.router.add_delete("/areas/{name}", delete_area)
+    app.router.add_post("/areas/{name}/io", area_io)
+    return app
+
+
+@dataclass
+class RunningServer:
+    """A server listening on a socket; ``stop()`` shuts it down gracefully."""
+
+    runner: web.AppRunner
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_server(
+    config: ServerConfig,
+    *,
+    bind: str = "127.0.0.1",
+    port: int = 0,
+    host: PluginHost | None = None,
+) -> RunningServer:
+    """Start serving on ``bind:port`` (port 0 picks a free one) and return at once."""
+    app = build_app(config, host)
+    runner = web.AppRunner(
+        app, access_log=None, shutdown_timeout=config.drain_timeout, handle_signals=False
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, bind, port, shutdown_timeout=config.drain_timeout)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise UsageError(f"cannot listen on {bind}:{port}: {exc.strerror}") from None
+    addresses = runner.addresses
+    real_port = int(addresses[0][1]) if addresses else port
+    return RunningServer(runner, bind, real_port)
+
+
+__all__ = [
+    "DEFAULT_STORE",
+    "RunningServer",
+    "ServerConfig",
+    "build_app",
+    "start_server",
+]
