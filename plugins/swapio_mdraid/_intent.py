@@ -1,0 +1,232 @@
+"""md's write-intent protocol as a sans-I/O state machine over a :class:`Bitmap`.
+
+Implements the in-memory side of ``drivers/md/md-bitmap.c``: one 16-bit
+``bitmap_counter_t`` per chunk (bit 15 ``NEEDED``, bit 14 ``RESYNC``, low 14 bits the count
+of pending writes plus the on-disk bit), ``md_bitmap_startwrite`` / ``md_bitmap_endwrite``,
+the daemon's two-sweep lazy clear (``md_bitmap_daemon_work``) and the sync hooks
+(``md_bitmap_start_sync`` / ``md_bitmap_end_sync``).  It never does I/O: it says which
+bitmap *pages* (``page_size`` slices of the superblock-plus-bits image) must be written,
+and the shell writes them — dirty pages *before* the data write, cleared pages lazily.
+"""
+
+from __future__ import annotations
+
+import enum
+from array import array
+
+from swapio_mdraid._format import (
+    COUNTER_MAX,
+    SUPERBLOCK_SIZE,
+    Bitmap,
+    BitmapState,
+)
+
+NEEDED_MASK = 0x8000
+RESYNC_MASK = 0x4000
+COUNTER_MASK = COUNTER_MAX
+
+
+class PageAttr(enum.IntFlag):
+    """``enum bitmap_page_attr``."""
+
+    DIRTY = 1  # bits were set: must reach disk before the data write
+    PENDING = 2  # some counter on the page is at 1 or 2: the daemon looks at it
+    NEEDWRITE = 4  # bits were cleared: write lazily
+
+
+class CounterOverflow(Exception):
+    """A chunk already has ``COUNTER_MAX`` writes in flight (md sleeps on overflow_wait)."""
+
+
+class WriteIntent:
+    """Counters and page attributes for one bitmap (``struct bitmap_counts`` + ``storage``).
+
+    ``degraded`` mirrors ``mddev->degraded``: while set, completed writes keep their chunk's
+    bit (``NEEDED``) so a re-added leg can be resynced from the bitmap.
+    """
+
+    def __init__(self, bitmap: Bitmap, page_size: int) -> None:
+        if page_size < SUPERBLOCK_SIZE or page_size & (page_size - 1):
+            raise ValueError(f"bitmap page size {page_size} is not a power of two >= 256")
+        self.bitmap = bitmap
+        self.page_size = page_size
+        self.degraded = False
+        self.need_sync = False
+        self.counters = array("H", bytes(2 * bitmap.chunks))
+        self._attrs: dict[int, PageAttr] = {}
+        self._sb_dirty = False
+        if bitmap.superblock.state & BitmapState.STALE:
+            # md_bitmap_init_from_disk: an out-of-date bitmap means a full resync.
+            for chunk in range(bitmap.chunks):
+                if bitmap.set(chunk):
+                    self._mark(chunk, PageAttr.DIRTY)
+            bitmap.update(state=bitmap.superblock.state & ~BitmapState.STALE)
+            self._sb_dirty = True
+        for chunk in bitmap.dirty_chunks():
+            # md_bitmap_set_memory_bits: a set bit means "needs resync", counted as 2.
+            self.counters[chunk] = 2 | NEEDED_MASK
+
+    # --- geometry -------------------------------------------------------------------
+
+    @property
+    def pages(self) -> int:
+        """Pages of the bitmap image (superblock + bits, rounded up to pages)."""
+        return self.bitmap.image_pages(self.page_size)
+
+    def page_of(self, chunk: int) -> int:
+        """Which page of the image holds chunk ``chunk``'s bit (``file_page_index``)."""
+        return self.bitmap.chunk_byte_offset(chunk) // self.page_size
+
+    def page_bytes(self, page: int) -> bytes:
+        """The current contents of image page ``page``, zero-padded to ``page_size``."""
+        return self.bitmap.page(page, self.page_size)
+
+    def _mark(self, chunk: int, attr: PageAttr) -> None:
+        page = self.page_of(chunk)
+        self._attrs[page] = self._attrs.get(page, PageAttr(0)) | attr
+
+    # --- superblock -----------------------------------------------------------------
+
+    def bump_events(self) -> int:
+        """The array changed state (activation, a leg failed or came back): ``events += 1``."""
+        sb = self.bitmap.superblock
+        self.bitmap.update(events=sb.events + 1)
+        self._sb_dirty = True
+        return sb.events + 1
+
+    # --- writes ---------------------------------------------------------------------
+
+    def can_start(self, chunks: range) -> bool:
+        """False if some chunk is at ``COUNTER_MAX`` (the caller must wait for an end_write)."""
+        return all(self.counters[c] & COUNTER_MASK < COUNTER_MAX for c in chunks)
+
+    def start_write(self, chunks: range) -> None:
+        """``md_bitmap_startwrite``: count the write, set the on-disk bit of clean chunks."""
+        if not self.can_start(chunks):
+            raise CounterOverflow(f"chunks {chunks.start}..{chunks.stop - 1}: counter at max")
+        for chunk in chunks:
+            counter = self.counters[chunk]
+            count = counter & COUNTER_MASK
+            if count == 0:
+                if self.bitmap.set(chunk):
+                    self._mark(chunk, PageAttr.DIRTY)
+                count = 2
+            elif count == 1:
+                count = 2
+            self.counters[chunk] = (counter & ~COUNTER_MASK) | (count + 1)
+
+    def end_write(self, chunks: range, success: bool) -> None:
+        """``md_bitmap_endwrite``: uncount; a failed or degraded write keeps the bit (NEEDED)."""
+        sb = self.bitmap.superblock
+        if success and not self.degraded and sb.events_cleared < sb.events:
+            self.bitmap.update(events_cleared=sb.events)
+            self.need_sync = True
+        for chunk in chunks:
+            counter = self.counters[chunk]
+            if counter & COUNTER_MASK == 0:
+                raise ValueError(f"end_write on chunk {chunk} with no write in flight")
+            if not success and not counter & NEEDED_MASK:
+                counter |= NEEDED_MASK
+            counter -= 1
+            self.counters[chunk] = counter
+            if counter & COUNTER_MASK <= 2:
+                self._mark(chunk, PageAttr.PENDING)
+
+    def flush_before_write(self) -> list[int]:
+        """Pages to write *now*, before the data (``md_bitmap_unplug``); superblock first."""
+        pages = sorted(p for p, a in self._attrs.items() if a & PageAttr.DIRTY)
+        for page in pages:
+            self._attrs[page] &= ~PageAttr.DIRTY
+        if self._sb_dirty:
+            self._sb_dirty = False
+            if 0 not in pages:
+                pages.insert(0, 0)
+        return pages
+
+    # --- the daemon -----------------------------------------------------------------
+
+    def sweep(self) -> list[int]:
+        """One ``md_bitmap_daemon_work`` pass: 2 → 1 stays pending, 1 → 0 clears the bit.
+
+        Returns the pages to write (page 0 first when ``events_cleared`` changed, since the
+        superblock must reach disk before the cleared bits).  A chunk's bit is therefore
+        cleared only after two sweeps without a write in between.
+        """
+        out: set[int] = set()
+        if self.need_sync:
+            self.need_sync = False
+            self._sb_dirty = True
+        if self._sb_dirty:
+            self._sb_dirty = False
+            out.add(0)
+        for page, old in list(self._attrs.items()):
+            attr = old
+            if attr & PageAttr.NEEDWRITE:
+                out.add(page)
+                attr &= ~PageAttr.NEEDWRITE
+            if attr & PageAttr.DIRTY:
+                out.add(page)
+                attr &= ~PageAttr.DIRTY
+            if attr & PageAttr.PENDING:
+                attr = self._sweep_page(page, attr & ~PageAttr.PENDING)
+                if attr & PageAttr.NEEDWRITE:
+                    out.add(page)
+                    attr &= ~PageAttr.NEEDWRITE
+            if attr:
+                self._attrs[page] = attr
+            else:
+                del self._attrs[page]
+        return sorted(out)
+
+    def _chunks_on_page(self, page: int) -> range:
+        first_byte = max(page * self.page_size - SUPERBLOCK_SIZE, 0)
+        last_byte = (page + 1) * self.page_size - SUPERBLOCK_SIZE
+        return range(
+            min(first_byte * 8, self.bitmap.chunks), min(last_byte * 8, self.bitmap.chunks)
+        )
+
+    def _sweep_page(self, page: int, attr: PageAttr) -> PageAttr:
+        for chunk in self._chunks_on_page(page):
+            counter = self.counters[chunk]
+            if counter == 1:
+                self.counters[chunk] = 0
+                if self.bitmap.clear(chunk):
+                    attr |= PageAttr.NEEDWRITE
+            elif counter and counter <= 2:
+                self.counters[chunk] = 1
+                attr |= PageAttr.PENDING
+        return attr
+
+    @property
+    def idle(self) -> bool:
+        """No write in flight and nothing left for the daemon to clear."""
+        return not any(a & (PageAttr.PENDING | PageAttr.NEEDWRITE) for a in self._attrs.values())
+
+    # --- resync ---------------------------------------------------------------------
+
+    def start_sync(self, chunk: int) -> bool:
+        """``md_bitmap_start_sync``: does this chunk need syncing?  NEEDED → RESYNC."""
+        counter = self.counters[chunk]
+        if counter & RESYNC_MASK:
+            return True
+        if counter & NEEDED_MASK:
+            if not self.degraded:
+                self.counters[chunk] = (counter | RESYNC_MASK) & ~NEEDED_MASK
+            return True
+        return False
+
+    def end_sync(self, chunk: int, aborted: bool) -> None:
+        """``md_bitmap_end_sync``: done (lazy clear from now on) or aborted (NEEDED again)."""
+        counter = self.counters[chunk]
+        if not counter & RESYNC_MASK:
+            return
+        counter &= ~RESYNC_MASK
+        if aborted and not counter & NEEDED_MASK:
+            counter |= NEEDED_MASK
+        self.counters[chunk] = counter
+        if not aborted and counter & COUNTER_MASK <= 2:
+            self._mark(chunk, PageAttr.PENDING)
+
+    def needs_sync(self, chunk: int) -> bool:
+        """True while the chunk's legs may differ and no resync has completed it."""
+        return bool(self.counters[chunk] & (NEEDED_MASK | RESYNC_MASK))

@@ -1,0 +1,131 @@
+"""The bitmap store: an md bitmap image kept in a swap area, page by page.
+
+The seed's point (DESIGN idea 1): md's external bitmap wrote raw blocks behind the
+filesystem's back (``bmap()`` + ``submit_bh``); here the bitmap is an ordinary swap area on
+any backend, activated through ``swapfile`` and read and written with ``swap_in`` /
+``swap_out`` only.  Page *p* of the image (superblock + bits) is slot *p* of the area.
+The area must be ``durable``: a bit that is "flushed before the data write" but lost in a
+crash would leave differing legs with a clear bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from swapio.area import CreateRequest, SwapArea
+from swapio.errors import AreaFormatError, UsageError
+from swapio.plugins import PluginHost
+from swapio_mdraid import _locate
+from swapio_mdraid._format import SUPERBLOCK_SIZE, Bitmap, BitmapSuperblock, bits_bytes
+from swapio_mdraid.errors import BitmapFormatError
+
+
+class NotDurableError(UsageError):
+    """The area offered for a bitmap (or a resync target) does not declare ``durable``."""
+
+
+class BitmapStore:
+    """One bitmap image and the area it lives in."""
+
+    def __init__(self, area: SwapArea, bitmap: Bitmap, name: str) -> None:
+        self.area = area
+        self.bitmap = bitmap
+        self.name = name
+        self.page_size = area.page_size
+        self.writes = 0  # pages written, for tests and the benchmark
+
+    # --- opening --------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls, host: PluginHost, text: str, *, require_durable: bool = True
+    ) -> BitmapStore:
+        """Activate the area named by ``text`` and load the bitmap in it."""
+        path = _locate.local_path(text)
+        if path is not None:
+            _locate.pad_to_pages(path)
+        area = await _locate.activate(host, text)
+        try:
+            if require_durable:
+                check_durable(area, "bitmap")
+            bitmap = await load(area, text)
+        except BaseException:
+            await area.deactivate()
+            raise
+        return cls(area, bitmap, text)
+
+    @classmethod
+    async def create(cls, host: PluginHost, text: str, bitmap: Bitmap) -> BitmapStore:
+        """Create a new area just large enough for ``bitmap`` and write it whole."""
+        location = _locate.location_of(text)
+        page_size = location.query_int("page_size", _locate.PATH_PAGE_SIZE, minimum=1)
+        assert page_size is not None
+        pages = bitmap.image_pages(page_size)
+        area = await host.activate(location, create=CreateRequest(pages, page_size))
+        try:
+            check_durable(area, "bitmap")
+            store = cls(area, bitmap, text)
+            await store.write_pages(range(area.pages))
+        except BaseException:
+            await area.deactivate()
+            raise
+        return store
+
+    async def close(self) -> None:
+        await self.area.deactivate()
+
+    async def __aenter__(self) -> BitmapStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- I/O ------------------------------------------------------------------------
+
+    async def write_pages(self, pages: Iterable[int]) -> None:
+        """Write image pages, in the order given (the superblock page first, by the caller)."""
+        for page in pages:
+            await self.area.swap_out(page, [self.bitmap.page(page, self.page_size)])
+            self.writes += 1
+
+    async def write_superblock(self) -> None:
+        await self.write_pages([0])
+
+    async def reload(self) -> Bitmap:
+        """Read the bitmap again from the area (what a restarted process would see)."""
+        self.bitmap = await load(self.area, self.name)
+        return self.bitmap
+
+
+def check_durable(area: SwapArea, role: str) -> None:
+    if not area.capabilities.durable:
+        raise NotDurableError(
+            f"{role} area {area.location} is not durable (owner {area.owner!r}); a write-intent "
+            "bitmap must survive a crash — use a durable backend (file URLs: durable=1)"
+        )
+
+
+async def load(area: SwapArea, name: str) -> Bitmap:
+    """Read and decode the bitmap image from ``area``'s first pages."""
+    page_size = area.page_size
+    first = await area.read(0, 1)
+    try:
+        sb = BitmapSuperblock.decode(first)
+    except BitmapFormatError as exc:
+        raise type(exc)(f"{name}: {exc}") from None
+    need = SUPERBLOCK_SIZE + bits_bytes(sb.chunks)
+    pages = -(-need // page_size)
+    if pages > area.pages:
+        raise BitmapFormatError(
+            f"{name}: bitmap truncated: {sb.chunks} chunks need {need} bytes, the area holds "
+            f"{area.pages * page_size}"
+        )
+    image = bytearray(first)
+    if pages > 1:
+        image += await area.read(1, pages - 1)
+    try:
+        return Bitmap.decode(image)
+    except BitmapFormatError as exc:
+        raise BitmapFormatError(f"{name}: {exc}") from None
+    except AreaFormatError:
+        raise
