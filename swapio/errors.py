@@ -63,7 +63,7 @@ class SlotRangeError(AreaError, IndexError):
     """A request addresses slots outside ``[0, area.pages)``."""
 
 
-class PageSizeError(AreaError):
+class PageSizeError(AreaError, UsageError):
     """A page size is not supported, or a buffer does not have the area's page size."""
 
 

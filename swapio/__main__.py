@@ -1,0 +1,5 @@
+"""``python -m swapio`` runs the command line."""
+
+from swapio.cli import main
+
+main()
