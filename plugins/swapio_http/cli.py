@@ -111,7 +111,7 @@ async def _serve(config: ServerConfig, bind: str, port: int) -> None:
 @click.option(
     "--insecure-loopback", is_flag=True, help="Serve without a token (only on a loopback address)."
 )
-def serve(  # noqa: PLR0917 (one parameter per click option)
+def serve(
     bind: str,
     port: int,
     token_file: str | None,

@@ -385,7 +385,7 @@ async def start_server(
         app, access_log=None, shutdown_timeout=config.drain_timeout, handle_signals=False
     )
     await runner.setup()
-    site = web.TCPSite(runner, bind, port, shutdown_timeout=config.drain_timeout)
+    site = web.TCPSite(runner, bind, port)
     try:
         await site.start()
     except OSError as exc:

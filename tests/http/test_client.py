@@ -1,0 +1,246 @@
+"""The http backend against a real page server on a loopback socket."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+from click.testing import CliRunner
+from swapio_http.cli import serve
+from swapio_http.client import IncompleteBatchError, PageServerError
+from swapio_http.server import STATE, build_app, start_server
+
+from swapio.area import CreateRequest, SwapArea
+from swapio.errors import AreaNotFoundError, LocationError
+from swapio.memalloc import memalloc
+from swapio.plugins import PluginHost
+from swapio.pool import PagePool
+from swapio.testing import BackendTests, page_pattern
+
+from .conftest import TOKEN, ThreadedServer, server_config
+
+PAGE = 4096
+
+
+def pattern(slot: int) -> bytes:
+    return page_pattern(slot, 0, PAGE)
+
+
+class TestHttpConformance(BackendTests):
+    """The conformance kit, over a real socket to a server running in another thread."""
+
+    @pytest.fixture
+    def area_url(
+        self, threaded_server: ThreadedServer, token_env: str, request: pytest.FixtureRequest
+    ) -> str:
+        name = "".join(c if c.isalnum() else "-" for c in request.node.name)[:60]
+        return f"{threaded_server.url}/areas/{name}?frame_pages=8"
+
+    async def inject_fault(self, area: SwapArea) -> None:
+        client = area.private
+        self._saved = client.options
+        client.options = dataclasses.replace(client.options, base_url="http://127.0.0.1:1")
+
+    async def clear_fault(self, area: SwapArea) -> None:
+        area.private.options = self._saved
+
+
+async def test_batch_is_split_into_parallel_frames(live_server: Any, token_env: str) -> None:
+    host = PluginHost()
+    url = f"{live_server.url}/areas/batch?frame_pages=4&connections=4"
+    area = await host.activate(url, create=CreateRequest(64, PAGE))
+    try:
+        assert area.capabilities.max_pages_per_request == 16
+        data = b"".join(pattern(s) for s in range(50))
+        await area.write(3, data)
+        assert await area.read(3, 50) == data
+        server_area = next(iter(live_server.runner.app[STATE].areas.values()))
+        assert await server_area.read(3, 50) == data
+    finally:
+        await area.deactivate()
+
+
+async def test_declares_reserve_need_and_uses_the_pool(live_server: Any, token_env: str) -> None:
+    pool = PagePool(budget_pages=4096, page_size=PAGE)
+    base = pool.reserve_pages
+    host = PluginHost(pool=pool)
+    area = await host.activate(
+        f"{live_server.url}/areas/res?frame_pages=8", create=CreateRequest(32, PAGE)
+    )
+    caps = area.capabilities
+    # One frame (header + 8 pages) rounds up to 9 pool pages; two memalloc requests.
+    assert (caps.reserve_pages_per_request, caps.memalloc_requests) == (9, 2)
+    assert pool.reserve_pages == base + 18
+    with memalloc():
+        await area.write(0, pattern(0) * 8)
+    assert await area.read(0, 8) == pattern(0) * 8
+    assert pool.stats.allocations >= 2
+    assert pool.used_pages == 0
+    await area.deactivate()
+    assert pool.reserve_pages == base
+
+
+async def test_open_missing_area_is_not_found(live_server: Any, token_env: str) -> None:
+    with pytest.raises(AreaNotFoundError, match="404"):
+        await PluginHost().activate(f"{live_server.url}/areas/absent")
+
+
+async def test_wrong_token_is_refused_at_activation(
+    live_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SWAPIO_TOKEN", "wrong-token-0123456789abcdef")
+    with pytest.raises(PageServerError, match="401 unauthorized") as info:
+        await PluginHost().activate(f"{live_server.url}/areas/x", create=CreateRequest(4, PAGE))
+    assert info.value.status == 401
+
+
+async def test_token_in_url_is_refused(live_server: Any) -> None:
+    with pytest.raises(LocationError, match="never put a token in the URL"):
+        await PluginHost().activate(f"{live_server.url}/areas/x?token={TOKEN}")
+
+
+async def test_url_without_areas_path_is_refused(token_env: str) -> None:
+    with pytest.raises(LocationError, match="expected http://HOST"):
+        await PluginHost().activate("http://127.0.0.1:1/scratch")
+
+
+def _abort_after(allowed: int) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Middleware: let ``allowed`` frames through, then drop every connection (a crash)."""
+    seen = 0
+
+    @web.middleware
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        nonlocal seen
+        if request.path.endswith("/io"):
+            seen += 1
+            if seen > allowed:
+                assert request.transport is not None
+                request.transport.abort()
+                raise asyncio.CancelledError
+        return await handler(request)
+
+    return middleware
+
+
+async def test_server_dying_mid_batch_reports_unfinished_pages(token_env: str) -> None:
+    app = build_app(server_config())
+    app.middlewares.insert(0, _abort_after(3))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    host = PluginHost()
+    url = f"http://127.0.0.1:{port}/areas/dying?frame_pages=4&connections=8"
+    area = await host.activate(url, create=CreateRequest(64, PAGE))
+    data = b"".join(pattern(s) for s in range(32))
+    with pytest.raises(IncompleteBatchError) as info:
+        await area.write(0, data)
+    error = info.value
+    assert len(error.completed) == 3
+    assert len(error.failed) == 5
+    assert sorted(error.completed + error.failed) == [(s, 4) for s in range(0, 32, 4)]
+    assert "5 of 8 frames did not complete" in str(error)
+    server_area = next(iter(app[STATE].areas.values()))
+    for slot, count in error.completed:
+        assert await server_area.read(slot, count) == data[slot * PAGE : (slot + count) * PAGE]
+    for slot, count in error.failed:
+        assert await server_area.read(slot, count) == bytes(count * PAGE)
+    await area.private.close_session()
+    await runner.cleanup()
+
+
+def _spawn_server(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    code = "from swapio_http.cli import serve; serve()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    line = proc.stdout.readline()
+    assert line.startswith("listening on http://127.0.0.1:"), line + proc.stderr.read()
+    return proc, line.split()[-1]
+
+
+async def test_killed_server_process_fails_every_pending_frame(token_env: str) -> None:
+    proc, base = _spawn_server(dict(os.environ))
+    host = PluginHost()
+    area = await host.activate(
+        f"{base}/areas/k?frame_pages=8&timeout=5", create=CreateRequest(32, PAGE)
+    )
+    await area.write(0, pattern(0) * 8)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    with pytest.raises(IncompleteBatchError) as info:
+        await area.write(0, b"".join(pattern(s) for s in range(32)))
+    assert info.value.completed == ()
+    assert info.value.failed_slots == list(range(32))
+    await area.private.close_session()
+
+
+async def test_sigterm_shuts_the_server_down_cleanly(token_env: str) -> None:
+    proc, base = _spawn_server(dict(os.environ))
+    area = await PluginHost().activate(f"{base}/areas/t", create=CreateRequest(8, PAGE))
+    await area.write(1, pattern(1))
+    assert await area.read(1) == pattern(1)
+    await area.private.close_session()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "shutting down" in err
+
+
+def test_serve_refuses_to_start_without_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SWAPIO_TOKEN", raising=False)
+    monkeypatch.delenv("SWAPIO_TOKEN_FILE", raising=False)
+    result = CliRunner().invoke(serve, ["--port", "0"])
+    assert result.exit_code == 2
+    assert "no token" in result.output
+
+
+def test_insecure_loopback_refuses_a_public_bind(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SWAPIO_TOKEN", raising=False)
+    monkeypatch.delenv("SWAPIO_TOKEN_FILE", raising=False)
+    result = CliRunner().invoke(serve, ["--bind", "0.0.0.0", "--insecure-loopback"])
+    assert result.exit_code == 2
+    assert "only loopback addresses" in result.output
+
+
+def test_short_token_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWAPIO_TOKEN", "short")
+    result = CliRunner().invoke(serve, ["--port", "0"])
+    assert result.exit_code != 0
+    assert "at least 16" in result.output
+
+
+async def test_insecure_loopback_serves_anonymous_clients(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SWAPIO_TOKEN", raising=False)
+    monkeypatch.delenv("SWAPIO_TOKEN_FILE", raising=False)
+    from swapio_http._auth import TokenSet
+
+    server = await start_server(server_config(tokens=TokenSet()), port=0)
+    try:
+        area = await PluginHost().activate(
+            f"{server.url}/areas/anon", create=CreateRequest(4, PAGE)
+        )
+        await area.write(0, pattern(0))
+        assert await area.read(0) == pattern(0)
+        await area.deactivate()
+    finally:
+        await server.stop()

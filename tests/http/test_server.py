@@ -1,0 +1,233 @@
+"""The page server through aiohttp's test client: API, auth, isolation, limits, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from swapio_http._auth import owner_id
+from swapio_http._wire import (
+    REQUEST_HEADER,
+    RESPONSE_HEADER,
+    Op,
+    RequestHeader,
+    encode_request_header,
+)
+from swapio_http.server import STATE, build_app
+
+from swapio.plugins import PluginHost
+
+from .conftest import OTHER_TOKEN, TOKEN, GatedMemory, auth, server_config
+
+PAGE = 4096
+Client = Any  # aiohttp TestClient
+
+
+def frame(op: Op, slot: int, count: int, data: bytes = b"") -> bytes:
+    return encode_request_header(RequestHeader(op, slot, count, PAGE)) + data
+
+
+async def create(client: Client, name: str = "scratch", pages: int = 32, token: str = "") -> None:
+    headers = auth(token) if token else auth()
+    response = await client.put(
+        f"/areas/{name}", json={"pages": pages, "page_size": PAGE}, headers=headers
+    )
+    assert response.status == 201, await response.text()
+
+
+async def write(client: Client, slot: int, data: bytes, name: str = "scratch", **kw: Any) -> Any:
+    body = frame(Op.SWAP_OUT, slot, len(data) // PAGE, data)
+    return await client.post(f"/areas/{name}/io", data=body, headers=kw.get("headers", auth()))
+
+
+async def read(client: Client, slot: int, count: int = 1, name: str = "scratch", **kw: Any) -> Any:
+    body = frame(Op.SWAP_IN, slot, count)
+    return await client.post(f"/areas/{name}/io", data=body, headers=kw.get("headers", auth()))
+
+
+async def read_pages(client: Client, slot: int, count: int = 1, **kw: Any) -> bytes:
+    response = await read(client, slot, count, **kw)
+    assert response.status == 200, await response.text()
+    raw: bytes = await response.read()
+    return raw[RESPONSE_HEADER.size :]
+
+
+async def error_of(response: Any, status: int) -> str:
+    assert response.status == status, await response.text()
+    doc = await response.json()
+    assert set(doc) == {"error", "message"}
+    return str(doc["message"])
+
+
+async def test_create_write_read_discard_round_trip(client: Client) -> None:
+    await create(client)
+    data = b"A" * PAGE + b"B" * PAGE
+    response = await write(client, 3, data)
+    assert response.status == 200
+    assert len(await response.read()) == RESPONSE_HEADER.size
+    assert await read_pages(client, 3, 2) == data
+    response = await client.post("/areas/scratch/io", data=frame(Op.DISCARD, 3, 1), headers=auth())
+    assert response.status == 200
+    assert await read_pages(client, 3, 2) == bytes(PAGE) + b"B" * PAGE
+
+
+async def test_info_and_list_describe_the_area(client: Client) -> None:
+    await create(client)
+    doc = await (await client.get("/areas/scratch", headers=auth())).json()
+    assert doc == {
+        "name": "scratch",
+        "pages": 32,
+        "page_size": PAGE,
+        "durable": False,
+        "discard": True,
+        "max_frame_pages": 16,
+        "backend": "memory",
+    }
+    listing = await (await client.get("/areas", headers=auth())).json()
+    assert [a["name"] for a in listing["areas"]] == ["scratch"]
+
+
+async def test_missing_token_is_401_and_touches_nothing(client: Client) -> None:
+    response = await client.put("/areas/scratch", json={"pages": 8, "page_size": PAGE})
+    assert await error_of(response, 401) == "missing or wrong bearer token"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert (await client.get("/areas/scratch", headers=auth())).status == 404
+
+
+async def test_wrong_token_is_401_and_leaves_data(client: Client) -> None:
+    await create(client)
+    await write(client, 0, b"K" * PAGE)
+    bad = {"Authorization": "Bearer not-the-token-at-all-xxxx"}
+    response = await write(client, 0, b"X" * PAGE, headers=bad)
+    await error_of(response, 401)
+    response = await client.post("/areas/scratch/io", data=frame(Op.SWAP_IN, 0, 1), headers=bad)
+    await error_of(response, 401)
+    basic = {"Authorization": "Basic YWxpY2U6cGFzcw=="}
+    await error_of(await client.get("/areas/scratch", headers=basic), 401)
+    assert await read_pages(client, 0) == b"K" * PAGE
+
+
+async def test_other_tokens_area_is_invisible(client: Client) -> None:
+    await create(client)
+    await write(client, 0, b"S" * PAGE)
+    bob = auth(OTHER_TOKEN)
+    assert "no active area 'scratch'" in await error_of(
+        await client.get("/areas/scratch", headers=bob), 404
+    )
+    await error_of(await read(client, 0, headers=bob), 404)
+    await error_of(await write(client, 0, b"X" * PAGE, headers=bob), 404)
+    assert (await (await client.get("/areas", headers=bob)).json()) == {"areas": []}
+    # Bob's own area of the same name is a different store.
+    await create(client, token=OTHER_TOKEN)
+    assert await read_pages(client, 0, headers=bob) == bytes(PAGE)
+    assert await read_pages(client, 0) == b"S" * PAGE
+
+
+async def test_oversized_frame_is_413_before_reading(client: Client) -> None:
+    await create(client)
+    huge = REQUEST_HEADER.size + 17 * PAGE
+    response = await client.post("/areas/scratch/io", data=b"\0" * huge, headers=auth())
+    assert "exceeds this server's limit" in await error_of(response, 413)
+
+
+async def test_too_many_pages_in_header_is_413(client: Client) -> None:
+    await create(client)
+    response = await read(client, 0, 17)
+    assert "17 pages in one frame exceeds" in await error_of(response, 413)
+
+
+async def test_truncated_body_is_400_and_writes_nothing(client: Client) -> None:
+    await create(client)
+    body = frame(Op.SWAP_OUT, 0, 2, b"T" * PAGE)  # header promises 2 pages, 1 sent
+    response = await client.post("/areas/scratch/io", data=body, headers=auth())
+    assert "does not match the frame" in await error_of(response, 400)
+    assert await read_pages(client, 0, 2) == bytes(2 * PAGE)
+
+
+async def test_wrong_page_count_is_400(client: Client) -> None:
+    await create(client)
+    body = frame(Op.SWAP_OUT, 0, 1, b"W" * 2 * PAGE)  # header says 1 page, 2 sent
+    await error_of(await client.post("/areas/scratch/io", data=body, headers=auth()), 400)
+    assert await read_pages(client, 0, 2) == bytes(2 * PAGE)
+
+
+async def test_slot_out_of_range_is_416_and_writes_nothing(client: Client) -> None:
+    await create(client)
+    message = await error_of(await write(client, 31, b"R" * 2 * PAGE), 416)
+    assert "slots 31..32 out of range (area has 32 slots)" in message
+    assert await read_pages(client, 31) == bytes(PAGE)
+
+
+async def test_wrong_page_size_is_400(client: Client) -> None:
+    await create(client)
+    body = encode_request_header(RequestHeader(Op.SWAP_IN, 0, 1, 1024))
+    response = await client.post("/areas/scratch/io", data=body, headers=auth())
+    assert "does not match the area's 4096" in await error_of(response, 400)
+
+
+async def test_garbage_frame_is_400(client: Client) -> None:
+    await create(client)
+    response = await client.post(
+        "/areas/scratch/io", data=b"GET / HTTP/1.0\r\n\r\n" * 3, headers=auth()
+    )
+    assert "bad magic" in await error_of(response, 400)
+
+
+async def test_bad_area_name_is_400(client: Client) -> None:
+    response = await client.put("/areas/..secret", json={}, headers=auth())
+    await error_of(response, 400)
+
+
+async def test_open_missing_area_is_404(client: Client) -> None:
+    await error_of(await client.put("/areas/nothing", json={}, headers=auth()), 404)
+
+
+async def test_create_existing_area_is_409(client: Client) -> None:
+    await create(client)
+    response = await client.put(
+        "/areas/scratch", json={"pages": 4, "page_size": PAGE}, headers=auth()
+    )
+    await error_of(response, 409)
+
+
+async def test_area_larger_than_limit_is_413(client: Client) -> None:
+    response = await client.put(
+        "/areas/big", json={"pages": 1 << 20, "page_size": PAGE}, headers=auth()
+    )
+    assert "exceed this server's area limit" in await error_of(response, 413)
+
+
+async def test_bad_json_body_is_400(client: Client) -> None:
+    response = await client.put("/areas/x", data=b"{not json", headers=auth())
+    await error_of(response, 400)
+    response = await client.put("/areas/x", json={"pages": -1}, headers=auth())
+    assert "pages must be a positive integer" in await error_of(response, 400)
+
+
+async def test_delete_deactivates(client: Client) -> None:
+    await create(client)
+    assert (await client.delete("/areas/scratch", headers=auth())).status == 204
+    await error_of(await read(client, 0), 404)
+
+
+async def test_shutdown_completes_in_flight_write_and_refuses_new_io(
+    aiohttp_client: Any, server_host: PluginHost, gated: GatedMemory
+) -> None:
+    client = await aiohttp_client(build_app(server_config("gated"), server_host))
+    await create(client, "slow", pages=8)
+    state = client.app[STATE]
+    pending = asyncio.create_task(write(client, 2, b"D" * PAGE, name="slow"))
+    await gated.entered.wait()
+    shutdown = asyncio.create_task(state.shutdown())
+    await asyncio.sleep(0)
+    refused = await read(client, 0, name="slow")
+    assert "shutting down" in await error_of(refused, 503)
+    assert not shutdown.done()
+    gated.gate.set()
+    assert (await pending).status == 200
+    await shutdown
+    assert state.areas == {}
+    # The write completed before the area was deactivated: the store holds it.
+    area = await server_host.activate(state.config.location(owner_id(TOKEN), "slow"))
+    assert await area.read(2) == b"D" * PAGE
+    await area.deactivate()
