@@ -1,0 +1,328 @@
+"""An NFSv3 client on :class:`~swapio_nfs._transport.RpcConnection`: mount, then procedures.
+
+Port discovery (port mapper GETPORT) and MOUNT v3 run on short-lived connections without the
+page pool; NFS calls run on one long-lived connection whose reply buffers come from the
+pool.  ``NFS3ERR_JUKEBOX`` (server busy, e.g. during its grace period after a restart) is
+retried with backoff, as the Linux client does (``nfs3_rpc_wrapper``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
+
+from swapio_nfs._errors import NfsJukeboxError, RpcConnectionError
+from swapio_nfs._mount import (
+    MOUNT_PROG,
+    MOUNT_VERS,
+    MountProc,
+    MountResult,
+    decode_mnt_res,
+    encode_dirpath,
+)
+from swapio_nfs._nfs3 import (
+    NFS_PROG,
+    NFS_VERS,
+    Access3,
+    AccessResult,
+    CommitResult,
+    CreateMode,
+    CreateResult,
+    Fattr3,
+    FsinfoResult,
+    FsstatResult,
+    LookupResult,
+    NfsProc,
+    ReadResult,
+    Sattr3,
+    StableHow,
+    WccData,
+    WriteResult,
+    decode_access_res,
+    decode_commit_res,
+    decode_create_res,
+    decode_fsinfo_res,
+    decode_fsstat_res,
+    decode_getattr_res,
+    decode_lookup_res,
+    decode_read_res,
+    decode_remove_res,
+    decode_setattr_res,
+    decode_write_res,
+    encode_access_args,
+    encode_commit_args,
+    encode_create_args,
+    encode_diropargs,
+    encode_fh_args,
+    encode_read_args,
+    encode_setattr_args,
+    encode_write_args,
+)
+from swapio_nfs._portmap import (
+    PMAP_PORT,
+    PMAP_PROG,
+    PMAP_VERS,
+    PmapProc,
+    decode_getport_res,
+    encode_getport_args,
+)
+from swapio_nfs._rpc import AuthSys, OpaqueAuth
+from swapio_nfs._transport import RetryPolicy, RpcConnection
+from swapio_nfs._xdr import Buffer
+
+if TYPE_CHECKING:
+    from swapio.pool import PagePool
+
+T = TypeVar("T")
+
+JUKEBOX_RETRIES = 20
+JUKEBOX_DELAY = 0.1
+JUKEBOX_DELAY_MAX = 2.0
+
+
+async def getport(
+    host: str, prog: int, vers: int, *, policy: RetryPolicy | None = None, port: int = PMAP_PORT
+) -> int:
+    """Ask the port mapper on ``host`` for the TCP port of ``prog``/``vers`` (RFC 1833 §3.2)."""
+    conn = RpcConnection(host, port, policy=policy, name="portmapper")
+    try:
+        await conn.connect()
+        with await conn.call(
+            PMAP_PROG, PMAP_VERS, PmapProc.GETPORT, encode_getport_args(prog, vers)
+        ) as res:
+            found = decode_getport_res(res.results)
+    finally:
+        await conn.close()
+    if found == 0:
+        raise RpcConnectionError(
+            f"the port mapper on {host} knows no TCP service for program {prog} version {vers}"
+        )
+    return found
+
+
+class NfsClient:
+    """A mounted NFSv3 export.  Create with :meth:`mount`; release with :meth:`unmount`."""
+
+    def __init__(
+        self,
+        host: str,
+        mount_path: str,
+        root_fh: bytes,
+        conn: RpcConnection,
+        cred: OpaqueAuth,
+        mount_port: int,
+    ) -> None:
+        self.host = host
+        self.mount_path = mount_path
+        self.root_fh = root_fh
+        self.conn = conn
+        self.cred = cred
+        self.mount_port = mount_port
+
+    @classmethod
+    async def mount(
+        cls,
+        host: str,
+        mount_path: str,
+        *,
+        nfsport: int | None = None,
+        mountport: int | None = None,
+        uid: int = 0,
+        gid: int = 0,
+        pool: PagePool | None = None,
+        memalloc_socket: bool = False,
+        policy: RetryPolicy | None = None,
+    ) -> NfsClient:
+        """Mount ``mount_path`` on ``host`` and open the NFS connection."""
+        policy = policy or RetryPolicy()
+        cred = AuthSys(uid=uid, gid=gid, gids=(gid,)).credential()
+        if mountport is None:
+            mountport = await getport(host, MOUNT_PROG, MOUNT_VERS, policy=policy)
+        if nfsport is None:
+            nfsport = await getport(host, NFS_PROG, NFS_VERS, policy=policy)
+        result = await mount_export(host, mountport, mount_path, cred, policy)
+        conn = RpcConnection(
+            host, nfsport, pool=pool, policy=policy, memalloc_socket=memalloc_socket, name="NFS"
+        )
+        await conn.connect()
+        return cls(host, mount_path, result.fhandle, conn, cred, mountport)
+
+    async def remount(self) -> bytes:
+        """MNT again (after ESTALE on the root); returns and stores the new root handle."""
+        result = await mount_export(
+            self.host, self.mount_port, self.mount_path, self.cred, self.conn.policy
+        )
+        self.root_fh = result.fhandle
+        return self.root_fh
+
+    async def unmount(self) -> None:
+        """UMNT (best effort: RFC 1813 says the server may ignore it) and close."""
+        try:
+            conn = RpcConnection(self.host, self.mount_port, policy=self.conn.policy, name="MOUNT")
+            try:
+                await conn.connect()
+                (
+                    await conn.call(
+                        MOUNT_PROG,
+                        MOUNT_VERS,
+                        MountProc.UMNT,
+                        encode_dirpath(self.mount_path),
+                        cred=self.cred,
+                    )
+                ).release()
+            finally:
+                await conn.close()
+        except (RpcConnectionError, OSError):
+            pass
+        finally:
+            await self.conn.close()
+
+    # ----------------------------------------------------------------- plumbing
+
+    async def _call(
+        self,
+        proc: NfsProc,
+        args: Buffer | Sequence[Buffer],
+        decode: Callable[[memoryview], T],
+    ) -> T:
+        delay = JUKEBOX_DELAY
+        for attempt in range(JUKEBOX_RETRIES + 1):
+            with await self.conn.call(
+                NFS_PROG, NFS_VERS, proc, args, cred=self.cred, program=f"NFS {proc.name}"
+            ) as res:
+                try:
+                    return decode(res.results)
+                except NfsJukeboxError:
+                    if attempt == JUKEBOX_RETRIES:
+                        raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, JUKEBOX_DELAY_MAX)
+        raise AssertionError("unreachable")
+
+    # ----------------------------------------------------------------- procedures
+
+    async def null(self) -> None:
+        """NFSPROC3_NULL (RFC 1813 §3.3.0): a ping."""
+        with await self.conn.call(NFS_PROG, NFS_VERS, NfsProc.NULL, b"", cred=self.cred):
+            pass
+
+    async def getattr(self, fh: bytes) -> Fattr3:
+        """GETATTR (§3.3.1)."""
+        return await self._call(NfsProc.GETATTR, encode_fh_args(fh), decode_getattr_res)
+
+    async def setattr(self, fh: bytes, attrs: Sattr3) -> WccData:
+        """SETATTR (§3.3.2) without a guard."""
+        return await self._call(NfsProc.SETATTR, encode_setattr_args(fh, attrs), decode_setattr_res)
+
+    async def lookup(self, dir_fh: bytes, name: str) -> LookupResult:
+        """LOOKUP (§3.3.3)."""
+        return await self._call(
+            NfsProc.LOOKUP, encode_diropargs(dir_fh, name), lambda r: decode_lookup_res(r, name)
+        )
+
+    async def access(self, fh: bytes, access: Access3) -> AccessResult:
+        """ACCESS (§3.3.4)."""
+        return await self._call(NfsProc.ACCESS, encode_access_args(fh, access), decode_access_res)
+
+    async def create(
+        self,
+        dir_fh: bytes,
+        name: str,
+        mode: CreateMode = CreateMode.GUARDED,
+        attrs: Sattr3 | None = None,
+    ) -> CreateResult:
+        """CREATE (§3.3.8)."""
+        return await self._call(
+            NfsProc.CREATE,
+            encode_create_args(dir_fh, name, mode, attrs),
+            lambda r: decode_create_res(r, name),
+        )
+
+    async def remove(self, dir_fh: bytes, name: str) -> WccData:
+        """REMOVE (§3.3.12)."""
+        return await self._call(
+            NfsProc.REMOVE, encode_diropargs(dir_fh, name), lambda r: decode_remove_res(r, name)
+        )
+
+    async def read_into(self, fh: bytes, offset: int, dest: memoryview) -> tuple[int, bool]:
+        """READ (§3.3.6) ``len(dest)`` bytes at ``offset`` into ``dest``; ``(count, eof)``.
+
+        The reply's data is copied out of its pool buffer, which is released before return.
+        """
+        count = dest.nbytes
+        delay = JUKEBOX_DELAY
+        for attempt in range(JUKEBOX_RETRIES + 1):
+            with await self.conn.call(
+                NFS_PROG,
+                NFS_VERS,
+                NfsProc.READ,
+                encode_read_args(fh, offset, count),
+                cred=self.cred,
+                program="NFS READ",
+            ) as res:
+                try:
+                    result: ReadResult = decode_read_res(res.results, count)
+                except NfsJukeboxError:
+                    if attempt == JUKEBOX_RETRIES:
+                        raise
+                else:
+                    dest[: result.count] = result.data
+                    return result.count, result.eof
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, JUKEBOX_DELAY_MAX)
+        raise AssertionError("unreachable")
+
+    async def read(self, fh: bytes, offset: int, count: int) -> bytes:
+        """READ returning a copy of the data (short at end of file)."""
+        buf = bytearray(count)
+        n, _ = await self.read_into(fh, offset, memoryview(buf))
+        return bytes(buf[:n])
+
+    async def write(
+        self,
+        fh: bytes,
+        offset: int,
+        data: Buffer | Sequence[Buffer],
+        stable: StableHow = StableHow.UNSTABLE,
+    ) -> WriteResult:
+        """WRITE (§3.3.7) the concatenation of ``data`` at ``offset``."""
+        pieces: list[Buffer] = (
+            [data] if isinstance(data, bytes | bytearray | memoryview) else list(data)
+        )
+        return await self._call(
+            NfsProc.WRITE, encode_write_args(fh, offset, pieces, stable), decode_write_res
+        )
+
+    async def commit(self, fh: bytes, offset: int = 0, count: int = 0) -> CommitResult:
+        """COMMIT (§3.3.21); ``count == 0`` commits from ``offset`` to the end of the file."""
+        return await self._call(
+            NfsProc.COMMIT, encode_commit_args(fh, offset, count), decode_commit_res
+        )
+
+    async def fsinfo(self, fh: bytes | None = None) -> FsinfoResult:
+        """FSINFO (§3.3.19) of the export (or of ``fh``)."""
+        return await self._call(
+            NfsProc.FSINFO, encode_fh_args(fh or self.root_fh), decode_fsinfo_res
+        )
+
+    async def fsstat(self, fh: bytes | None = None) -> FsstatResult:
+        """FSSTAT (§3.3.18) of the export (or of ``fh``)."""
+        return await self._call(
+            NfsProc.FSSTAT, encode_fh_args(fh or self.root_fh), decode_fsstat_res
+        )
+
+
+async def mount_export(
+    host: str, port: int, path: str, cred: OpaqueAuth, policy: RetryPolicy | None = None
+) -> MountResult:
+    """MOUNTPROC3_MNT (RFC 1813 §5.2.1) on a short-lived connection."""
+    conn = RpcConnection(host, port, policy=policy, name="MOUNT")
+    try:
+        await conn.connect()
+        with await conn.call(
+            MOUNT_PROG, MOUNT_VERS, MountProc.MNT, encode_dirpath(path), cred=cred
+        ) as res:
+            return decode_mnt_res(res.results, path)
+    finally:
+        await conn.close()
