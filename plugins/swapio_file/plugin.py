@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import swapio
 from swapio.area import (
@@ -21,6 +22,7 @@ from swapio.area import (
 )
 from swapio.errors import LocationError, UsageError
 from swapio_file.store import FileStore, create_store, open_store
+from swapio_file.worker import OwnerThread
 
 VERSION = "0.1.0"
 PARAMS = frozenset({"page_size", "durable"})
@@ -55,8 +57,8 @@ def swapio_backend() -> swapio.BackendInfo:
 async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
     loop = asyncio.get_running_loop()
     if not activate:
-        store: FileStore = area.private
-        await loop.run_in_executor(None, store.close)
+        state: _Open = area.private
+        await state.owner.stop(state.store.close)
         return None
     path = _path(area)
     durable = area.location.query_bool("durable", False)
@@ -82,29 +84,31 @@ async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
             max_pages_per_request=MAX_PAGES_PER_REQUEST,
             queue_depth=32,
         ),
-        private=store,
+        private=_Open(store, OwnerThread(f"swapio-file:{path}", loop)),
     )
+
+
+@dataclass(frozen=True)
+class _Open:
+    """An active area's state: the store and the one thread that owns its descriptor."""
+
+    store: FileStore
+    owner: OwnerThread
 
 
 @swapio.hookimpl
 async def swap_out(area: SwapArea, slot: int, pages: Sequence[PageBuffer]) -> None:
-    store: FileStore = area.private
-    await asyncio.get_running_loop().run_in_executor(
-        None, store.pwritev, slot * store.page_size, pages
-    )
+    state: _Open = area.private
+    await state.owner.submit(state.store.pwritev, slot * state.store.page_size, pages)
 
 
 @swapio.hookimpl
 async def swap_in(area: SwapArea, slot: int, pages: Sequence[memoryview]) -> None:
-    store: FileStore = area.private
-    await asyncio.get_running_loop().run_in_executor(
-        None, store.preadv, slot * store.page_size, pages
-    )
+    state: _Open = area.private
+    await state.owner.submit(state.store.preadv, slot * state.store.page_size, pages)
 
 
 @swapio.hookimpl
 async def swap_discard(area: SwapArea, slot: int, count: int) -> None:
-    store: FileStore = area.private
-    await asyncio.get_running_loop().run_in_executor(
-        None, store.zero, slot * store.page_size, count
-    )
+    state: _Open = area.private
+    await state.owner.submit(state.store.zero, slot * state.store.page_size, count)

@@ -29,12 +29,12 @@ class TestFileConformance(BackendTests):
         return f"file://{tmp_path}/swap.img"
 
     async def inject_fault(self, area: SwapArea) -> None:
-        store = area.private
+        store = area.private.store
         self._saved_fd = store.fd
         store.fd = os.open(os.path.dirname(store.path), os.O_RDONLY)  # EISDIR / EBADF on I/O
 
     async def clear_fault(self, area: SwapArea) -> None:
-        store = area.private
+        store = area.private.store
         os.close(store.fd)
         store.fd = self._saved_fd
 
@@ -149,7 +149,7 @@ def loop_device(tmp_path: Path) -> Iterator[str]:
 async def test_block_device_area(host: PluginHost, loop_device: str) -> None:
     area = await host.activate(f"file://{loop_device}")
     assert area.pages == (1 << 20) // 4096
-    assert area.private.block_device
+    assert area.private.store.block_device
     page = page_pattern(7, 0, 4096)
     await area.write(7, page)
     assert bytes(await area.read(7)) == page
@@ -162,21 +162,30 @@ async def test_block_device_area(host: PluginHost, loop_device: str) -> None:
 async def test_one_thread_hop_per_request(
     host: PluginHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import asyncio
+    from swapio_file.worker import OwnerThread
 
     area = await host.activate(f"file://{tmp_path}/s", create=CreateRequest(pages=128))
-    loop = asyncio.get_running_loop()
     hops = 0
-    real = loop.run_in_executor
+    real = OwnerThread.submit
 
-    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def counting(self: OwnerThread, fn: object, *args: object) -> object:
         nonlocal hops
         hops += 1
-        return real(*args, **kwargs)
+        return real(self, fn, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(loop, "run_in_executor", counting)
+    monkeypatch.setattr(OwnerThread, "submit", counting)
     await area.write(0, bytes(64 * 4096))
     await area.read(0, 64)
     assert hops == 2
     monkeypatch.undo()
     await area.deactivate()
+
+
+async def test_owner_thread_ends_on_deactivate(host: PluginHost, tmp_path: Path) -> None:
+    import threading
+
+    area = await host.activate(f"file://{tmp_path}/s", create=CreateRequest(pages=8))
+    name = f"swapio-file:{tmp_path}/s"
+    assert any(t.name == name for t in threading.enumerate())
+    await area.deactivate()
+    assert not any(t.name == name for t in threading.enumerate())

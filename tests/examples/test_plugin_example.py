@@ -18,9 +18,21 @@ EXAMPLE = ROOT / "examples" / "plugin-example"
 def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(EXAMPLE)],
-        check=True, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(EXAMPLE),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     return {**os.environ, "PYTHONPATH": str(target)}
 
@@ -28,7 +40,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def test_installed_example_is_listed_by_swapio_backends(installed: dict[str, str]) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "swapio", "backends", "--json"],
-        capture_output=True, env=installed, timeout=60, check=True,
+        capture_output=True,
+        env=installed,
+        timeout=60,
+        check=True,
     )
     names = {b["name"]: b for b in json.loads(proc.stdout)["backends"]}
     assert names["zmem"]["schemes"] == ["zmem"]
@@ -38,7 +53,11 @@ def test_installed_example_is_listed_by_swapio_backends(installed: dict[str, str
 def test_example_passes_the_conformance_kit(installed: dict[str, str]) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests")],
-        capture_output=True, env=installed, timeout=300, check=False, cwd=EXAMPLE,
+        capture_output=True,
+        env=installed,
+        timeout=300,
+        check=False,
+        cwd=EXAMPLE,
     )
     assert proc.returncode == 0, proc.stdout.decode()[-3000:]
     assert b"passed" in proc.stdout
@@ -47,6 +66,8 @@ def test_example_passes_the_conformance_kit(installed: dict[str, str]) -> None:
 def test_example_is_not_found_without_install() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "swapio", "backends", "--json"],
-        capture_output=True, timeout=60, check=True,
+        capture_output=True,
+        timeout=60,
+        check=True,
     )
     assert "zmem" not in {b["name"] for b in json.loads(proc.stdout)["backends"]}
