@@ -97,7 +97,9 @@ def parse_nfs_url(location: Location | str) -> NfsUrl:
         try:
             timeo = float(loc.query["timeo"])
         except ValueError:
-            raise NfsUrlError(f"{loc.url!r}: timeo must be seconds, got {loc.query['timeo']!r}")
+            raise NfsUrlError(
+                f"{loc.url!r}: timeo must be seconds, got {loc.query['timeo']!r}"
+            ) from None
         if not (timeo > 0 and math.isfinite(timeo)):
             raise NfsUrlError(f"{loc.url!r}: timeo must be > 0 seconds, got {timeo}")
     return NfsUrl(
