@@ -15,6 +15,11 @@ under pytest-asyncio's strict mode as well as auto mode.  See docs/plugin-author
 
 from __future__ import annotations
 
-from swapio.testing.conformance import BackendTests, page_pattern
+import pytest
+
+# Rewrite the kit's asserts so failures in a plugin author's suite show the values compared.
+pytest.register_assert_rewrite("swapio.testing.conformance")
+
+from swapio.testing.conformance import BackendTests, page_pattern  # noqa: E402
 
 __all__ = ["BackendTests", "page_pattern"]
