@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from swapio.errors import AreaError, AreaFormatError, RemoteProtocolError, UsageError
+from swapio.errors import (
+    AreaError,
+    AreaFormatError,
+    BackendIOError,
+    RemoteProtocolError,
+    UsageError,
+)
 
 
 class BitmapFormatError(RemoteProtocolError, AreaFormatError):
@@ -21,7 +27,7 @@ class MirrorError(AreaError):
     """The mirror cannot serve a request (no healthy leg, mismatched legs, ...)."""
 
 
-class NoHealthyLegError(MirrorError):
+class NoHealthyLegError(MirrorError, BackendIOError):
     """Every leg of the mirror is faulty."""
 
 

@@ -1,0 +1,263 @@
+"""RAID1 over swap areas, with md's write-intent bitmap in another area.
+
+The I/O shell around :class:`~swapio_mdraid._intent.WriteIntent`, following ``raid1.c``:
+
+* a write counts its chunks (``md_bitmap_startwrite``), and every bitmap page whose bits it
+  set is written *before* any leg sees the data (``flush_bio_list`` → ``md_bitmap_unplug``);
+  then the data goes to every healthy leg; then ``md_bitmap_endwrite`` (success only if no
+  leg was missing, so a degraded array keeps its bits for the re-add);
+* reads go to a healthy leg, balanced by fewest requests in flight, except chunks that
+  still need a resync, which are read from the first healthy leg (the resync source);
+* a leg whose I/O fails is marked faulty, ``events`` is bumped, and the mirror continues
+  degraded; with no healthy leg left the I/O fails;
+* a daemon task sweeps every ``daemon_sleep`` seconds, clearing bits lazily;
+  deactivation flushes (three sweeps, as ``md_bitmap_flush``) so a clean stop leaves no
+  set bit behind except those a degraded mirror must keep.
+
+Every bitmap page write holds one lock, so a lazy clear can never overwrite a page that a
+concurrent write has just set a bit in.  ``fault`` is a test hook: it is awaited at each
+step of the protocol (``bitmap_flushed``, ``leg_written``, ``write_done``, ``swept``) so that
+tests can "crash" the mirror exactly there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from swapio.area import CreateRequest, PageBuffer, SwapArea
+from swapio.errors import BackendIOError, SwapioError
+from swapio.plugins import PluginHost
+from swapio_mdraid import _locate
+from swapio_mdraid._config import MirrorConfig
+from swapio_mdraid._format import SECTOR_SIZE, Bitmap
+from swapio_mdraid._intent import WriteIntent
+from swapio_mdraid._store import BitmapStore
+from swapio_mdraid.errors import MirrorError, NoHealthyLegError
+
+FaultHook = Callable[[str, dict[str, int]], Awaitable[None]]
+
+
+@dataclass
+class Leg:
+    """One member of the mirror."""
+
+    index: int
+    name: str
+    area: SwapArea
+    faulty: bool = False
+    inflight: int = 0
+
+
+class Mirror:
+    """An assembled mirror: legs, the bitmap store and the write-intent state."""
+
+    def __init__(self, config: MirrorConfig, legs: list[Leg], store: BitmapStore) -> None:
+        self.config = config
+        self.legs = legs
+        self.store = store
+        first = legs[0].area
+        self.page_size = first.page_size
+        self.pages = first.pages
+        self.chunk_size = store.bitmap.superblock.chunksize
+        self.intent = WriteIntent(store.bitmap, store.page_size)
+        self.intent.degraded = any(leg.faulty for leg in legs)
+        self._bitmap_lock = asyncio.Lock()
+        self._counter_freed = asyncio.Condition()
+        self._daemon: asyncio.Task[None] | None = None
+        self._next_read = 0
+        self.fault: FaultHook | None = None
+        self.use_bitmap = True  # False only for the benchmark's no-bitmap baseline
+
+    # --- assembly -------------------------------------------------------------------
+
+    @classmethod
+    async def assemble(
+        cls, host: PluginHost, config: MirrorConfig, create: CreateRequest | None = None
+    ) -> Mirror:
+        """Activate (or create) the legs and the bitmap, check they match, start the daemon."""
+        legs: list[Leg] = []
+        store: BitmapStore | None = None
+        try:
+            for index, text in enumerate(config.legs):
+                area = await _locate.activate(host, text, create=create)
+                legs.append(Leg(index, text, area))
+            _check_legs(config, legs)
+            size = legs[0].area.pages * legs[0].area.page_size
+            if create is not None:
+                bitmap = Bitmap.create(
+                    sync_size_bytes=size, chunk_size=config.chunk_size, all_dirty=False
+                )
+                store = await BitmapStore.create(host, config.bitmap, bitmap)
+            else:
+                store = await BitmapStore.open(host, config.bitmap)
+            sync = store.bitmap.superblock.sync_size
+            if sync * SECTOR_SIZE != size:
+                raise MirrorError(
+                    f"mirror {config.name!r}: bitmap sync size {sync} sectors "
+                    f"({sync * SECTOR_SIZE} bytes) does not match the legs ({size} bytes)"
+                )
+            mirror = cls(config, legs, store)
+            await mirror._start()
+            return mirror
+        except BaseException:
+            for leg in legs:
+                with contextlib.suppress(SwapioError):
+                    await leg.area.deactivate()
+            if store is not None:
+                with contextlib.suppress(SwapioError):
+                    await store.close()
+            raise
+
+    async def _start(self) -> None:
+        self.intent.bump_events()  # assembly is an array state change
+        await self._flush_bitmap()
+        if self.config.daemon:
+            self._daemon = asyncio.create_task(self._daemon_loop(), name="mdraid-bitmap-daemon")
+
+    async def stop(self, *, clean: bool = True) -> None:
+        """Stop the daemon, flush the bitmap (if ``clean``) and deactivate every part."""
+        if self._daemon is not None:
+            self._daemon.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._daemon
+            self._daemon = None
+        try:
+            if clean:
+                for _ in range(3):  # md_bitmap_flush: three daemon passes, then the sb
+                    await self.sweep()
+                async with self._bitmap_lock:
+                    await self.store.write_superblock()
+        finally:
+            for leg in self.legs:
+                with contextlib.suppress(SwapioError):
+                    await leg.area.deactivate()
+            await self.store.close()
+
+    # --- the daemon -----------------------------------------------------------------
+
+    async def _daemon_loop(self) -> None:
+        sleep = self.store.bitmap.superblock.daemon_sleep
+        while True:
+            await asyncio.sleep(sleep)
+            await self.sweep()
+
+    async def sweep(self) -> None:
+        """One daemon pass: lazily clear bits and write the pages that changed."""
+        async with self._bitmap_lock:
+            pages = self.intent.sweep()
+            await self.store.write_pages(pages)
+        await self._step("swept", pages=len(pages))
+
+    async def _flush_bitmap(self) -> None:
+        async with self._bitmap_lock:
+            await self.store.write_pages(self.intent.flush_before_write())
+
+    async def _step(self, name: str, **info: int) -> None:
+        if self.fault is not None:
+            await self.fault(name, info)
+
+    # --- geometry -------------------------------------------------------------------
+
+    def chunks_of(self, slot: int, count: int) -> range:
+        first = slot * self.page_size
+        last = (slot + count) * self.page_size - 1
+        return range(first // self.chunk_size, last // self.chunk_size + 1)
+
+    def healthy(self) -> list[Leg]:
+        return [leg for leg in self.legs if not leg.faulty]
+
+    @property
+    def degraded(self) -> bool:
+        return any(leg.faulty for leg in self.legs)
+
+    # --- faults ---------------------------------------------------------------------
+
+    async def fail_leg(self, leg: Leg, reason: object) -> None:
+        """Mark ``leg`` faulty (``md_error``): the array is degraded, events move on."""
+        if leg.faulty:
+            return
+        leg.faulty = True
+        self.intent.degraded = True
+        self.intent.bump_events()
+        await self._flush_bitmap()
+        if not self.healthy():
+            raise NoHealthyLegError(
+                f"mirror {self.config.name!r}: last healthy leg {leg.name} failed: {reason}"
+            )
+
+    # --- data path ------------------------------------------------------------------
+
+    async def swap_out(self, slot: int, pages: Sequence[PageBuffer]) -> None:
+        chunks = self.chunks_of(slot, len(pages))
+        if self.use_bitmap:
+            await self._start_write(chunks)
+        success = False
+        try:
+            success = await self._write_legs(slot, pages)
+        finally:
+            if self.use_bitmap:
+                self.intent.end_write(chunks, success)
+                async with self._counter_freed:
+                    self._counter_freed.notify_all()
+        await self._step("write_done", slot=slot)
+
+    async def _start_write(self, chunks: range) -> None:
+        async with self._counter_freed:
+            await self._counter_freed.wait_for(lambda: self.intent.can_start(chunks))
+        async with self._bitmap_lock:
+            self.intent.start_write(chunks)
+            await self.store.write_pages(self.intent.flush_before_write())
+        await self._step("bitmap_flushed", chunk=chunks.start)
+
+    async def _write_legs(self, slot: int, pages: Sequence[PageBuffer]) -> bool:
+        """Write to every healthy leg; True when every leg of the array took the data."""
+        targets = self.healthy()
+        if not targets:
+            raise NoHealthyLegError(f"mirror {self.config.name!r} has no healthy leg")
+        for leg in targets:
+            try:
+                await leg.area.swap_out(slot, pages)
+            except BackendIOError as exc:
+                await self.fail_leg(leg, exc)
+                continue
+            await self._step("leg_written", leg=leg.index, slot=slot)
+        return not self.degraded
+
+    async def swap_in(self, slot: int, pages: Sequence[memoryview]) -> None:
+        chunks = self.chunks_of(slot, len(pages))
+        unsynced = any(self.intent.needs_sync(c) for c in chunks)
+        while True:
+            leg = self._pick_reader(unsynced)
+            leg.inflight += 1
+            try:
+                await leg.area.swap_in(slot, pages)
+                return
+            except BackendIOError as exc:
+                await self.fail_leg(leg, exc)
+            finally:
+                leg.inflight -= 1
+
+    def _pick_reader(self, unsynced: bool) -> Leg:
+        healthy = self.healthy()
+        if not healthy:
+            raise NoHealthyLegError(f"mirror {self.config.name!r} has no healthy leg")
+        if unsynced:
+            return healthy[0]  # legs may differ here: read the resync source
+        self._next_read += 1
+        start = self._next_read % len(healthy)
+        rotated = healthy[start:] + healthy[:start]
+        return min(rotated, key=lambda leg: leg.inflight)
+
+
+def _check_legs(config: MirrorConfig, legs: list[Leg]) -> None:
+    first = legs[0].area
+    for leg in legs[1:]:
+        if (leg.area.pages, leg.area.page_size) != (first.pages, first.page_size):
+            raise MirrorError(
+                f"mirror {config.name!r}: legs differ in size: {legs[0].name} has "
+                f"{first.pages} pages of {first.page_size} bytes, {leg.name} has "
+                f"{leg.area.pages} of {leg.area.page_size}"
+            )

@@ -1,0 +1,238 @@
+"""Offline resync: copy every chunk whose bit is set from a source leg to target legs.
+
+As md's resync after a crash (``md_bitmap_start_sync`` / ``md_bitmap_end_sync``), only
+chunks whose bit is set are copied.  A bit is cleared only after the chunk's copy reached
+every (durable) target, and cleared bits are written back at checkpoints, so an interrupted
+resync resumes where it stopped.  On success ``events`` is bumped and ``events_cleared``
+follows it (``md_bitmap_endwrite`` on a non-degraded array).  ``verify`` compares every
+chunk of every target with the source — md's ``check``/``repair`` — and repairs differences
+unless ``dry_run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from swapio.area import SwapArea
+from swapio_mdraid._format import SECTOR_SIZE
+from swapio_mdraid._store import BitmapStore, check_durable
+from swapio_mdraid.errors import ResyncError
+
+#: Chunks copied concurrently.
+WINDOW = 16
+#: Write cleared bits back at least this often (chunks and seconds).
+CHECKPOINT_CHUNKS = 256
+CHECKPOINT_SECONDS = 0.5
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class ResyncReport:
+    """What a resync did (the ``--json`` summary; keys in docs/bitmap-and-mirror.md)."""
+
+    chunks: int
+    chunk_size: int
+    dirty_before: int
+    copied: int = 0
+    bytes_copied: int = 0
+    verified: int = 0
+    mismatched: list[int] = field(default_factory=list)
+    mismatched_outside_bitmap: list[int] = field(default_factory=list)
+    dry_run: bool = False
+    seconds: float = 0.0
+    events: int = 0
+    events_cleared: int = 0
+    dirty_after: int = 0
+    would_copy: list[int] = field(default_factory=list)
+
+
+def check_legs(store: BitmapStore, source: SwapArea, targets: Sequence[SwapArea]) -> int:
+    """Refuse mismatched input before anything is written; return the leg size in bytes."""
+    if not targets:
+        raise ResyncError("resync needs at least one --target leg")
+    urls = [source.location.url, *(t.location.url for t in targets)]
+    if len(set(urls)) != len(urls):
+        raise ResyncError("a target leg is the source leg or is named twice")
+    size = source.pages * source.page_size
+    for target in targets:
+        other = target.pages * target.page_size
+        if other != size:
+            raise ResyncError(
+                f"legs differ in size: source {source.location} has {size} bytes, "
+                f"target {target.location} has {other}"
+            )
+    sync = store.bitmap.superblock.sync_size * SECTOR_SIZE
+    if sync != size:
+        raise ResyncError(
+            f"bitmap sync size {sync} bytes ({sync // SECTOR_SIZE} sectors) does not match "
+            f"the legs ({size} bytes)"
+        )
+    return size
+
+
+class _Copier:
+    """Moves chunk bytes between legs, whatever their page sizes."""
+
+    def __init__(self, source: SwapArea, targets: Sequence[SwapArea], chunk_size: int) -> None:
+        self.source = source
+        self.targets = targets
+        self.chunk_size = chunk_size
+        self.page_size = source.page_size
+        self.size = source.pages * source.page_size
+
+    def slots(self, chunk: int) -> range:
+        """Slots covering the chunk (a chunk smaller than a page copies the whole page)."""
+        first = chunk * self.chunk_size
+        end = min(first + self.chunk_size, self.size)
+        return range(first // self.page_size, -(-end // self.page_size))
+
+    async def read(self, area: SwapArea, chunk: int) -> bytearray:
+        slots = self.slots(chunk)
+        return await area.read(slots.start, len(slots))
+
+    async def copy(self, chunk: int, data: bytes | bytearray | None = None) -> int:
+        if data is None:
+            data = await self.read(self.source, chunk)
+        start = self.slots(chunk).start
+        await asyncio.gather(*(t.write(start, data) for t in self.targets))
+        return len(data)
+
+
+class _Throttle:
+    """``sync_speed_max``: sleep so that the average rate stays under ``limit`` bytes/s."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.start = time.monotonic()
+        self.done = 0
+
+    async def account(self, nbytes: int) -> None:
+        self.done += nbytes
+        if self.limit:
+            ahead = self.done / self.limit - (time.monotonic() - self.start)
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+
+
+async def resync(
+    store: BitmapStore,
+    source: SwapArea,
+    targets: Sequence[SwapArea],
+    *,
+    dry_run: bool = False,
+    verify: bool = False,
+    max_speed: int | None = None,
+    progress: Progress | None = None,
+) -> ResyncReport:
+    """Copy dirty chunks source → targets and clear their bits; see the module docstring."""
+    check_legs(store, source, targets)
+    if not dry_run:
+        for target in targets:
+            check_durable(target, "target leg")
+    bitmap = store.bitmap
+    sb = bitmap.superblock
+    dirty = list(bitmap.dirty_chunks())
+    report = ResyncReport(
+        chunks=bitmap.chunks, chunk_size=sb.chunksize, dirty_before=len(dirty), dry_run=dry_run
+    )
+    started = time.monotonic()
+    copier = _Copier(source, targets, sb.chunksize)
+    if verify:
+        await _verify(store, copier, report, dirty, dry_run, progress)
+    elif dry_run:
+        report.would_copy = dirty
+    else:
+        await _copy_dirty(store, copier, dirty, report, max_speed, progress)
+    if not dry_run:
+        if bitmap.count_dirty() == 0 and report.dirty_before + len(report.mismatched):
+            bitmap.update(events=bitmap.superblock.events + 1)
+            bitmap.update(events_cleared=bitmap.superblock.events)
+        await store.write_superblock()
+    report.events = bitmap.superblock.events
+    report.events_cleared = bitmap.superblock.events_cleared
+    report.dirty_after = bitmap.count_dirty()
+    report.seconds = time.monotonic() - started
+    return report
+
+
+async def _copy_dirty(
+    store: BitmapStore,
+    copier: _Copier,
+    dirty: list[int],
+    report: ResyncReport,
+    max_speed: int | None,
+    progress: Progress | None,
+) -> None:
+    bitmap = store.bitmap
+    throttle = _Throttle(max_speed)
+    window = asyncio.Semaphore(WINDOW)
+    pending_pages: set[int] = set()
+    last_checkpoint = time.monotonic()
+    checkpoint_lock = asyncio.Lock()
+
+    async def checkpoint() -> None:
+        async with checkpoint_lock:
+            pages = sorted(pending_pages)
+            pending_pages.clear()
+            await store.write_pages(pages)
+
+    async def one(chunk: int) -> None:
+        nonlocal last_checkpoint
+        async with window:
+            nbytes = await copier.copy(chunk)
+            bitmap.clear(chunk)
+            pending_pages.add(bitmap.chunk_byte_offset(chunk) // store.page_size)
+            report.copied += 1
+            report.bytes_copied += nbytes
+            if progress is not None:
+                progress(report.copied, len(dirty))
+            now = time.monotonic()
+            if report.copied % CHECKPOINT_CHUNKS == 0 or now - last_checkpoint > CHECKPOINT_SECONDS:
+                last_checkpoint = now
+                await checkpoint()
+            await throttle.account(nbytes)
+
+    tasks = [asyncio.ensure_future(one(chunk)) for chunk in dirty]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await checkpoint()  # keep the progress made, even when a leg failed
+
+
+async def _verify(
+    store: BitmapStore,
+    copier: _Copier,
+    report: ResyncReport,
+    dirty: list[int],
+    dry_run: bool,
+    progress: Progress | None,
+) -> None:
+    bitmap = store.bitmap
+    dirty_set = set(dirty)
+    for chunk in range(bitmap.chunks):
+        data = await copier.read(copier.source, chunk)
+        differs = False
+        for target in copier.targets:
+            if await copier.read(target, chunk) != data:
+                differs = True
+        report.verified += 1
+        if differs:
+            report.mismatched.append(chunk)
+            if chunk not in dirty_set:
+                report.mismatched_outside_bitmap.append(chunk)
+            if not dry_run:
+                report.bytes_copied += await copier.copy(chunk, data)
+                report.copied += 1
+        if not dry_run and chunk in dirty_set:
+            bitmap.clear(chunk)
+        if progress is not None:
+            progress(chunk + 1, bitmap.chunks)
+    if not dry_run:
+        await store.write_pages(range(bitmap.image_pages(store.page_size)))

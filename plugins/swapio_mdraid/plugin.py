@@ -1,0 +1,70 @@
+"""swapio entry point of the md plugin: the ``mirror`` URL scheme and ``swapio bitmap``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import click
+
+import swapio
+from swapio.area import Capabilities, PageBuffer, SwapArea, SwapInfo
+from swapio.plugins import PluginHost
+from swapio_mdraid._config import MirrorConfig
+from swapio_mdraid._mirror import Mirror
+
+VERSION = "0.1.0"
+
+
+@swapio.hookimpl
+def swapio_backend() -> swapio.BackendInfo:
+    return swapio.BackendInfo(
+        name="mirror",
+        version=VERSION,
+        schemes=("mirror",),
+        summary="RAID1 over other areas with an md write-intent bitmap on another area",
+        capabilities=("durable", "create"),
+    )
+
+
+@swapio.hookimpl
+def swapio_add_commands(cli: click.Group) -> None:
+    from swapio_mdraid.cli import bitmap  # noqa: PLC0415 - click tree built on demand
+
+    cli.add_command(bitmap)
+
+
+@swapio.hookimpl
+async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
+    if not activate:
+        mirror: Mirror = area.private
+        await mirror.stop()
+        return None
+    config = MirrorConfig.from_location(area.location)
+    host = area.host if area.host is not None else PluginHost()
+    mirror = await Mirror.assemble(host, config, area.create)
+    caps = [leg.area.capabilities for leg in mirror.legs]
+    return SwapInfo(
+        pages=mirror.pages,
+        page_size=mirror.page_size,
+        capabilities=Capabilities(
+            durable=all(c.durable for c in caps),
+            discard=False,
+            max_pages_per_request=min(c.max_pages_per_request for c in caps),
+            queue_depth=min(c.queue_depth for c in caps),
+            reserve_pages_per_request=max(c.reserve_pages_per_request for c in caps),
+            memalloc_requests=max(c.memalloc_requests for c in caps),
+        ),
+        private=mirror,
+    )
+
+
+@swapio.hookimpl
+async def swap_out(area: SwapArea, slot: int, pages: Sequence[PageBuffer]) -> None:
+    mirror: Mirror = area.private
+    await mirror.swap_out(slot, pages)
+
+
+@swapio.hookimpl
+async def swap_in(area: SwapArea, slot: int, pages: Sequence[memoryview]) -> None:
+    mirror: Mirror = area.private
+    await mirror.swap_in(slot, pages)
