@@ -109,3 +109,7 @@ class SwapTimeoutError(SwapioError, TimeoutError):
 
 class PoolUsageError(UsageError):
     """A page-pool buffer or counter was misused (released twice, accounting below zero)."""
+
+
+class SchedulerClosedError(SwapioError):
+    """The I/O scheduler was closed before the request could complete."""

@@ -1,0 +1,151 @@
+"""One area's pending requests: priority classes with aging, and merging of adjacent slots.
+
+Sans-I/O: the queue only decides *which* requests go out together next; the scheduler runs
+them.  Merging follows the elevator's back merge and front merge: a request whose first slot
+is another pending request's end (same direction, same memalloc-ness) joins it, up to the
+area's ``max_pages_per_request``.  Requests that overlap are never merged and the queue does
+not order them: like the block layer, swapio leaves ordering of overlapping I/O to the
+caller (the pager never has two requests for one page in flight).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from swapio.scheduler.request import Direction, IORequest, Priority, RequestState
+
+_CLASSES = tuple(Priority)
+
+
+class AreaQueue:
+    """Pending requests of one area, by priority class, indexed by first and end slot."""
+
+    __slots__ = (
+        "_by_end",
+        "_by_start",
+        "_classes",
+        "aging_ns",
+        "max_pages",
+        "pending",
+    )
+
+    def __init__(self, max_pages: int, aging_ns: int) -> None:
+        self.max_pages = max_pages
+        self.aging_ns = max(aging_ns, 1)
+        self.pending = 0
+        self._classes: tuple[deque[IORequest], ...] = tuple(deque() for _ in _CLASSES)
+        # indexed by direction through a plain dict of the enum's value (cheaper than enum hashing)
+        self._by_start: dict[str, dict[int, IORequest]] = {d.value: {} for d in Direction}
+        self._by_end: dict[str, dict[int, IORequest]] = {d.value: {} for d in Direction}
+
+    def push(self, req: IORequest) -> None:
+        """Queue ``req`` at the tail of its class."""
+        self._classes[req.priority].append(req)
+        self._by_start[req.direction.value].setdefault(req.slot, req)
+        self._by_end[req.direction.value].setdefault(req.end, req)
+        self.pending += 1
+
+    def remove(self, req: IORequest) -> None:
+        """Take a pending request out (cancellation); it is skipped lazily in its class."""
+        if req.state is not RequestState.PENDING:
+            return
+        self._unindex(req)
+        req.state = RequestState.CANCELLED
+
+    def _unindex(self, req: IORequest) -> None:
+        starts = self._by_start[req.direction.value]
+        if starts.get(req.slot) is req:
+            del starts[req.slot]
+        ends = self._by_end[req.direction.value]
+        if ends.get(req.end) is req:
+            del ends[req.end]
+        self.pending -= 1
+
+    def _head(self, cls: int) -> IORequest | None:
+        queue = self._classes[cls]
+        while queue and queue[0].state is not RequestState.PENDING:
+            queue.popleft()
+        return queue[0] if queue else None
+
+    def pick(
+        self,
+        now_ns: int,
+        *,
+        memalloc_allowed: bool = True,
+        lowest_class: int = Priority.BACKGROUND,
+    ) -> IORequest | None:
+        """The request to dispatch next: least effective class (class minus age in
+        ``aging_ns`` steps), ties to the older request.
+
+        ``memalloc_allowed=False`` skips memalloc requests (their in-flight limit is
+        reached); classes numerically above ``lowest_class`` are not considered (they may not
+        take the remaining queue slots).
+        """
+        best: IORequest | None = None
+        best_key: tuple[float, int] = (float("inf"), 0)
+        for cls in _CLASSES:
+            queue = self._classes[cls]
+            head = self._head(cls)
+            if head is None:
+                continue
+            candidate = head
+            if not memalloc_allowed and head.memalloc:
+                other = next(
+                    (r for r in queue if r.state is RequestState.PENDING and not r.memalloc),
+                    None,
+                )
+                if other is None:
+                    continue
+                candidate = other
+            age_classes = (now_ns - candidate.submitted_ns) // self.aging_ns
+            effective = cls - age_classes
+            if effective > lowest_class:
+                continue
+            key = (float(effective), candidate.seq)
+            if key < best_key:
+                best, best_key = candidate, key
+        return best
+
+    def take_merged(self, head: IORequest) -> list[IORequest]:
+        """Remove ``head`` and the adjacent pending requests that merge with it, in slot
+        order, up to ``max_pages`` slots in total."""
+        self._unindex(head)
+        head.state = RequestState.INFLIGHT
+        merged: deque[IORequest] = deque((head,))
+        total = head.count
+        direction = head.direction
+        starts = self._by_start[direction.value]
+        ends = self._by_end[direction.value]
+        end = head.end
+        while total < self.max_pages:  # back merge
+            nxt = starts.get(end)
+            if nxt is None or nxt.memalloc != head.memalloc or total + nxt.count > self.max_pages:
+                break
+            self._unindex(nxt)
+            nxt.state = RequestState.INFLIGHT
+            merged.append(nxt)
+            total += nxt.count
+            end = nxt.end
+        start = head.slot
+        while total < self.max_pages:  # front merge
+            prv = ends.get(start)
+            if prv is None or prv.memalloc != head.memalloc or total + prv.count > self.max_pages:
+                break
+            self._unindex(prv)
+            prv.state = RequestState.INFLIGHT
+            merged.appendleft(prv)
+            total += prv.count
+            start = prv.slot
+        return list(merged)
+
+    def drain(self) -> list[IORequest]:
+        """Remove and return every pending request (scheduler shutdown)."""
+        out: list[IORequest] = []
+        for queue in self._classes:
+            while queue:
+                req = queue.popleft()
+                if req.state is RequestState.PENDING:
+                    self._unindex(req)
+                    req.state = RequestState.CANCELLED
+                    out.append(req)
+        return out

@@ -1,0 +1,153 @@
+"""I/O requests as the scheduler queues them: direction, priority class, slots, buffers.
+
+A request is one caller's ask (``submit_bio`` for swapio); a :class:`Batch` is what the
+scheduler hands the area after merging adjacent requests of the same direction
+(``blk_attempt_plug_merge`` / the elevator's back and front merges).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from swapio.area import PageBuffer
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
+
+
+class Direction(enum.Enum):
+    """What a request does to its slots."""
+
+    SWAP_OUT = "swap_out"
+    SWAP_IN = "swap_in"
+    DISCARD = "discard"
+
+
+class Priority(enum.IntEnum):
+    """Priority classes, most urgent first.  Aging promotes a waiting request one class per
+    ``aging_interval`` seconds, so nothing starves."""
+
+    RECLAIM = 0  #: swap-out that frees memory (runs in memalloc context)
+    DEMAND = 1  #: swap-in a program is blocked on
+    READAHEAD = 2  #: speculative swap-in of neighbouring slots
+    BACKGROUND = 3  #: writeback, resync, discard
+
+
+class RequestState(enum.Enum):
+    """Where a request is in its life."""
+
+    PENDING = "pending"
+    INFLIGHT = "inflight"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class IORequest:
+    """One submitted request; await it (or its :attr:`future`) for the outcome.
+
+    ``buffers`` are page buffers for ``SWAP_OUT`` and writable page views for ``SWAP_IN``;
+    for ``DISCARD`` the request covers ``count`` slots and has no buffers.
+    """
+
+    __slots__ = (
+        "batch",
+        "buffers",
+        "count",
+        "direction",
+        "future",
+        "memalloc",
+        "owner",
+        "priority",
+        "seq",
+        "slot",
+        "state",
+        "submitted_ns",
+    )
+
+    def __init__(
+        self,
+        owner: Any,
+        direction: Direction,
+        slot: int,
+        count: int,
+        buffers: Sequence[Any],
+        priority: Priority,
+        memalloc: bool,
+        future: asyncio.Future[None],
+        seq: int,
+        submitted_ns: int,
+    ) -> None:
+        self.owner = owner
+        self.direction = direction
+        self.slot = slot
+        self.count = count
+        self.buffers = buffers
+        self.priority = priority
+        self.memalloc = memalloc
+        self.future = future
+        self.seq = seq
+        self.submitted_ns = submitted_ns
+        self.state = RequestState.PENDING
+        self.batch: Batch | None = None
+
+    @property
+    def end(self) -> int:
+        """One past the last slot."""
+        return self.slot + self.count
+
+    def done(self) -> bool:
+        """True once the request settled (completed, failed or was cancelled while queued)."""
+        return self.state in (RequestState.DONE, RequestState.CANCELLED)
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self.future.__await__()
+
+    def __repr__(self) -> str:
+        return (
+            f"IORequest({self.direction.value}, slots {self.slot}..{self.end - 1}, "
+            f"{self.priority.name}, {self.state.value})"
+        )
+
+
+class Batch:
+    """Adjacent requests merged into one call of the area (sorted by slot)."""
+
+    __slots__ = (
+        "direction",
+        "done",
+        "finished",
+        "memalloc",
+        "priority",
+        "requests",
+        "started_ns",
+    )
+
+    def __init__(self, requests: list[IORequest], started_ns: int) -> None:
+        first = requests[0]
+        self.requests = requests
+        self.direction = first.direction
+        self.memalloc = first.memalloc
+        self.priority = min(r.priority for r in requests)
+        self.started_ns = started_ns
+        self.done: asyncio.Future[None] | None = None
+        self.finished = False
+
+    @property
+    def slot(self) -> int:
+        """First slot of the batch."""
+        return self.requests[0].slot
+
+    @property
+    def count(self) -> int:
+        """Slots covered by the batch."""
+        return self.requests[-1].end - self.requests[0].slot
+
+    def page_buffers(self) -> list[PageBuffer]:
+        """The members' buffers in slot order."""
+        out: list[PageBuffer] = []
+        for req in self.requests:
+            out.extend(req.buffers)
+        return out

@@ -1,0 +1,70 @@
+"""Scheduler statistics: counters per area and latency histograms per priority class."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from swapio.scheduler.histogram import HistogramSummary, LatencyHistogram
+from swapio.scheduler.request import Direction, Priority
+
+
+@dataclass
+class AreaStats:
+    """Counters of one area's queue (mutable; read them through :meth:`snapshot`)."""
+
+    submitted: int = 0
+    merged: int = 0  #: requests that rode along in another request's batch
+    batches: int = 0  #: calls made to the area
+    pages: dict[Direction, int] = field(default_factory=lambda: dict.fromkeys(Direction, 0))
+    errors: int = 0  #: requests that completed with an error
+    timeouts: int = 0  #: batches the backend did not finish in time
+    cancelled: int = 0  #: requests cancelled while still queued
+    inflight: int = 0
+    inflight_memalloc: int = 0
+    pending: int = 0
+    peak_inflight: int = 0
+    peak_pending: int = 0
+    latency: dict[Priority, LatencyHistogram] = field(
+        default_factory=lambda: {p: LatencyHistogram() for p in Priority}
+    )
+
+    def snapshot(self) -> AreaStatsSnapshot:
+        """A frozen copy with latency summaries."""
+        return AreaStatsSnapshot(
+            submitted=self.submitted,
+            merged=self.merged,
+            batches=self.batches,
+            pages_out=self.pages[Direction.SWAP_OUT],
+            pages_in=self.pages[Direction.SWAP_IN],
+            pages_discarded=self.pages[Direction.DISCARD],
+            errors=self.errors,
+            timeouts=self.timeouts,
+            cancelled=self.cancelled,
+            inflight=self.inflight,
+            inflight_memalloc=self.inflight_memalloc,
+            pending=self.pending,
+            peak_inflight=self.peak_inflight,
+            peak_pending=self.peak_pending,
+            latency={p.name.lower(): h.summary() for p, h in self.latency.items() if h.count},
+        )
+
+
+@dataclass(frozen=True)
+class AreaStatsSnapshot:
+    """What :meth:`IOScheduler.stats` reports for one area."""
+
+    submitted: int
+    merged: int
+    batches: int
+    pages_out: int
+    pages_in: int
+    pages_discarded: int
+    errors: int
+    timeouts: int
+    cancelled: int
+    inflight: int
+    inflight_memalloc: int
+    pending: int
+    peak_inflight: int
+    peak_pending: int
+    latency: dict[str, HistogramSummary]
