@@ -273,6 +273,45 @@ class NfsClient:
             delay = min(delay * 2, JUKEBOX_DELAY_MAX)
         raise AssertionError("unreachable")
 
+    async def read_pages(
+        self, fh: bytes, offset: int, pages: Sequence[memoryview]
+    ) -> tuple[int, bool]:
+        """READ ``sum(len(p))`` bytes at ``offset`` scattered into ``pages`` (one call).
+
+        Returns ``(count, eof)``; bytes past ``count`` are left untouched.
+        """
+        if len(pages) == 1:
+            return await self.read_into(fh, offset, pages[0])
+        total = sum(p.nbytes for p in pages)
+        delay = JUKEBOX_DELAY
+        for attempt in range(JUKEBOX_RETRIES + 1):
+            with await self.conn.call(
+                NFS_PROG,
+                NFS_VERS,
+                NfsProc.READ,
+                encode_read_args(fh, offset, total),
+                cred=self.cred,
+                program="NFS READ",
+            ) as res:
+                try:
+                    result = decode_read_res(res.results, total)
+                except NfsJukeboxError:
+                    if attempt == JUKEBOX_RETRIES:
+                        raise
+                else:
+                    data = result.data
+                    pos = 0
+                    for page in pages:
+                        n = min(page.nbytes, result.count - pos)
+                        if n <= 0:
+                            break
+                        page[:n] = data[pos : pos + n]
+                        pos += n
+                    return result.count, result.eof
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, JUKEBOX_DELAY_MAX)
+        raise AssertionError("unreachable")
+
     async def read(self, fh: bytes, offset: int, count: int) -> bytes:
         """READ returning a copy of the data (short at end of file)."""
         buf = bytearray(count)

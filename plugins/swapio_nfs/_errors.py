@@ -139,8 +139,11 @@ class RpcSystemError(RpcAcceptError):
 # --------------------------------------------------------------------------- transport
 
 
-class RpcTimeoutError(SwapTimeoutError):
-    """An RPC call got no reply within its deadline, after every retransmission."""
+class RpcTimeoutError(SwapTimeoutError, BackendIOError):
+    """An RPC call got no reply within its deadline, after every retransmission.
+
+    Both a timeout and a failure of the store (the server stopped answering).
+    """
 
 
 class RpcConnectionError(BackendIOError, ConnectionError):

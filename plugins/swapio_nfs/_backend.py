@@ -1,0 +1,326 @@
+"""A swap file on an NFSv3 server: activation, swap-out with COMMIT, swap-in, ESTALE.
+
+The user-space counterpart of ``nfs_swap_activate`` / ``nfs_swap_rw`` in Linux:
+
+* **Activation** mounts the directory of the URL, sizes requests from FSINFO (``rtmax``,
+  ``wtmax``), and either creates the file (``CREATE GUARDED``, mode 0600) and **preallocates**
+  it by writing zeros over its whole length, or opens it and **refuses holes** (``used <
+  size``, as ``swapon`` refuses a file with holes), directories and other non-regular files,
+  sizes that are not a whole number of pages, and files we may not read and modify.
+* **Swap-out** sends one ``UNSTABLE`` WRITE per request (adjacent pages are already merged by
+  the area, up to ``wtmax``), then a COMMIT shared by every swap-out whose WRITE finished
+  before it started (group commit).  The **write verifier** of each WRITE is compared with the
+  COMMIT's: a difference means the server restarted and may have lost the unstable data, so
+  the WRITE is sent again with ``FILE_SYNC``.  A swap-out completes only when its data is on
+  the server's stable storage: the area is ``durable``.
+* ``NFS3ERR_STALE`` makes the backend look the file up again from the export (re-mounting if
+  the export's handle is stale too); if the name now names another file (different
+  ``fileid``), the error says so instead of writing to the wrong file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from swapio.area import Capabilities, PageBuffer, SwapArea
+from swapio.errors import AreaExistsError, AreaFormatError, AreaNotFoundError
+from swapio_nfs._client import NfsClient
+from swapio_nfs._errors import (
+    NfsAccesError,
+    NfsBadHandleError,
+    NfsExistError,
+    NfsIOError,
+    NfsNoEntError,
+    NfsStaleError,
+)
+from swapio_nfs._nfs3 import Access3, CreateMode, Fattr3, Ftype3, Sattr3, StableHow
+from swapio_nfs._record import DEFAULT_MAX_RECORD
+from swapio_nfs._transport import RetryPolicy
+from swapio_nfs._url import NfsUrl, parse_nfs_url
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Largest READ/WRITE payload swapio sends, whatever FSINFO allows (Linux caps at 1 MiB too).
+MAX_IO_BYTES = 1 << 20
+#: Headroom in a reply record beyond its data (RPC header, attributes).
+REPLY_OVERHEAD = 1024
+QUEUE_DEPTH = 32
+PREALLOC_CONCURRENCY = 4
+FILE_MODE = 0o600
+
+
+class NfsSwapFile:
+    """The ``private`` state of an active NFS area (``sis->swap_file``)."""
+
+    def __init__(
+        self,
+        url: NfsUrl,
+        client: NfsClient,
+        fh: bytes,
+        attrs: Fattr3,
+        pages: int,
+        max_io: int,
+    ) -> None:
+        self.url = url
+        self.client = client
+        self.fh = fh
+        self.fileid = attrs.fileid
+        self.page_size = url.page_size
+        self.pages = pages
+        self.max_io = max_io
+        self.verifier: bytes | None = None
+        self._commit_lock = asyncio.Lock()
+        self._writes_done = 0
+        self._committed_upto = 0
+        self._commit_verifier = b""
+        # counters, for tests and the benchmark
+        self.commits = 0
+        self.rewrites = 0
+        self.verifier_changes = 0
+        self.relookups = 0
+
+    # ----------------------------------------------------------------- activation
+
+    @classmethod
+    async def activate(cls, area: SwapArea) -> NfsSwapFile:
+        """Mount, open or create the swap file, and check it can be a swap area."""
+        url = parse_nfs_url(area.location)
+        defaults = RetryPolicy()
+        policy = RetryPolicy(
+            timeout=url.timeo if url.timeo is not None else defaults.timeout,
+            retrans=url.retrans if url.retrans is not None else defaults.retrans,
+        )
+        client = await NfsClient.mount(
+            url.host,
+            url.mount_path,
+            nfsport=url.nfsport,
+            mountport=url.mountport,
+            uid=url.uid,
+            gid=url.gid,
+            pool=area.pool,
+            memalloc_socket=True,
+            policy=policy,
+        )
+        try:
+            return await cls._open(area, url, client)
+        except BaseException:
+            await client.unmount()
+            raise
+
+    @classmethod
+    async def _open(cls, area: SwapArea, url: NfsUrl, client: NfsClient) -> NfsSwapFile:
+        info = await client.fsinfo()
+        max_io = min(info.rtmax, info.wtmax, MAX_IO_BYTES, DEFAULT_MAX_RECORD - REPLY_OVERHEAD)
+        max_io -= max_io % url.page_size
+        if max_io < url.page_size:
+            raise AreaFormatError(
+                f"{url.host}:{url.path}: the server allows transfers of at most "
+                f"{min(info.rtmax, info.wtmax)} bytes, less than one {url.page_size}-byte page"
+            )
+        existing: tuple[bytes, Fattr3 | None] | None
+        try:
+            found = await client.lookup(client.root_fh, url.file_name)
+            existing = (found.fh, found.attributes)
+        except NfsNoEntError:
+            existing = None
+        create = area.create
+        if create is not None:
+            if create.page_size != url.page_size and "page_size" in area.location.query:
+                raise AreaFormatError(
+                    f"page size {create.page_size} differs from the URL's page_size={url.page_size}"
+                )
+            if existing is not None:
+                raise AreaExistsError(f"{url.host}:{url.path} already exists; not overwriting it")
+            url = dataclasses.replace(url, page_size=create.page_size)
+            fh, attrs = await cls._create(client, url, create.pages, max_io)
+        else:
+            if existing is None:
+                raise AreaNotFoundError(
+                    f"{url.host}:{url.path} does not exist (create the area first)"
+                )
+            fh, maybe = existing
+            attrs = maybe if maybe is not None else await client.getattr(fh)
+        pages = cls._check_file(url, attrs)
+        granted = await client.access(fh, Access3.READ | Access3.MODIFY)
+        if granted.access & (Access3.READ | Access3.MODIFY) != Access3.READ | Access3.MODIFY:
+            raise NfsAccesError(
+                "ACCESS",
+                context=f"{url.path}: uid {url.uid} may not read and modify the swap file",
+            )
+        return cls(url, client, fh, attrs, pages, max_io)
+
+    @staticmethod
+    def _check_file(url: NfsUrl, attrs: Fattr3) -> int:
+        where = f"{url.host}:{url.path}"
+        if attrs.type == Ftype3.NF3DIR:
+            raise AreaFormatError(f"{where} is a directory, not a swap file")
+        if attrs.type != Ftype3.NF3REG:
+            raise AreaFormatError(f"{where} is not a regular file (ftype3 {attrs.type})")
+        if attrs.size == 0 or attrs.size % url.page_size:
+            raise AreaFormatError(
+                f"{where} is {attrs.size} bytes, not a positive whole number of "
+                f"{url.page_size}-byte pages"
+            )
+        if attrs.used < attrs.size:
+            raise AreaFormatError(
+                f"{where} has holes ({attrs.used} bytes allocated for {attrs.size}); a swap "
+                "file must be fully allocated (write it with zeros first, as for swapon)"
+            )
+        return attrs.size // url.page_size
+
+    @classmethod
+    async def _create(
+        cls, client: NfsClient, url: NfsUrl, pages: int, max_io: int
+    ) -> tuple[bytes, Fattr3]:
+        try:
+            made = await client.create(
+                client.root_fh, url.file_name, CreateMode.GUARDED, Sattr3(mode=FILE_MODE)
+            )
+        except NfsExistError:
+            raise AreaExistsError(f"{url.host}:{url.path} already exists") from None
+        fh = made.fh or (await client.lookup(client.root_fh, url.file_name)).fh
+        try:
+            await cls._preallocate(client, fh, pages * url.page_size, max_io)
+            attrs = await client.getattr(fh)
+        except BaseException:
+            # never leave a half-made swap file behind
+            try:
+                await client.remove(client.root_fh, url.file_name)
+            except Exception as exc:  # the original error matters more
+                log.warning("could not remove partial swap file %s: %s", url.path, exc)
+            raise
+        return fh, attrs
+
+    @staticmethod
+    async def _preallocate(client: NfsClient, fh: bytes, size: int, max_io: int) -> None:
+        """Write zeros over the whole file, then COMMIT: no holes, space reserved."""
+        zeros = bytes(min(max_io, size))
+        offsets = list(range(0, size, len(zeros)))
+        sem = asyncio.Semaphore(PREALLOC_CONCURRENCY)
+
+        async def one(offset: int) -> bytes:
+            async with sem:
+                n = min(len(zeros), size - offset)
+                res = await client.write(fh, offset, memoryview(zeros)[:n], StableHow.UNSTABLE)
+                return res.verifier
+
+        verifiers = set(await asyncio.gather(*(one(o) for o in offsets)))
+        commit = await client.commit(fh)
+        if verifiers != {commit.verifier}:
+            for offset in offsets:  # the server restarted meanwhile: write stably
+                n = min(len(zeros), size - offset)
+                await client.write(fh, offset, memoryview(zeros)[:n], StableHow.FILE_SYNC)
+
+    def capabilities(self, area: SwapArea) -> Capabilities:
+        """Capabilities, with the reserve one in-flight swap-out needs (WRITE + COMMIT reply)."""
+        reply_pages = area.pool.pages_for(REPLY_OVERHEAD)
+        return Capabilities(
+            durable=True,
+            discard=False,
+            max_pages_per_request=self.max_io // self.page_size,
+            queue_depth=QUEUE_DEPTH,
+            reserve_pages_per_request=2 * reply_pages,
+            memalloc_requests=QUEUE_DEPTH,
+        )
+
+    async def deactivate(self) -> None:
+        """Commit outstanding data and unmount."""
+        try:
+            await self.client.commit(self.fh)
+        finally:
+            await self.client.unmount()
+
+    # ----------------------------------------------------------------- ESTALE
+
+    async def _retry_stale(self, op: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await op()
+        except (NfsStaleError, NfsBadHandleError):
+            await self._relookup()
+            return await op()
+
+    async def _relookup(self) -> None:
+        """Find the file again after ESTALE; refuse if the name now names another file."""
+        self.relookups += 1
+        client = self.client
+        try:
+            found = await client.lookup(client.root_fh, self.url.file_name)
+        except (NfsStaleError, NfsBadHandleError):
+            await client.remount()
+            found = await client.lookup(client.root_fh, self.url.file_name)
+        attrs = found.attributes or await client.getattr(found.fh)
+        if attrs.fileid != self.fileid:
+            raise NfsStaleError(
+                "LOOKUP",
+                context=f"{self.url.path} was replaced by another file (fileid {self.fileid} "
+                f"became {attrs.fileid}); the swap area's contents are gone",
+            )
+        self.fh = found.fh
+
+    # ----------------------------------------------------------------- data path
+
+    async def swap_out(self, slot: int, pages: Sequence[PageBuffer]) -> None:
+        """WRITE UNSTABLE, then a (shared) COMMIT; rewrite FILE_SYNC if the verifier moved."""
+        offset = slot * self.page_size
+        res = await self._retry_stale(
+            lambda: self.client.write(self.fh, offset, pages, StableHow.UNSTABLE)
+        )
+        total = len(pages) * self.page_size
+        if res.count != total or res.committed == StableHow.FILE_SYNC:
+            if res.count != total:  # a short write: finish it stably
+                await self._rewrite(offset, pages)
+            return
+        self._note_verifier(res.verifier)
+        self._writes_done += 1
+        committed = await self._commit_covering(self._writes_done)
+        if committed != res.verifier:
+            await self._rewrite(offset, pages)
+
+    async def _rewrite(self, offset: int, pages: Sequence[PageBuffer]) -> None:
+        self.rewrites += 1
+        res = await self._retry_stale(
+            lambda: self.client.write(self.fh, offset, pages, StableHow.FILE_SYNC)
+        )
+        if res.count != len(pages) * self.page_size:
+            raise NfsIOError(
+                "WRITE",
+                context=f"{self.url.path}: server wrote {res.count} of "
+                f"{len(pages) * self.page_size} bytes with FILE_SYNC",
+            )
+
+    def _note_verifier(self, verifier: bytes) -> None:
+        if self.verifier is not None and verifier != self.verifier:
+            self.verifier_changes += 1
+            log.info("NFS write verifier of %s changed: the server restarted", self.url.path)
+        self.verifier = verifier
+
+    async def _commit_covering(self, write_number: int) -> bytes:
+        """The verifier of a COMMIT that started after WRITE number ``write_number`` ended."""
+        async with self._commit_lock:
+            if self._committed_upto >= write_number:
+                return self._commit_verifier
+            upto = self._writes_done
+            res = await self._retry_stale(lambda: self.client.commit(self.fh))
+            self.commits += 1
+            self._note_verifier(res.verifier)
+            self._committed_upto = upto
+            self._commit_verifier = res.verifier
+            return res.verifier
+
+    async def swap_in(self, slot: int, pages: Sequence[memoryview]) -> None:
+        """One READ per request; bytes past end of file read as zeros."""
+        offset = slot * self.page_size
+        count, _ = await self._retry_stale(lambda: self.client.read_pages(self.fh, offset, pages))
+        total = len(pages) * self.page_size
+        if count < total:
+            pos = 0
+            for page in pages:
+                start = max(0, count - pos)
+                if start < page.nbytes:
+                    page[start:] = bytes(page.nbytes - start)
+                pos += page.nbytes

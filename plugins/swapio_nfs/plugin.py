@@ -1,0 +1,58 @@
+"""swapio hook implementations for ``nfs://`` areas (see :mod:`swapio_nfs._backend`).
+
+URL: ``nfs://HOST[:PORT]/EXPORT/FILE?nfsport=N&mountport=N`` — libnfs conventions, so the
+same URL works with ``nfs-cp`` and ``nfs-cat``.  swapio-only parameters: ``page_size``,
+``timeo``, ``retrans``, ``uid``, ``gid`` (see :mod:`swapio_nfs._url`).
+
+Completion of ``swap_out`` means the pages are on the server's stable storage: WRITE UNSTABLE
+followed by a COMMIT whose write verifier matches the WRITE's (else the WRITE is repeated
+with FILE_SYNC).  Areas are therefore ``durable``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import swapio
+from swapio.area import PageBuffer, SwapArea, SwapInfo
+from swapio_nfs._backend import NfsSwapFile
+
+VERSION = "0.1.0"
+
+
+@swapio.hookimpl
+def swapio_backend() -> swapio.BackendInfo:
+    return swapio.BackendInfo(
+        name="nfs",
+        version=VERSION,
+        schemes=("nfs",),
+        summary="swap file on an NFSv3 server (ONC RPC over TCP, UNSTABLE writes + COMMIT)",
+        capabilities=("durable", "create", "reserve"),
+    )
+
+
+@swapio.hookimpl
+async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
+    if not activate:
+        state: NfsSwapFile = area.private
+        await state.deactivate()
+        return None
+    swap = await NfsSwapFile.activate(area)
+    return SwapInfo(
+        pages=swap.pages,
+        page_size=swap.page_size,
+        capabilities=swap.capabilities(area),
+        private=swap,
+    )
+
+
+@swapio.hookimpl
+async def swap_out(area: SwapArea, slot: int, pages: Sequence[PageBuffer]) -> None:
+    state: NfsSwapFile = area.private
+    await state.swap_out(slot, pages)
+
+
+@swapio.hookimpl
+async def swap_in(area: SwapArea, slot: int, pages: Sequence[memoryview]) -> None:
+    state: NfsSwapFile = area.private
+    await state.swap_in(slot, pages)
