@@ -49,6 +49,7 @@ class Leg:
     area: SwapArea
     faulty: bool = False
     inflight: int = 0
+    reads: int = 0
 
 
 class Mirror:
@@ -191,12 +192,19 @@ class Mirror:
     # --- data path ------------------------------------------------------------------
 
     async def swap_out(self, slot: int, pages: Sequence[PageBuffer]) -> None:
-        chunks = self.chunks_of(slot, len(pages))
+        await self._write(slot, len(pages), pages)
+
+    async def discard(self, slot: int, count: int) -> None:
+        """Discard on every leg (zeros where a leg has no discard): a write, for the bitmap."""
+        await self._write(slot, count, None)
+
+    async def _write(self, slot: int, count: int, pages: Sequence[PageBuffer] | None) -> None:
+        chunks = self.chunks_of(slot, count)
         if self.use_bitmap:
             await self._start_write(chunks)
         success = False
         try:
-            success = await self._write_legs(slot, pages)
+            success = await self._write_legs(slot, count, pages)
         finally:
             if self.use_bitmap:
                 self.intent.end_write(chunks, success)
@@ -212,14 +220,19 @@ class Mirror:
             await self.store.write_pages(self.intent.flush_before_write())
         await self._step("bitmap_flushed", chunk=chunks.start)
 
-    async def _write_legs(self, slot: int, pages: Sequence[PageBuffer]) -> bool:
+    async def _write_legs(self, slot: int, count: int, pages: Sequence[PageBuffer] | None) -> bool:
         """Write to every healthy leg; True when every leg of the array took the data."""
         targets = self.healthy()
         if not targets:
             raise NoHealthyLegError(f"mirror {self.config.name!r} has no healthy leg")
         for leg in targets:
             try:
-                await leg.area.swap_out(slot, pages)
+                if pages is not None:
+                    await leg.area.swap_out(slot, pages)
+                elif leg.area.capabilities.discard:
+                    await leg.area.discard(slot, count)
+                else:
+                    await leg.area.swap_out(slot, [bytes(self.page_size)] * count)
             except BackendIOError as exc:
                 await self.fail_leg(leg, exc)
                 continue
@@ -232,6 +245,7 @@ class Mirror:
         while True:
             leg = self._pick_reader(unsynced)
             leg.inflight += 1
+            leg.reads += 1
             try:
                 await leg.area.swap_in(slot, pages)
                 return

@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import re
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import click
@@ -52,8 +52,8 @@ def _host(ctx: click.Context) -> PluginHost:
     return obj if isinstance(obj, PluginHost) else PluginHost()
 
 
-def _run(body: Callable[[], Awaitable[T]]) -> T:
-    return asyncio.run(body())  # type: ignore[arg-type]
+def _run(body: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    return asyncio.run(body())
 
 
 @click.group("bitmap")

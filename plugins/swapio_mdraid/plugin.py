@@ -48,7 +48,7 @@ async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
         page_size=mirror.page_size,
         capabilities=Capabilities(
             durable=all(c.durable for c in caps),
-            discard=False,
+            discard=True,
             max_pages_per_request=min(c.max_pages_per_request for c in caps),
             queue_depth=min(c.queue_depth for c in caps),
             reserve_pages_per_request=max(c.reserve_pages_per_request for c in caps),
@@ -68,3 +68,9 @@ async def swap_out(area: SwapArea, slot: int, pages: Sequence[PageBuffer]) -> No
 async def swap_in(area: SwapArea, slot: int, pages: Sequence[memoryview]) -> None:
     mirror: Mirror = area.private
     await mirror.swap_in(slot, pages)
+
+
+@swapio.hookimpl
+async def swap_discard(area: SwapArea, slot: int, count: int) -> None:
+    mirror: Mirror = area.private
+    await mirror.discard(slot, count)

@@ -1,0 +1,74 @@
+"""Helpers for the md bitmap / mirror tests: real files, the real plugin host."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from swapio_mdraid import Bitmap
+from swapio_mdraid._mirror import Mirror
+
+from swapio.area import CreateRequest, SwapArea
+from swapio.plugins import PluginHost
+
+PAGE = 4096
+
+
+def mirror_url(
+    bitmap: str, legs: list[str], *, name: str = "m0", chunk: int = 65536, daemon: bool = False
+) -> str:
+    query = [f"bitmap={quote(bitmap, safe='')}"]
+    query += [f"leg{i}={quote(leg, safe='')}" for i, leg in enumerate(legs)]
+    query += [f"chunk_size={chunk}", f"daemon={int(daemon)}"]
+    return f"mirror://{name}?{'&'.join(query)}"
+
+
+@dataclass
+class MirrorFiles:
+    """Paths of a two-leg mirror made of local files."""
+
+    root: Path
+    bitmap: Path
+    legs: list[Path]
+    chunk: int = 65536
+
+    def url(self, *, daemon: bool = False) -> str:
+        return mirror_url(
+            str(self.bitmap), [str(p) for p in self.legs], chunk=self.chunk, daemon=daemon
+        )
+
+    def read_bitmap(self) -> Bitmap:
+        return Bitmap.decode(self.bitmap.read_bytes())
+
+    def differing_chunks(self) -> list[int]:
+        datas = [p.read_bytes() for p in self.legs]
+        size = len(datas[0])
+        out = []
+        for chunk in range(-(-size // self.chunk)):
+            window = slice(chunk * self.chunk, (chunk + 1) * self.chunk)
+            if any(d[window] != datas[0][window] for d in datas[1:]):
+                out.append(chunk)
+        return out
+
+
+async def create_mirror(host: PluginHost, files: MirrorFiles, pages: int = 64) -> SwapArea:
+    return await host.activate(files.url(), create=CreateRequest(pages, PAGE))
+
+
+def mirror_of(area: SwapArea) -> Mirror:
+    mirror = area.private
+    assert isinstance(mirror, Mirror)
+    return mirror
+
+
+def page(fill: int) -> bytes:
+    return bytes([fill]) * PAGE
+
+
+def make_image(path: Path, size: int, fill: int = 0) -> None:
+    with open(path, "wb") as fh:
+        fh.write(bytes([fill]) * size)
+        fh.flush()
+        os.fsync(fh.fileno())

@@ -1,0 +1,230 @@
+"""The mirror backend: RAID1 over areas with the bitmap in another area."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from swapio_mdraid._store import NotDurableError
+from swapio_mdraid.errors import MirrorError
+
+from swapio.area import CreateRequest
+from swapio.errors import BackendIOError, LocationError
+from swapio.plugins import PluginHost
+from tests.mdraid.helpers import PAGE, MirrorFiles, create_mirror, mirror_of, mirror_url, page
+
+
+async def test_create_writes_identical_legs_and_a_clean_bitmap(
+    host: PluginHost, files: MirrorFiles
+) -> None:
+    area = await create_mirror(host, files)
+    await area.write(3, page(0xAB))
+    await area.deactivate()
+    assert files.legs[0].read_bytes() == files.legs[1].read_bytes()
+    assert files.legs[0].read_bytes()[3 * PAGE : 4 * PAGE] == page(0xAB)
+    bitmap = files.read_bitmap()
+    assert bitmap.chunks == 64 * PAGE // files.chunk
+    assert bitmap.count_dirty() == 0  # clean stop: three sweeps
+    assert bitmap.superblock.events >= 1
+
+
+async def test_reads_return_what_was_written_after_reactivation(
+    host: PluginHost, files: MirrorFiles
+) -> None:
+    area = await create_mirror(host, files)
+    for slot in range(0, 64, 7):
+        await area.write(slot, page(slot))
+    await area.deactivate()
+    again = await host.activate(files.url())
+    try:
+        for slot in range(0, 64, 7):
+            assert bytes(await again.read(slot)) == page(slot)
+    finally:
+        await again.deactivate()
+
+
+async def test_bit_is_on_disk_before_any_leg_sees_the_data(
+    host: PluginHost, files: MirrorFiles
+) -> None:
+    area = await create_mirror(host, files)
+    mirror = mirror_of(area)
+    seen: list[tuple[str, bool, bytes]] = []
+
+    async def fault(step: str, info: dict[str, int]) -> None:
+        leg0 = files.legs[0].read_bytes()[20 * PAGE : 21 * PAGE]
+        seen.append((step, files.read_bitmap().test(1), leg0))
+
+    mirror.fault = fault
+    await area.write(20, page(0x55))  # slot 20 is in chunk 1 (16 pages per chunk)
+    mirror.fault = None
+    await area.deactivate()
+    step, bit, leg0 = seen[0]
+    assert step == "bitmap_flushed"
+    assert bit
+    assert leg0 == bytes(PAGE)
+
+
+async def test_bits_clear_after_two_sweeps_and_events_cleared_follows(
+    host: PluginHost, files: MirrorFiles
+) -> None:
+    area = await create_mirror(host, files)
+    mirror = mirror_of(area)
+    await area.write(40, page(1))
+    assert files.read_bitmap().test(2)
+    await mirror.sweep()
+    assert files.read_bitmap().test(2)
+    await mirror.sweep()
+    on_disk = files.read_bitmap()
+    assert not on_disk.test(2)
+    assert on_disk.superblock.events_cleared == on_disk.superblock.events
+    await area.deactivate()
+
+
+async def test_daemon_clears_bits_by_itself(host: PluginHost, files: MirrorFiles) -> None:
+    area = await create_mirror(host, files)
+    await area.deactivate()
+    # daemon_sleep is 5 s by default; make it 1 s for this test
+    bitmap = files.read_bitmap()
+    bitmap.update(daemon_sleep=1)
+    files.bitmap.write_bytes(bitmap.encode() + bytes(PAGE - len(bitmap.encode())))
+    area = await host.activate(files.url(daemon=True))
+    try:
+        await area.write(0, page(9))
+        assert files.read_bitmap().test(0)
+        for _ in range(200):
+            if not files.read_bitmap().test(0):
+                break
+            await asyncio.sleep(0.05)
+        assert not files.read_bitmap().test(0)
+    finally:
+        await area.deactivate()
+
+
+async def test_reads_are_balanced_over_healthy_legs(host: PluginHost, files: MirrorFiles) -> None:
+    area = await create_mirror(host, files)
+    mirror = mirror_of(area)
+    for _ in range(20):
+        await area.read(5)
+    assert all(leg.reads >= 5 for leg in mirror.legs)
+    await area.deactivate()
+
+
+async def test_failed_leg_degrades_and_keeps_bits_for_readd(
+    host: PluginHost, files: MirrorFiles
+) -> None:
+    area = await create_mirror(host, files)
+    mirror = mirror_of(area)
+    events = files.read_bitmap().superblock.events
+    bad = mirror.legs[1].area
+
+    async def broken(*args: object) -> None:
+        raise BackendIOError("injected: leg1 is gone")
+
+    bad._ops = dataclasses.replace(bad._ops, swap_out=broken, swap_in=broken)
+    await area.write(50, page(7))  # chunk 3
+    assert mirror.legs[1].faulty
+    assert mirror.degraded
+    assert bytes(await area.read(50)) == page(7)
+    for _ in range(3):
+        await mirror.sweep()
+    on_disk = files.read_bitmap()
+    assert on_disk.test(3), "a degraded mirror must keep the bit for the re-add"
+    assert on_disk.superblock.events > events
+    await area.deactivate()
+    assert files.read_bitmap().test(3)
+
+
+async def test_all_legs_failing_is_an_io_error(host: PluginHost, files: MirrorFiles) -> None:
+    area = await create_mirror(host, files)
+    mirror = mirror_of(area)
+
+    async def broken(*args: object) -> None:
+        raise BackendIOError("injected")
+
+    for leg in mirror.legs:
+        leg.area._ops = dataclasses.replace(leg.area._ops, swap_out=broken, swap_in=broken)
+    with pytest.raises(BackendIOError):
+        await area.write(0, page(1))
+    with pytest.raises(BackendIOError):
+        await area.read(0)
+    await area.deactivate()
+
+
+async def test_mirror_over_three_legs_on_mixed_backends(host: PluginHost, tmp_path: Path) -> None:
+    legs = [str(tmp_path / "a"), "memory://mdraid-mixed-leg", str(tmp_path / "c")]
+    url = mirror_url(str(tmp_path / "bm"), legs, name="mixed")
+    area = await host.activate(url, create=CreateRequest(32, PAGE))
+    try:
+        assert not area.capabilities.durable  # a memory leg is not durable
+        await area.write(31, page(3))
+        assert (tmp_path / "a").read_bytes()[31 * PAGE :] == page(3)
+        assert (tmp_path / "c").read_bytes()[31 * PAGE :] == page(3)
+    finally:
+        await area.deactivate()
+        from swapio_memory.plugin import forget
+
+        forget("mdraid-mixed-leg")
+
+
+async def test_config_file_names_a_mirror(host: PluginHost, tmp_path: Path) -> None:
+    conf = tmp_path / "m1.toml"
+    conf.write_text('bitmap = "m1.bitmap"\nlegs = ["a.img", "b.img"]\nchunk_size = 8192\n')
+    area = await host.activate(f"mirror://{quote(str(conf))}", create=CreateRequest(8, PAGE))
+    try:
+        await area.write(1, page(1))
+        assert mirror_of(area).chunk_size == 8192
+    finally:
+        await area.deactivate()
+    assert (tmp_path / "a.img").read_bytes() == (tmp_path / "b.img").read_bytes()
+    assert (tmp_path / "m1.bitmap").read_bytes()[:4] == b"bitm"
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("bitmap=x&leg0=a", "at least 2 legs"),
+        ("bitmap=x&leg0=a&leg1=a", "same leg twice"),
+        ("bitmap=a&leg0=a&leg1=b", "cannot be one of the legs"),
+        ("bitmap=x&leg0=a&leg2=b", "unknown mirror parameter"),
+        ("bitmap=x&leg0=a&leg1=b&chunk_size=1000", "not a power of two"),
+    ],
+)
+async def test_bad_mirror_urls_are_refused(host: PluginHost, query: str, message: str) -> None:
+    with pytest.raises(LocationError, match=message):
+        await host.activate(f"mirror://m?{query}")
+
+
+async def test_missing_config_file(host: PluginHost, tmp_path: Path) -> None:
+    with pytest.raises(LocationError, match="no such file"):
+        await host.activate(f"mirror://{tmp_path}/none.toml")
+
+
+async def test_legs_of_different_sizes_are_refused(host: PluginHost, files: MirrorFiles) -> None:
+    area = await create_mirror(host, files)
+    await area.deactivate()
+    with open(files.legs[1], "ab") as fh:
+        fh.write(bytes(PAGE))
+    with pytest.raises(MirrorError, match="legs differ in size"):
+        await host.activate(files.url())
+
+
+async def test_bitmap_sync_size_must_match_the_legs(host: PluginHost, files: MirrorFiles) -> None:
+    area = await create_mirror(host, files)
+    await area.deactivate()
+    for leg in files.legs:
+        with open(leg, "ab") as fh:
+            fh.write(bytes(PAGE))
+    with pytest.raises(MirrorError, match="does not match the legs"):
+        await host.activate(files.url())
+
+
+async def test_bitmap_on_a_non_durable_area_is_refused(host: PluginHost, tmp_path: Path) -> None:
+    url = mirror_url("memory://mdraid-bm", [str(tmp_path / "a"), str(tmp_path / "b")])
+    with pytest.raises(NotDurableError, match="not durable"):
+        await host.activate(url, create=CreateRequest(8, PAGE))
+    from swapio_memory.plugin import forget
+
+    forget("mdraid-bm")
