@@ -289,7 +289,7 @@ class RequestParser:
                 f"({self._header.count} pages of {self._header.page_size})",
                 code="truncated",
             )
-        return Request(self._header, bytes(self._body))
+        return Request(self._header, self._body)
 
 
 def parse_request(data: bytes | bytearray | memoryview, limits: Limits) -> Request:

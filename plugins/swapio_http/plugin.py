@@ -7,17 +7,22 @@ URL.  See ``docs/http.md``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 import click
 
 import swapio
 from swapio.area import Capabilities, PageBuffer, SwapArea, SwapInfo
+from swapio.plugins import PluginHost
 
-from ._auth import client_token
+from ._auth import ENV_TOKEN, TokenSet, client_token
 from ._wire import REQUEST_HEADER
 from .cli import serve
-from .client import ClientOptions, PageClient
+from .client import DEFAULT_CONNECTIONS, ClientOptions, PageClient
+from .server import ServerConfig, start_server
 
 VERSION = "0.1.0"
 #: Frames one memalloc request keeps in flight at once (they are sent one after another).
@@ -91,3 +96,24 @@ async def swap_in(area: SwapArea, slot: int, pages: Sequence[memoryview]) -> Non
 async def swap_discard(area: SwapArea, slot: int, count: int) -> None:
     client: PageClient = area.private
     await client.discard(slot, count)
+
+
+@asynccontextmanager
+async def bench_location(host: PluginHost, uid: str, qd: int) -> AsyncIterator[str]:
+    """For ``swapio bench``: an area URL on a page server started in this process.
+
+    The server uses the memory store (the remote-memory use case) and a fresh token, which
+    is put in ``$SWAPIO_TOKEN`` for the client side while the context is open.
+    """
+    token = secrets.token_urlsafe(24)
+    server = await start_server(ServerConfig(tokens=TokenSet((token,))), port=0, host=host)
+    saved = os.environ.get(ENV_TOKEN)
+    os.environ[ENV_TOKEN] = token
+    try:
+        yield f"{server.url}/areas/bench-{uid}?connections={max(DEFAULT_CONNECTIONS, qd)}"
+    finally:
+        await server.stop()
+        if saved is None:
+            os.environ.pop(ENV_TOKEN, None)
+        else:
+            os.environ[ENV_TOKEN] = saved

@@ -1,0 +1,1 @@
+"""``swapio bench``: the backend comparison benchmark (see docs/BENCHMARKS.md)."""

@@ -1,0 +1,158 @@
+"""What the benchmark measures: swapio areas (backends) and the peer tools they compete with.
+
+A :class:`Target` moves pages between buffers and slots; workloads only see this interface,
+so a backend and a peer run the very same loop.  Backend targets wrap an activated
+:class:`~swapio.area.SwapArea`; peers are the in-process limit (raw ``os.pwritev`` /
+``os.preadv`` on a local file) and the naive approach (one ``aiofiles`` seek + write per page).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiofiles
+from aiofiles.threadpool.binary import AsyncFileIO
+
+from swapio.area import PageBuffer, SwapArea
+from swapio.bench.results import Kind
+
+
+@dataclass
+class Target:
+    """Base class: a named store of ``pages`` slots of ``page_size`` bytes."""
+
+    name: str
+    kind: Kind
+    page_size: int
+    pages: int
+    #: Slots [0, written) hold data written by an earlier workload (seq-in reads them).
+    written: int = 0
+    #: Workload names this target cannot run, with the reason.
+    unsupported: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def area(self) -> SwapArea | None:
+        """The swap area behind a backend target (pager workloads need one)."""
+        return None
+
+    async def write(self, slot: int, pages: Sequence[PageBuffer]) -> None:
+        raise NotImplementedError
+
+    async def read(self, slot: int, views: Sequence[memoryview]) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Release the target's resources."""
+
+
+@dataclass
+class AreaTarget(Target):
+    """A swapio backend: every call goes through the area's bound operations."""
+
+    swap_area: SwapArea | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def area(self) -> SwapArea | None:
+        return self.swap_area
+
+    async def write(self, slot: int, pages: Sequence[PageBuffer]) -> None:
+        assert self.swap_area is not None
+        await self.swap_area.swap_out(slot, pages)
+
+    async def read(self, slot: int, views: Sequence[memoryview]) -> None:
+        assert self.swap_area is not None
+        await self.swap_area.swap_in(slot, views)
+
+    async def close(self) -> None:
+        if self.swap_area is not None:
+            await self.swap_area.deactivate()
+
+
+def _preallocate(path: Path, size: int) -> None:
+    with open(path, "wb") as f:
+        f.truncate(size)
+        # Write zeros rather than leave a sparse file, as the file backend's create does.
+        block = bytes(1 << 20)
+        left = size
+        while left > 0:
+            n = min(left, len(block))
+            f.write(block[:n])
+            left -= n
+
+
+@dataclass
+class RawFileTarget(Target):
+    """Peer: ``os.pwritev``/``os.preadv`` straight from the event loop (the in-process limit).
+
+    No thread hop and no swapio code: the most a Python process gets from this file.
+    Concurrency gives it nothing (the calls block), which is the point of the comparison.
+    """
+
+    path: Path = Path()
+    fd: int = -1
+
+    @classmethod
+    def create(cls, path: Path, pages: int, page_size: int) -> RawFileTarget:
+        _preallocate(path, pages * page_size)
+        fd = os.open(path, os.O_RDWR)
+        return cls("raw-pwritev", Kind.PEER, page_size, pages, path=path, fd=fd)
+
+    async def write(self, slot: int, pages: Sequence[PageBuffer]) -> None:
+        os.pwritev(self.fd, pages, slot * self.page_size)
+
+    async def read(self, slot: int, views: Sequence[memoryview]) -> None:
+        os.preadv(self.fd, views, slot * self.page_size)
+
+    async def close(self) -> None:
+        os.close(self.fd)
+
+
+@dataclass
+class AiofilesTarget(Target):
+    """Peer: the naive asyncio approach — per page, ``await f.seek()`` then write/read.
+
+    Each concurrent caller takes its own handle from a small pool (sharing one handle's file
+    position between tasks would corrupt data).
+    """
+
+    path: Path = Path()
+    handles: asyncio.Queue[AsyncFileIO] = field(default_factory=asyncio.Queue)
+    opened: list[AsyncFileIO] = field(default_factory=list)
+
+    @classmethod
+    async def create(cls, path: Path, pages: int, page_size: int, handles: int) -> AiofilesTarget:
+        _preallocate(path, pages * page_size)
+        target = cls("aiofiles-naive", Kind.PEER, page_size, pages, path=path)
+        for _ in range(max(1, handles)):
+            f = await aiofiles.open(path, "r+b", buffering=0)
+            target.opened.append(f)
+            target.handles.put_nowait(f)
+        return target
+
+    async def write(self, slot: int, pages: Sequence[PageBuffer]) -> None:
+        f = await self.handles.get()
+        try:
+            for i, page in enumerate(pages):
+                await f.seek((slot + i) * self.page_size)
+                await f.write(page)
+        finally:
+            self.handles.put_nowait(f)
+
+    async def read(self, slot: int, views: Sequence[memoryview]) -> None:
+        f = await self.handles.get()
+        try:
+            for i, view in enumerate(views):
+                await f.seek((slot + i) * self.page_size)
+                view[:] = await f.read(self.page_size)
+        finally:
+            self.handles.put_nowait(f)
+
+    async def close(self) -> None:
+        for f in self.opened:
+            await f.close()
