@@ -97,7 +97,7 @@ class AreaQueue:
                 if other is None:
                     continue
                 candidate = other
-            age_classes = (now_ns - candidate.submitted_ns) // self.aging_ns
+            age_classes = max(0, now_ns - candidate.submitted_ns) // self.aging_ns
             effective = cls - age_classes
             if effective > lowest_class:
                 continue

@@ -258,11 +258,16 @@ class IOScheduler:
         memalloc: bool | None,
     ) -> None:
         """Issue directly when the area is idle enough (``blk_mq_try_issue_directly``),
-        otherwise queue and wait."""
+        otherwise queue and wait.
+
+        Swap-ins are always queued: a cancelled waiter must not get its views back while a
+        backend may still fill them, and only a queued request can be left to settle.
+        """
         st, n, prio, flag = self._prepare(area, direction, slot, buffers, count, priority, memalloc)
         stats = st.stats
         if (
-            st.queue.pending
+            direction is Direction.SWAP_IN
+            or st.queue.pending
             or st.dispatch_pending
             or stats.inflight >= (st.depth if prio <= Priority.DEMAND else st.background_limit)
             or (flag and stats.inflight_memalloc >= st.memalloc_limit)

@@ -1,0 +1,397 @@
+"""IOScheduler: merging, priorities, depth, memalloc, errors, timeouts, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from swapio import CreateRequest, PluginHost
+from swapio.area import Capabilities
+from swapio.errors import (
+    AreaInactiveError,
+    BackendIOError,
+    PageSizeError,
+    SchedulerClosedError,
+    SlotRangeError,
+    SwapTimeoutError,
+    UsageError,
+)
+from swapio.memalloc import memalloc
+from swapio.pool import PagePool
+from swapio.scheduler import Direction, IOScheduler, Priority
+from tests.scheduler.fakes import ControlledBackend, activate, page
+
+OUT = Direction.SWAP_OUT
+IN = Direction.SWAP_IN
+
+
+async def ticks(n: int = 3) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+async def test_adjacent_submissions_in_one_tick_merge_into_one_call() -> None:
+    backend = ControlledBackend()
+    area = await activate(backend)
+    sched = IOScheduler()
+    reqs = [sched.submit(area, OUT, slot, [page(slot)]) for slot in range(8)]
+    await asyncio.gather(*(r.future for r in reqs))
+    assert [(c.op, c.slot, c.count) for c in backend.calls] == [("out", 0, 8)]
+    assert all(backend.store[s] == page(s) for s in range(8))
+    assert sched.stats(area).merged == 7
+
+
+async def test_front_merge_keeps_slot_order() -> None:
+    backend = ControlledBackend()
+    area = await activate(backend)
+    sched = IOScheduler()
+    reqs = [sched.submit(area, OUT, slot, [page(slot)]) for slot in (5, 4, 6, 3)]
+    await asyncio.gather(*(r.future for r in reqs))
+    assert [(c.slot, c.count) for c in backend.calls] == [(3, 4)]
+    assert [backend.store[s] for s in range(3, 7)] == [page(s) for s in range(3, 7)]
+
+
+async def test_merging_stops_at_max_pages_per_request() -> None:
+    backend = ControlledBackend(capabilities=Capabilities(max_pages_per_request=4))
+    area = await activate(backend)
+    sched = IOScheduler()
+    reqs = [sched.submit(area, OUT, slot, [page(slot)]) for slot in range(10)]
+    await asyncio.gather(*(r.future for r in reqs))
+    assert sorted(c.count for c in backend.calls) == [2, 4, 4]
+    assert all(backend.store[s] == page(s) for s in range(10))
+
+
+async def test_no_merge_across_directions_or_gaps() -> None:
+    backend = ControlledBackend()
+    area = await activate(backend)
+    sched = IOScheduler()
+    views = [memoryview(bytearray(4096)) for _ in range(2)]
+    reqs = [
+        sched.submit(area, OUT, 0, [page(0)]),
+        sched.submit(area, IN, 1, [views[0]]),
+        sched.submit(area, OUT, 3, [page(3)]),
+        sched.submit(area, IN, 4, [views[1]]),
+    ]
+    await asyncio.gather(*(r.future for r in reqs))
+    assert sorted((c.op, c.slot, c.count) for c in backend.calls) == [
+        ("in", 1, 1),
+        ("in", 4, 1),
+        ("out", 0, 1),
+        ("out", 3, 1),
+    ]
+
+
+async def test_priority_classes_dispatch_most_urgent_first() -> None:
+    backend = ControlledBackend(capabilities=Capabilities(queue_depth=1))
+    backend.gate = asyncio.Event()
+    area = await activate(backend)
+    sched = IOScheduler(aging_interval=3600)
+    blocker = sched.submit(area, OUT, 100, [page(0)], priority=Priority.BACKGROUND)
+    await asyncio.sleep(0)
+    view = memoryview(bytearray(4096))
+    reqs = [
+        sched.submit(area, OUT, 10, [page(1)], priority=Priority.BACKGROUND),
+        sched.submit(area, IN, 20, [view], priority=Priority.READAHEAD),
+        sched.submit(area, IN, 30, [memoryview(bytearray(4096))], priority=Priority.DEMAND),
+        sched.submit(area, OUT, 40, [page(2)], priority=Priority.RECLAIM),
+    ]
+    backend.gate.set()
+    await asyncio.gather(blocker.future, *(r.future for r in reqs))
+    assert [c.slot for c in backend.calls] == [100, 40, 30, 20, 10]
+
+
+async def test_demand_read_gets_a_slot_while_background_fills_the_queue() -> None:
+    backend = ControlledBackend(capabilities=Capabilities(queue_depth=4))
+    backend.gate = asyncio.Event()
+    area = await activate(backend)
+    sched = IOScheduler(aging_interval=3600, background_share=0.75)
+    background = [
+        sched.submit(area, OUT, 10 * i, [page(i)], priority=Priority.BACKGROUND) for i in range(8)
+    ]
+    await ticks()
+    assert backend.concurrent == 3  # a quarter of the depth is kept for urgent work
+    demand = sched.submit(area, IN, 999, [memoryview(bytearray(4096))])
+    await ticks()
+    assert backend.calls[-1].slot == 999
+    backend.gate.set()
+    await asyncio.gather(demand.future, *(r.future for r in background))
+
+
+async def test_queue_depth_bounds_requests_in_flight() -> None:
+    backend = ControlledBackend(capabilities=Capabilities(queue_depth=2))
+    backend.gate = asyncio.Event()
+    area = await activate(backend)
+    sched = IOScheduler()
+    reqs = [sched.submit(area, OUT, 10 * i, [page(i)]) for i in range(5)]
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert backend.concurrent == 2
+    assert sched.stats(area).pending == 3
+    backend.gate.set()
+    await asyncio.gather(*(r.future for r in reqs))
+    assert backend.peak_concurrent == 2
+    assert sched.stats(area).peak_inflight == 2
+
+
+async def test_memalloc_requests_in_flight_are_limited_to_what_the_reserve_covers() -> None:
+    caps = Capabilities(queue_depth=8, reserve_pages_per_request=2, memalloc_requests=1)
+    backend = ControlledBackend(capabilities=caps)
+    backend.gate = asyncio.Event()
+    area = await activate(backend, PagePool(256))
+    sched = IOScheduler()
+    reclaim = [sched.submit(area, OUT, 10 * i, [page(i)]) for i in range(3)]
+    reads = [sched.submit(area, IN, 500 + 10 * i, [memoryview(bytearray(4096))]) for i in range(2)]
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert backend.concurrent_memalloc == 1
+    assert backend.concurrent == 3  # the reads are not held back by the memalloc limit
+    backend.gate.set()
+    await asyncio.gather(*(r.future for r in reclaim + reads))
+    assert backend.peak_concurrent_memalloc == 1
+
+
+async def test_reclaim_swap_out_runs_in_memalloc_context_and_demand_reads_do_not() -> None:
+    backend = ControlledBackend()
+    area = await activate(backend)
+    sched = IOScheduler()
+    await sched.swap_out(area, 0, [page(1)])
+    await sched.swap_in(area, 0, [memoryview(bytearray(4096))])
+    await sched.swap_out(area, 1, [page(1)], priority=Priority.BACKGROUND)
+    with memalloc():
+        await sched.swap_in(area, 1, [memoryview(bytearray(4096))])
+    assert [(c.op, c.memalloc) for c in backend.calls] == [
+        ("out", True),
+        ("in", False),
+        ("out", False),
+        ("in", True),
+    ]
+
+
+async def test_memalloc_follows_queued_requests_into_the_dispatch_task() -> None:
+    backend = ControlledBackend(capabilities=Capabilities(queue_depth=1))
+    backend.gate = asyncio.Event()
+    area = await activate(backend)
+    sched = IOScheduler()
+    first = sched.submit(area, IN, 0, [memoryview(bytearray(4096))])
+    await asyncio.sleep(0)
+    queued = sched.submit(area, OUT, 7, [page(7)])  # RECLAIM, queued behind the read
+    backend.gate.set()
+    await asyncio.gather(first.future, queued.future)
+    assert [(c.slot, c.memalloc) for c in backend.calls] == [(0, False), (7, True)]
+
+
+async def test_swap_in_reads_back_what_swap_out_wrote_on_the_memory_backend() -> None:
+    host = PluginHost()
+    area = await host.activate("memory://sched-roundtrip", create=CreateRequest(pages=64))
+    try:
+        sched = IOScheduler()
+        reqs = [sched.submit(area, OUT, s, [page(s + 1)]) for s in range(64)]
+        await asyncio.gather(*(r.future for r in reqs))
+        views = [memoryview(bytearray(4096)) for _ in range(64)]
+        reads = [sched.submit(area, IN, s, [views[s]]) for s in range(64)]
+        await asyncio.gather(*(r.future for r in reads))
+        assert [bytes(v) for v in views] == [page(s + 1) for s in range(64)]
+        assert sched.stats(area).batches == 2
+    finally:
+        await area.deactivate()
+        from swapio_memory.plugin import forget
+
+        forget("sched-roundtrip")
+
+
+async def test_backend_error_reaches_every_waiter_of_a_merged_request() -> None:
+    backend = ControlledBackend(reply_pages=1)
+    backend.fail_out = BackendIOError("disk on fire", detail="EIO")
+    pool = PagePool(64)
+    area = await activate(backend, pool)
+    before = pool.accounting()
+    sched = IOScheduler()
+    reqs = [sched.submit(area, OUT, s, [page(s)]) for s in range(4)]
+    results = await asyncio.gather(*(r.future for r in reqs), return_exceptions=True)
+    assert len(backend.calls) == 1
+    assert all(isinstance(r, BackendIOError) and "disk on fire" in str(r) for r in results)
+    assert sched.stats(area).errors == 4
+    assert pool.accounting() == before
+
+
+async def test_direct_issue_error_propagates_and_is_counted() -> None:
+    backend = ControlledBackend()
+    backend.fail_in = BackendIOError("bad sector")
+    area = await activate(backend)
+    sched = IOScheduler()
+    with pytest.raises(BackendIOError, match="bad sector"):
+        await sched.swap_in(area, 0, [memoryview(bytearray(4096))])
+    assert sched.stats(area).errors == 1
+    assert sched.stats(area).inflight == 0
+
+
+async def test_backend_that_never_answers_times_out_for_every_waiter() -> None:
+    backend = ControlledBackend(reply_pages=2)
+    backend.hang = True
+    pool = PagePool(64)
+    area = await activate(backend, pool)
+    before = pool.accounting()
+    sched = IOScheduler(request_timeout=0.05)
+    reqs = [sched.submit(area, OUT, s, [page(s)]) for s in range(3)]
+    results = await asyncio.gather(*(r.future for r in reqs), return_exceptions=True)
+    assert all(isinstance(r, SwapTimeoutError) for r in results)
+    assert "did not complete within 0.05 s" in str(results[0])
+    with pytest.raises(SwapTimeoutError, match=r"swap_in of slots 9\.\.9"):
+        await sched.swap_in(area, 9, [memoryview(bytearray(4096))])
+    assert sched.stats(area).timeouts == 2
+    assert pool.accounting() == before
+    assert area.inflight == 0
+
+
+async def test_cancelling_a_queued_request_removes_it() -> None:
+    backend = ControlledBackend(capabilities=Capabilities(queue_depth=1), reply_pages=1)
+    backend.gate = asyncio.Event()
+    pool = PagePool(64)
+    area = await activate(backend, pool)
+    before = pool.accounting()
+    sched = IOScheduler()
+    first = asyncio.create_task(sched.swap_out(area, 0, [page(0)]))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(sched.swap_out(area, 5, [page(5)]))
+    await asyncio.sleep(0)
+    assert sched.stats(area).pending == 1
+    second.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    backend.gate.set()
+    await first
+    await sched.drain(area)
+    assert [c.slot for c in backend.calls] == [0]
+    assert 5 not in backend.store
+    assert sched.stats(area).cancelled == 1
+    assert pool.accounting() == before
+
+
+async def test_cancelling_an_in_flight_waiter_waits_for_the_io_to_settle() -> None:
+    backend = ControlledBackend()
+    backend.gate = asyncio.Event()
+    backend.store[9] = page(9)
+    area = await activate(backend)
+    sched = IOScheduler()
+    view = memoryview(bytearray(4096))
+    reader = asyncio.create_task(sched.swap_in(area, 9, [view]))
+    await ticks()
+    assert backend.calls[-1].slot == 9  # in flight, blocked on the gate
+    reader.cancel()
+    await asyncio.sleep(0.01)
+    assert not reader.done()  # it cannot return while the backend may still fill the view
+    backend.gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+    assert bytes(view) == page(9)
+
+
+async def test_cancelling_a_direct_swap_out_cancels_the_backend_call() -> None:
+    backend = ControlledBackend(reply_pages=1)
+    backend.gate = asyncio.Event()
+    pool = PagePool(64)
+    area = await activate(backend, pool)
+    before = pool.accounting()
+    sched = IOScheduler()
+    writer = asyncio.create_task(sched.swap_out(area, 3, [page(3)]))
+    await ticks()
+    writer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await writer
+    assert 3 not in backend.store
+    assert sched.stats(area).inflight == 0
+    assert pool.accounting() == before
+
+
+async def test_requests_on_an_inactive_area_are_refused() -> None:
+    backend = ControlledBackend()
+    area = await activate(backend)
+    await area.deactivate()
+    with pytest.raises(AreaInactiveError, match="inactive"):
+        await IOScheduler().swap_out(area, 0, [page(0)])
+
+
+@pytest.mark.parametrize("size", [4095, 4097, 0])
+async def test_buffers_of_the_wrong_size_are_refused(size: int) -> None:
+    backend = ControlledBackend()
+    area = await activate(backend)
+    with pytest.raises(PageSizeError, match=f"buffer of {size} bytes, expected 4096"):
+        IOScheduler().submit(area, OUT, 0, [bytes(size)])
+    assert backend.calls == []
+
+
+async def test_read_only_swap_in_buffer_is_refused() -> None:
+    area = await activate(ControlledBackend())
+    with pytest.raises(PageSizeError, match="writable"):
+        await IOScheduler().swap_in(area, 0, [memoryview(bytes(4096))])
+
+
+async def test_out_of_range_slots_are_refused() -> None:
+    area = await activate(ControlledBackend(pages=16))
+    with pytest.raises(SlotRangeError, match=r"slots 15\.\.16 out of range"):
+        IOScheduler().submit(area, OUT, 15, [page(0), page(1)])
+
+
+async def test_empty_request_is_refused() -> None:
+    area = await activate(ControlledBackend())
+    with pytest.raises(UsageError, match="at least one page"):
+        IOScheduler().submit(area, OUT, 0, [])
+
+
+async def test_close_fails_queued_and_cancels_in_flight_requests() -> None:
+    backend = ControlledBackend(capabilities=Capabilities(queue_depth=1), reply_pages=1)
+    backend.gate = asyncio.Event()
+    pool = PagePool(64)
+    area = await activate(backend, pool)
+    before = pool.accounting()
+    sched = IOScheduler()
+    inflight = sched.submit(area, OUT, 0, [page(0)])
+    await asyncio.sleep(0)
+    queued = sched.submit(area, OUT, 9, [page(9)])
+    await asyncio.sleep(0)
+    await sched.aclose()
+    with pytest.raises(SchedulerClosedError, match="cancelled by scheduler shutdown"):
+        await inflight
+    with pytest.raises(SchedulerClosedError, match="still queued"):
+        await queued
+    with pytest.raises(SchedulerClosedError, match="closed"):
+        sched.submit(area, OUT, 0, [page(0)])
+    assert pool.accounting() == before
+
+
+async def test_discard_goes_through_the_queue() -> None:
+    backend = ControlledBackend(capabilities=Capabilities(discard=True))
+    area = await activate(backend)
+    sched = IOScheduler()
+    await sched.swap_out(area, 3, [page(3)])
+    await sched.discard(area, 3, 1)
+    assert 3 not in backend.store
+    assert sched.stats(area).pages_discarded == 1
+
+
+async def test_drain_waits_for_queued_and_in_flight_work() -> None:
+    backend = ControlledBackend(capabilities=Capabilities(queue_depth=1))
+    backend.gate = asyncio.Event()
+    area = await activate(backend)
+    sched = IOScheduler()
+    reqs = [sched.submit(area, OUT, 10 * i, [page(i)]) for i in range(3)]
+    drained = asyncio.create_task(sched.drain(area))
+    await asyncio.sleep(0.01)
+    assert not drained.done()
+    backend.gate.set()
+    await drained
+    assert all(r.done() for r in reqs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"aging_interval": 0}, "aging_interval"),
+        ({"request_timeout": -1}, "request_timeout"),
+        ({"background_share": 0}, "background_share"),
+    ],
+)
+def test_bad_scheduler_settings_are_refused(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        IOScheduler(**kwargs)  # type: ignore[arg-type]
