@@ -13,9 +13,10 @@ import signal
 import sys
 from pathlib import Path
 
+from swapio_mdraid._mirror import Mirror
+
 from swapio.area import SwapArea
 from swapio.plugins import PluginHost
-from swapio_mdraid._mirror import Mirror
 from tests.mdraid.helpers import MirrorFiles, page
 
 #: (op, slot, fill): writes that change chunks 0, 1 and 2 (16 pages per 64 KiB chunk),

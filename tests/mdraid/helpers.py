@@ -72,3 +72,14 @@ def make_image(path: Path, size: int, fill: int = 0) -> None:
         fh.write(bytes([fill]) * size)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def cli(*args: str, rc: int = 0) -> str:
+    """Run ``swapio ARGS`` in this process (fast); return stdout.  Not inside an event loop."""
+    from click.testing import CliRunner
+
+    from swapio.cli import build_cli
+
+    result = CliRunner().invoke(build_cli(PluginHost()), list(args), catch_exceptions=False)
+    assert result.exit_code == rc, (result.exit_code, result.output)
+    return result.stdout

@@ -12,12 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from swapio.plugins import PluginHost
 from swapio_mdraid._locate import activate
 from swapio_mdraid._mirror import Mirror
 from swapio_mdraid._resync import resync
 from swapio_mdraid._store import BitmapStore
+
+from swapio.plugins import PluginHost
 from tests.mdraid.crash_workload import files_in, run_workload
 from tests.mdraid.helpers import MirrorFiles, create_mirror
 
