@@ -243,6 +243,7 @@ class RequestParser:
         self._head = bytearray()
         self._header: RequestHeader | None = None
         self._body = bytearray()
+        self._filled = 0
         self._eof = False
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
@@ -259,15 +260,18 @@ class RequestParser:
             view = view[need:]
             if len(self._head) == REQUEST_HEADER.size:
                 self._header = parse_request_header(self._head, self._limits, self._content_length)
+                # Allocated once, after the limits passed: never grows, never reallocates.
+                self._body = bytearray(self._header.body_size)
         if self._header is not None and view.nbytes:
-            room = self._header.body_size - len(self._body)
+            room = self._header.body_size - self._filled
             if view.nbytes > room:
                 raise FrameError(
                     f"{view.nbytes - room} bytes after the end of the frame "
                     f"(body is {self._header.body_size} bytes)",
                     code="length-mismatch",
                 )
-            self._body += view
+            self._body[self._filled : self._filled + view.nbytes] = view
+            self._filled += view.nbytes
 
     @property
     def header(self) -> RequestHeader | None:
@@ -283,9 +287,9 @@ class RequestParser:
                 f"truncated frame: {len(self._head)} of {REQUEST_HEADER.size} header bytes",
                 code="truncated",
             )
-        if len(self._body) != self._header.body_size:
+        if self._filled != self._header.body_size:
             raise FrameError(
-                f"truncated frame: {len(self._body)} of {self._header.body_size} body bytes "
+                f"truncated frame: {self._filled} of {self._header.body_size} body bytes "
                 f"({self._header.count} pages of {self._header.page_size})",
                 code="truncated",
             )

@@ -289,7 +289,7 @@ class PageClient:
         buf = await pool.alloc(expect)
         try:
             got = 0
-            async for chunk in response.content.iter_any():
+            async for chunk, _ in response.content.iter_chunks():
                 end = got + len(chunk)
                 if end > expect:
                     raise RemoteProtocolError(f"{what}: response longer than {expect} bytes")

@@ -298,7 +298,8 @@ async def area_io(request: web.Request) -> web.Response:
         )
     with state.io():
         parser = RequestParser(limits, length)
-        async for chunk in request.content.iter_any():
+        # iter_chunks hands over received chunks as they are (iter_any would join them).
+        async for chunk, _ in request.content.iter_chunks():
             parser.receive_data(chunk)
         parser.receive_data(b"")
         frame = parser.result()
