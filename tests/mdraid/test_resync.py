@@ -239,7 +239,7 @@ def test_kill_9_during_resync_then_resume(tmp_path: Path) -> None:
             str(b),
             "--max-speed",
             "2M",
-        ],  # fmt: skip
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
