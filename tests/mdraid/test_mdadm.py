@@ -26,7 +26,11 @@ def mdadm_examine(path: Path) -> tuple[list[str], str]:
     mdadm = shutil.which("mdadm")
     assert mdadm is not None, "mdadm is required (Debian package mdadm, installed by the setup)"
     done = subprocess.run(
-        [mdadm, "--examine-bitmap", str(path)], capture_output=True, text=True, timeout=30
+        [mdadm, "--examine-bitmap", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.rstrip("\n").splitlines(), done.stderr
@@ -219,7 +223,7 @@ def test_sync_size_human_formatting_matches(tmp_path: Path, sync_sectors: int) -
 def test_truncated_file_mdadm_warns_swapio_refuses(tmp_path: Path) -> None:
     path = tmp_path / "short"
     craft_mdadm_file(path, sync_sectors=2 * 1024 * 100, chunksize=4096, truncate_to=300)
-    lines, stderr = mdadm_examine(path)
+    _lines, stderr = mdadm_examine(path)
     assert "not large enough" in stderr
     done = subprocess.run(["swapio", "bitmap", "examine", str(path)], capture_output=True,
                           text=True, check=False)  # fmt: skip
