@@ -1,0 +1,309 @@
+"""Pager: faults, eviction through swap-out, swap cache, readahead, dirty limits, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from swapio import CreateRequest, PluginHost
+from swapio.area import Capabilities
+from swapio.errors import BackendIOError, SlotRangeError, SwapTimeoutError, UsageError
+from swapio.pager import Pager
+from swapio.pool import PagePool
+from swapio.scheduler import IOScheduler
+from tests.scheduler.fakes import ControlledBackend, activate, page
+
+PAGE = 4096
+
+
+def outs(backend: ControlledBackend, slot: int | None = None) -> list[tuple[int, int]]:
+    return [
+        (c.slot, c.count)
+        for c in backend.calls
+        if c.op == "out" and (slot is None or c.slot <= slot < c.slot + c.count)
+    ]
+
+
+def ins(backend: ControlledBackend) -> list[tuple[int, int]]:
+    return [(c.slot, c.count) for c in backend.calls if c.op == "in"]
+
+
+async def test_more_pages_than_resident_budget_round_trip() -> None:
+    backend = ControlledBackend(pages=256)
+    pool = PagePool(128)
+    area = await activate(backend, pool)
+    before = pool.accounting()
+    async with Pager(area, resident_pages=16, reclaim_batch=4) as pager:
+        for i in range(64):
+            await pager.write(i, page(i + 1))
+            assert pager.resident <= 16
+        for i in range(64):
+            assert await pager.read(i) == page(i + 1)
+        stats = pager.stats()
+        assert stats.evictions > 0
+        assert stats.writebacks >= 48
+        assert stats.major_faults > 0
+    assert pool.accounting() == before
+
+
+async def test_round_trip_on_the_memory_backend() -> None:
+    host = PluginHost()
+    area = await host.activate("memory://pager-rt", create=CreateRequest(pages=512))
+    try:
+        async with Pager(area, resident_pages=32) as pager:
+            rng = random.Random(7)
+            model: dict[int, bytes] = {}
+            for _ in range(1500):
+                i = rng.randrange(512)
+                if rng.random() < 0.5:
+                    model[i] = page(rng.randrange(256))
+                    await pager.write(i, model[i])
+                else:
+                    assert await pager.read(i) == model.get(i, bytes(PAGE))
+    finally:
+        await area.deactivate()
+        from swapio_memory.plugin import forget
+
+        forget("pager-rt")
+
+
+async def test_never_written_pages_read_as_zeros_without_io() -> None:
+    backend = ControlledBackend()
+    area = await activate(backend)
+    async with Pager(area, resident_pages=4) as pager:
+        for i in range(20):
+            assert await pager.read(i) == bytes(PAGE)
+        assert backend.calls == []
+        assert pager.stats().minor_faults == 20
+        assert pager.stats().clean_drops == 16
+
+
+async def test_clean_page_with_a_valid_copy_is_dropped_without_io() -> None:
+    backend = ControlledBackend()
+    area = await activate(backend)
+    async with Pager(area, resident_pages=4, reclaim_batch=1, readahead=0) as pager:
+        await pager.write(0, page(9))
+        await pager.sync()
+        assert outs(backend, 0) == [(0, 1)]
+        for i in range(1, 12):
+            await pager.read(i)
+        assert not pager.is_resident(0)
+        assert outs(backend, 0) == [(0, 1)]  # evicted clean: no second write
+        assert await pager.read(0) == page(9)
+        assert ins(backend) == [(0, 1)]
+        assert pager.stats().clean_drops >= 1
+
+
+async def test_partial_write_keeps_the_rest_of_the_page() -> None:
+    backend = ControlledBackend()
+    area = await activate(backend)
+    async with Pager(area, resident_pages=2, reclaim_batch=1) as pager:
+        await pager.write(5, page(1))
+        for i in range(10, 14):
+            await pager.write(i, page(2))
+        await pager.write(5, b"\xff\xff", offset=100)
+        expected = bytearray(page(1))
+        expected[100:102] = b"\xff\xff"
+        assert await pager.read(5) == bytes(expected)
+
+
+async def test_readahead_brings_the_cluster_in_one_merged_read() -> None:
+    backend = ControlledBackend()
+    area = await activate(backend)
+    async with Pager(area, resident_pages=16, reclaim_batch=16, readahead=8) as pager:
+        for i in range(32):
+            await pager.write(i, page(i))
+        await pager.sync()
+        for i in range(100, 116):  # push pages 16..31 out as well
+            await pager.read(i)
+        backend.calls.clear()
+        assert await pager.read(8) == page(8)
+        assert ins(backend) == [(8, 8)]
+        for i in range(9, 16):
+            assert await pager.read(i) == page(i)
+        assert ins(backend) == [(8, 8)]
+        stats = pager.stats()
+        assert stats.readahead_issued == 7
+        assert stats.readahead_hits == 7
+
+
+async def test_eviction_writes_back_in_memalloc_context_and_merges() -> None:
+    backend = ControlledBackend()
+    area = await activate(backend)
+    async with Pager(area, resident_pages=8, reclaim_batch=8) as pager:
+        for i in range(9):
+            await pager.write(i, page(i))
+        writes = [c for c in backend.calls if c.op == "out"]
+        assert writes
+        assert all(c.memalloc for c in writes)
+        assert [(c.slot, c.count) for c in writes] == [(0, 8)]
+
+
+async def test_failed_swap_out_leaves_the_page_dirty_and_loses_nothing() -> None:
+    backend = ControlledBackend()
+    pool = PagePool(64)
+    area = await activate(backend, pool)
+    before = pool.accounting()
+    async with Pager(area, resident_pages=4, reclaim_batch=4) as pager:
+        for i in range(4):
+            await pager.write(i, page(i + 1))
+        backend.fail_out = BackendIOError("server said EIO")
+        with pytest.raises(BackendIOError, match="EIO"):
+            await pager.write(4, page(5))
+        assert pager.dirty == 4
+        assert pager.stats().writeback_errors == 4
+        assert all(pager.is_resident(i) for i in range(4))
+        backend.fail_out = None
+        await pager.write(4, page(5))
+        for i in range(5):
+            assert await pager.read(i) == page(i + 1)
+    assert pool.accounting() == before
+
+
+async def test_failed_swap_in_leaves_no_frame_behind() -> None:
+    backend = ControlledBackend()
+    pool = PagePool(64)
+    area = await activate(backend, pool)
+    before = pool.accounting()
+    async with Pager(area, resident_pages=2, reclaim_batch=2, readahead=0) as pager:
+        await pager.write(0, page(3))
+        await pager.write(1, page(4))
+        await pager.write(2, page(5))
+        await pager.write(3, page(6))
+        assert not pager.is_resident(0)
+        backend.fail_in = BackendIOError("read failed")
+        with pytest.raises(BackendIOError, match="read failed"):
+            await pager.read(0)
+        assert not pager.is_resident(0)
+        assert pager.stats().fault_errors == 1
+        backend.fail_in = None
+        assert await pager.read(0) == page(3)
+    assert pool.accounting() == before
+
+
+async def test_backend_that_never_answers_times_out_and_keeps_the_page() -> None:
+    backend = ControlledBackend(reply_pages=1)
+    pool = PagePool(64)
+    area = await activate(backend, pool)
+    before = pool.accounting()
+    sched = IOScheduler(request_timeout=0.05)
+    async with Pager(area, resident_pages=2, reclaim_batch=2, scheduler=sched) as pager:
+        await pager.write(0, page(1))
+        await pager.write(1, page(2))
+        backend.hang = True
+        with pytest.raises(SwapTimeoutError):
+            await pager.write(2, page(3))
+        assert pager.dirty == 2
+        backend.hang = False
+        await pager.write(2, page(3))
+        assert await pager.read(0) == page(1)
+    await sched.aclose()
+    assert pool.accounting() == before
+
+
+async def test_eviction_under_pressure_dips_into_the_reserve() -> None:
+    caps = Capabilities(reserve_pages_per_request=2, memalloc_requests=1)
+    backend = ControlledBackend(capabilities=caps, reply_pages=2)
+    pool = PagePool(40, min_pages=4, low_pages=4, high_pages=6, dirty_ratio=100)
+    area = await activate(backend, pool)
+    assert pool.reserve_pages == 6
+    before = pool.accounting()
+    async with Pager(area, resident_pages=34, reclaim_batch=4) as pager:
+        for i in range(34):
+            await pager.write(i, page(i))
+        assert pool.free_pages == pool.min_pages
+        for i in range(34, 50):
+            await pager.write(i, page(i))
+        assert backend.reply_dips > 0
+        assert pager.stats().reserve_dips > 0
+        assert pool.snapshot().peak_reserve_used_pages <= pool.reserve_pages
+        for i in range(50):
+            assert await pager.read(i) == page(i)
+    assert pool.accounting() == before
+
+
+async def test_dirty_limit_makes_writers_write_back_first() -> None:
+    backend = ControlledBackend()
+    pool = PagePool(110, min_pages=10, low_pages=12, high_pages=14)  # dirty limit 20
+    area = await activate(backend, pool)
+    async with Pager(area, resident_pages=80) as pager:
+        for i in range(60):
+            await pager.write(i, page(i))
+            assert pool.dirty_pages <= pool.dirty_limit_pages
+        stats = pager.stats()
+        assert stats.dirty_throttles > 0
+        assert stats.writebacks > 0
+        assert stats.evictions == 0  # written back, not evicted: all 60 fit
+        for i in range(60):
+            assert await pager.read(i) == page(i)
+
+
+async def test_concurrent_tasks_see_their_writes() -> None:
+    backend = ControlledBackend(pages=256, capabilities=Capabilities(queue_depth=4))
+    pool = PagePool(256)
+    area = await activate(backend, pool)
+    before = pool.accounting()
+    async with Pager(area, resident_pages=24, reclaim_batch=8) as pager:
+
+        async def worker(seed: int) -> None:
+            rng = random.Random(seed)
+            mine = range(seed * 32, seed * 32 + 32)  # each task owns its pages
+            model: dict[int, bytes] = {}
+            for _ in range(300):
+                i = rng.choice(mine)
+                if rng.random() < 0.6:
+                    model[i] = page(rng.randrange(256))
+                    await pager.write(i, model[i])
+                else:
+                    assert await pager.read(i) == model.get(i, bytes(PAGE))
+
+        await asyncio.gather(*(worker(s) for s in range(6)))
+        assert pager.resident <= 24
+    assert pool.accounting() == before
+
+
+async def test_sync_writes_every_dirty_page() -> None:
+    backend = ControlledBackend()
+    area = await activate(backend)
+    async with Pager(area, resident_pages=8) as pager:
+        for i in range(5):
+            await pager.write(i, page(i))
+        await pager.sync()
+        assert pager.dirty == 0
+        assert all(backend.store[i] == page(i) for i in range(5))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"resident_pages": 0}, "resident_pages must be >= 1"),
+        ({"resident_pages": 4, "pages": 5000}, "pages must be between 1"),
+        ({"resident_pages": 4, "readahead": 3}, "power of two"),
+        ({"resident_pages": 4, "reclaim_batch": 0}, "reclaim_batch"),
+    ],
+)
+async def test_bad_pager_settings_are_refused(kwargs: dict[str, int], message: str) -> None:
+    area = await activate(ControlledBackend())
+    with pytest.raises(UsageError, match=message):
+        Pager(area, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_out_of_range_page_and_oversized_write_are_refused() -> None:
+    area = await activate(ControlledBackend(pages=16))
+    async with Pager(area, resident_pages=4) as pager:
+        with pytest.raises(SlotRangeError, match="page 16 out of range"):
+            await pager.read(16)
+        with pytest.raises(SlotRangeError, match="page -1 out of range"):
+            await pager.write(-1, b"x")
+        with pytest.raises(UsageError, match="does not fit"):
+            await pager.write(0, b"x" * 10, offset=PAGE - 5)
+
+
+async def test_closed_pager_refuses_access() -> None:
+    area = await activate(ControlledBackend())
+    pager = Pager(area, resident_pages=4)
+    await pager.close()
+    with pytest.raises(UsageError, match="closed"):
+        await pager.read(0)
