@@ -1,0 +1,226 @@
+"""The in-memory view of a JFFS2 log: node references, per-file fragments, dirents.
+
+Like the kernel's ``jffs2_raw_node_ref`` / fragtree (``fs/jffs2/nodelist.h``,
+``readinode.c``): data nodes arrive in any order; where they overlap the newer version
+wins; equal versions are duplicates left by garbage collection and either copy may serve.
+Each data node counts the 4 KiB chunks in which some of its bytes are still visible
+(``refs``); at zero it is obsolete and its space is dirt for the garbage collector.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from swapio_flashlog._nodes import JFFS2_PAGE, Dirent, SumDirent, SumEntry, SumInode
+
+
+class RefKind(enum.Enum):
+    INODE = "inode"
+    DIRENT = "dirent"
+    OTHER = "other"  # a node kept verbatim (RWCOMPAT_COPY types)
+
+
+class NodeRef:
+    """One node on flash: where it is, what it holds, whether it is still needed."""
+
+    __slots__ = (
+        "block",
+        "dirent",
+        "dsize",
+        "foff",
+        "ino",
+        "kind",
+        "length",
+        "offset",
+        "poisoned",
+        "refs",
+        "totlen",
+        "version",
+    )
+
+    def __init__(
+        self,
+        kind: RefKind,
+        offset: int,
+        totlen: int,
+        length: int,
+        block: int,
+        ino: int = 0,
+        version: int = 0,
+        foff: int = 0,
+        dsize: int = 0,
+        dirent: Dirent | None = None,
+    ) -> None:
+        self.kind = kind
+        self.offset = offset  # absolute flash offset
+        self.totlen = totlen
+        self.length = length  # flash bytes it occupies (PAD + write-unit alignment)
+        self.block = block
+        self.ino = ino
+        self.version = version
+        self.foff = foff
+        self.dsize = dsize
+        self.dirent = dirent
+        self.refs = 0
+        self.poisoned = False
+
+    def moved(self, offset: int, length: int, block: int) -> NodeRef:
+        """A copy of this reference at a new place (a pristine GC copy)."""
+        new = NodeRef(
+            self.kind,
+            offset,
+            self.totlen,
+            length,
+            block,
+            self.ino,
+            self.version,
+            self.foff,
+            self.dsize,
+            self.dirent,
+        )
+        return new
+
+    def summary_entry(self, block_start: int) -> SumEntry | None:
+        """The ``jffs2_sum_*_flash`` entry for this node, if summaries can describe it."""
+        where = self.offset - block_start
+        if self.kind is RefKind.INODE:
+            return SumInode(self.ino, self.version, where, self.totlen)
+        if self.kind is RefKind.DIRENT and self.dirent is not None:
+            d = self.dirent
+            return SumDirent(self.totlen, where, d.pino, d.version, d.ino, d.name, d.type)
+        return None
+
+    def __repr__(self) -> str:
+        return (
+            f"<NodeRef {self.kind.value} @0x{self.offset:x} ino={self.ino} v={self.version} "
+            f"[{self.foff},+{self.dsize}) refs={self.refs}>"
+        )
+
+
+Obsoleter = Callable[[NodeRef], None]
+
+
+@dataclass
+class FileState:
+    """A regular file (or any inode with data nodes): metadata and fragment lists."""
+
+    ino: int
+    mode: int = 0
+    isize: int = 0
+    meta_version: int = -1
+    highest_version: int = 0
+    chunks: dict[int, list[NodeRef]] = field(default_factory=dict)
+
+    def note_version(self, version: int) -> None:
+        self.highest_version = max(self.highest_version, version)
+
+    def add(self, ref: NodeRef, mode: int, isize: int, obsolete: Obsoleter) -> None:
+        """Insert a data node; settle the chunks it touches."""
+        self.note_version(ref.version)
+        if ref.version > self.meta_version:
+            self.meta_version = ref.version
+            self.mode = mode
+            self.isize = isize
+        if ref.dsize == 0:
+            ref.refs = 1  # a metadata-only node (directory, empty file): kept verbatim
+            return
+        first = ref.foff // JFFS2_PAGE
+        last = (ref.foff + ref.dsize - 1) // JFFS2_PAGE
+        for chunk in range(first, last + 1):
+            frags = self.chunks.get(chunk)
+            ref.refs += 1
+            if frags is None:
+                self.chunks[chunk] = [ref]
+                continue
+            versions = [f.version for f in frags]
+            frags.insert(bisect.bisect_left(versions, ref.version), ref)
+            self._settle(chunk, frags, obsolete)
+
+    def _settle(self, chunk: int, frags: list[NodeRef], obsolete: Obsoleter) -> None:
+        """Drop fragments wholly hidden by newer ones (newest is last; ties: earlier wins)."""
+        lo = chunk * JFFS2_PAGE
+        hi = lo + JFFS2_PAGE
+        covered: list[tuple[int, int]] = []
+        keep: list[NodeRef] = []
+        full = False
+        for frag in reversed(frags):
+            a = max(frag.foff, lo)
+            b = min(frag.foff + frag.dsize, hi)
+            if full or _covers(covered, a, b):
+                frag.refs -= 1
+                if frag.refs == 0:
+                    obsolete(frag)
+                continue
+            keep.append(frag)
+            covered.append((a, b))
+            if a == lo and b == hi:
+                full = True
+        keep.reverse()
+        frags[:] = keep
+
+    def replace(self, old: NodeRef, new: NodeRef) -> None:
+        """Point every chunk that used ``old`` at ``new`` (GC moved the node)."""
+        new.refs = old.refs
+        old.refs = 0
+        if old.dsize == 0:
+            return
+        for chunk in range(old.foff // JFFS2_PAGE, (old.foff + old.dsize - 1) // JFFS2_PAGE + 1):
+            frags = self.chunks.get(chunk, [])
+            for i, frag in enumerate(frags):
+                if frag is old:
+                    frags[i] = new
+
+
+def _covers(intervals: list[tuple[int, int]], a: int, b: int) -> bool:
+    """Is [a, b) inside the union of ``intervals``?"""
+    if a >= b:
+        return True
+    pos = a
+    for lo, hi in sorted(intervals):
+        if lo > pos:
+            return False
+        pos = max(pos, hi)
+        if pos >= b:
+            return True
+    return pos >= b
+
+
+class DirentIndex:
+    """Newest dirent per (parent, name); older ones are obsolete (``jffs2_add_fd_to_list``)."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[tuple[int, bytes], NodeRef] = {}
+        self.highest: dict[int, int] = {}  # per parent directory: highest dirent version
+
+    def add(self, ref: NodeRef, obsolete: Obsoleter) -> None:
+        d = ref.dirent
+        assert d is not None
+        self.highest[d.pino] = max(self.highest.get(d.pino, 0), d.version)
+        key = (d.pino, d.name)
+        old = self.by_name.get(key)
+        if old is not None and old.version >= ref.version:
+            ref.refs = 0
+            obsolete(ref)
+            return
+        ref.refs = 1
+        self.by_name[key] = ref
+        if old is not None:
+            old.refs = 0
+            obsolete(old)
+
+    def lookup(self, pino: int, name: bytes) -> int | None:
+        ref = self.by_name.get((pino, name))
+        if ref is None or ref.dirent is None or ref.dirent.ino == 0:
+            return None
+        return ref.dirent.ino
+
+    def replace(self, old: NodeRef, new: NodeRef) -> None:
+        new.refs = old.refs
+        old.refs = 0
+        d = old.dirent
+        assert d is not None
+        if self.by_name.get((d.pino, d.name)) is old:
+            self.by_name[(d.pino, d.name)] = new

@@ -1,0 +1,430 @@
+"""A simulated NOR flash chip over an image file, with wear and power-loss injection.
+
+The image file holds the chip's contents byte for byte (a JFFS2 image real tools can read).
+The chip's own state — geometry, per-block erase counts, bad-block marks and byte counters
+— lives in a **sidecar** file ``IMAGE.flash`` (layout in ``docs/flashlog.md``), because it
+is not part of the flash contents any more than wear is.
+
+NOR rules are enforced, as littlefs's ``lfs_emubd`` asserts them:
+
+* a program may only clear bits (a 1 where the flash holds 0 is an error);
+* a write unit (``write_unit`` bytes) may be programmed once between erases;
+* a program may not cross an erase-block boundary; programs are whole units;
+* bad blocks may not be programmed or erased.
+
+Fault injection: :meth:`FlashDevice.arm_power_cut` cuts power during the N-th program or
+erase from now, leaving that operation part-way done (a random prefix of a program, plus
+optionally a byte with only some of its bits cleared; a random prefix of an erase), then
+raises :class:`~swapio_flashlog.errors.PowerLoss` and refuses every later operation.
+:meth:`FlashDevice.flip_bit` models a retention error.
+"""
+
+from __future__ import annotations
+
+import enum
+import mmap
+import os
+import random
+import struct
+from dataclasses import dataclass
+
+from swapio.errors import AreaExistsError, AreaNotFoundError, BackendIOError
+from swapio_flashlog.errors import (
+    BadBlockError,
+    FlashProgramError,
+    ImageFormatError,
+    PowerLoss,
+)
+
+SIDECAR_SUFFIX = ".flash"
+SIDECAR_MAGIC = b"SWIOFLSH"
+SIDECAR_VERSION = 1
+#: magic, version, erase_block, write_unit, size, blocks, flags, programmed, erased, host
+_SIDE_HDR = struct.Struct("<8sIIIQIIQQQ")
+_FLAG_BAD = 1
+MIN_BLOCKS = 5  # "Too few erase blocks" (fs/jffs2/fs.c)
+ERASED = 0xFF
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Size, erase-block size and minimum write unit of a flash chip, in bytes."""
+
+    size: int
+    erase_block: int = 64 * 1024
+    write_unit: int = 4
+
+    def __post_init__(self) -> None:
+        eb, wu = self.erase_block, self.write_unit
+        if wu < 1 or wu & (wu - 1) or wu > 4096:
+            raise ImageFormatError(f"write unit {wu} is not a power of two in 1..4096")
+        if eb < 4096 or eb & (eb - 1) or eb % wu:
+            raise ImageFormatError(
+                f"erase block {eb} is not a power of two >= 4096 (and a multiple of the write unit)"
+            )
+        if self.size <= 0 or self.size % eb:
+            raise ImageFormatError(
+                f"flash size {self.size} is not a positive multiple of the erase block {eb}"
+            )
+        if self.size // eb < MIN_BLOCKS:
+            raise ImageFormatError(
+                f"flash of {self.size // eb} erase blocks; JFFS2 needs at least {MIN_BLOCKS}"
+            )
+
+    @property
+    def blocks(self) -> int:
+        return self.size // self.erase_block
+
+
+class PowerLossMode(enum.Enum):
+    """What a cut operation leaves behind (``lfs_emubd`` ``powerloss_behavior``)."""
+
+    NOOP = "noop"  # the cut operation did nothing
+    PREFIX = "prefix"  # a random number of leading bytes made it
+    SOMEBITS = "somebits"  # a prefix, then one byte with only some of its bits programmed
+
+
+def sidecar_path(image: str) -> str:
+    """Where the chip state of ``image`` lives."""
+    return image + SIDECAR_SUFFIX
+
+
+class FlashDevice:
+    """An open flash image.  Not thread-safe: one owner (the log's worker thread) uses it."""
+
+    def __init__(
+        self,
+        path: str,
+        fd: int,
+        geometry: Geometry,
+        side: bytearray | mmap.mmap,
+        side_fd: int | None,
+        readonly: bool,
+    ) -> None:
+        self.path = path
+        self.geometry = geometry
+        self.readonly = readonly
+        self._fd = fd
+        self._side = side
+        self._side_fd = side_fd
+        access = mmap.ACCESS_READ if readonly else mmap.ACCESS_WRITE
+        self._mm = mmap.mmap(fd, geometry.size, access=access)
+        units = geometry.size // geometry.write_unit
+        # Units programmed this session; after a re-open a unit counts as programmed when
+        # it does not read as erased (programming 0xFF changes nothing physically).
+        self._programmed = bytearray(units)
+        self._blank = b"\xff" * geometry.erase_block
+        self.ops = 0
+        self._cut_at: int | None = None
+        self._cut_mode = PowerLossMode.PREFIX
+        self._rng = random.Random(0)
+        self.dead = False
+
+    # --- construction ---------------------------------------------------------------
+
+    @classmethod
+    def format(cls, path: str, geometry: Geometry, bad_blocks: tuple[int, ...] = ()) -> FlashDevice:
+        """Create a new, fully erased image and its sidecar; never touches existing files."""
+        for block in bad_blocks:
+            if not 0 <= block < geometry.blocks:
+                raise ImageFormatError(f"bad block {block} outside 0..{geometry.blocks - 1}")
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            raise AreaExistsError(f"{path}: already exists; refusing to format over it") from None
+        except OSError as exc:
+            raise BackendIOError(f"{path}: cannot create: {exc}") from exc
+        try:
+            chunk = b"\xff" * (1 << 20)
+            done = 0
+            while done < geometry.size:
+                done += os.pwrite(fd, chunk[: min(len(chunk), geometry.size - done)], done)
+            side = _new_sidecar(geometry, bad_blocks)
+            _write_new_file(sidecar_path(path), bytes(side))
+        except BaseException:
+            os.close(fd)
+            os.unlink(path)
+            raise
+        os.close(fd)
+        return cls.open(path, geometry)
+
+    @classmethod
+    def open(
+        cls, path: str, geometry: Geometry | None = None, *, readonly: bool = False
+    ) -> FlashDevice:
+        """Open an image.  ``geometry`` is required when it has no sidecar yet (a foreign
+        image, e.g. from ``mkfs.jffs2``); a sidecar that disagrees with it is an error."""
+        try:
+            fd = os.open(path, (os.O_RDONLY if readonly else os.O_RDWR) | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise AreaNotFoundError(f"{path}: no such flash image") from None
+        except OSError as exc:
+            raise BackendIOError(f"{path}: cannot open: {exc}") from exc
+        try:
+            size = os.fstat(fd).st_size
+            spath = sidecar_path(path)
+            side_fd: int | None = None
+            side: bytearray | mmap.mmap
+            if os.path.exists(spath):
+                raw = open(spath, "rb").read()  # noqa: SIM115 - small, read once
+                stored = _parse_sidecar(spath, raw)
+                if geometry is not None and geometry != stored:
+                    raise ImageFormatError(
+                        f"{path}: its sidecar says {_describe(stored)}, "
+                        f"asked for {_describe(geometry)}"
+                    )
+                geometry = stored
+                if readonly:
+                    side = bytearray(raw)
+                else:
+                    side_fd = os.open(spath, os.O_RDWR | os.O_CLOEXEC)
+                    side = mmap.mmap(side_fd, len(raw))
+            else:
+                if geometry is None:
+                    geometry = Geometry(size)
+                side = _new_sidecar(geometry, ())
+                if not readonly and size == geometry.size:
+                    _write_new_file(spath, bytes(side))
+                    side_fd = os.open(spath, os.O_RDWR | os.O_CLOEXEC)
+                    side = mmap.mmap(side_fd, len(side))
+            if size != geometry.size:
+                raise ImageFormatError(
+                    f"{path}: image is {size} bytes, geometry says {geometry.size} "
+                    f"({_describe(geometry)}); truncated or wrong --size?"
+                )
+            return cls(path, fd, geometry, side, side_fd, readonly)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def close(self) -> None:
+        """Flush and release the image; idempotent."""
+        if self._fd < 0:
+            return
+        if not self.readonly and not self.dead:
+            self._mm.flush()
+        self._mm.close()
+        if isinstance(self._side, mmap.mmap):
+            self._side.flush()
+            self._side.close()
+        if self._side_fd is not None:
+            os.close(self._side_fd)
+        os.close(self._fd)
+        self._fd = -1
+
+    def flush(self) -> None:
+        """``msync`` the image: completed programs survive an OS crash too."""
+        if not self.readonly and not self.dead:
+            self._mm.flush()
+
+    # --- reading ------------------------------------------------------------------------
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Read ``length`` bytes at ``offset`` (reads are allowed anywhere, even bad blocks)."""
+        self._alive()
+        if offset < 0 or length < 0 or offset + length > self.geometry.size:
+            raise BackendIOError(f"{self.path}: read {offset}+{length} beyond the flash end")
+        return self._mm[offset : offset + length]
+
+    # --- state in the sidecar -------------------------------------------------------------
+
+    def erase_count(self, block: int) -> int:
+        (count,) = struct.unpack_from("<I", self._side, _SIDE_HDR.size + 4 * block)
+        return int(count)
+
+    def erase_counts(self) -> list[int]:
+        n = self.geometry.blocks
+        return list(struct.unpack_from(f"<{n}I", self._side, _SIDE_HDR.size))
+
+    def is_bad(self, block: int) -> bool:
+        return bool(self._side[self._flags_at + block] & _FLAG_BAD)
+
+    def mark_bad(self, block: int) -> None:
+        """Retire ``block`` (``mtd_block_markbad``)."""
+        self._side[self._flags_at + block] |= _FLAG_BAD
+
+    @property
+    def programmed_bytes(self) -> int:
+        """Bytes programmed over the chip's life (the flash side of write amplification)."""
+        return int(_SIDE_HDR.unpack_from(self._side)[7])
+
+    @property
+    def host_bytes(self) -> int:
+        """Bytes the host asked to store over the chip's life (counted by the log)."""
+        return int(_SIDE_HDR.unpack_from(self._side)[9])
+
+    def add_host_bytes(self, nbytes: int) -> None:
+        self._add_counter(9, nbytes)
+
+    @property
+    def _flags_at(self) -> int:
+        return _SIDE_HDR.size + 4 * self.geometry.blocks
+
+    def _add_counter(self, index: int, delta: int) -> None:
+        if self.readonly:
+            return
+        offset = struct.calcsize("<8sIIIQII") + 8 * (index - 7)
+        (value,) = struct.unpack_from("<Q", self._side, offset)
+        struct.pack_into("<Q", self._side, offset, value + delta)
+
+    # --- programming ----------------------------------------------------------------------
+
+    def program(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        """Program ``data`` at ``offset`` under the NOR rules (see the module docstring)."""
+        self._alive()
+        g = self.geometry
+        n = len(data)
+        wu = g.write_unit
+        if self.readonly:
+            raise FlashProgramError(f"{self.path}: opened read-only")
+        if n == 0:
+            return
+        if offset % wu or n % wu or offset < 0 or offset + n > g.size:
+            raise FlashProgramError(
+                f"program of {n} bytes at 0x{offset:x}: not whole {wu}-byte write units "
+                "inside the flash"
+            )
+        block = offset // g.erase_block
+        if (offset + n - 1) // g.erase_block != block:
+            raise FlashProgramError(
+                f"program of {n} bytes at 0x{offset:x} crosses the erase-block boundary at "
+                f"0x{(block + 1) * g.erase_block:x}"
+            )
+        if self.is_bad(block):
+            raise BadBlockError(f"{self.path}: erase block {block} is bad; not programming it")
+        first, last = offset // wu, (offset + n) // wu
+        old = self._mm[offset : offset + n]
+        if int.from_bytes(data, "little") & ~int.from_bytes(old, "little"):
+            raise FlashProgramError(
+                f"program at 0x{offset:x} would set bits from 0 to 1 (NOR can only clear bits)"
+            )
+        used = self._programmed.find(1, first, last)
+        if used == -1 and old != self._blank[:n]:
+            nonblank = next(i for i in range(n) if old[i] != ERASED)
+            used = (offset + nonblank) // wu
+        if used != -1:
+            raise FlashProgramError(
+                f"program at 0x{offset:x}: write unit at 0x{used * wu:x} was already programmed "
+                "since its block was last erased"
+            )
+        if self._tick():
+            self._cut_program(offset, bytes(data))
+        self._mm[offset : offset + n] = bytes(data)
+        self._programmed[first:last] = b"\x01" * (last - first)
+        self._add_counter(7, n)
+
+    def erase(self, block: int) -> None:
+        """Erase ``block`` to 0xFF and count the cycle."""
+        self._alive()
+        g = self.geometry
+        if self.readonly:
+            raise FlashProgramError(f"{self.path}: opened read-only")
+        if not 0 <= block < g.blocks:
+            raise FlashProgramError(f"erase of block {block}: outside 0..{g.blocks - 1}")
+        if self.is_bad(block):
+            raise BadBlockError(f"{self.path}: erase block {block} is bad; not erasing it")
+        at = _SIDE_HDR.size + 4 * block
+        struct.pack_into("<I", self._side, at, self.erase_count(block) + 1)
+        self._add_counter(8, 1)
+        start = block * g.erase_block
+        if self._tick():
+            keep = (
+                self._rng.randrange(g.erase_block)
+                if self._cut_mode is not PowerLossMode.NOOP
+                else 0
+            )
+            self._mm[start : start + keep] = b"\xff" * keep
+            self._die()
+        self._mm[start : start + g.erase_block] = b"\xff" * g.erase_block
+        wu = g.write_unit
+        self._programmed[start // wu : (start + g.erase_block) // wu] = bytes(g.erase_block // wu)
+
+    # --- fault injection --------------------------------------------------------------------
+
+    def arm_power_cut(
+        self, after: int, mode: PowerLossMode = PowerLossMode.PREFIX, seed: int = 0
+    ) -> None:
+        """Cut power during the ``after``-th program/erase from now (1 = the next one)."""
+        if after < 1:
+            raise ValueError("after must be >= 1")
+        self._cut_at = self.ops + after
+        self._cut_mode = mode
+        self._rng = random.Random(seed)
+
+    def disarm(self) -> None:
+        self._cut_at = None
+
+    def flip_bit(self, offset: int, bit: int) -> None:
+        """Invert one stored bit (a retention error); ignores every NOR rule."""
+        self._mm[offset] ^= 1 << bit
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _alive(self) -> None:
+        if self.dead:
+            raise PowerLoss(f"{self.path}: power was cut; re-open the image")
+
+    def _tick(self) -> bool:
+        self.ops += 1
+        return self._cut_at is not None and self.ops == self._cut_at
+
+    def _cut_program(self, offset: int, data: bytes) -> None:
+        if self._cut_mode is not PowerLossMode.NOOP:
+            keep = self._rng.randrange(len(data))
+            self._mm[offset : offset + keep] = data[:keep]
+            if self._cut_mode is PowerLossMode.SOMEBITS:
+                old = self._mm[offset + keep]
+                target = data[keep]
+                clear = (old & ~target) & self._rng.randrange(256)
+                self._mm[offset + keep] = old & ~clear
+        self._die()
+
+    def _die(self) -> None:
+        self.dead = True
+        self._cut_at = None
+        raise PowerLoss(f"{self.path}: power cut during operation {self.ops}")
+
+
+def _describe(g: Geometry) -> str:
+    return f"size {g.size}, erase block {g.erase_block}, write unit {g.write_unit}"
+
+
+def _new_sidecar(geometry: Geometry, bad_blocks: tuple[int, ...]) -> bytearray:
+    n = geometry.blocks
+    side = bytearray(_SIDE_HDR.size + 5 * n)
+    _SIDE_HDR.pack_into(
+        side,
+        0,
+        SIDECAR_MAGIC,
+        SIDECAR_VERSION,
+        geometry.erase_block,
+        geometry.write_unit,
+        geometry.size,
+        n,
+        0,
+        0,
+        0,
+        0,
+    )
+    for block in bad_blocks:
+        side[_SIDE_HDR.size + 4 * n + block] |= _FLAG_BAD
+    return side
+
+
+def _parse_sidecar(path: str, raw: bytes) -> Geometry:
+    if len(raw) < _SIDE_HDR.size:
+        raise ImageFormatError(f"{path}: sidecar of {len(raw)} bytes is truncated")
+    magic, version, eb, wu, size, blocks, *_ = _SIDE_HDR.unpack_from(raw)
+    if magic != SIDECAR_MAGIC or version != SIDECAR_VERSION:
+        raise ImageFormatError(f"{path}: not a swapio flash sidecar (magic {magic!r})")
+    geometry = Geometry(size, eb, wu)
+    if blocks != geometry.blocks or len(raw) != _SIDE_HDR.size + 5 * blocks:
+        raise ImageFormatError(f"{path}: sidecar block table does not match its geometry")
+    return geometry
+
+
+def _write_new_file(path: str, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())

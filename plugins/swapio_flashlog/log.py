@@ -1,0 +1,948 @@
+"""The log: JFFS2 nodes appended to a flash device, mounted by scan, cleaned by GC.
+
+* **Write**: every data range becomes a ``jffs2_raw_inode`` with the file's next version,
+  appended at the user write head (an all-zero page becomes a ``JFFS2_COMPR_ZERO`` node, as
+  does a discard, so a discarded slot can never fall back to older data).
+* **Mount**: each erase block is read from its tail: a valid summary node
+  (``fs/jffs2/summary.c``) lists the block's nodes, and only their 68-byte headers are read;
+  other blocks are scanned in full.  Torn nodes at the end of a block (a power cut) are
+  skipped and the block is scrubbed; damage anywhere else refuses the mount, naming it.
+* **Garbage collection** moves the live nodes of a victim block to the GC write head
+  (pristine copies, same versions) and erases it.  Victims: blocks to scrub first, then
+  static wear levelling when erase counts drift apart, else greedy (fewest live bytes).
+  ``policy="jffs2"`` reproduces ``jffs2_find_gc_block``'s randomised list choice instead.
+* **Reserve**: user writes may not take the last ``reserve_blocks`` free blocks; GC may, and
+  moving one victim needs at most one fresh block, so GC can always make progress.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from swapio.errors import AreaExistsError, AreaNotFoundError, UsageError
+from swapio_flashlog._compress import decompress
+from swapio_flashlog._index import DirentIndex, FileState, NodeRef, RefKind
+from swapio_flashlog._nodes import (
+    CLEANMARKER_SIZE,
+    INODE_SIZE,
+    JFFS2_PAGE,
+    SUM_INODE_SIZE,
+    SUMMARY_SIZE,
+    SWAPPED_MAGIC,
+    Cleanmarker,
+    Compat,
+    Compression,
+    Dirent,
+    DirentType,
+    Padding,
+    RawInode,
+    SumDirent,
+    Summary,
+    UnknownNode,
+    decode,
+    decode_inode,
+    decode_marker,
+    decode_summary,
+    encode,
+    encode_cleanmarker,
+    encode_summary,
+    pad,
+    summary_span,
+)
+from swapio_flashlog._scan import BadNode, Dirt, NodeFound, ScanEvent, scan_block
+from swapio_flashlog.device import FlashDevice, Geometry
+from swapio_flashlog.errors import (
+    BadBlockError,
+    DataIntegrityError,
+    ImageFormatError,
+    LogFullError,
+    NodeFormatError,
+)
+
+ROOT_INO = 1
+FILE_MODE = 0o100600
+#: Bytes a live 4 KiB chunk costs on flash: the node plus its summary entry.
+CHUNK_COST = pad(INODE_SIZE + JFFS2_PAGE) + SUM_INODE_SIZE
+Head = Literal["user", "gc"]
+
+
+class BlockState(enum.Enum):
+    FREE = "free"  # erased (and cleanmarked): ready to be a write head
+    ERASE = "erase"  # needs an erase before use (all 0xFF without cleanmarker, or garbage)
+    OPEN = "open"  # a write head
+    FULL = "full"  # closed (summary written, or found partly written at mount)
+    BAD = "bad"
+
+
+class Block:
+    """Per-erase-block state (``struct jffs2_eraseblock``)."""
+
+    __slots__ = (
+        "index",
+        "live",
+        "nodes",
+        "pinned",
+        "pos",
+        "scrub",
+        "start",
+        "state",
+        "sum_ok",
+        "sum_size",
+        "summarized",
+        "used",
+    )
+
+    def __init__(self, index: int, start: int) -> None:
+        self.index = index
+        self.start = start
+        self.state = BlockState.ERASE
+        self.pos = 0
+        self.live = 0  # bytes of nodes still needed
+        self.used = 0  # bytes of all nodes written (live + obsolete)
+        self.nodes: list[NodeRef] = []
+        self.summarized = False
+        self.scrub = False
+        self.pinned = 0  # live nodes that failed their CRC: the block may not be erased
+        self.sum_size = 0
+        self.sum_ok = True
+
+    def gain(self, eb: int) -> int:
+        """Bytes a collection of this block would free (its size less what stays live)."""
+        entries = (self.live // JFFS2_PAGE + 1) * 24
+        return eb - CLEANMARKER_SIZE - summary_span(entries) - self.live
+
+
+@dataclass(frozen=True)
+class LogOptions:
+    """How a log writes and collects.  ``cleanmarkers=None``: detect from the image."""
+
+    summaries: bool = True
+    cleanmarkers: bool | None = None
+    reserve_blocks: int = 2
+    policy: Literal["greedy", "jffs2"] = "greedy"
+    wl_min_delta: int = 4
+    sync: bool = False
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class BlockReport:
+    index: int
+    state: str
+    erase_count: int
+    nodes: int
+    live_nodes: int
+    live: int
+    dirty: int
+    free: int
+    summarized: bool
+
+
+@dataclass(frozen=True)
+class LogReport:
+    """What ``swapio flash inspect`` prints."""
+
+    geometry: Geometry
+    cleanmarkers: bool
+    blocks: tuple[BlockReport, ...]
+    erase_min: int
+    erase_mean: float
+    erase_max: int
+    programmed_bytes: int
+    host_bytes: int
+    files: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def write_amplification(self) -> float | None:
+        return self.programmed_bytes / self.host_bytes if self.host_bytes else None
+
+
+class FlashLog:
+    """A mounted JFFS2 log.  Blocking; owned by one thread at a time."""
+
+    def __init__(self, device: FlashDevice, options: LogOptions | None = None) -> None:
+        self.device = device
+        self.options = options or LogOptions()
+        g = device.geometry
+        self.geometry = g
+        self.eb = g.erase_block
+        self.align = max(4, g.write_unit)
+        self.blocks = [Block(i, i * g.erase_block) for i in range(g.blocks)]
+        self.files: dict[int, FileState] = {}
+        self.dirents = DirentIndex()
+        self.cleanmarkers = bool(self.options.cleanmarkers)
+        self.heads: dict[str, Block] = {}
+        self.other_live = 0
+        self.gc_steps = 0
+        self.mount_seconds = 0.0
+        self._rng = random.Random(self.options.seed)
+        self._mounted_rw = False
+        self._garbage: list[Block] = []
+
+    # --- construction ---------------------------------------------------------------
+
+    @classmethod
+    def format(
+        cls,
+        path: str,
+        geometry: Geometry,
+        options: LogOptions | None = None,
+        bad_blocks: tuple[int, ...] = (),
+    ) -> FlashLog:
+        """Create an image, erase every block (cleanmarkers unless disabled), mount it."""
+        options = options or LogOptions()
+        cleanmarkers = True if options.cleanmarkers is None else options.cleanmarkers
+        device = FlashDevice.format(path, geometry, bad_blocks)
+        try:
+            if cleanmarkers:
+                marker = encode_cleanmarker() + b"\xff" * (-CLEANMARKER_SIZE % geometry.write_unit)
+                for b in range(geometry.blocks):
+                    if not device.is_bad(b):
+                        device.program(b * geometry.erase_block, marker)
+            log = cls(device, _replace_cm(options, cleanmarkers))
+            log.mount()
+        except BaseException:
+            device.close()
+            raise
+        return log
+
+    @classmethod
+    def open(
+        cls,
+        path: str,
+        geometry: Geometry | None = None,
+        options: LogOptions | None = None,
+        *,
+        readonly: bool = False,
+    ) -> FlashLog:
+        device = FlashDevice.open(path, geometry, readonly=readonly)
+        try:
+            log = cls(device, options)
+            log.mount(readonly=readonly)
+        except BaseException:
+            device.close()
+            raise
+        return log
+
+    def close(self) -> None:
+        """Write summaries for the open heads (next mount reads only tails), flush, close."""
+        if self._mounted_rw and not self.device.dead:
+            for head in list(self.heads):
+                self._close_block(self.heads.pop(head))
+            self.device.flush()
+        self.device.close()
+
+    # --- mount ------------------------------------------------------------------------
+
+    def mount(self, *, readonly: bool = False) -> None:
+        """Build the in-memory view from flash; recover from a power cut when writable."""
+        began = time.perf_counter()
+        if self.options.cleanmarkers is None:
+            self.cleanmarkers = self._detect_cleanmarkers()
+        garbage: list[tuple[Block, list[ScanEvent]]] = []
+        for blk in self.blocks:
+            if self.device.is_bad(blk.index):
+                blk.state = BlockState.BAD
+                continue
+            if self.options.summaries and self._mount_from_summary(blk):
+                continue
+            events = self._mount_by_scan(blk)
+            if events is not None:
+                garbage.append((blk, events))
+        self._check_garbage(garbage)
+        self.mount_seconds = time.perf_counter() - began
+        if not readonly:
+            self._mounted_rw = True
+            self._recover()
+
+    def _detect_cleanmarkers(self) -> bool:
+        marker = encode_cleanmarker()
+        return any(
+            self.device.read(b.start, CLEANMARKER_SIZE) == marker
+            for b in self.blocks
+            if not self.device.is_bad(b.index)
+        )
+
+    def _mount_from_summary(self, blk: Block) -> bool:
+        eb = self.eb
+        off = decode_marker(self.device.read(blk.start + eb - 8, 8))
+        if off is None or off % 4 or not 0 <= off <= eb - SUMMARY_SIZE - 8:
+            return False
+        try:
+            summary = decode_summary(self.device.read(blk.start + off, eb - off))
+        except NodeFormatError:
+            return False
+        if summary.totlen != eb - off:
+            return False
+        refs: list[tuple[NodeRef, RawInode | None]] = []
+        for entry in summary.entries:
+            if isinstance(entry, SumDirent):
+                d = Dirent(entry.pino, entry.version, entry.ino, entry.name, entry.type)
+                ref = NodeRef(
+                    RefKind.DIRENT,
+                    blk.start + entry.offset,
+                    entry.totlen,
+                    pad(entry.totlen),
+                    blk.index,
+                    entry.ino,
+                    entry.version,
+                    dirent=d,
+                )
+                refs.append((ref, None))
+                continue
+            if entry.offset + entry.totlen > off:
+                return False
+            try:
+                fixed = self.device.read(blk.start + entry.offset, INODE_SIZE)
+                ri = decode_inode(fixed, check_data=False)
+            except NodeFormatError:
+                return False
+            totlen = int.from_bytes(fixed[4:8], "little")
+            if (ri.ino, ri.version, totlen) != (entry.ino, entry.version, entry.totlen):
+                return False
+            ref = NodeRef(
+                RefKind.INODE,
+                blk.start + entry.offset,
+                entry.totlen,
+                pad(entry.totlen),
+                blk.index,
+                ri.ino,
+                ri.version,
+                ri.offset,
+                ri.dsize,
+            )
+            refs.append((ref, ri))
+        for found, inode in refs:
+            self._adopt(blk, found, inode)
+        blk.state = BlockState.FULL
+        blk.summarized = True
+        blk.pos = eb
+        return True
+
+    def _mount_by_scan(self, blk: Block) -> list[ScanEvent] | None:
+        """Scan a whole block; return its events if it is garbage (needs erase), else None."""
+        data = self.device.read(blk.start, self.eb)
+        if data.count(0xFF) == self.eb:
+            blk.state = BlockState.ERASE if self.cleanmarkers else BlockState.FREE
+            return None
+        events = scan_block(data, blk.start)
+        first = events[0]
+        if not (isinstance(first, NodeFound) and first.offset == blk.start):
+            blk.state = BlockState.ERASE
+            return events
+        last_good = max(i for i, e in enumerate(events) if isinstance(e, NodeFound))
+        for i, event in enumerate(events):
+            if isinstance(event, Dirt) and "past the erase block end" in event.reason:
+                raise ImageFormatError(
+                    f"{self.device.path}: node at 0x{event.offset:08x} crosses the erase-block "
+                    f"boundary; wrong erase-block size ({self.eb} bytes)?"
+                )
+            if isinstance(event, BadNode | Dirt) and i < last_good:
+                hint = ""
+                if "cleanmarker" in getattr(event, "reason", ""):
+                    hint = f"; wrong erase-block size ({self.eb} bytes)?"
+                raise ImageFormatError(
+                    f"{self.device.path}: corrupt data at 0x{event.offset:08x} in erase block "
+                    f"{blk.index} ({event.reason}){hint}; not mounting, image untouched"
+                )
+        end = blk.start
+        for event in events[: last_good + 1]:
+            if isinstance(event, NodeFound):
+                self._adopt_found(blk, event)
+                end = event.offset + event.length
+        torn = False
+        for event in events[last_good + 1 :]:
+            if isinstance(event, BadNode | Dirt):
+                torn = True
+            if isinstance(event, BadNode) and event.inode is not None:
+                self._file(event.inode.ino).note_version(event.inode.version)
+        if blk.summarized:
+            blk.state, blk.pos = BlockState.FULL, self.eb
+        elif torn:
+            blk.state, blk.pos, blk.scrub = BlockState.FULL, self.eb, True
+        elif not blk.nodes and end - blk.start <= CLEANMARKER_SIZE:
+            blk.state, blk.pos = BlockState.FREE, _align(end - blk.start, self.align)
+        else:
+            blk.state, blk.pos = BlockState.FULL, self.eb
+        return None
+
+    def _adopt_found(self, blk: Block, event: NodeFound) -> None:
+        node = event.node
+        if isinstance(node, Cleanmarker | Padding):
+            return
+        if isinstance(node, Summary):
+            blk.summarized = True
+            return
+        if isinstance(node, UnknownNode):
+            compat = node.compat
+            if compat is Compat.INCOMPAT or compat is Compat.ROCOMPAT:
+                raise ImageFormatError(
+                    f"{self.device.path}: node type 0x{node.nodetype:04x} at "
+                    f"0x{event.offset:08x} is {compat.name}; swapio cannot mount this image"
+                )
+            if compat is Compat.RWCOMPAT_COPY and not event.obsolete:
+                ref = NodeRef(RefKind.OTHER, event.offset, node.totlen, event.length, blk.index)
+                self._adopt(blk, ref, None)
+            return
+        if isinstance(node, RawInode):
+            ref = NodeRef(
+                RefKind.INODE,
+                event.offset,
+                node.totlen,
+                event.length,
+                blk.index,
+                node.ino,
+                node.version,
+                node.offset,
+                node.dsize,
+            )
+            if event.obsolete:
+                self._file(node.ino).note_version(node.version)
+                return
+            self._adopt(blk, ref, node)
+            return
+        assert isinstance(node, Dirent)
+        if event.obsolete:
+            return
+        ref = NodeRef(
+            RefKind.DIRENT,
+            event.offset,
+            node.totlen,
+            event.length,
+            blk.index,
+            node.ino,
+            node.version,
+            dirent=node,
+        )
+        self._adopt(blk, ref, None)
+
+    def _adopt(self, blk: Block, ref: NodeRef, ri: RawInode | None) -> None:
+        blk.nodes.append(ref)
+        blk.used += ref.length
+        blk.live += ref.length
+        if ref.kind is RefKind.INODE:
+            assert ri is not None
+            self._file(ref.ino).add(ref, ri.mode, ri.isize, self._obsolete)
+        elif ref.kind is RefKind.DIRENT:
+            self.dirents.add(ref, self._obsolete)
+        else:
+            ref.refs = 1
+            self.other_live += ref.length
+
+    def _file(self, ino: int) -> FileState:
+        state = self.files.get(ino)
+        if state is None:
+            state = self.files[ino] = FileState(ino)
+        return state
+
+    def _obsolete(self, ref: NodeRef) -> None:
+        blk = self.blocks[ref.block]
+        blk.live -= ref.length
+        if ref.poisoned:
+            blk.pinned -= 1
+            ref.poisoned = False
+
+    def _check_garbage(self, garbage: list[tuple[Block, list[ScanEvent]]]) -> None:
+        """Blocks that do not start with a node: at most one interrupted erase, and it may
+        hold nothing that is not also (or newer) elsewhere; else it is not our image."""
+        path = self.device.path
+        if not garbage:
+            return
+        self._garbage = [blk for blk, _ in garbage]
+        valid_elsewhere = any(
+            b.state in (BlockState.FULL, BlockState.FREE)
+            for b in self.blocks
+            if b not in self._garbage
+        )
+        if len(garbage) > 1 or not valid_elsewhere:
+            first = self.device.read(0, 2)
+            if first in (SWAPPED_MAGIC.to_bytes(2, "little"),):
+                raise ImageFormatError(f"{path}: a big-endian JFFS2 image; only little-endian")
+            raise ImageFormatError(
+                f"{path}: {len(garbage)} erase block(s) of {self.eb} bytes do not start with a "
+                "JFFS2 node; not a JFFS2 image, or a different erase-block size"
+            )
+        blk, events = garbage[0]
+        for event in events:
+            if not isinstance(event, NodeFound) or event.obsolete:
+                continue
+            node = event.node
+            if isinstance(node, RawInode) and not self._shadowed(node):
+                raise ImageFormatError(
+                    f"{path}: erase block {blk.index} does not start with a node but holds the "
+                    f"newest copy of inode {node.ino} version {node.version}; wrong geometry?"
+                )
+            if isinstance(node, Dirent):
+                ref = self.dirents.by_name.get((node.pino, node.name))
+                if ref is None or ref.version < node.version:
+                    raise ImageFormatError(
+                        f"{path}: erase block {blk.index} does not start with a node but holds "
+                        f"the newest dirent {node.name!r}; wrong geometry?"
+                    )
+
+    def _shadowed(self, node: RawInode) -> bool:
+        state = self.files.get(node.ino)
+        if state is None:
+            return False
+        if node.dsize == 0:
+            return state.meta_version >= node.version
+        first = node.offset // JFFS2_PAGE
+        last = (node.offset + node.dsize - 1) // JFFS2_PAGE
+        for chunk in range(first, last + 1):
+            frags = state.chunks.get(chunk)
+            if not frags or frags[-1].version < node.version:
+                return False
+        return True
+
+    def _recover(self) -> None:
+        """After a power cut: erase interrupted erases, move data out of torn blocks."""
+        for blk in self._garbage:
+            self._erase(blk)
+        self._garbage = []
+        for blk in self.blocks:
+            if blk.scrub and blk.state is BlockState.FULL:
+                self._collect(blk)
+
+    # --- files ------------------------------------------------------------------------
+
+    def lookup(self, path: str) -> int:
+        """Inode number of ``path`` (``/a/b``), following dirents from the root."""
+        ino = ROOT_INO
+        for part in _parts(path):
+            found = self.dirents.lookup(ino, part)
+            if found is None:
+                raise AreaNotFoundError(f"{self.device.path}: no file {path!r} in the image")
+            ino = found
+        return ino
+
+    def file(self, ino: int) -> FileState:
+        return self.files[ino]
+
+    def capacity_chunks(self) -> int:
+        """4 KiB chunks the log can keep live while GC still makes progress."""
+        good = sum(1 for b in self.blocks if b.state is not BlockState.BAD)
+        per_block = (self.eb - CLEANMARKER_SIZE - summary_span(0)) // CHUNK_COST
+        return max(0, good - self.options.reserve_blocks - 2) * per_block
+
+    def committed_chunks(self) -> int:
+        """Chunks the files in the image may grow to (their sizes), plus other live data."""
+        total = sum((f.isize + JFFS2_PAGE - 1) // JFFS2_PAGE for f in self.files.values())
+        return total + (self.other_live + CHUNK_COST - 1) // CHUNK_COST
+
+    def create_file(self, path: str, size: int) -> int:
+        """Create a regular file of ``size`` bytes (one hole node), then its dirent."""
+        parts = _parts(path)
+        if not parts:
+            raise UsageError(f"file name {path!r} is empty")
+        parent = ROOT_INO
+        for part in parts[:-1]:
+            found = self.dirents.lookup(parent, part)
+            if found is None:
+                raise AreaNotFoundError(f"{self.device.path}: no directory {part!r} in {path!r}")
+            parent = found
+        name = parts[-1]
+        if self.dirents.lookup(parent, name) is not None:
+            raise AreaExistsError(f"{self.device.path}: {path!r} already exists in the image")
+        if size <= 0 or size >= 1 << 32:
+            raise UsageError(f"file size {size} out of range 1..4 GiB-1")
+        need = self.committed_chunks() + (size + JFFS2_PAGE - 1) // JFFS2_PAGE
+        if need > self.capacity_chunks():
+            raise UsageError(
+                f"{self.device.path}: a {size}-byte file does not fit: {need} chunks of 4 KiB "
+                f"would be live, the flash keeps at most {self.capacity_chunks()} with "
+                f"{self.options.reserve_blocks} reserved erase blocks"
+            )
+        ino = max([ROOT_INO, *self.files]) + 1
+        state = self._file(ino)
+        now = int(time.time()) & 0xFFFFFFFF
+        self._write_inode(
+            state,
+            RawInode(
+                ino,
+                1,
+                FILE_MODE,
+                0,
+                size,
+                size,
+                b"",
+                Compression.ZERO,
+                mtime=now,
+                ctime=now,
+                atime=now,
+            ),
+        )
+        version = self.dirents.highest.get(parent, 0) + 1
+        dirent = Dirent(parent, version, ino, name, DirentType.REG, now)
+        ref = NodeRef(RefKind.DIRENT, 0, dirent.totlen, 0, 0, ino, version, dirent=dirent)
+        self._append(encode(dirent), ref, "user")
+        self.dirents.add(ref, self._obsolete)
+        self._synced()
+        return ino
+
+    # --- data path --------------------------------------------------------------------
+
+    def write(self, ino: int, offset: int, data: bytes | bytearray | memoryview) -> None:
+        """Append data nodes for ``data`` at file ``offset`` (split at 4 KiB pages)."""
+        state = self.files[ino]
+        view = memoryview(data).cast("B")
+        pos = 0
+        now = int(time.time()) & 0xFFFFFFFF
+        while pos < len(view):
+            foff = offset + pos
+            n = min(len(view) - pos, JFFS2_PAGE - foff % JFFS2_PAGE)
+            piece = bytes(view[pos : pos + n])
+            zero = piece.count(0) == n
+            node = RawInode(
+                state.ino,
+                state.highest_version + 1,
+                state.mode or FILE_MODE,
+                foff,
+                n,
+                state.isize,
+                b"" if zero else piece,
+                Compression.ZERO if zero else Compression.NONE,
+                mtime=now,
+                ctime=now,
+                atime=now,
+            )
+            self._write_inode(state, node)
+            pos += n
+        self.device.add_host_bytes(len(view))
+        self._synced()
+
+    def discard(self, ino: int, offset: int, length: int) -> None:
+        """Record that a range reads as zeros from now on: one ``JFFS2_COMPR_ZERO`` node."""
+        state = self.files[ino]
+        node = RawInode(
+            state.ino,
+            state.highest_version + 1,
+            state.mode or FILE_MODE,
+            offset,
+            length,
+            state.isize,
+            b"",
+            Compression.ZERO,
+        )
+        self._write_inode(state, node)
+        self._synced()
+
+    def read(self, ino: int, offset: int, out: memoryview) -> None:
+        """Fill ``out`` from file ``offset``; raise rather than return a stale version."""
+        state = self.files[ino]
+        pos = 0
+        n = len(out)
+        while pos < n:
+            foff = offset + pos
+            chunk = foff // JFFS2_PAGE
+            lo = chunk * JFFS2_PAGE
+            take = min(n - pos, lo + JFFS2_PAGE - foff)
+            data = self._chunk(state, chunk)
+            out[pos : pos + take] = data[foff - lo : foff - lo + take]
+            pos += take
+
+    def _chunk(self, state: FileState, chunk: int) -> bytes | bytearray:
+        frags = state.chunks.get(chunk)
+        lo = chunk * JFFS2_PAGE
+        if not frags:
+            return bytes(JFFS2_PAGE)
+        if (
+            len(frags) == 1
+            and frags[0].foff <= lo
+            and frags[0].foff + frags[0].dsize >= lo + JFFS2_PAGE
+        ):
+            data = self._node_data(frags[0], lo, JFFS2_PAGE)
+            return bytes(JFFS2_PAGE) if data is None else data
+        buf = bytearray(JFFS2_PAGE)
+        for frag in frags:
+            a = max(frag.foff, lo)
+            b = min(frag.foff + frag.dsize, lo + JFFS2_PAGE)
+            data = self._node_data(frag, a, b - a)
+            buf[a - lo : b - lo] = bytes(b - a) if data is None else data
+        return buf
+
+    def _node_data(self, ref: NodeRef, start: int, length: int) -> bytes | None:
+        """``length`` bytes of file data from ``start`` out of node ``ref``; None = zeros."""
+        try:
+            head = decode_inode(self.device.read(ref.offset, INODE_SIZE), check_data=False)
+            if (head.ino, head.version, head.offset, head.dsize) != (
+                ref.ino,
+                ref.version,
+                ref.foff,
+                ref.dsize,
+            ):
+                raise NodeFormatError("node header no longer matches the index", offset=ref.offset)
+            node = decode(self.device.read(ref.offset, ref.totlen), 0)
+            assert isinstance(node, RawInode)
+            if node.compr == Compression.ZERO:
+                return None
+            data = decompress(node.compr, node.data, node.dsize)
+        except NodeFormatError as exc:
+            if not ref.poisoned:
+                ref.poisoned = True
+                self.blocks[ref.block].pinned += 1
+            raise DataIntegrityError(
+                f"{self.device.path}: inode {ref.ino} bytes {start}..{start + length - 1}: the "
+                f"newest node (version {ref.version} at 0x{ref.offset:08x}) is damaged ({exc}); "
+                "refusing to return older data"
+            ) from None
+        return data[start - ref.foff : start - ref.foff + length]
+
+    def _write_inode(self, state: FileState, node: RawInode) -> None:
+        ref = NodeRef(
+            RefKind.INODE, 0, node.totlen, 0, 0, node.ino, node.version, node.offset, node.dsize
+        )
+        self._append(encode(node), ref, "user")
+        state.add(ref, node.mode, node.isize, self._obsolete)
+
+    def _synced(self) -> None:
+        if self.options.sync:
+            self.device.flush()
+
+    # --- appending ----------------------------------------------------------------------
+
+    def _append(self, raw: bytes, ref: NodeRef, head: Head) -> None:
+        length = _align(len(raw), self.align)
+        entry = ref.summary_entry(0)
+        entry_size = 0 if entry is None else entry.size
+        blk = self._head(head, length, entry_size)
+        ref.offset = blk.start + blk.pos
+        ref.length = length
+        ref.block = blk.index
+        self.device.program(ref.offset, raw + b"\xff" * (length - len(raw)))
+        blk.pos += length
+        blk.nodes.append(ref)
+        blk.used += length
+        blk.live += length
+        if entry is None:
+            blk.sum_ok = False
+        else:
+            blk.sum_size += entry_size
+
+    def _fits(self, blk: Block, length: int, entry_size: int) -> bool:
+        tail = 0
+        if self.options.summaries and blk.sum_ok:
+            tail = summary_span(blk.sum_size + entry_size)
+        return blk.pos + length + tail <= self.eb
+
+    def _head(self, head: Head, length: int, entry_size: int) -> Block:
+        blk = self.heads.get(head)
+        if blk is not None and self._fits(blk, length, entry_size):
+            return blk
+        if blk is not None:
+            del self.heads[head]
+            self._close_block(blk)
+        blk = self._allocate(gc=head == "gc")
+        self.heads[head] = blk
+        return blk
+
+    def _close_block(self, blk: Block) -> None:
+        if self.options.summaries and blk.sum_ok and blk.nodes:
+            entries = tuple(
+                e for e in (r.summary_entry(blk.start) for r in blk.nodes) if e is not None
+            )
+            totlen = self.eb - blk.pos
+            summary = Summary(
+                entries, totlen, blk.pos, CLEANMARKER_SIZE if self.cleanmarkers else 0
+            )
+            self.device.program(blk.start + blk.pos, encode_summary(summary))
+            blk.summarized = True
+        blk.state = BlockState.FULL
+        blk.pos = self.eb
+
+    def free_blocks(self) -> list[Block]:
+        return [b for b in self.blocks if b.state in (BlockState.FREE, BlockState.ERASE)]
+
+    def _allocate(self, *, gc: bool) -> Block:
+        stepped = False  # wear levelling at most once per allocation: it frees no space
+        while True:
+            free = self.free_blocks()
+            if gc:
+                if not free:
+                    raise LogFullError(
+                        f"{self.device.path}: no free erase block left even for garbage "
+                        "collection (the reserve is exhausted)"
+                    )
+            elif len(free) <= self.options.reserve_blocks:
+                if not self.gc_step(wear_levelling=not stepped):
+                    raise LogFullError(
+                        f"{self.device.path}: the log is full: no erase block holds obsolete "
+                        "data to collect"
+                    )
+                stepped = True
+                continue
+            counts = self.device.erase_counts()
+            pick = (max if gc else min)(free, key=lambda b: (counts[b.index], b.index))
+            if pick.state is BlockState.ERASE and not self._erase(pick):
+                continue
+            pick.state = BlockState.OPEN
+            return pick
+
+    def _erase(self, blk: Block) -> bool:
+        """Erase a block and write its cleanmarker; False if the block went bad."""
+        try:
+            self.device.erase(blk.index)
+        except BadBlockError:
+            blk.state = BlockState.BAD
+            return False
+        blk.nodes = []
+        blk.live = blk.used = blk.sum_size = blk.pinned = 0
+        blk.summarized = blk.scrub = False
+        blk.sum_ok = True
+        blk.pos = 0
+        blk.state = BlockState.ERASE
+        if self.cleanmarkers:
+            marker = encode_cleanmarker()
+            self.device.program(blk.start, marker + b"\xff" * (_align(12, self.align) - 12))
+            blk.pos = _align(CLEANMARKER_SIZE, self.align)
+        blk.state = BlockState.FREE
+        return True
+
+    # --- garbage collection -----------------------------------------------------------
+
+    def gc_wanted(self) -> bool:
+        """Would a background GC step help?  (Free space is getting low and a dirty block
+        exists.)  The scheduler's background class calls :meth:`gc_step` while True."""
+        threshold = self.options.reserve_blocks + max(2, len(self.blocks) // 16)
+        if len(self.free_blocks()) >= threshold:
+            return False
+        return any(
+            b.state is BlockState.FULL and b.gain(self.eb) >= self.eb // 4 and not b.pinned
+            for b in self.blocks
+        )
+
+    def gc_step(self, *, wear_levelling: bool = True) -> bool:
+        """Collect one victim block; False if no block holds anything to reclaim."""
+        victim = self._pick_victim(wear_levelling)
+        if victim is None:
+            return False
+        self._collect(victim)
+        return True
+
+    def _pick_victim(self, wear_levelling: bool = True) -> Block | None:
+        full = [b for b in self.blocks if b.state is BlockState.FULL and not b.pinned]
+        if not full:
+            return None
+        for b in full:
+            if b.scrub:
+                return b
+        counts = self.device.erase_counts()
+        good = [counts[b.index] for b in self.blocks if b.state is not BlockState.BAD]
+        mean = sum(good) / len(good)
+        coldest = min(full, key=lambda b: (counts[b.index], b.live))
+        delta = max(self.options.wl_min_delta, int(mean * 0.1))
+        if wear_levelling and max(good) - counts[coldest.index] > delta:
+            return coldest  # static wear levelling: move cold data off a little-worn block
+        eb = self.eb
+        dirty = [b for b in full if b.gain(eb) >= CHUNK_COST]
+        if not dirty:
+            return None
+        if self.options.policy == "jffs2":
+            return self._jffs2_victim(full, dirty)
+        return min(dirty, key=lambda b: (b.live, counts[b.index]))
+
+    def _jffs2_victim(self, full: list[Block], dirty: list[Block]) -> Block:
+        """``jffs2_find_gc_block``: n = jiffies % 128 picks very dirty / dirty / clean."""
+        eb = self.eb
+        very = [b for b in dirty if b.gain(eb) >= eb // 2]
+        some = [b for b in dirty if b.gain(eb) < eb // 2]
+        clean = [b for b in full if b.gain(eb) < CHUNK_COST]
+        n = self._rng.randrange(128)
+        order = (
+            [very, some, clean]
+            if n < 110
+            else [some, very, clean]
+            if n < 126
+            else [clean, some, very]
+        )
+        for choice in order:
+            if choice:
+                return self._rng.choice(choice)
+        return dirty[0]
+
+    def _collect(self, victim: Block) -> None:
+        """Move the victim's live nodes to the GC head, then erase it."""
+        for ref in [r for r in victim.nodes if r.refs > 0]:
+            raw = self.device.read(ref.offset, ref.totlen)
+            try:
+                decode(raw, 0)
+            except NodeFormatError:
+                if not ref.poisoned:
+                    ref.poisoned = True
+                    victim.pinned += 1
+                victim.scrub = False
+                return  # keep the damaged node where it is: erasing it would expose stale data
+            new = ref.moved(0, 0, 0)
+            self._append(raw, new, "gc")
+            if ref.kind is RefKind.INODE:
+                self.files[ref.ino].replace(ref, new)
+            elif ref.kind is RefKind.DIRENT:
+                self.dirents.replace(ref, new)
+            else:
+                new.refs, ref.refs = ref.refs, 0
+            victim.live -= ref.length
+        self.gc_steps += 1
+        self._erase(victim)
+
+    # --- reporting --------------------------------------------------------------------
+
+    def report(self) -> LogReport:
+        counts = self.device.erase_counts()
+        rows = []
+        for b in self.blocks:
+            free = self.eb - b.pos if b.state in (BlockState.FREE, BlockState.OPEN) else 0
+            if b.state is BlockState.ERASE:
+                free = self.eb
+            rows.append(
+                BlockReport(
+                    b.index,
+                    b.state.value,
+                    counts[b.index],
+                    len(b.nodes),
+                    sum(1 for r in b.nodes if r.refs > 0),
+                    b.live,
+                    0 if b.state is BlockState.BAD else self.eb - b.live - free,
+                    free,
+                    b.summarized,
+                )
+            )
+        good = [counts[b.index] for b in self.blocks if b.state is not BlockState.BAD] or [0]
+        files = {}
+        for (pino, name), ref in self.dirents.by_name.items():
+            if ref.dirent is not None and ref.dirent.ino and ref.dirent.ino in self.files:
+                label = name.decode(errors="replace") if pino == ROOT_INO else f"#{pino}/{name!r}"
+                files[label] = self.files[ref.dirent.ino].isize
+        return LogReport(
+            self.geometry,
+            self.cleanmarkers,
+            tuple(rows),
+            min(good),
+            sum(good) / len(good),
+            max(good),
+            self.device.programmed_bytes,
+            self.device.host_bytes,
+            files,
+        )
+
+
+def _align(n: int, unit: int) -> int:
+    return (n + unit - 1) // unit * unit
+
+
+def _parts(path: str) -> list[bytes]:
+    return [p.encode() for p in path.split("/") if p]
+
+
+def _replace_cm(options: LogOptions, cleanmarkers: bool) -> LogOptions:
+    return LogOptions(
+        options.summaries,
+        cleanmarkers,
+        options.reserve_blocks,
+        options.policy,
+        options.wl_min_delta,
+        options.sync,
+        options.seed,
+    )
