@@ -161,9 +161,8 @@ async def test_server_dying_mid_batch_reports_unfinished_pages(token_env: str) -
 
 
 def _spawn_server(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    code = "from swapio_http.cli import serve; serve()"
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, "--port", "0"],
+        [sys.executable, "-m", "swapio", "serve", "--port", "0"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
