@@ -560,6 +560,11 @@ class PagePool:
         """True while background reclaim should continue (free pages below *high*)."""
         return not self._unbounded and self.free_pages < self.high_pages
 
+    def reclaim_wanted(self) -> bool:
+        """True while kswapd should keep going: free pages below *high*, or an allocation
+        is waiting (``balance_pgdat`` reclaims for the waiting allocation's order too)."""
+        return not self._unbounded and (self.free_pages < self.high_pages or bool(self._waiters))
+
     # ----------------------------------------------------------------- throttling
     def allow_direct_reclaim(self) -> bool:
         """``allow_direct_reclaim()``: False when more than half the reserve is in use."""

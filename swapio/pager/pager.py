@@ -496,7 +496,7 @@ class Pager:
         while True:
             await wake.wait()
             wake.clear()
-            while self.pool.below_high() and len(self._clock):
+            while self.pool.reclaim_wanted() and len(self._clock):
                 self._c.kswapd_runs += 1
                 try:
                     freed = await self._reclaim(self.reclaim_batch)

@@ -1,0 +1,250 @@
+"""The deadlock demonstration: writing out memory needs memory.
+
+Every resident page is dirty and the pool is drained down to *min*; the backend needs fresh
+buffers to complete each swap-out (it allocates ``reply_pages`` pool pages per request, like
+the NFS client's reply buffers).  Evicting a page is the only way to free one, and evicting
+needs a buffer first:
+
+* **with the reserve** the swap-out runs in memalloc context, its buffer comes from below
+  *min* (``pfmemalloc``), the write completes, the frame is freed — the workload finishes and
+  the reserve never goes below zero;
+* **without it** (``reserve=False``, i.e. ``PagePool(reserve_enabled=False)``) the buffer
+  allocation waits for memory that only the stuck swap-out could free; a watchdog sees no
+  progress for ``stall_timeout`` seconds, reports the stall and tears everything down.
+
+:func:`run_pressure` is both the test's subject and the ``pressure`` benchmark workload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import swapio
+from swapio.area import Capabilities, PageBuffer, SwapArea, SwapInfo
+from swapio.pager.pager import Pager
+from swapio.pager.stats import PagerStats
+from swapio.plugins import PluginHost
+from swapio.pool import PagePool
+from swapio.scheduler import IOScheduler
+
+__all__ = ["PressureResult", "ReplyBufferBackend", "run_pressure"]
+
+SCHEME = "pressure"
+_BASE_MIN_PAGES = 2
+
+
+class ReplyBufferBackend:
+    """A process-local backend that, like an NFS client, needs pool buffers to finish I/O.
+
+    Every call allocates ``reply_pages`` pages from ``area.pool`` in the caller's context
+    (memalloc for reclaim) and yields once before completing, as a network round trip would.
+    It declares ``reserve_pages_per_request=reply_pages`` so activation grows the reserve.
+    """
+
+    def __init__(self, pages: int, page_size: int, reply_pages: int, memalloc_requests: int):
+        self.pages = pages
+        self.page_size = page_size
+        self.reply_pages = reply_pages
+        self.memalloc_requests = memalloc_requests
+        self.store: dict[int, bytes] = {}
+        self.reply_dips = 0
+
+    @swapio.hookimpl
+    def swapio_backend(self) -> swapio.BackendInfo:
+        return swapio.BackendInfo(
+            name=SCHEME,
+            version="0",
+            schemes=(SCHEME,),
+            summary="deadlock demonstration: needs reply buffers to finish each request",
+        )
+
+    @swapio.hookimpl
+    async def swapfile(self, area: SwapArea, activate: bool) -> SwapInfo | None:
+        if not activate:
+            return None
+        return SwapInfo(
+            self.pages,
+            self.page_size,
+            Capabilities(
+                max_pages_per_request=32,
+                queue_depth=8,
+                reserve_pages_per_request=self.reply_pages,
+                memalloc_requests=self.memalloc_requests,
+            ),
+        )
+
+    async def _round_trip(self, area: SwapArea) -> None:
+        with await area.pool.alloc(self.reply_pages * self.page_size) as reply:
+            self.reply_dips += reply.pfmemalloc
+            await asyncio.sleep(0)
+
+    @swapio.hookimpl
+    async def swap_out(self, area: SwapArea, slot: int, pages: Sequence[PageBuffer]) -> None:
+        await self._round_trip(area)
+        for i, data in enumerate(pages):
+            self.store[slot + i] = bytes(data)
+
+    @swapio.hookimpl
+    async def swap_in(self, area: SwapArea, slot: int, pages: Sequence[memoryview]) -> None:
+        await self._round_trip(area)
+        for i, view in enumerate(pages):
+            view[:] = self.store.get(slot + i, bytes(self.page_size))
+
+
+@dataclass(frozen=True)
+class PressureResult:
+    """What :func:`run_pressure` observed."""
+
+    reserve_enabled: bool
+    completed: bool
+    stalled: bool
+    stall_report: str | None
+    writes: int
+    writes_done: int
+    verified: bool
+    elapsed_s: float
+    budget_pages: int
+    reserve_pages: int
+    peak_reserve_used_pages: int
+    min_free_pages: int
+    reserve_dips: int
+    pool_balanced: bool
+    pager: PagerStats
+
+    @property
+    def writes_per_s(self) -> float:
+        """Completed writes per second."""
+        return self.writes_done / self.elapsed_s if self.elapsed_s else 0.0
+
+
+async def run_pressure(
+    *,
+    reserve: bool = True,
+    resident_pages: int = 64,
+    pages: int = 1024,
+    writes: int = 2048,
+    reply_pages: int = 2,
+    memalloc_requests: int = 2,
+    stall_timeout: float = 1.0,
+    seed: int = 0,
+    page_size: int = 4096,
+) -> PressureResult:
+    """Run the demonstration; never raises for a stall (the result reports it).
+
+    The pool's budget is exactly the resident set plus *min*; *low* equals *min*, so once
+    every resident page is dirty only the reserve is left.  ``writes`` random page writes
+    over ``pages`` addressable pages follow the initial fill.
+    """
+    backend = ReplyBufferBackend(pages, page_size, reply_pages, memalloc_requests)
+    need = reply_pages * memalloc_requests
+    budget = resident_pages + _BASE_MIN_PAGES + need
+    pool = PagePool(
+        budget,
+        page_size,
+        min_pages=_BASE_MIN_PAGES,
+        low_pages=_BASE_MIN_PAGES,
+        high_pages=_BASE_MIN_PAGES + reply_pages + 1,
+        reserve_enabled=reserve,
+        dirty_ratio=100,
+        dirty_background_ratio=100,
+        wait_timeout=max(30.0, 10 * stall_timeout),
+    )
+    start_accounting = pool.accounting()
+    host = PluginHost(autoload=False)
+    host.register(backend, SCHEME)
+    area = await host.activate(f"{SCHEME}://demo", pool=pool)
+    sched = IOScheduler(request_timeout=None)
+    pager = Pager(area, resident_pages=resident_pages, scheduler=sched, reclaim_batch=8)
+    rng = random.Random(seed)
+    plan = [(i, i) for i in range(resident_pages)]
+    plan += [(rng.randrange(pages), n) for n in range(resident_pages, resident_pages + writes)]
+    model: dict[int, int] = {}
+    done = 0
+    min_free = pool.free_pages
+
+    async def workload() -> None:
+        nonlocal done, min_free
+        for index, value in plan:
+            data = value.to_bytes(8, "little") * (page_size // 8)
+            await pager.write(index, data)
+            model[index] = value
+            done += 1
+            min_free = min(min_free, pool.free_pages)
+
+    t0 = time.perf_counter()
+    task = asyncio.create_task(workload())
+    stall_report: str | None = None
+    last_progress = (-1, -1)
+    last_change = time.monotonic()
+    while not task.done():
+        await asyncio.wait([task], timeout=stall_timeout / 5)
+        min_free = min(min_free, pool.free_pages)
+        progress = (done, pager.stats().writebacks)
+        now = time.monotonic()
+        if progress != last_progress:
+            last_progress, last_change = progress, now
+        elif now - last_change >= stall_timeout and not task.done():
+            stall_report = _stall_report(pool, pager, sched, area, done, stall_timeout)
+            task.cancel()
+            break
+    elapsed = time.perf_counter() - t0
+    completed = stall_report is None
+    try:
+        await task
+    except asyncio.CancelledError:
+        completed = False
+    verified = False
+    if completed:
+        verified = True
+        for index, value in model.items():
+            data = await pager.read(index)
+            if data[:8] != value.to_bytes(8, "little"):
+                verified = False
+                break
+    snap = pool.snapshot()
+    pager_stats = pager.stats()
+    await sched.aclose()
+    await pager.close()
+    await area.deactivate()
+    return PressureResult(
+        reserve_enabled=reserve,
+        completed=completed,
+        stalled=stall_report is not None,
+        stall_report=stall_report,
+        writes=len(plan),
+        writes_done=done,
+        verified=verified,
+        elapsed_s=elapsed,
+        budget_pages=budget,
+        reserve_pages=snap.reserve_pages,
+        peak_reserve_used_pages=snap.peak_reserve_used_pages,
+        min_free_pages=min(min_free, budget - snap.peak_used_pages),
+        reserve_dips=snap.reserve_dips,
+        pool_balanced=pool.accounting() == start_accounting,
+        pager=pager_stats,
+    )
+
+
+def _stall_report(
+    pool: PagePool,
+    pager: Pager,
+    sched: IOScheduler,
+    area: SwapArea,
+    done: int,
+    stall_timeout: float,
+) -> str:
+    snap = pool.snapshot()
+    q = sched.stats(area)
+    return (
+        f"no progress for {stall_timeout:g} s after {done} writes: "
+        f"{pager.resident} resident pages, {pager.dirty} dirty; "
+        f"{q.inflight} request(s) in flight, {q.pending} queued; "
+        f"{snap.waiters} allocation(s) waiting; pool free={snap.free_pages} "
+        f"min={snap.min_pages} low={snap.low_pages}; reserve "
+        f"{'enabled' if snap.reserve_enabled else 'DISABLED'} "
+        f"({snap.reserve_used_pages}/{snap.reserve_pages} used)"
+    )
