@@ -394,4 +394,4 @@ async def test_drain_waits_for_queued_and_in_flight_work() -> None:
 )
 def test_bad_scheduler_settings_are_refused(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(UsageError, match=message):
-        IOScheduler(**kwargs)  # type: ignore[arg-type]
+        IOScheduler(**kwargs)
