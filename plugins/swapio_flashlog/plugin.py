@@ -1,0 +1,291 @@
+"""The ``flashlog:///IMAGE?name=/swapfile`` backend: swap areas as files in a JFFS2 log.
+
+URL parameters: ``name`` (the file in the image, default ``/swapfile``), ``page_size``,
+and, for creating a new image, ``size``, ``erase_block`` (default 65536), ``write_unit``
+(default 4) and ``cleanmarkers``; for any mount ``summary`` (default 1: read and write
+erase-block summaries), ``reserve`` (reserved erase blocks, default 2), ``policy``
+(``greedy`` or ``jffs2``) and ``sync`` (``msync`` after every write).
+
+One image may hold several swap files; every area on the same image shares one mounted
+log, owned by one worker thread (aiosqlite style): each request crosses to it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import swapio
+from swapio.area import DEFAULT_PAGE_SIZE, Capabilities, PageBuffer, SwapArea, SwapInfo
+from swapio.errors import AreaFormatError, LocationError
+from swapio_flashlog._nodes import JFFS2_PAGE
+from swapio_flashlog.cli import flash
+from swapio_flashlog.device import Geometry
+from swapio_flashlog.log import CHUNK_COST, FlashLog, LogOptions
+
+if TYPE_CHECKING:
+    import click
+
+    from swapio.scheduler import IOScheduler
+
+VERSION = "0.1.0"
+PARAMS = frozenset(
+    {
+        "name",
+        "page_size",
+        "size",
+        "erase_block",
+        "write_unit",
+        "cleanmarkers",
+        "summary",
+        "reserve",
+        "policy",
+        "sync",
+    }
+)
+MAX_PAGES_PER_REQUEST = 64
+#: Pool pages one in-flight request may need under pressure: the node being encoded and
+#: the node a foreground GC step is copying.
+RESERVE_PAGES_PER_REQUEST = 2
+T = TypeVar("T")
+
+
+@dataclass
+class SharedLog:
+    """One mounted image and the single thread that owns it."""
+
+    path: str
+    log: FlashLog
+    executor: ThreadPoolExecutor
+    users: int = 0
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+
+@dataclass
+class FlashArea:
+    """Per-area state (``area.private``)."""
+
+    shared: SharedLog
+    ino: int
+    name: str
+    page_size: int
+    pages: int
+
+    @property
+    def log(self) -> FlashLog:
+        return self.shared.log
+
+
+_open_logs: dict[str, SharedLog] = {}
+_registry_lock = threading.Lock()
+
+
+def _options(area: SwapArea, create: bool) -> LogOptions:
+    loc = area.location
+    policy = loc.query.get("policy", "greedy")
+    if policy not in ("greedy", "jffs2"):
+        raise LocationError(f"{loc.url!r}: policy={policy!r}; expected greedy or jffs2")
+    cleanmarkers: bool | None = None
+    if "cleanmarkers" in loc.query:
+        if not create:
+            raise LocationError(f"{loc.url!r}: cleanmarkers= only applies when creating")
+        cleanmarkers = loc.query_bool("cleanmarkers")
+    return LogOptions(
+        summaries=loc.query_bool("summary", True),
+        cleanmarkers=True if create and cleanmarkers is None else cleanmarkers,
+        reserve_blocks=loc.query_int("reserve", 2, minimum=1) or 2,
+        policy="jffs2" if policy == "jffs2" else "greedy",
+        sync=loc.query_bool("sync", False),
+    )
+
+
+def default_size(chunks: int, erase_block: int, reserve: int) -> int:
+    """An image size that keeps ``chunks`` 4 KiB chunks at <= 80 % utilisation."""
+    per_block = (erase_block - 52) // CHUNK_COST
+    blocks = -(-chunks * 5 // (4 * per_block)) + reserve + 2
+    return max(blocks, 5) * erase_block
+
+
+def _geometry(area: SwapArea, chunks: int, reserve: int) -> Geometry:
+    loc = area.location
+    eb = loc.query_int("erase_block", 64 * 1024, minimum=1) or 64 * 1024
+    wu = loc.query_int("write_unit", 4, minimum=1) or 4
+    size = loc.query_int("size", None, minimum=1) or default_size(chunks, eb, reserve)
+    return Geometry(size, eb, wu)
+
+
+def _path(area: SwapArea) -> str:
+    loc = area.location
+    loc.check_query(PARAMS)
+    if loc.host not in ("", "localhost"):
+        raise LocationError(f"{loc.url!r}: flashlog URLs name a local image (flashlog:///path)")
+    if not loc.path.startswith("/"):
+        raise LocationError(f"{loc.url!r}: flashlog URLs need an absolute image path")
+    return loc.path
+
+
+def _activate(area: SwapArea) -> FlashArea:
+    """Blocking part of activation (runs in a worker thread)."""
+    path = _path(area)
+    loc = area.location
+    name = loc.query.get("name", "/swapfile")
+    create = area.create
+    options = _options(area, create is not None)
+    key = os.path.realpath(path)
+    with _registry_lock:
+        shared = _open_logs.get(key)
+        if shared is None:
+            if create is not None and not os.path.exists(path):
+                chunks = -(-create.pages * create.page_size // JFFS2_PAGE)
+                geometry = _geometry(area, chunks, options.reserve_blocks)
+                log = FlashLog.format(path, geometry, options)
+            else:
+                given = None
+                if "erase_block" in loc.query or "size" in loc.query:
+                    eb = loc.query_int("erase_block", 64 * 1024, minimum=1) or 64 * 1024
+                    size = loc.query_int("size", None, minimum=1) or os.path.getsize(path)
+                    wu = loc.query_int("write_unit", 4, minimum=1) or 4
+                    given = Geometry(size, eb, wu)
+                log = FlashLog.open(path, given, options)
+            shared = SharedLog(key, log, ThreadPoolExecutor(1, thread_name_prefix="flashlog"))
+            _open_logs[key] = shared
+        shared.users += 1
+    try:
+        log = shared.log
+        if create is not None:
+            ino = log.create_file(name, create.pages * create.page_size)
+            page_size = create.page_size
+        else:
+            ino = log.lookup(name)
+            page_size = loc.query_int("page_size", None, minimum=1) or DEFAULT_PAGE_SIZE
+        isize = log.file(ino).isize
+        if isize == 0 or isize % page_size:
+            raise AreaFormatError(
+                f"{path}:{name}: file size {isize} is not a positive multiple of the page size "
+                f"{page_size}"
+            )
+        return FlashArea(shared, ino, name, page_size, isize // page_size)
+    except BaseException:
+        _release(shared)
+        raise
+
+
+def _release(shared: SharedLog) -> None:
+    with _registry_lock:
+        shared.users -= 1
+        if shared.users > 0:
+            return
+        del _open_logs[shared.path]
+    shared.log.close()
+
+
+@swapio.hookimpl
+def swapio_backend() -> swapio.BackendInfo:
+    return swapio.BackendInfo(
+        name="flashlog",
+        version=VERSION,
+        schemes=("flashlog",),
+        summary="JFFS2-format log on a simulated NOR flash image (mtd-utils/jefferson readable)",
+        capabilities=("durable", "discard", "create", "reserve"),
+    )
+
+
+@swapio.hookimpl
+def swapio_add_commands(cli: click.Group) -> None:
+    cli.add_command(flash)
+
+
+@swapio.hookimpl
+async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
+    if not activate:
+        state: FlashArea = area.private
+        # the log's own thread finishes its queue first, then the log closes
+        await state.shared.run(lambda: None)
+        await asyncio.get_running_loop().run_in_executor(None, _release, state.shared)
+        return None
+    state = await asyncio.get_running_loop().run_in_executor(None, _activate, area)
+    return SwapInfo(
+        pages=state.pages,
+        page_size=state.page_size,
+        capabilities=Capabilities(
+            durable=True,
+            discard=True,
+            max_pages_per_request=MAX_PAGES_PER_REQUEST,
+            queue_depth=8,
+            reserve_pages_per_request=RESERVE_PAGES_PER_REQUEST,
+        ),
+        private=state,
+    )
+
+
+@swapio.hookimpl
+async def swap_out(area: SwapArea, slot: int, pages: Sequence[PageBuffer]) -> None:
+    state: FlashArea = area.private
+    data = b"".join(memoryview(p).cast("B") for p in pages)
+    await state.shared.run(state.log.write, state.ino, slot * state.page_size, data)
+
+
+@swapio.hookimpl
+async def swap_in(area: SwapArea, slot: int, pages: Sequence[memoryview]) -> None:
+    state: FlashArea = area.private
+    size = state.page_size
+
+    def fill() -> None:
+        for i, view in enumerate(pages):
+            state.log.read(state.ino, (slot + i) * size, view.cast("B"))
+
+    await state.shared.run(fill)
+
+
+@swapio.hookimpl
+async def swap_discard(area: SwapArea, slot: int, count: int) -> None:
+    state: FlashArea = area.private
+    size = state.page_size
+    await state.shared.run(state.log.discard, state.ino, slot * size, count * size)
+
+
+# --- background garbage collection ---------------------------------------------------------
+
+
+async def gc_step(area: SwapArea) -> bool:
+    """Run one GC step on the area's log (in its thread); False if nothing to collect."""
+    state: FlashArea = area.private
+    return await state.shared.run(state.log.gc_step)
+
+
+async def run_background_gc(
+    area: SwapArea,
+    scheduler: IOScheduler | None = None,
+    *,
+    interval: float = 0.05,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Collect garbage in the background until ``stop`` is set; return the steps taken.
+
+    Background class: a step runs only while the log wants one (:meth:`FlashLog.gc_wanted`)
+    and, when a :class:`swapio.scheduler.IOScheduler` is given, only while it has nothing
+    in flight or queued for the area, so foreground swap I/O always goes first.
+    """
+    state: FlashArea = area.private
+    stop = stop or asyncio.Event()
+    steps = 0
+    while not stop.is_set():
+        busy = False
+        if scheduler is not None:
+            snap = scheduler.stats(area)
+            busy = bool(snap.inflight or snap.pending)
+        wanted = not busy and await state.shared.run(state.log.gc_wanted)
+        if wanted and await state.shared.run(state.log.gc_step):
+            steps += 1
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+    return steps
