@@ -18,7 +18,7 @@ import click
 
 from swapio.bench import plot as plotting
 from swapio.bench import render
-from swapio.bench.peers import ALL_PEERS, INTERNAL_PEERS, NFS_PEERS
+from swapio.bench.peers import ALL_PEERS, INTERNAL_PEERS, NFS_PEERS, RESYNC_PEERS
 from swapio.bench.results import Skipped, document
 from swapio.bench.runner import BUILTIN_PLACES, WORKLOADS, Plan, bench_placer, run_plan
 from swapio.bench.workloads import BenchConfig
@@ -94,7 +94,11 @@ def build_plan(
     elif peers:
         chosen_peers = _select(peers, ALL_PEERS, "peer")
     else:
-        chosen_peers = list(INTERNAL_PEERS) + (list(NFS_PEERS) if nfs_url else [])
+        chosen_peers = list(INTERNAL_PEERS)
+        if "nfs" in chosen and nfs_url:
+            chosen_peers += NFS_PEERS
+        if "mirror" in chosen:
+            chosen_peers += RESYNC_PEERS
     plan = Plan(
         backends=chosen,
         workloads=chosen_workloads,

@@ -1,48 +1,42 @@
-"""Peer tools measured beside the backends.
+"""Peer tools measured beside the backends, by the plugins that know them.
 
-In-process peers (:mod:`swapio.bench.targets`) run the device workloads themselves.  The NFS
-peers (``nfs-cp`` from libnfs-utils, ``pyNfsClient``) and the resync peer (``cp`` of a whole
-leg) are measured by functions their backends' engineers keep next to their own benchmarks:
-``benchmarks/bench_nfs.py`` and ``benchmarks/bench_resync.py`` in a source checkout, each
-exposing ``bench_peers(...) -> list[dict]``; the results are folded into ours.  When such a
-function (or an NFS server) is not available, the peer is reported as skipped with the reason.
+The in-process peers (``raw-pwritev``, ``aiofiles-naive``; :mod:`swapio.bench.targets`) run
+the device workloads themselves.  Peers that belong to one backend are measured by that
+backend's plugin package, in a module named ``bench`` next to its plugin module:
+
+* ``cp`` (resync): the package serving ``mirror`` provides ``bench_resync(directory, *,
+  size, repeat)`` — swapio's bitmap resync against ``cp`` of the whole leg and
+  ``copy_file_range`` of the dirty chunks.
+* ``nfs-cp``, ``pynfsclient``: the package serving ``nfs`` provides ``bench_peers(*, url,
+  peers, pages, page_size, batch, qd, ops, seconds)``.
+
+Each returns result dicts in the ``--json`` shape; they are folded into the run.  The core
+never imports a plugin by name: the module is found through the plugin host.  A peer whose
+plugin or function is missing is reported as skipped, with the reason.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import asyncio
+import importlib
 import inspect
+from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from swapio.bench.results import Kind, Latency, Result, Skipped
 from swapio.bench.workloads import BenchConfig
+from swapio.plugins import PluginHost
 
 INTERNAL_PEERS: tuple[str, ...] = ("raw-pwritev", "aiofiles-naive")
 NFS_PEERS: tuple[str, ...] = ("nfs-cp", "pynfsclient")
 RESYNC_PEERS: tuple[str, ...] = ("cp",)
 ALL_PEERS: tuple[str, ...] = (*INTERNAL_PEERS, *NFS_PEERS, *RESYNC_PEERS)
+#: Leg size of the resync comparison in the default run (kept small: two-minute budget).
+RESYNC_BYTES = 64 << 20
 
-_REPO_BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def _load(module: str) -> ModuleType | None:
-    """Load ``benchmarks/<module>.py`` of a source checkout, if present."""
-    path = _REPO_BENCHMARKS / f"{module}.py"
-    if not path.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location(f"swapio_benchmarks_{module}", path)
-    if spec is None or spec.loader is None:
-        return None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def _to_result(doc: dict[str, Any]) -> Result:
-    lat = doc.get("lat_ns") or {}
-    known = {
+_KNOWN_KEYS = frozenset(
+    {
         "target",
         "kind",
         "workload",
@@ -53,72 +47,103 @@ def _to_result(doc: dict[str, Any]) -> Result:
         "bw_bytes",
         "lat_ns",
     }
-    result = Result(
+)
+
+
+def plugin_bench_function(host: PluginHost, backend: str, name: str) -> Callable[..., Any] | None:
+    """``<package of backend's plugin>.bench.<name>``, or None when there is none."""
+    for b in host.backends():
+        if b.info.name != backend:
+            continue
+        module_name = getattr(b.plugin, "__name__", "")
+        package = module_name.rpartition(".")[0] or module_name
+        try:
+            module = importlib.import_module(f"{package}.bench")
+        except ImportError:
+            return None
+        func = getattr(module, name, None)
+        return func if callable(func) else None
+    return None
+
+
+def to_result(doc: dict[str, Any]) -> Result:
+    """A result dict from a plugin's benchmark, as a :class:`Result`."""
+    lat = doc.get("lat_ns") or {}
+    reported = Latency(int(lat.get("p50", 0)), int(lat.get("p99", 0)), int(lat.get("max", 0)))
+    return Result(
         target=str(doc["target"]),
         kind=Kind(doc.get("kind", "peer")),
         workload=str(doc["workload"]),
         page_size=int(doc["page_size"]),
         pages=int(doc["pages"]),
         seconds=float(doc["seconds"]),
-        extra={k: v for k, v in doc.items() if k not in known},
+        extra={k: v for k, v in doc.items() if k not in _KNOWN_KEYS},
+        reported=reported,
     )
-    if lat:
-        latency = Latency(int(lat.get("p50", 0)), int(lat.get("p99", 0)), int(lat.get("max", 0)))
-        result.extra["lat_ns_reported"] = latency.to_json()
-    return result
 
 
-async def _call(func: Any, **kwargs: Any) -> list[dict[str, Any]]:
+def _call_sync(func: Callable[..., Any], **kwargs: Any) -> list[dict[str, Any]]:
     accepted = inspect.signature(func).parameters
-    args = {k: v for k, v in kwargs.items() if k in accepted}
-    out = func(**args)
+    out = func(**{k: v for k, v in kwargs.items() if k in accepted})
     if inspect.isawaitable(out):
-        out = await out
+        out = asyncio.run(out)  # type: ignore[arg-type]
     return list(out)
 
 
 async def run_external(
-    selected: list[str], nfs_url: str | None, cfg: BenchConfig, skipped: list[Skipped]
+    host: PluginHost,
+    selected: list[str],
+    nfs_url: str | None,
+    cfg: BenchConfig,
+    directory: Path,
+    skipped: list[Skipped],
 ) -> list[Result]:
-    """Run the selected external peers; append a :class:`Skipped` for each one that cannot."""
+    """Run the selected plugin-measured peers (in a thread: they block and may run a loop)."""
     results: list[Result] = []
-    groups = (
-        ("bench_nfs", [p for p in selected if p in NFS_PEERS], True),
-        ("bench_resync", [p for p in selected if p in RESYNC_PEERS], False),
-    )
-    for module, names, needs_nfs in groups:
-        if not names:
-            continue
-        reason = None
-        mod = None
-        if needs_nfs and nfs_url is None:
-            reason = "no NFS server: pass --nfs URL"
-        else:
-            try:
-                mod = _load(module)
-            except Exception as exc:  # the peer's module is not ours; report, don't crash
-                reason = f"benchmarks/{module}.py failed to load: {exc}"
-            if mod is None and reason is None:
-                reason = f"benchmarks/{module}.py not found (source checkout only)"
-            elif mod is not None and not hasattr(mod, "bench_peers"):
-                reason = f"benchmarks/{module}.py has no bench_peers()"
-        if reason is not None or mod is None:
-            skipped.extend(Skipped(n, "*", reason or "unavailable") for n in names)
-            continue
-        try:
-            docs = await _call(
-                mod.bench_peers,
-                peers=names,
-                url=nfs_url,
-                nfs_url=nfs_url,
-                pages=cfg.pages,
-                page_size=cfg.page_size,
-                batch=cfg.batch,
-                qd=cfg.qd,
-                ops=cfg.ops,
-                seconds=cfg.seconds,
+    resync = [p for p in selected if p in RESYNC_PEERS]
+    if resync:
+        func = plugin_bench_function(host, "mirror", "bench_resync")
+        if func is None:
+            skipped.extend(
+                Skipped(p, "resync", "the mirror backend's plugin offers no bench_resync")
+                for p in resync
             )
-            results.extend(_to_result(doc) for doc in docs)
-        except Exception as exc:  # a failing peer is reported, never fatal to the run
-            skipped.extend(Skipped(n, "*", f"failed: {type(exc).__name__}: {exc}") for n in names)
+        else:
+            results += await _run(
+                func,
+                resync,
+                "resync",
+                skipped,
+                directory=directory / "resync",
+                size=RESYNC_BYTES,
+                repeat=1,
+            )
+    nfs = [p for p in selected if p in NFS_PEERS]
+    if nfs:
+        func = plugin_bench_function(host, "nfs", "bench_peers")
+        reason = None
+        if nfs_url is None:
+            reason = "no NFS server: pass --nfs URL"
+        elif func is None:
+            reason = "the nfs backend's plugin offers no bench_peers"
+        if reason is not None or func is None:
+            skipped.extend(Skipped(p, "*", reason or "unavailable") for p in nfs)
+        else:
+            results += await _run(
+                func, nfs, "*", skipped,
+                url=nfs_url, peers=nfs, pages=cfg.pages, page_size=cfg.page_size,
+                batch=cfg.batch, qd=cfg.qd, ops=cfg.ops, seconds=cfg.seconds,
+            )  # fmt: skip
     return results
+
+
+async def _run(
+    func: Callable[..., Any], names: list[str], workload: str, skipped: list[Skipped],
+    **kwargs: Any,
+) -> list[Result]:  # fmt: skip
+    try:
+        docs = await asyncio.to_thread(_call_sync, func, **kwargs)
+        return [to_result(doc) for doc in docs]
+    except Exception as exc:  # a peer's failure is reported, never fatal to the run
+        skipped.extend(Skipped(n, workload, f"failed: {type(exc).__name__}: {exc}") for n in names)
+        return []

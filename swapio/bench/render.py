@@ -26,6 +26,7 @@ def table(results: Sequence[Result], workload_order: Sequence[str]) -> str:
     lines: list[tuple[str, ...]] = [header]
     for r in rows:
         lat = r.latency
+        timed = lat.max > 0  # peers measured elsewhere may report no per-call latency
         lines.append(
             (
                 r.workload,
@@ -34,9 +35,9 @@ def table(results: Sequence[Result], workload_order: Sequence[str]) -> str:
                 str(r.pages),
                 f"{r.pages_per_s:,.0f}",
                 f"{r.bw_bytes / _MIB:,.1f}",
-                _us(lat.p50),
-                _us(lat.p99),
-                _us(lat.max),
+                _us(lat.p50) if timed else "-",
+                _us(lat.p99) if timed else "-",
+                _us(lat.max) if timed else "-",
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]

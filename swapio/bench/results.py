@@ -62,6 +62,8 @@ class Result:
     seconds: float
     samples: tuple[int, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Percentiles measured elsewhere (a peer's own benchmark) when there are no samples.
+    reported: Latency | None = None
 
     @property
     def pages_per_s(self) -> float:
@@ -73,6 +75,8 @@ class Result:
 
     @property
     def latency(self) -> Latency:
+        if not self.samples and self.reported is not None:
+            return self.reported
         return Latency.of(self.samples)
 
     def to_json(self) -> dict[str, Any]:

@@ -151,7 +151,9 @@ async def run_plan(
     skipped: list[Skipped] = []
     peer_workloads = [w for w in plan.workloads if w in PEER_WORKLOADS]
     internal = [p for p in plan.peers if p in peers.INTERNAL_PEERS]
+    external = [p for p in plan.peers if p not in peers.INTERNAL_PEERS]
     total = len(plan.backends) * len(plan.workloads) + len(internal) * len(peer_workloads)
+    total += len(external)
     step = 0
 
     def tick(label: str) -> None:
@@ -168,7 +170,11 @@ async def run_plan(
                 await _run_target(run, name, Kind.BACKEND, plan.workloads, results, skipped, tick)
             for name in internal:
                 await _run_target(run, name, Kind.PEER, peer_workloads, results, skipped, tick)
-        results.extend(await peers.run_external(plan.peers, plan.nfs_url, cfg, skipped))
+            for name in external:
+                tick(f"{name} (measured by its plugin)")
+                results.extend(
+                    await peers.run_external(host, [name], plan.nfs_url, cfg, Path(tmp), skipped)
+                )
     meta = {
         "machine": machine_info(),
         "config": {
