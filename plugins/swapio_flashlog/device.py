@@ -119,6 +119,8 @@ class FlashDevice:
         self._cut_mode = PowerLossMode.PREFIX
         self._rng = random.Random(0)
         self.dead = False
+        #: When set, every read, program and erase fails with this message (a dead chip).
+        self.io_error: str | None = None
 
     # --- construction ---------------------------------------------------------------
 
@@ -182,11 +184,9 @@ class FlashDevice:
             else:
                 if geometry is None:
                     geometry = Geometry(size)
+                # a foreign image: chip state starts fresh, written by commit_sidecar()
+                # once the image has mounted, so a refused image gains no file
                 side = _new_sidecar(geometry, ())
-                if not readonly and size == geometry.size:
-                    _write_new_file(spath, bytes(side))
-                    side_fd = os.open(spath, os.O_RDWR | os.O_CLOEXEC)
-                    side = mmap.mmap(side_fd, len(side))
             if size != geometry.size:
                 raise ImageFormatError(
                     f"{path}: image is {size} bytes, geometry says {geometry.size} "
@@ -211,6 +211,15 @@ class FlashDevice:
             os.close(self._side_fd)
         os.close(self._fd)
         self._fd = -1
+
+    def commit_sidecar(self) -> None:
+        """Persist the chip state of an image that had no sidecar yet."""
+        if self.readonly or isinstance(self._side, mmap.mmap):
+            return
+        spath = sidecar_path(self.path)
+        _write_new_file(spath, bytes(self._side))
+        self._side_fd = os.open(spath, os.O_RDWR | os.O_CLOEXEC)
+        self._side = mmap.mmap(self._side_fd, len(self._side))
 
     def flush(self) -> None:
         """``msync`` the image: completed programs survive an OS crash too."""
@@ -363,6 +372,8 @@ class FlashDevice:
     def _alive(self) -> None:
         if self.dead:
             raise PowerLoss(f"{self.path}: power was cut; re-open the image")
+        if self.io_error is not None:
+            raise BackendIOError(f"{self.path}: {self.io_error}")
 
     def _tick(self) -> bool:
         self.ops += 1

@@ -257,6 +257,7 @@ class FlashLog:
         self.mount_seconds = time.perf_counter() - began
         if not readonly:
             self._mounted_rw = True
+            self.device.commit_sidecar()
             self._recover()
 
     def _detect_cleanmarkers(self) -> bool:
