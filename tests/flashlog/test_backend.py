@@ -6,12 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
+from swapio_flashlog.log import FlashLog
 
 from swapio import CreateRequest, PluginHost
 from swapio.area import SwapArea
 from swapio.errors import AreaExistsError, AreaFormatError, AreaNotFoundError, LocationError
 from swapio.testing import BackendTests, page_pattern
-from swapio_flashlog.log import FlashLog
 
 
 class TestFlashlogConformance(BackendTests):
