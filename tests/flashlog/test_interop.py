@@ -144,7 +144,7 @@ async def test_swapio_image_passes_jffs2dump_and_jefferson_extracts_it(tmp_path:
     dump = jffs2dump(image)
     assert wrong_lines(dump) == []
     assert "Inode Sum" in dump  # erase-block summaries are there and jffs2dump parses them
-    assert "Dirent" in dump and "name swapfile" in dump
+    assert "name swapfile" in dump
     jefferson(image, tmp_path / "out")
     assert (tmp_path / "out" / "swapfile").read_bytes() == content
 
