@@ -6,8 +6,8 @@ frames of one call go out concurrently over up to ``connections`` reused connect
 play that part).  Request and receive buffers come from the area's page pool, so under
 memory pressure a swap-out in memalloc context draws on the reserve the area declared at
 activation (``Capabilities.reserve_pages_per_request``), and ordinary traffic waits.  In
-memalloc context the frames of a call are sent one after another, which is what keeps the
-declared reserve sufficient.
+memalloc context the frames of a call are at most ``MEMALLOC_FRAME_PAGES`` pages and are sent
+one after another, which is what keeps the declared reserve small and sufficient.
 
 When some frames of a call fail (server killed, connection reset, timeout), the call raises
 :class:`IncompleteBatchError` naming exactly which slots were confirmed and which were not.
@@ -53,6 +53,8 @@ from ._wire import (
 
 DEFAULT_CONNECTIONS: Final = 16
 DEFAULT_TIMEOUT: Final = 30.0
+#: Largest frame sent in memalloc context (``SWAP_CLUSTER_MAX`` pages).
+MEMALLOC_FRAME_PAGES: Final = 32
 QUERY_KEYS: Final = frozenset({"connections", "frame_pages", "timeout"})
 _FORBIDDEN_QUERY: Final = frozenset({"token", "access_token", "auth", "password"})
 
@@ -305,8 +307,13 @@ class PageClient:
             raise
         return buf
 
+    @property
+    def memalloc_frame_pages(self) -> int:
+        """Pages per frame in memalloc context (smaller frames keep the reserve small)."""
+        return min(self.frame_pages, MEMALLOC_FRAME_PAGES)
+
     def _frames(self, slot: int, count: int) -> list[tuple[int, int]]:
-        step = self.frame_pages
+        step = self.memalloc_frame_pages if in_memalloc() else self.frame_pages
         return [(s, min(step, slot + count - s)) for s in range(slot, slot + count, step)]
 
     async def _batch(self, frames: list[tuple[int, int]], run: Any, what: str) -> None:

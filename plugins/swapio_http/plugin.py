@@ -50,7 +50,7 @@ def swapio_add_commands(cli: click.Group) -> None:
 def _capabilities(client: PageClient, pool_page_size: int) -> Capabilities:
     assert client.description is not None
     desc = client.description
-    frame_bytes = REQUEST_HEADER.size + client.frame_pages * desc.page_size
+    frame_bytes = REQUEST_HEADER.size + client.memalloc_frame_pages * desc.page_size
     # One frame's request (swap_out) or receive (swap_in) buffer, in pool pages.
     frame_pool_pages = -(-frame_bytes // pool_page_size)
     return Capabilities(

@@ -6,6 +6,8 @@ and the run lists it as skipped with the reason.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import random
 import time
@@ -14,6 +16,8 @@ from swapio.bench.results import Result
 from swapio.bench.targets import Target
 from swapio.bench.workloads import BenchConfig, Workload
 from swapio.pager import Pager
+from swapio.pool import PagePool
+from swapio.scheduler import IOScheduler
 
 
 class Unavailable(Exception):
@@ -94,8 +98,106 @@ async def pager_100(target: Target, cfg: BenchConfig) -> Result:
     return await _pager(target, cfg, 100)
 
 
+#: Pressure workload geometry: resident frames, pool floor, stall watchdog.
+PRESSURE_RESIDENT = 64
+PRESSURE_MIN_PAGES = 2
+PRESSURE_HEADROOM = 8
+STALL_SECONDS = 3.0
+
+
 async def pressure(target: Target, cfg: BenchConfig) -> Result:
-    raise Unavailable("the scheduler's pressure workload is not installed yet")
+    """The deadlock workload on this backend: every frame dirty, only the reserve left.
+
+    A fresh area of the same backend is activated on a bounded pool whose budget is the
+    pager's resident set, the pool floor and the area's declared reserve need, so once every
+    resident page is dirty only the reserve remains and each eviction must swap out (in
+    memalloc context) before a frame is free.  Backends that allocate transient buffers
+    (http, NFS) draw them from the reserve here.  A watchdog ends the run if nothing
+    progresses for a few seconds and reports the stall; the result carries the reserve
+    statistics (``reserve_pages``, ``peak_reserve_used_pages``, ``reserve_dips``).
+    """
+    if target.area is None or target.open_fresh is None:
+        raise Unavailable("pressure needs a fresh area of the backend (not for --url targets)")
+    need = target.area.capabilities.reserve_need
+    budget = PRESSURE_RESIDENT + PRESSURE_MIN_PAGES + need + PRESSURE_HEADROOM
+    pool = PagePool(
+        budget,
+        target.page_size,
+        min_pages=PRESSURE_MIN_PAGES,
+        low_pages=PRESSURE_MIN_PAGES,
+        high_pages=PRESSURE_MIN_PAGES + PRESSURE_HEADROOM,
+        dirty_ratio=100,
+        dirty_background_ratio=100,
+        wait_timeout=STALL_SECONDS * 4,
+    )
+    area = await target.open_fresh(pool)
+    span = min(cfg.pages, 1024, area.pages)
+    writes = min(cfg.ops, 2 * span)
+    rng = random.Random(cfg.seed + 99)
+    plan = list(range(min(span, PRESSURE_RESIDENT)))
+    plan += [rng.randrange(span) for _ in range(writes)]
+    samples: list[int] = []
+    sched = IOScheduler(request_timeout=None)
+    pager = Pager(area, resident_pages=PRESSURE_RESIDENT, pages=span, scheduler=sched)
+    deadline = time.perf_counter() + cfg.seconds
+    min_free = pool.free_pages
+
+    async def workload() -> None:
+        nonlocal min_free
+        for n, index in enumerate(plan):
+            data = (n + 1).to_bytes(8, "little") * (target.page_size // 8)
+            t0 = time.perf_counter_ns()
+            await pager.write(index, data)
+            samples.append(time.perf_counter_ns() - t0)
+            min_free = min(min_free, pool.free_pages)
+            if time.perf_counter() > deadline and n >= PRESSURE_RESIDENT:
+                return
+
+    start = time.perf_counter()
+    task = asyncio.create_task(workload())
+    stalled = False
+    seen = -1
+    last_change = time.monotonic()
+    try:
+        while not task.done():
+            await asyncio.wait([task], timeout=0.1)
+            progress = len(samples) + pager.stats().writebacks
+            if progress != seen:
+                seen, last_change = progress, time.monotonic()
+            elif time.monotonic() - last_change > STALL_SECONDS:
+                stalled = True
+                task.cancel()
+                break
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        seconds = time.perf_counter() - start
+        stats = pager.stats()
+        snap = pool.snapshot()
+    finally:
+        await pager.close()
+        await sched.aclose()
+        await area.deactivate()
+    return Result(
+        target=target.name,
+        kind=target.kind,
+        workload="pressure",
+        page_size=target.page_size,
+        pages=len(samples),
+        seconds=seconds,
+        samples=tuple(samples),
+        extra={
+            "completed": not stalled,
+            "budget_pages": budget,
+            "resident_pages": PRESSURE_RESIDENT,
+            "reserve_pages": snap.reserve_pages,
+            "area_reserve_pages": need,
+            "peak_reserve_used_pages": snap.peak_reserve_used_pages,
+            "reserve_dips": snap.reserve_dips,
+            "min_free_pages": min(min_free, budget - snap.peak_used_pages),
+            "writebacks": stats.writebacks,
+            "throttle_waits": stats.throttle_waits,
+        },
+    )
 
 
 PAGING_WORKLOADS: dict[str, Workload] = {

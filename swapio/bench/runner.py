@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from swapio.area import CreateRequest
+from swapio.area import CreateRequest, SwapArea
 from swapio.bench import paging, peers
 from swapio.bench.results import Kind, Result, Skipped
 from swapio.bench.targets import AiofilesTarget, AreaTarget, RawFileTarget, Target
 from swapio.bench.workloads import DEVICE_WORKLOADS, BenchConfig, Workload
 from swapio.errors import SwapioError, UsageError
 from swapio.plugins import PluginHost
+from swapio.pool import PagePool
 
 #: Every workload name, in run order.
 WORKLOADS: tuple[str, ...] = (*DEVICE_WORKLOADS, *paging.PAGING_WORKLOADS)
@@ -58,19 +59,25 @@ def bench_placer(host: PluginHost, backend: str) -> Any:
     return None
 
 
-def _mirror_url(tmp: Path) -> str:
+def _mirror_url(tmp: Path, tag: str) -> str:
     def q(path: Path) -> str:
         return quote(str(path), safe="/")
 
     return (
-        f"mirror://bench?bitmap={q(tmp / 'mirror.bitmap')}"
-        f"&leg0={q(tmp / 'leg0.swap')}&leg1={q(tmp / 'leg1.swap')}"
+        f"mirror://bench{tag}?bitmap={q(tmp / f'mirror{tag}.bitmap')}"
+        f"&leg0={q(tmp / f'leg0{tag}.swap')}&leg1={q(tmp / f'leg1{tag}.swap')}"
     )
 
 
-def _nfs_area_url(base: str, uid: str) -> str:
+def _nfs_area_url(base: str, name: str) -> str:
     head, sep, query = base.partition("?")
-    return f"{head.rstrip('/')}/swapio-bench-{uid}.swap{sep}{query}"
+    return f"{head.rstrip('/')}/{name}.swap{sep}{query}"
+
+
+def _with_suffix(url: str, suffix: str) -> str:
+    """``.../NAME?q`` -> ``.../NAME<suffix>?q`` (a sibling area of a plugin-placed URL)."""
+    head, sep, query = url.partition("?")
+    return f"{head}{suffix}{sep}{query}"
 
 
 class BenchRun:
@@ -83,26 +90,35 @@ class BenchRun:
         self.tmp = tmp
         self.uid = uuid.uuid4().hex[:12]
         self.stack = AsyncExitStack()
+        self._placed: dict[str, str] = {}
 
-    async def url_for(self, backend: str) -> str | None:
-        """A fresh area URL for ``backend`` under the temp directory, or None if unknown."""
+    async def url_for(self, backend: str, tag: str = "") -> str | None:
+        """A fresh area URL for ``backend`` under the temp directory, or None if unknown.
+
+        ``tag`` names a second, independent area of the same backend (the pressure
+        workload's); URLs given with ``--url`` have no second area.
+        """
         if backend in self.plan.urls:
-            return self.plan.urls[backend]
+            return None if tag else self.plan.urls[backend]
         # A plugin may place its own bench areas (the http plugin starts a page server).
         placer = bench_placer(self.host, backend)
         if placer is not None:
-            return await self.stack.enter_async_context(placer(self.host, self.uid, self.cfg.qd))
-        tmp, uid = self.tmp, self.uid
+            if backend not in self._placed:
+                self._placed[backend] = await self.stack.enter_async_context(
+                    placer(self.host, self.uid, self.cfg.qd)
+                )
+            return _with_suffix(self._placed[backend], tag)
+        tmp, name = self.tmp, f"bench-{self.uid}{tag}"
         if backend == "memory":
-            return f"memory://bench-{uid}"
+            return f"memory://{name}"
         if backend == "file":
-            return f"file://{tmp}/file.swap"
+            return f"file://{tmp}/file{tag}.swap"
         if backend == "flashlog":
-            return f"flashlog://{tmp}/flash.img?name=/swapfile"
+            return f"flashlog://{tmp}/flash{tag}.img?name=/swapfile"
         if backend == "mirror":
-            return _mirror_url(tmp)
+            return _mirror_url(tmp, tag)
         if backend == "nfs":
-            return _nfs_area_url(self.plan.nfs_url, uid) if self.plan.nfs_url else None
+            return _nfs_area_url(self.plan.nfs_url, name) if self.plan.nfs_url else None
         return None
 
     @asynccontextmanager
@@ -110,10 +126,22 @@ class BenchRun:
         url = await self.url_for(name)
         if url is None:
             raise UsageError(f"no benchmark location known for backend {name!r}")
-        area = await self.host.activate(
-            url, create=CreateRequest(self.cfg.pages, self.cfg.page_size)
+        create = CreateRequest(self.cfg.pages, self.cfg.page_size)
+        area = await self.host.activate(url, create=create)
+        fresh_url = await self.url_for(name, "-pressure")
+
+        async def open_fresh(pool: PagePool) -> SwapArea:
+            assert fresh_url is not None
+            return await self.host.activate(fresh_url, create=create, pool=pool)
+
+        target = AreaTarget(
+            name,
+            Kind.BACKEND,
+            area.page_size,
+            area.pages,
+            open_fresh=open_fresh if fresh_url else None,
+            swap_area=area,
         )
-        target = AreaTarget(name, Kind.BACKEND, area.page_size, area.pages, swap_area=area)
         try:
             yield target
         finally:

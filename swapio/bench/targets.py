@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from aiofiles.threadpool.binary import AsyncFileIO
 
 from swapio.area import PageBuffer, SwapArea
 from swapio.bench.results import Kind
+from swapio.pool import PagePool
 
 
 @dataclass
@@ -32,8 +33,8 @@ class Target:
     pages: int
     #: Slots [0, written) hold data written by an earlier workload (seq-in reads them).
     written: int = 0
-    #: Workload names this target cannot run, with the reason.
-    unsupported: dict[str, str] = field(default_factory=dict)
+    #: Activates another, fresh area of the same backend on a given pool (or None).
+    open_fresh: Callable[[PagePool], Awaitable[SwapArea]] | None = None
 
     @property
     def area(self) -> SwapArea | None:

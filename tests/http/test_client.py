@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from click.testing import CliRunner
+from swapio_http._wire import Limits
 from swapio_http.cli import serve
 from swapio_http.client import IncompleteBatchError, PageServerError
 from swapio_http.server import STATE, build_app, start_server
@@ -243,3 +244,20 @@ async def test_insecure_loopback_serves_anonymous_clients(
         await area.deactivate()
     finally:
         await server.stop()
+
+
+async def test_memalloc_frames_are_capped_to_keep_the_reserve_small(token_env: str) -> None:
+    server = await start_server(server_config(limits=Limits(max_pages=256)), port=0)
+    pool = PagePool(budget_pages=8192, page_size=PAGE)
+    area = await PluginHost(pool=pool).activate(
+        f"{server.url}/areas/cap?frame_pages=128", create=CreateRequest(256, PAGE)
+    )
+    # 28-byte header + 32 pages -> 33 pool pages, whatever the ordinary frame size.
+    assert area.capabilities.reserve_pages_per_request == 33
+    data = b"".join(pattern(s) for s in range(100))
+    with memalloc():
+        await area.write(0, data)
+    assert pool.stats.peak_used_pages <= 33
+    assert await area.read(0, 100) == data
+    await area.deactivate()
+    await server.stop()
