@@ -15,6 +15,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from swapio.area import SwapArea
 from swapio_mdraid._format import SECTOR_SIZE
@@ -74,10 +75,52 @@ def check_legs(store: BitmapStore, source: SwapArea, targets: Sequence[SwapArea]
     return size
 
 
+class _Target:
+    """A target leg: its durable area, and a non-durable twin for bulk copies if it has one.
+
+    A ``file://`` leg is opened a second time without ``durable``: chunks are copied through
+    the twin (no ``fdatasync`` per chunk) and :meth:`barrier` re-writes one page through the
+    durable area, whose ``fdatasync`` flushes every earlier write to the same file.  Bits are
+    cleared only after the barrier, so a crash never finds a clear bit over a lost copy.
+    Other backends have no such twin: each copy is durable when it completes.
+    """
+
+    def __init__(self, area: SwapArea, twin: SwapArea | None) -> None:
+        self.area = area
+        self.twin = twin
+        self.last: tuple[int, bytes] | None = None
+
+    @classmethod
+    async def open(cls, area: SwapArea, batched: bool) -> _Target:
+        loc = area.location
+        if not batched or loc.scheme != "file" or area.host is None:
+            return cls(area, None)
+        url = f"file://{quote(loc.path)}?durable=0&page_size={area.page_size}"
+        return cls(area, await area.host.activate(url))
+
+    @property
+    def bulk(self) -> SwapArea:
+        return self.twin if self.twin is not None else self.area
+
+    async def write(self, slot: int, data: bytes | bytearray) -> None:
+        await self.bulk.write(slot, data)
+        if self.twin is not None:
+            self.last = (slot, bytes(data[: self.area.page_size]))
+
+    async def barrier(self) -> None:
+        if self.last is not None:
+            await self.area.write(*self.last)
+            self.last = None
+
+    async def close(self) -> None:
+        if self.twin is not None:
+            await self.twin.deactivate()
+
+
 class _Copier:
     """Moves chunk bytes between legs, whatever their page sizes."""
 
-    def __init__(self, source: SwapArea, targets: Sequence[SwapArea], chunk_size: int) -> None:
+    def __init__(self, source: SwapArea, targets: Sequence[_Target], chunk_size: int) -> None:
         self.source = source
         self.targets = targets
         self.chunk_size = chunk_size
@@ -100,6 +143,9 @@ class _Copier:
         start = self.slots(chunk).start
         await asyncio.gather(*(t.write(start, data) for t in self.targets))
         return len(data)
+
+    async def barrier(self) -> None:
+        await asyncio.gather(*(t.barrier() for t in self.targets))
 
 
 class _Throttle:
@@ -140,13 +186,20 @@ async def resync(
         chunks=bitmap.chunks, chunk_size=sb.chunksize, dirty_before=len(dirty), dry_run=dry_run
     )
     started = time.monotonic()
-    copier = _Copier(source, targets, sb.chunksize)
-    if verify:
-        await _verify(store, copier, report, dirty, dry_run, progress)
-    elif dry_run:
-        report.would_copy = dirty
-    else:
-        await _copy_dirty(store, copier, dirty, report, max_speed, progress)
+    legs: list[_Target] = []
+    try:
+        for target in targets:
+            legs.append(await _Target.open(target, batched=not dry_run))
+        copier = _Copier(source, legs, sb.chunksize)
+        if verify:
+            await _verify(store, copier, report, dirty, dry_run, progress)
+        elif dry_run:
+            report.would_copy = dirty
+        else:
+            await _copy_dirty(store, copier, dirty, report, max_speed, progress)
+    finally:
+        for leg in legs:
+            await leg.close()
     if not dry_run:
         if bitmap.count_dirty() == 0 and report.dirty_before + len(report.mismatched):
             bitmap.update(events=bitmap.superblock.events + 1)
@@ -170,22 +223,29 @@ async def _copy_dirty(
     bitmap = store.bitmap
     throttle = _Throttle(max_speed)
     window = asyncio.Semaphore(WINDOW)
-    pending_pages: set[int] = set()
+    completed: list[int] = []
     last_checkpoint = time.monotonic()
     checkpoint_lock = asyncio.Lock()
 
     async def checkpoint() -> None:
+        """Make the copies durable, then clear their bits and write those bitmap pages."""
         async with checkpoint_lock:
-            pages = sorted(pending_pages)
-            pending_pages.clear()
-            await store.write_pages(pages)
+            done = completed[:]
+            completed.clear()
+            if not done:
+                return
+            await copier.barrier()
+            for chunk in done:
+                bitmap.clear(chunk)
+            await store.write_pages(
+                sorted({bitmap.chunk_byte_offset(c) // store.page_size for c in done})
+            )
 
     async def one(chunk: int) -> None:
         nonlocal last_checkpoint
         async with window:
             nbytes = await copier.copy(chunk)
-            bitmap.clear(chunk)
-            pending_pages.add(bitmap.chunk_byte_offset(chunk) // store.page_size)
+            completed.append(chunk)
             report.copied += 1
             report.bytes_copied += nbytes
             if progress is not None:
@@ -220,7 +280,7 @@ async def _verify(
         data = await copier.read(copier.source, chunk)
         differs = False
         for target in copier.targets:
-            if await copier.read(target, chunk) != data:
+            if await copier.read(target.bulk, chunk) != data:
                 differs = True
         report.verified += 1
         if differs:
@@ -230,9 +290,10 @@ async def _verify(
             if not dry_run:
                 report.bytes_copied += await copier.copy(chunk, data)
                 report.copied += 1
-        if not dry_run and chunk in dirty_set:
-            bitmap.clear(chunk)
         if progress is not None:
             progress(chunk + 1, bitmap.chunks)
     if not dry_run:
+        await copier.barrier()
+        for chunk in dirty:
+            bitmap.clear(chunk)
         await store.write_pages(range(bitmap.image_pages(store.page_size)))
