@@ -1,0 +1,211 @@
+"""littlefs-style power-loss testing of the log.
+
+A workload runs against a copy of a freshly created image while the flash simulator cuts
+power during the N-th program or erase (part-way: a random prefix, a byte with only some
+bits programmed, or nothing).  The image is then re-mounted (recovery runs) and checked:
+
+* every write that completed reads back its content;
+* a slot whose write was in flight reads either its previous or its new content — never
+  anything older than its last completed write;
+* the image is writable afterwards and ``jffs2dump -c`` reports no ``Wrong`` line.
+
+Small workload: every operation is cut (exhaustive).  Larger workload: a seeded sample,
+including a second cut during the recovery itself.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from swapio_flashlog.device import Geometry, PowerLossMode, sidecar_path
+from swapio_flashlog.errors import PowerLoss
+from swapio_flashlog.log import FlashLog
+
+MODES = (PowerLossMode.PREFIX, PowerLossMode.SOMEBITS, PowerLossMode.NOOP)
+
+
+@dataclass(frozen=True)
+class Op:
+    slot: int
+    data: bytes | None  # None: discard
+
+
+def workload(pages: int, page_size: int, steps: int, seed: int) -> list[Op]:
+    rng = random.Random(seed)
+    ops = []
+    for i in range(steps):
+        slot = rng.randrange(pages)
+        if i % 17 == 16:
+            ops.append(Op(slot, None))
+        elif i % 11 == 10:
+            ops.append(Op(slot, bytes(page_size)))
+        else:
+            ops.append(Op(slot, bytes([i % 251 + 1]) * page_size))
+    return ops
+
+
+@dataclass
+class Scenario:
+    base: Path
+    work: Path
+    geometry: Geometry
+    pages: int
+    page_size: int
+    ops: list[Op]
+
+    def fresh(self) -> FlashLog:
+        shutil.copyfile(self.base, self.work)
+        shutil.copyfile(sidecar_path(str(self.base)), sidecar_path(str(self.work)))
+        return FlashLog.open(str(self.work))
+
+    def apply(self, log: FlashLog, model: dict[int, bytes], inflight: list[Op]) -> None:
+        ino = log.lookup("/swapfile")
+        for op in self.ops:
+            inflight[:] = [op]
+            if op.data is None:
+                log.discard(ino, op.slot * self.page_size, self.page_size)
+                model[op.slot] = bytes(self.page_size)
+            else:
+                log.write(ino, op.slot * self.page_size, op.data)
+                model[op.slot] = op.data
+            inflight.clear()
+
+    def total_ops(self) -> int:
+        log = self.fresh()
+        start = log.device.ops
+        self.apply(log, {}, [])
+        used = log.device.ops - start
+        log.close()
+        return used
+
+    def run_with_cut(
+        self, cut: int, mode: PowerLossMode, seed: int, recovery_cut: int | None = None
+    ) -> None:
+        log = self.fresh()
+        log.device.arm_power_cut(cut, mode, seed)
+        model: dict[int, bytes] = {}
+        inflight: list[Op] = []
+        with pytest.raises(PowerLoss):
+            self.apply(log, model, inflight)
+        log.device.close()
+        if recovery_cut is not None:
+            self._cut_recovery(recovery_cut, seed)
+        log = FlashLog.open(str(self.work))  # mount + recovery
+        try:
+            self.check(log, model, inflight)
+            ino = log.lookup("/swapfile")
+            for slot in range(0, self.pages, 3):  # still writable
+                log.write(ino, slot * self.page_size, bytes([0xA5]) * self.page_size)
+                model[slot] = bytes([0xA5]) * self.page_size
+            self.check(log, model, [])
+        finally:
+            log.close()
+        out = subprocess.run(
+            ["jffs2dump", "-c", str(self.work)], check=True, capture_output=True, text=True
+        ).stdout
+        wrong = [line for line in out.splitlines() if line.startswith("Wrong")]
+        assert wrong == [], (cut, mode, wrong[:3])
+
+    def _cut_recovery(self, cut: int, seed: int) -> None:
+        """Cut power again while the re-mount is recovering (if it does that much work)."""
+        device_ops: list[int] = []
+        original = FlashLog._recover
+
+        def recover_with_cut(log: FlashLog) -> None:
+            device_ops.append(log.device.ops)
+            log.device.arm_power_cut(cut, PowerLossMode.PREFIX, seed)
+            original(log)
+
+        FlashLog._recover = recover_with_cut  # type: ignore[method-assign]
+        try:
+            log = FlashLog.open(str(self.work))
+            log.device.disarm()
+            log.close()
+        except PowerLoss:
+            pass
+        finally:
+            FlashLog._recover = original  # type: ignore[method-assign]
+
+    def check(self, log: FlashLog, model: dict[int, bytes], inflight: list[Op]) -> None:
+        ino = log.lookup("/swapfile")
+        out = bytearray(self.page_size)
+        for slot in range(self.pages):
+            log.read(ino, slot * self.page_size, memoryview(out))
+            expected = model.get(slot, bytes(self.page_size))
+            allowed = {expected}
+            for op in inflight:
+                if op.slot == slot:
+                    allowed.add(bytes(self.page_size) if op.data is None else op.data)
+            assert bytes(out) in allowed, f"slot {slot}: stale or wrong content"
+
+
+def make_scenario(
+    tmp: Path, geometry: Geometry, pages: int, page_size: int, steps: int, seed: int
+) -> Scenario:
+    base = tmp / "base.img"
+    log = FlashLog.format(str(base), geometry)
+    ino = log.create_file("/swapfile", pages * page_size)
+    # a first generation of every slot, completed before any cut
+    for slot in range(pages):
+        log.write(ino, slot * page_size, bytes([0x10 + slot % 200]) * page_size)
+    log.close()
+    ops = workload(pages, page_size, steps, seed)
+    scenario = Scenario(base, tmp / "work.img", geometry, pages, page_size, ops)
+    # completed writes before the workload are part of the model
+    return scenario
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> Iterator[Scenario]:
+    yield make_scenario(
+        tmp_path, Geometry(8 * 8192, 8192), pages=12, page_size=512, steps=160, seed=1
+    )
+
+
+def with_base_model(s: Scenario) -> dict[int, bytes]:
+    return {slot: bytes([0x10 + slot % 200]) * s.page_size for slot in range(s.pages)}
+
+
+def test_workload_alone_garbage_collects(small: Scenario) -> None:
+    log = small.fresh()
+    small.apply(log, {}, [])
+    assert log.gc_steps > 3
+    log.close()
+
+
+def test_power_cut_at_every_operation_of_a_small_workload(small: Scenario) -> None:
+    total = small.total_ops()
+    assert total > 150
+    original_apply = small.apply
+
+    def apply(log: FlashLog, model: dict[int, bytes], inflight: list[Op]) -> None:
+        model.update(with_base_model(small))
+        original_apply(log, model, inflight)
+
+    small.apply = apply  # type: ignore[method-assign]
+    for cut in range(1, total + 1):
+        small.run_with_cut(cut, MODES[cut % 3], seed=cut)
+
+
+def test_power_cuts_sampled_in_a_larger_workload_and_during_recovery(tmp_path: Path) -> None:
+    s = make_scenario(
+        tmp_path, Geometry(16 * 65536, 65536), pages=100, page_size=4096, steps=500, seed=2
+    )
+    total = s.total_ops()
+    original_apply = s.apply
+
+    def apply(log: FlashLog, model: dict[int, bytes], inflight: list[Op]) -> None:
+        model.update(with_base_model(s))
+        original_apply(log, model, inflight)
+
+    s.apply = apply  # type: ignore[method-assign]
+    rng = random.Random(2024)
+    for i, cut in enumerate(sorted(rng.sample(range(1, total + 1), 24))):
+        recovery_cut = rng.randrange(1, 40) if i % 2 else None
+        s.run_with_cut(cut, MODES[i % 3], seed=i, recovery_cut=recovery_cut)
