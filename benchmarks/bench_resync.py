@@ -34,7 +34,7 @@ def main() -> None:
             chunk_size=parse_size(args.chunk_size, "chunk size"),
             repeat=args.repeat,
         )
-        results += bench_write_path(scratch, writes=args.writes)
+        results += bench_write_path(scratch, writes=args.writes, repeat=args.repeat)
     by = {(r["target"], r["workload"]): r for r in results}
     for r in results:
         lat = r["lat_ns"]

@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from swapio_mdraid import Bitmap
 from swapio_mdraid._store import NotDurableError
 from swapio_mdraid.errors import MirrorError
 
@@ -228,3 +229,31 @@ async def test_bitmap_on_a_non_durable_area_is_refused(host: PluginHost, tmp_pat
     from swapio_memory.plugin import forget
 
     forget("mdraid-bm")
+
+
+async def test_only_the_bitmap_page_holding_the_bit_is_flushed(
+    host: PluginHost, tmp_path: Path
+) -> None:
+    """A bitmap on a URL with 512-byte pages: a write flushes just the page with its bit."""
+    bitmap_url = f"file://{quote(str(tmp_path / 'bm'))}?durable=1&page_size=512"
+    url = mirror_url(bitmap_url, [str(tmp_path / "a"), str(tmp_path / "b")], chunk=512)
+    area = await host.activate(url, create=CreateRequest(1024, PAGE))  # 8192 chunks
+    mirror = mirror_of(area)
+    assert mirror.store.page_size == 512
+    written: list[int] = []
+    real = mirror.store.area.swap_out
+
+    async def spy(slot: int, pages: list[bytes]) -> None:
+        written.append(slot)
+        await real(slot, pages)
+
+    mirror.store.area.swap_out = spy  # type: ignore[method-assign]
+    await area.write(1000, page(1))  # chunks 8000..8007: bitmap bytes 1256: page 2
+    assert written == [2]
+    await area.write(1001, page(1))  # same bitmap page, new bits: flushed again
+    assert written == [2, 2]
+    await area.write(1000, page(2))  # bits already set: no bitmap I/O at all
+    assert written == [2, 2]
+    await area.deactivate()
+    on_disk = Bitmap.decode((tmp_path / "bm").read_bytes())
+    assert on_disk.count_dirty() == 0

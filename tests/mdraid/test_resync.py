@@ -256,3 +256,60 @@ def test_kill_9_during_resync_then_resume(tmp_path: Path) -> None:
     done = swapio("bitmap", "resync", str(bitmap), "--source", str(a), "--target", str(b), "--json")
     assert json.loads(done.stdout)["copied"] == left
     assert a.read_bytes() == b.read_bytes()
+
+
+async def test_bits_are_cleared_only_after_the_copies_are_durable(
+    legs: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from swapio_mdraid import _resync
+
+    bitmap, a, b = legs
+    order: list[str] = []
+    real_barrier = _resync._Target.barrier
+    real_write_pages = BitmapStore.write_pages
+
+    async def barrier(self: _resync._Target) -> None:
+        order.append("barrier")
+        await real_barrier(self)
+
+    async def write_pages(self: BitmapStore, pages: object) -> None:
+        order.append("bitmap")
+        await real_write_pages(self, pages)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_resync._Target, "barrier", barrier)
+    monkeypatch.setattr(BitmapStore, "write_pages", write_pages)
+    host = PluginHost()
+    store = await BitmapStore.open(host, str(bitmap))
+    areas = [await activate(host, str(a)), await activate(host, str(b))]
+    try:
+        target = await _resync._Target.open(areas[1], batched=True)
+        assert target.twin is not None  # a file leg gets the bulk twin
+        await target.close()
+        await resync(store, areas[0], areas[1:])
+    finally:
+        for area in areas:
+            await area.deactivate()
+        await store.close()
+    assert order[0] == "barrier"
+    assert order.index("bitmap") > order.index("barrier")
+    assert a.read_bytes() == b.read_bytes()
+
+
+async def test_non_durable_target_is_refused(legs: tuple[Path, Path, Path]) -> None:
+    from swapio.area import CreateRequest
+    from swapio_mdraid._store import NotDurableError
+    from swapio_memory.plugin import forget
+
+    bitmap, a, _ = legs
+    host = PluginHost()
+    store = await BitmapStore.open(host, str(bitmap))
+    source = await activate(host, str(a))
+    target = await host.activate("memory://mdraid-target", create=CreateRequest(SIZE // 4096))
+    try:
+        with pytest.raises(NotDurableError, match="target leg .* is not durable"):
+            await resync(store, source, [target])
+    finally:
+        for area in (source, target):
+            await area.deactivate()
+        await store.close()
+        forget("mdraid-target")
