@@ -12,11 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
-from swapio_mdraid import Bitmap
+from swapio_mdraid import Bitmap, _resync
 from swapio_mdraid._locate import activate, path_url
 from swapio_mdraid._resync import resync
-from swapio_mdraid._store import BitmapStore
+from swapio_mdraid._store import BitmapStore, NotDurableError
+from swapio_memory.plugin import forget
 
+from swapio.area import CreateRequest
 from swapio.plugins import PluginHost
 from tests.mdraid.helpers import cli, make_image
 
@@ -261,8 +263,6 @@ def test_kill_9_during_resync_then_resume(tmp_path: Path) -> None:
 async def test_bits_are_cleared_only_after_the_copies_are_durable(
     legs: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from swapio_mdraid import _resync
-
     bitmap, a, b = legs
     order: list[str] = []
     real_barrier = _resync._Target.barrier
@@ -296,10 +296,6 @@ async def test_bits_are_cleared_only_after_the_copies_are_durable(
 
 
 async def test_non_durable_target_is_refused(legs: tuple[Path, Path, Path]) -> None:
-    from swapio.area import CreateRequest
-    from swapio_mdraid._store import NotDurableError
-    from swapio_memory.plugin import forget
-
     bitmap, a, _ = legs
     host = PluginHost()
     store = await BitmapStore.open(host, str(bitmap))
