@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from swapio import __version__
+from swapio.bench.cli import bench
 from swapio.cli import exitcodes
 from swapio.cli.areas import CORE_COMMANDS
 from swapio.errors import SwapioError
@@ -52,7 +53,7 @@ def build_cli(host: PluginHost) -> click.Group:
 
     for command in CORE_COMMANDS:
         cli.add_command(command)
-    # TODO(lead): register `swapio bench` (swapio.bench.cli:bench) once it lands
+    cli.add_command(bench)
     host.add_commands(cli)
     return cli
 
