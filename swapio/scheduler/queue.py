@@ -25,6 +25,7 @@ class AreaQueue:
         "_by_start",
         "_classes",
         "aging_ns",
+        "class_pending",
         "max_pages",
         "pending",
     )
@@ -33,6 +34,7 @@ class AreaQueue:
         self.max_pages = max_pages
         self.aging_ns = max(aging_ns, 1)
         self.pending = 0
+        self.class_pending = [0] * len(_CLASSES)
         self._classes: tuple[deque[IORequest], ...] = tuple(deque() for _ in _CLASSES)
         # indexed by direction through a plain dict of the enum's value (cheaper than enum hashing)
         self._by_start: dict[str, dict[int, IORequest]] = {d.value: {} for d in Direction}
@@ -44,6 +46,7 @@ class AreaQueue:
         self._by_start[req.direction.value].setdefault(req.slot, req)
         self._by_end[req.direction.value].setdefault(req.end, req)
         self.pending += 1
+        self.class_pending[req.priority] += 1
 
     def remove(self, req: IORequest) -> None:
         """Take a pending request out (cancellation); it is skipped lazily in its class."""
@@ -60,6 +63,12 @@ class AreaQueue:
         if ends.get(req.end) is req:
             del ends[req.end]
         self.pending -= 1
+        self.class_pending[req.priority] -= 1
+
+    def pending_at_or_above(self, priority: int) -> bool:
+        """True when a request of class ``priority`` or more urgent is queued."""
+        counts = self.class_pending
+        return any(counts[cls] for cls in range(priority + 1))
 
     def _head(self, cls: int) -> IORequest | None:
         queue = self._classes[cls]

@@ -8,8 +8,9 @@ What it does, with the Linux piece each part mirrors:
   ``max_pages_per_request`` pages.  While an area is busy, its queue keeps merging.
 * **Priority classes with aging**: :class:`~swapio.scheduler.request.Priority`; a queued
   request is promoted one class per ``aging_interval`` seconds, so background work never
-  starves.  Readahead and background work may fill at most ``background_share`` of the
-  queue depth, so a demand read never waits behind a full queue of them.
+  starves.  Readahead and background work may fill at most ``background_share`` (default a
+  quarter) of the queue depth, so a demand read never waits behind a full queue of them —
+  neither in the scheduler nor in the backend's own FIFO.
 * **Bounded queue depth** (``nr_requests``): at most ``capabilities.queue_depth`` batches in
   flight per area, and at most ``capabilities.memalloc_requests`` of them in memalloc context
   when the area declared a reserve need — the reserve was sized for exactly that many.
@@ -20,10 +21,16 @@ What it does, with the Linux piece each part mirrors:
   does not answer within ``request_timeout`` is cancelled and every waiter gets
   :class:`~swapio.errors.SwapTimeoutError`.  A failed swap-out is the caller's to re-dirty
   (the pager does, like ``sio_write_complete``).
-* **Cancellation**: cancelling a waiter whose request is still queued removes it; a request
-  already handed to the area cannot be recalled, so the cancelled waiter first waits for it
-  to settle (bounded by ``request_timeout``) and only then re-raises — the caller's buffers
-  are never written after it regained them.
+* **Direct issue** (``blk_mq_try_issue_directly``): when nothing of the same or a more
+  urgent class is queued and a queue slot is free, :meth:`IOScheduler.swap_out` /
+  :meth:`~IOScheduler.swap_in` call the area in the caller's task — no queueing, no extra
+  event-loop iterations, which is what keeps a demand read fast while a background stream
+  fills the queue.
+* **Cancellation**: cancelling a waiter whose request is still queued removes it; a queued
+  request already handed to the area cannot be recalled, so the cancelled waiter first waits
+  for it to settle (bounded by ``request_timeout``) and only then re-raises — the caller's
+  buffers are never written after it regained them.  A directly issued call is cancelled
+  with its caller (backends must stop using buffers when cancelled, as on a timeout).
 """
 
 from __future__ import annotations
@@ -54,7 +61,7 @@ __all__ = ["DEFAULT_AGING_INTERVAL", "DEFAULT_REQUEST_TIMEOUT", "IOScheduler"]
 
 DEFAULT_AGING_INTERVAL = 0.05
 DEFAULT_REQUEST_TIMEOUT = 30.0
-DEFAULT_BACKGROUND_SHARE = 0.75
+DEFAULT_BACKGROUND_SHARE = 0.25
 
 
 class _AreaSlot:
@@ -257,18 +264,18 @@ class IOScheduler:
         priority: Priority | None,
         memalloc: bool | None,
     ) -> None:
-        """Issue directly when the area is idle enough (``blk_mq_try_issue_directly``),
+        """Issue directly in the caller's task when no request of this class or a more
+        urgent one is queued and a queue slot is free (``blk_mq_try_issue_directly``);
         otherwise queue and wait.
 
-        Swap-ins are always queued: a cancelled waiter must not get its views back while a
-        backend may still fill them, and only a queued request can be left to settle.
+        A directly issued call runs in the caller's task, so cancelling the caller cancels
+        the backend call itself (backends must not touch the buffers after their call was
+        cancelled); a queued request that is already in flight is left to settle instead.
         """
         st, n, prio, flag = self._prepare(area, direction, slot, buffers, count, priority, memalloc)
         stats = st.stats
         if (
-            direction is Direction.SWAP_IN
-            or st.queue.pending
-            or st.dispatch_pending
+            st.queue.pending_at_or_above(prio)
             or stats.inflight >= (st.depth if prio <= Priority.DEMAND else st.background_limit)
             or (flag and stats.inflight_memalloc >= st.memalloc_limit)
         ):

@@ -105,7 +105,7 @@ async def test_demand_read_gets_a_slot_while_background_fills_the_queue() -> Non
     backend = ControlledBackend(capabilities=Capabilities(queue_depth=4))
     backend.gate = asyncio.Event()
     area = await activate(backend)
-    sched = IOScheduler(aging_interval=3600, background_share=0.75)
+    sched = IOScheduler(aging_interval=3600, background_share=0.75)  # 3 of 4 slots
     background = [
         sched.submit(area, OUT, 10 * i, [page(i)], priority=Priority.BACKGROUND) for i in range(8)
     ]
@@ -268,14 +268,15 @@ async def test_cancelling_a_queued_request_removes_it() -> None:
     assert pool.accounting() == before
 
 
-async def test_cancelling_an_in_flight_waiter_waits_for_the_io_to_settle() -> None:
-    backend = ControlledBackend()
+async def test_cancelling_an_in_flight_queued_waiter_waits_for_the_io_to_settle() -> None:
+    backend = ControlledBackend(capabilities=Capabilities(queue_depth=2))
     backend.gate = asyncio.Event()
     backend.store[9] = page(9)
     area = await activate(backend)
     sched = IOScheduler()
     view = memoryview(bytearray(4096))
-    reader = asyncio.create_task(sched.swap_in(area, 9, [view]))
+    first = sched.submit(area, IN, 0, [memoryview(bytearray(4096))])
+    reader = asyncio.create_task(sched.wait(sched.submit(area, IN, 9, [view])))
     await ticks()
     assert backend.calls[-1].slot == 9  # in flight, blocked on the gate
     reader.cancel()
@@ -284,7 +285,27 @@ async def test_cancelling_an_in_flight_waiter_waits_for_the_io_to_settle() -> No
     backend.gate.set()
     with pytest.raises(asyncio.CancelledError):
         await reader
+    await first
     assert bytes(view) == page(9)
+
+
+async def test_demand_read_is_issued_directly_past_queued_background_work() -> None:
+    backend = ControlledBackend(capabilities=Capabilities(queue_depth=4))
+    backend.gate = asyncio.Event()
+    area = await activate(backend)
+    sched = IOScheduler(background_share=0.25)
+    background = [
+        sched.submit(area, OUT, 10 * i, [page(i)], priority=Priority.BACKGROUND) for i in range(6)
+    ]
+    await ticks()
+    assert backend.concurrent == 1
+    backend.store[999] = page(99)
+    view = memoryview(bytearray(4096))
+    backend.gate.set()
+    await sched.swap_in(area, 999, [view])  # no queued request is more urgent
+    assert bytes(view) == page(99)
+    assert sched.stats(area).pending > 0  # background work still queued behind it
+    await asyncio.gather(*(r.future for r in background))
 
 
 async def test_cancelling_a_direct_swap_out_cancels_the_backend_call() -> None:
