@@ -39,6 +39,7 @@ from swapio.pager import Pager
 from swapio.pager.pressure import run_pressure
 from swapio.pool import PagePool
 from swapio.scheduler import Direction, IOScheduler, Priority
+from swapio.scheduler.scheduler import DEFAULT_BACKGROUND_SHARE
 
 PAGE = 4096
 
@@ -159,7 +160,7 @@ async def _demand_latency(
                     )
                 )
                 slot = (slot + 64) % (span - 64)  # never adjacent: no merging, full queue
-            done, _ = await asyncio.wait([r.future for r in outstanding[:1]])
+            await asyncio.wait([r.future for r in outstanding[:1]])
             outstanding = [r for r in outstanding if not r.done()]
         for r in outstanding:
             await r
@@ -185,13 +186,15 @@ async def _demand_latency(
 async def bench_priority(samples: int, directory: Path) -> dict[str, Any]:
     results: dict[str, Any] = {}
     host = PluginHost()
-    targets = {
-        "memory": ("memory://bench-prio", True),
-        "file": (f"file://{directory}/bench-prio.swap", False),
-    }
-    for name, (url, forget) in targets.items():
+    file_url = f"file://{directory}/bench-prio.swap"
+    configs = [
+        ("memory", "memory://bench-prio", DEFAULT_BACKGROUND_SHARE),
+        ("file", file_url, DEFAULT_BACKGROUND_SHARE),
+        ("file, background_share=1/16", file_url, 1 / 16),
+    ]
+    for name, url, share in configs:
         area = await host.activate(url, create=CreateRequest(pages=16384))
-        sched = IOScheduler()
+        sched = IOScheduler(background_share=share)
         try:
             await area.write(0, os.urandom(PAGE * 256))
             idle = await _demand_latency(
@@ -206,13 +209,14 @@ async def bench_priority(samples: int, directory: Path) -> dict[str, Any]:
         finally:
             await sched.aclose()
             await area.deactivate()
-            if forget:
-                from swapio_memory.plugin import forget as forget_store
+            if url.startswith("memory:"):
+                from swapio_memory.plugin import forget
 
-                forget_store("bench-prio")
+                forget("bench-prio")
             else:
                 Path(f"{directory}/bench-prio.swap").unlink(missing_ok=True)
         results[name] = {
+            "background_share": round(share, 4),
             "idle_p50_us": round(pct(idle, 0.5) / 1000, 1),
             "idle_p99_us": round(pct(idle, 0.99) / 1000, 1),
             "saturated_p50_us": round(pct(busy, 0.5) / 1000, 1),
@@ -374,7 +378,7 @@ def render(result: dict[str, Any]) -> str:
     lines.append("\ndemand swap-in latency (us), idle vs saturated by background swap-out")
     for name, r in result["priority"].items():
         lines.append(
-            f"  {name:7s} idle p99 {r['idle_p99_us']:8.1f}  saturated p99 "
+            f"  {name:28s} idle p99 {r['idle_p99_us']:8.1f}  saturated p99 "
             f"{r['saturated_p99_us']:8.1f} ({r['saturated_p99_over_idle']}x)  "
             f"no-priority p99 {r['no_priority_p99_us']:8.1f} "
             f"({r['no_priority_p99_over_idle']}x)"

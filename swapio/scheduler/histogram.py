@@ -61,10 +61,15 @@ class LatencyHistogram:
         self.max_ns = 0
 
     def record(self, value_ns: int) -> None:
-        """Add one observation."""
-        value_ns = max(int(value_ns), 0)
-        index = bucket_of(value_ns)
-        self._counts[index] = self._counts.get(index, 0) + 1
+        """Add one observation (negative values count as 0)."""
+        if value_ns < _LINEAR_LIMIT:
+            value_ns = max(value_ns, 0)
+            index = value_ns
+        else:
+            shift = value_ns.bit_length() - (_SUB_BITS + 1)
+            index = shift * _SUB + (value_ns >> shift)
+        counts = self._counts
+        counts[index] = counts.get(index, 0) + 1
         if self.count == 0 or value_ns < self.min_ns:
             self.min_ns = value_ns
         self.max_ns = max(self.max_ns, value_ns)

@@ -36,15 +36,14 @@ class AreaQueue:
         self.pending = 0
         self.class_pending = [0] * len(_CLASSES)
         self._classes: tuple[deque[IORequest], ...] = tuple(deque() for _ in _CLASSES)
-        # indexed by direction through a plain dict of the enum's value (cheaper than enum hashing)
-        self._by_start: dict[str, dict[int, IORequest]] = {d.value: {} for d in Direction}
-        self._by_end: dict[str, dict[int, IORequest]] = {d.value: {} for d in Direction}
+        self._by_start: dict[Direction, dict[int, IORequest]] = {d: {} for d in Direction}
+        self._by_end: dict[Direction, dict[int, IORequest]] = {d: {} for d in Direction}
 
     def push(self, req: IORequest) -> None:
         """Queue ``req`` at the tail of its class."""
         self._classes[req.priority].append(req)
-        self._by_start[req.direction.value].setdefault(req.slot, req)
-        self._by_end[req.direction.value].setdefault(req.end, req)
+        self._by_start[req.direction].setdefault(req.slot, req)
+        self._by_end[req.direction].setdefault(req.end, req)
         self.pending += 1
         self.class_pending[req.priority] += 1
 
@@ -56,10 +55,10 @@ class AreaQueue:
         req.state = RequestState.CANCELLED
 
     def _unindex(self, req: IORequest) -> None:
-        starts = self._by_start[req.direction.value]
+        starts = self._by_start[req.direction]
         if starts.get(req.slot) is req:
             del starts[req.slot]
-        ends = self._by_end[req.direction.value]
+        ends = self._by_end[req.direction]
         if ends.get(req.end) is req:
             del ends[req.end]
         self.pending -= 1
@@ -123,8 +122,8 @@ class AreaQueue:
         merged: deque[IORequest] = deque((head,))
         total = head.count
         direction = head.direction
-        starts = self._by_start[direction.value]
-        ends = self._by_end[direction.value]
+        starts = self._by_start[direction]
+        ends = self._by_end[direction]
         end = head.end
         while total < self.max_pages:  # back merge
             nxt = starts.get(end)
