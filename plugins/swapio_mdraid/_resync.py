@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from swapio.area import SwapArea
-from swapio_mdraid._format import SECTOR_SIZE
+from swapio_mdraid._format import SECTOR_SIZE, Bitmap
 from swapio_mdraid._store import BitmapStore, check_durable
 from swapio_mdraid.errors import ResyncError
 
@@ -200,16 +200,17 @@ async def resync(
     finally:
         for leg in legs:
             await leg.close()
-    if not dry_run:
-        if bitmap.count_dirty() == 0 and report.dirty_before + len(report.mismatched):
-            bitmap.update(events=bitmap.superblock.events + 1)
-            bitmap.update(events_cleared=bitmap.superblock.events)
-        await store.write_superblock()
     report.events = bitmap.superblock.events
     report.events_cleared = bitmap.superblock.events_cleared
     report.dirty_after = bitmap.count_dirty()
     report.seconds = time.monotonic() - started
     return report
+
+
+def _complete(bitmap: Bitmap) -> None:
+    """The resync finished: an array state change (``events``), bits cleared while healthy."""
+    bitmap.update(events=bitmap.superblock.events + 1)
+    bitmap.update(events_cleared=bitmap.superblock.events)
 
 
 async def _copy_dirty(
@@ -227,7 +228,7 @@ async def _copy_dirty(
     last_checkpoint = time.monotonic()
     checkpoint_lock = asyncio.Lock()
 
-    async def checkpoint() -> None:
+    async def checkpoint(final: bool = False) -> None:
         """Make the copies durable, then clear their bits and write those bitmap pages."""
         async with checkpoint_lock:
             done = completed[:]
@@ -237,9 +238,11 @@ async def _copy_dirty(
             await copier.barrier()
             for chunk in done:
                 bitmap.clear(chunk)
-            await store.write_pages(
-                sorted({bitmap.chunk_byte_offset(c) // store.page_size for c in done})
-            )
+            pages = {bitmap.chunk_byte_offset(c) // store.page_size for c in done}
+            if final and bitmap.count_dirty() == 0:
+                _complete(bitmap)
+                pages.add(0)
+            await store.write_pages(sorted(pages))
 
     async def one(chunk: int) -> None:
         nonlocal last_checkpoint
@@ -263,7 +266,7 @@ async def _copy_dirty(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await checkpoint()  # keep the progress made, even when a leg failed
+        await checkpoint(final=True)  # keep the progress made, even when a leg failed
 
 
 async def _verify(
@@ -296,4 +299,6 @@ async def _verify(
         await copier.barrier()
         for chunk in dirty:
             bitmap.clear(chunk)
+        if dirty or report.mismatched:
+            _complete(bitmap)
         await store.write_pages(range(bitmap.image_pages(store.page_size)))
