@@ -68,6 +68,8 @@ FILE_MODE = 0o100600
 #: Bytes a live 4 KiB chunk costs on flash: the node plus its summary entry.
 CHUNK_COST = pad(INODE_SIZE + JFFS2_PAGE) + SUM_INODE_SIZE
 Head = Literal["user", "gc"]
+#: Bytes read from a block's start to call it empty (``EMPTY_SCAN_SIZE``, fs/jffs2/scan.c).
+EMPTY_SCAN_SIZE = 1024
 
 
 class BlockState(enum.Enum):
@@ -326,6 +328,8 @@ class FlashLog:
 
     def _mount_by_scan(self, blk: Block) -> list[ScanEvent] | None:
         """Scan a whole block; return its events if it is garbage (needs erase), else None."""
+        if self.cleanmarkers and self._empty_start(blk):
+            return None
         data = self.device.read(blk.start, self.eb)
         if data.count(0xFF) == self.eb:
             blk.state = BlockState.ERASE if self.cleanmarkers else BlockState.FREE
@@ -370,6 +374,26 @@ class FlashLog:
         else:
             blk.state, blk.pos = BlockState.FULL, self.eb
         return None
+
+    def _empty_start(self, blk: Block) -> bool:
+        """``EMPTY_SCAN_SIZE``: decide on a block from its first 1 KiB when that is empty.
+
+        With cleanmarkers, every program into a block starts right after its cleanmarker,
+        and a cut program leaves a prefix, so a cleanmarker followed by 1 KiB of 0xFF is a
+        free block; 1 KiB of 0xFF without a cleanmarker needs an erase (``BLK_STATE_ALLFF``).
+        Without cleanmarkers a half-erased block could look like that, so the caller reads
+        the whole block instead.
+        """
+        head = self.device.read(blk.start, EMPTY_SCAN_SIZE)
+        if head.count(0xFF) == EMPTY_SCAN_SIZE:
+            blk.state = BlockState.ERASE
+            return True
+        rest = head[CLEANMARKER_SIZE:]
+        if head[:CLEANMARKER_SIZE] == encode_cleanmarker() and rest.count(0xFF) == len(rest):
+            blk.state = BlockState.FREE
+            blk.pos = _align(CLEANMARKER_SIZE, self.align)
+            return True
+        return False
 
     def _adopt_found(self, blk: Block, event: NodeFound) -> None:
         node = event.node
@@ -501,6 +525,10 @@ class FlashLog:
 
     def _recover(self) -> None:
         """After a power cut: erase interrupted erases, move data out of torn blocks."""
+        for blk in self.blocks:  # half-erased blocks judged by their first 1 KiB, too
+            if blk.state is BlockState.ERASE and blk not in self._garbage:
+                if self.device.read(blk.start, self.eb).count(0xFF) != self.eb:
+                    self._garbage.append(blk)
         for blk in self._garbage:
             self._erase(blk)
         self._garbage = []
