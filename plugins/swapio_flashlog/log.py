@@ -526,9 +526,12 @@ class FlashLog:
     def _recover(self) -> None:
         """After a power cut: erase interrupted erases, move data out of torn blocks."""
         for blk in self.blocks:  # half-erased blocks judged by their first 1 KiB, too
-            if blk.state is BlockState.ERASE and blk not in self._garbage:
-                if self.device.read(blk.start, self.eb).count(0xFF) != self.eb:
-                    self._garbage.append(blk)
+            if (
+                blk.state is BlockState.ERASE
+                and blk not in self._garbage
+                and self.device.read(blk.start, self.eb).count(0xFF) != self.eb
+            ):
+                self._garbage.append(blk)
         for blk in self._garbage:
             self._erase(blk)
         self._garbage = []
