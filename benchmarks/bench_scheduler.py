@@ -248,6 +248,7 @@ async def bench_pager(working_set: int, accesses: int, directory: Path) -> dict[
                     for i in range(working_set):
                         await pager.write(i, data)
                     await pager.sync()
+                    pager.reset_latency()
                     before = pager.stats()
                     rng = random.Random(resident_pct)
                     lat: list[int] = []

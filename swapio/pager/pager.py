@@ -40,7 +40,7 @@ from swapio.memalloc import memalloc
 from swapio.pager.clock import Clock
 from swapio.pager.stats import PagerCounters, PagerStats
 from swapio.pool import PagePool, PoolBuffer
-from swapio.scheduler import Direction, IORequest, IOScheduler, Priority
+from swapio.scheduler import Direction, IORequest, IOScheduler, LatencyHistogram, Priority
 
 __all__ = ["DEFAULT_READAHEAD", "DEFAULT_RECLAIM_BATCH", "Pager"]
 
@@ -172,8 +172,10 @@ class Pager:
         if page is not None and page.view is not None and page.io is None and page.dirty:
             self._c.hits += 1
         else:
+            first = True
             while True:
-                page = await self._resident(index, for_write=True)
+                page = await self._resident(index, for_write=True, count=first)
+                first = False
                 if page.dirty:
                     break
                 if self.pool.dirty_exceeded():
@@ -188,7 +190,7 @@ class Pager:
         page.referenced = True
         page.view[offset : offset + size] = data
 
-    async def _resident(self, index: int, *, for_write: bool) -> _Page:
+    async def _resident(self, index: int, *, for_write: bool, count: bool = True) -> _Page:
         """Make page ``index`` resident (faulting it in) and return it, with no I/O pending
         (or only a writeback, when reading)."""
         if not 0 <= index < self.pages:
@@ -204,7 +206,8 @@ class Pager:
                 await asyncio.shield(page.io)
                 continue
             if page.view is not None:
-                self._c.hits += 1
+                if count:
+                    self._c.hits += 1
                 break
             if await self._fault(page):
                 break
@@ -587,6 +590,11 @@ class Pager:
             fault_latency=c.fault_latency.summary(),
             writeback_latency=c.writeback_latency.summary(),
         )
+
+    def reset_latency(self) -> None:
+        """Start the fault and writeback latency histograms afresh (e.g. after a warm-up)."""
+        self._c.fault_latency = LatencyHistogram()
+        self._c.writeback_latency = LatencyHistogram()
 
     def histograms(self) -> dict[str, Any]:
         """The live latency histograms (``fault``, ``writeback``)."""

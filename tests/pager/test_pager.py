@@ -45,6 +45,7 @@ async def test_more_pages_than_resident_budget_round_trip() -> None:
         assert stats.evictions > 0
         assert stats.writebacks >= 48
         assert stats.major_faults > 0
+        assert stats.hits + stats.faults == stats.accesses
     assert pool.accounting() == before
 
 
@@ -236,6 +237,7 @@ async def test_dirty_limit_makes_writers_write_back_first() -> None:
         assert stats.dirty_throttles > 0
         assert stats.writebacks > 0
         assert stats.evictions == 0  # written back, not evicted: all 60 fit
+        assert stats.hits + stats.faults == stats.accesses  # each access counted once
         for i in range(60):
             assert await pager.read(i) == page(i)
 
