@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import pytest
 
+import swapio
 from swapio import CreateRequest, PluginHost
-from swapio.area import Capabilities
+from swapio.area import Capabilities, PageBuffer, SwapArea
 from swapio.errors import (
     AreaInactiveError,
     BackendIOError,
+    MemoryPressureError,
     PageSizeError,
     SchedulerClosedError,
     SlotRangeError,
     SwapTimeoutError,
     UsageError,
 )
-from swapio.memalloc import memalloc
+from swapio.memalloc import in_memalloc, memalloc
 from swapio.pool import PagePool
 from swapio.scheduler import Direction, IOScheduler, Priority
 from tests.scheduler.fakes import ControlledBackend, activate, page
@@ -416,3 +419,44 @@ async def test_drain_waits_for_queued_and_in_flight_work() -> None:
 def test_bad_scheduler_settings_are_refused(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(UsageError, match=message):
         IOScheduler(**kwargs)
+
+
+class SpawningBackend(ControlledBackend):
+    """Does its work in a task it spawns, as a network client's reply handler would."""
+
+    seen: list[bool]
+
+    @swapio.hookimpl
+    async def swap_out(self, area: SwapArea, slot: int, pages: Sequence[PageBuffer]) -> None:
+        async def worker() -> None:
+            self.seen.append(in_memalloc())
+            with await area.pool.alloc(2 * 4096) as reply:
+                self.seen.append(reply.pfmemalloc)
+
+        await asyncio.create_task(worker())
+
+
+async def test_memalloc_follows_the_request_into_tasks_the_backend_spawns() -> None:
+    backend = SpawningBackend()
+    backend.seen = []
+    pool = PagePool(64, min_pages=8, low_pages=10, high_pages=12)
+    area = await activate(backend, pool)
+    hog = [b for b in (pool.try_alloc(4096) for _ in range(64)) if b is not None]
+    assert pool.free_pages == pool.low_pages
+    with memalloc():
+        hog += [b for b in (pool.try_alloc(4096) for _ in range(2)) if b is not None]
+    assert pool.free_pages == pool.min_pages  # only the reserve is left
+    await IOScheduler().swap_out(area, 0, [page(0)])
+    assert backend.seen == [True, True]  # memalloc in the spawned task, and it used the reserve
+    for b in hog:
+        b.release()
+    assert pool.used_pages == 0
+
+
+async def test_activation_refused_when_the_budget_cannot_hold_the_reserve() -> None:
+    caps = Capabilities(reserve_pages_per_request=40, memalloc_requests=2)
+    pool = PagePool(64)
+    before = pool.accounting()
+    with pytest.raises(MemoryPressureError, match="cannot hold a reserve"):
+        await activate(ControlledBackend(capabilities=caps), pool)
+    assert pool.accounting() == before
