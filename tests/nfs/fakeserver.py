@@ -1,0 +1,84 @@
+"""A scriptable ONC RPC server on loopback, for transport tests (in addition to ganesha).
+
+Each received call is handed to ``handler(call, conn)``; the handler returns reply bytes
+(framed here), ``None`` for no answer, or sends raw bytes itself through ``conn.raw``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from swapio_nfs._record import RecordReader, frame
+from swapio_nfs._rpc import Call, decode_call, encode_accepted_reply
+
+
+class FakeConn:
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+
+    def reply(self, data: bytes) -> None:
+        self.writer.write(frame(data))
+
+    def raw(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    def reset(self) -> None:
+        self.writer.transport.abort()
+
+
+Handler = Callable[[Call, FakeConn], Awaitable[bytes | None]]
+
+
+async def echo(call: Call, conn: FakeConn) -> bytes | None:
+    """Answer SUCCESS with the arguments as results."""
+    return encode_accepted_reply(call.xid, bytes(call.args))
+
+
+class FakeRpcServer:
+    def __init__(self, handler: Handler = echo) -> None:
+        self.handler = handler
+        self.calls: list[Call] = []
+        self.connections = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.port = 0
+
+    async def __aenter__(self) -> FakeRpcServer:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        conn = FakeConn(writer)
+        records = RecordReader()
+        try:
+            while data := await reader.read(65536):
+                records.feed(data)
+                while (record := records.next_record()) is not None:
+                    call = decode_call(record)
+                    self.calls.append(call)
+                    task = asyncio.get_running_loop().create_task(self._answer(call, conn))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def _answer(self, call: Call, conn: FakeConn) -> None:
+        reply = await self.handler(call, conn)
+        if reply is not None and not conn.writer.is_closing():
+            conn.reply(reply)

@@ -1,0 +1,248 @@
+"""The asyncio RPC transport against a scriptable fake server (the real server is ganesha,
+in test_real_server.py): XID matching, retransmission, timeouts, reconnect, bad replies,
+and reply buffers from the page pool under the SOCK_MEMALLOC rule."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+
+import pytest
+from swapio_nfs._errors import (
+    MalformedReplyError,
+    ProcUnavailError,
+    RecordMarkError,
+    RpcConnectionError,
+    RpcTimeoutError,
+)
+from swapio_nfs._rpc import AcceptStat, Call, encode_accepted_reply
+from swapio_nfs._transport import RetryPolicy, RpcConnection
+
+from swapio.memalloc import memalloc
+from swapio.pool import PagePool
+
+from .fakeserver import FakeConn, FakeRpcServer
+
+FAST = RetryPolicy(timeout=0.2, retrans=2, max_timeout=0.4, backoff_initial=0.01)
+
+
+def conn_to(server: FakeRpcServer, **kw: object) -> RpcConnection:
+    return RpcConnection("127.0.0.1", server.port, policy=kw.pop("policy", FAST), **kw)  # type: ignore[arg-type]
+
+
+async def call_bytes(conn: RpcConnection, args: bytes, **kw: object) -> bytes:
+    with await conn.call(1, 1, 1, args, **kw) as res:  # type: ignore[arg-type]
+        return bytes(res.results)
+
+
+async def test_many_outstanding_calls_are_matched_by_xid_out_of_order() -> None:
+    async def reverse_delay(call: Call, conn: FakeConn) -> bytes:
+        (n,) = struct.unpack(">I", call.args)
+        await asyncio.sleep(0.002 * (20 - n))  # later calls answered first
+        return encode_accepted_reply(call.xid, bytes(call.args))
+
+    async with FakeRpcServer(reverse_delay) as server:
+        conn = conn_to(server)
+        await conn.connect()
+        args = [struct.pack(">I", n) for n in range(20)]
+        results = await asyncio.gather(*(call_bytes(conn, a) for a in args))
+        assert results == args
+        assert server.connections == 1
+        assert len({c.xid for c in server.calls}) == 20
+        await conn.close()
+
+
+async def test_unanswered_call_is_retransmitted_with_the_same_xid() -> None:
+    seen: list[int] = []
+
+    async def answer_second(call: Call, conn: FakeConn) -> bytes | None:
+        seen.append(call.xid)
+        return None if len(seen) == 1 else encode_accepted_reply(call.xid, b"ok!!")
+
+    async with FakeRpcServer(answer_second) as server:
+        conn = conn_to(server)
+        assert await call_bytes(conn, b"") == b"ok!!"
+        assert len(seen) == 2
+        assert seen[0] == seen[1]
+        assert conn.retransmissions == 1
+        await conn.close()
+
+
+async def test_a_server_that_stops_answering_gives_a_timeout_error() -> None:
+    async def silent(call: Call, conn: FakeConn) -> None:
+        return None
+
+    async with FakeRpcServer(silent) as server:
+        conn = conn_to(server)
+        with pytest.raises(RpcTimeoutError, match="no reply after 3 transmissions"):
+            await call_bytes(conn, b"")
+        assert len(server.calls) == 3
+        assert conn.outstanding == 0
+        await conn.close()
+
+
+async def test_connection_reset_reconnects_and_resends_pending_calls() -> None:
+    resets = 0
+
+    async def reset_once(call: Call, conn: FakeConn) -> bytes | None:
+        nonlocal resets
+        if resets == 0:
+            resets += 1
+            conn.reset()
+            return None
+        return encode_accepted_reply(call.xid, bytes(call.args))
+
+    async with FakeRpcServer(reset_once) as server:
+        conn = conn_to(server)
+        assert await call_bytes(conn, b"data") == b"data"
+        assert server.connections == 2
+        assert server.calls[0].xid == server.calls[1].xid
+        assert conn.reconnects == 1
+        await conn.close()
+
+
+async def test_reply_with_an_unknown_xid_is_ignored() -> None:
+    async def wrong_then_right(call: Call, conn: FakeConn) -> bytes:
+        conn.reply(encode_accepted_reply(call.xid ^ 0xFFFF, b"evil"))
+        return encode_accepted_reply(call.xid, b"good")
+
+    async with FakeRpcServer(wrong_then_right) as server:
+        conn = conn_to(server)
+        assert await call_bytes(conn, b"") == b"good"
+        assert conn.unknown_xids == 1
+        await conn.close()
+
+
+async def test_malformed_reply_fails_only_its_call() -> None:
+    async def garble_first(call: Call, conn: FakeConn) -> bytes:
+        if call.args == b"bad!":
+            return struct.pack(">III", call.xid, 1, 7)  # reply_stat 7
+        await asyncio.sleep(0.01)
+        return encode_accepted_reply(call.xid, b"fine")
+
+    async with FakeRpcServer(garble_first) as server:
+        conn = conn_to(server)
+        bad, good = await asyncio.gather(
+            call_bytes(conn, b"bad!"), call_bytes(conn, b"good"), return_exceptions=True
+        )
+        assert isinstance(bad, MalformedReplyError)
+        assert "unknown reply_stat 7" in str(bad)
+        assert good == b"fine"
+        await conn.close()
+
+
+async def test_server_error_status_is_raised_for_its_call() -> None:
+    async def no_proc(call: Call, conn: FakeConn) -> bytes:
+        return encode_accepted_reply(call.xid, b"", AcceptStat.PROC_UNAVAIL)
+
+    async with FakeRpcServer(no_proc) as server:
+        conn = conn_to(server)
+        with pytest.raises(ProcUnavailError):
+            await call_bytes(conn, b"")
+        await conn.close()
+
+
+async def test_oversized_record_mark_fails_pending_calls_and_the_connection_recovers() -> None:
+    async def huge(call: Call, conn: FakeConn) -> bytes | None:
+        if call.args == b"huge":
+            conn.raw(b"\xff\xff\xff\xff")
+            return None
+        return encode_accepted_reply(call.xid, b"next")
+
+    async with FakeRpcServer(huge) as server:
+        conn = conn_to(server, max_record=4096)
+        with pytest.raises(RecordMarkError, match="maximum is 4096"):
+            await call_bytes(conn, b"huge")
+        assert await call_bytes(conn, b"more") == b"next"
+        assert server.connections == 2
+        await conn.close()
+
+
+async def test_truncated_reply_then_close_is_retried_on_a_new_connection() -> None:
+    first = True
+
+    async def truncate_once(call: Call, conn: FakeConn) -> bytes | None:
+        nonlocal first
+        if first:
+            first = False
+            conn.raw(b"\x80\x00\x00\x20\x00\x00")  # mark says 32 bytes, 2 arrive
+            await asyncio.sleep(0.01)
+            conn.reset()
+            return None
+        return encode_accepted_reply(call.xid, b"done")
+
+    async with FakeRpcServer(truncate_once) as server:
+        conn = conn_to(server)
+        assert await call_bytes(conn, b"") == b"done"
+        await conn.close()
+
+
+async def test_refused_connection_is_a_clear_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: connections are refused
+        conn = RpcConnection("127.0.0.1", port, policy=FAST, name="NFS")
+        with pytest.raises(
+            RpcConnectionError, match=f"cannot connect to NFS server 127.0.0.1:{port}"
+        ):
+            await conn.connect()
+
+
+async def test_unresolvable_host_is_a_clear_error() -> None:
+    conn = RpcConnection("no-such-host.invalid", 2049, policy=FAST)
+    with pytest.raises(RpcConnectionError, match="cannot resolve"):
+        await conn.connect()
+
+
+async def test_replies_live_in_pool_buffers_until_released() -> None:
+    pool = PagePool(64, 4096)
+    async with FakeRpcServer() as server:
+        conn = conn_to(server, pool=pool)
+        res = await conn.call(1, 1, 1, b"x" * 5000)
+        assert pool.used_pages == 2  # 5000 bytes of results + header: two pages
+        assert bytes(res.results) == b"x" * 5000
+        res.release()
+        assert pool.accounting().buffers_outstanding == 0
+        await conn.close()
+
+
+async def test_memalloc_call_gets_a_reserve_backed_reply_under_pressure() -> None:
+    pool = PagePool(64, 4096, min_pages=8, low_pages=12, high_pages=16)
+    hog = [pool.try_alloc(4096) for _ in range(52)]  # free = 12 = low: ordinary allocs fail
+    async with FakeRpcServer() as server:
+        conn = conn_to(server, pool=pool, memalloc_socket=True)
+        await conn.connect()
+        with memalloc():
+            res = await conn.call(1, 1, 1, b"y" * 4000 * 5)
+        assert res.pfmemalloc
+        res.release()
+        await conn.close()
+    for buf in hog:
+        assert buf is not None
+        buf.release()
+
+
+async def test_reserve_backed_reply_to_ordinary_call_is_dropped_and_retried() -> None:
+    pool = PagePool(64, 4096, min_pages=8, low_pages=12, high_pages=16)
+    with memalloc():  # reclaim work took the pool below min: only the reserve is left
+        hog = [pool.try_alloc(4096) for _ in range(58)]
+    async with FakeRpcServer() as server:
+        conn = conn_to(server, pool=pool, memalloc_socket=True, policy=RetryPolicy(timeout=5))
+        await conn.connect()
+        task = asyncio.ensure_future(conn.call(1, 1, 1, b"z" * 100))
+        async with asyncio.timeout(5):
+            while conn.replies_dropped == 0:
+                await asyncio.sleep(0.005)
+        assert not task.done()
+        assert pool.used_pages == 58  # the reply's reserve buffer went back at once
+        for buf in hog:
+            assert buf is not None
+            buf.release()
+        res = await asyncio.wait_for(task, 5)
+        assert not res.pfmemalloc
+        assert bytes(res.results) == b"z" * 100
+        res.release()
+        assert len(server.calls) == 2
+        assert server.calls[0].xid == server.calls[1].xid
+        await conn.close()
