@@ -232,7 +232,7 @@ async def test_reserve_backed_reply_to_ordinary_call_is_dropped_and_retried() ->
         await conn.connect()
         task = asyncio.ensure_future(conn.call(1, 1, 1, b"z" * 100))
         async with asyncio.timeout(5):
-            while conn.replies_dropped == 0:
+            while conn.replies_dropped == 0:  # noqa: ASYNC110 - polling a counter
                 await asyncio.sleep(0.005)
         assert not task.done()
         assert pool.used_pages == 58  # the reply's reserve buffer went back at once
