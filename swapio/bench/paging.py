@@ -12,10 +12,11 @@ import os
 import random
 import time
 
-from swapio.bench.results import Result
+from swapio.bench.results import Kind, Result
 from swapio.bench.targets import Target
 from swapio.bench.workloads import BenchConfig, Workload
 from swapio.pager import Pager
+from swapio.pager.pressure import run_pressure
 from swapio.pool import PagePool
 from swapio.scheduler import IOScheduler
 
@@ -101,7 +102,11 @@ async def pager_100(target: Target, cfg: BenchConfig) -> Result:
 #: Pressure workload geometry: resident frames, pool floor, stall watchdog.
 PRESSURE_RESIDENT = 64
 PRESSURE_MIN_PAGES = 2
-PRESSURE_HEADROOM = 8
+#: Pages above *low* that kswapd restores (``high - low``): room for the largest ordinary
+#: (non-memalloc) allocation a backend makes, e.g. a readahead cluster's reply buffer.
+PRESSURE_HEADROOM = 16
+#: Seconds the cleanup after a stall may take before the bench moves on.
+CLEANUP_SECONDS = 5.0
 STALL_SECONDS = 3.0
 
 
@@ -168,15 +173,19 @@ async def pressure(target: Target, cfg: BenchConfig) -> Result:
                 stalled = True
                 task.cancel()
                 break
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # A stalled task may sit in I/O that ignores cancellation; do not wait forever.
+        await asyncio.wait([task], timeout=CLEANUP_SECONDS)
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
         seconds = time.perf_counter() - start
         stats = pager.stats()
         snap = pool.snapshot()
     finally:
-        await pager.close()
-        await sched.aclose()
-        await area.deactivate()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CLEANUP_SECONDS):
+                await pager.close()
+                await sched.aclose()
+                await area.deactivate()
     return Result(
         target=target.name,
         kind=target.kind,
@@ -196,6 +205,36 @@ async def pressure(target: Target, cfg: BenchConfig) -> Result:
             "min_free_pages": min(min_free, budget - snap.peak_used_pages),
             "writebacks": stats.writebacks,
             "throttle_waits": stats.throttle_waits,
+        },
+    )
+
+
+async def pressure_model(cfg: BenchConfig) -> Result:
+    """The scheduler's own deadlock demonstration (:func:`swapio.pager.pressure.run_pressure`).
+
+    Run twice on its model backend (which, like an NFS client, needs reply buffers to finish
+    every request): with the reserve it must complete; without it the watchdog must report
+    the stall.  The result is the run with the reserve; the other run's outcome is attached.
+    """
+    with_reserve = await run_pressure(reserve=True, seed=cfg.seed)
+    without = await run_pressure(reserve=False, seed=cfg.seed, stall_timeout=1.0)
+    return Result(
+        target="reply-model",
+        kind=Kind.BACKEND,
+        workload="pressure",
+        page_size=cfg.page_size,
+        pages=with_reserve.writes_done,
+        seconds=with_reserve.elapsed_s,
+        extra={
+            "completed": with_reserve.completed and with_reserve.verified,
+            "budget_pages": with_reserve.budget_pages,
+            "reserve_pages": with_reserve.reserve_pages,
+            "peak_reserve_used_pages": with_reserve.peak_reserve_used_pages,
+            "reserve_dips": with_reserve.reserve_dips,
+            "min_free_pages": with_reserve.min_free_pages,
+            "without_reserve_stalled": without.stalled,
+            "without_reserve_writes_done": without.writes_done,
+            "without_reserve_report": without.stall_report,
         },
     )
 

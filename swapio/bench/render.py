@@ -82,6 +82,20 @@ def ratio_lines(results: Sequence[Result]) -> str:
             lat = r.latency
             qd = r.extra.get("qd")
             lines.append(f"http rand-in QD{qd}: p50 {_us(lat.p50)}, p99 {_us(lat.p99)}")
+    for r in results:
+        if r.workload == "pressure":
+            done = "completed" if r.extra.get("completed") else "STALLED"
+            line = (
+                f"pressure {r.target}: {done}; reserve {r.extra.get('reserve_pages')} pages, "
+                f"peak used {r.extra.get('peak_reserve_used_pages')}, "
+                f"dips {r.extra.get('reserve_dips')}"
+            )
+            if "without_reserve_stalled" in r.extra:
+                stalled = r.extra["without_reserve_stalled"]
+                line += "; without the reserve: " + (
+                    "stall detected" if stalled else "no stall (unexpected)"
+                )
+            lines.append(line)
     return "\n".join(lines)
 
 

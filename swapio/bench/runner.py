@@ -181,7 +181,7 @@ async def run_plan(
     internal = [p for p in plan.peers if p in peers.INTERNAL_PEERS]
     external = [p for p in plan.peers if p not in peers.INTERNAL_PEERS]
     total = len(plan.backends) * len(plan.workloads) + len(internal) * len(peer_workloads)
-    total += len(external)
+    total += len(external) + ("pressure" in plan.workloads and bool(plan.backends))
     step = 0
 
     def tick(label: str) -> None:
@@ -196,6 +196,9 @@ async def run_plan(
         async with run.stack:
             for name in plan.backends:
                 await _run_target(run, name, Kind.BACKEND, plan.workloads, results, skipped, tick)
+            if "pressure" in plan.workloads and plan.backends:
+                tick("reply-model pressure (with and without the reserve)")
+                results.append(await paging.pressure_model(cfg))
             for name in internal:
                 await _run_target(run, name, Kind.PEER, peer_workloads, results, skipped, tick)
             for name in external:

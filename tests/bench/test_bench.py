@@ -187,3 +187,31 @@ async def test_peers_move_the_data_they_claim(tmp_path: Path) -> None:
         assert (await rand_out(target, cfg)).pages == 64
         assert (await rand_in(target, cfg)).pages == 64
         await target.close()
+
+
+def test_pressure_reports_reserve_statistics(cli: click.Group) -> None:
+    result = run(cli, "--json", "--no-peers", "-b", "memory,http", "-w", "pressure", *SMALL)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    by = {r["target"]: r for r in doc["results"]}
+    assert set(by) == {"memory", "http", "reply-model"}
+    for r in by.values():
+        assert r["completed"] is True
+        assert {"reserve_pages", "peak_reserve_used_pages", "reserve_dips"} <= set(r)
+    # The http client draws its memalloc request buffers from the reserve it declared.
+    assert by["http"]["reserve_pages"] >= 33
+    assert by["http"]["reserve_dips"] > 0
+    assert by["http"]["peak_reserve_used_pages"] <= by["http"]["reserve_pages"]
+    # The scheduler's model: the reserve is what makes progress possible.
+    assert by["reply-model"]["without_reserve_stalled"] is True
+
+
+def test_pager_workloads_report_hits_and_faults(cli: click.Group) -> None:
+    result = run(cli, "--json", "--no-peers", "-b", "memory", "-w", "pager-50,pager-100", *SMALL)
+    assert result.exit_code == 0, result.output
+    by = {r["workload"]: r for r in json.loads(result.stdout)["results"]}
+    assert by["pager-100"]["major_faults"] == 0
+    assert by["pager-100"]["hit_ratio"] == 1.0
+    assert by["pager-50"]["major_faults"] > 0
+    assert 0 < by["pager-50"]["hit_ratio"] < 1
+    assert by["pager-50"]["resident_pages"] == by["pager-50"]["working_set"] // 2
