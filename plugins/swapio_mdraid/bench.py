@@ -272,8 +272,8 @@ def bench_resync(
 
 async def _write_run(
     root: Path, use_bitmap: bool, offsets: list[int], pages: int, chunk_size: int
-) -> tuple[float, list[int]]:
-    tag = "bm" if use_bitmap else "nobm"
+) -> tuple[float, list[int], int]:
+    tag = f"bm{chunk_size}" if use_bitmap else "nobm"
     url = (
         f"mirror://bench-{tag}?bitmap={root / (tag + '.bitmap')}"
         f"&leg0={root / (tag + '-0.img')}&leg1={root / (tag + '-1.img')}"
@@ -286,6 +286,7 @@ async def _write_run(
     mirror.use_bitmap = use_bitmap
     data = random.Random(7).randbytes(PAGE)
     samples: list[int] = []
+    flushes = mirror.store.writes
     try:
         start = time.perf_counter_ns()
         for slot in offsets:
@@ -293,11 +294,12 @@ async def _write_run(
             await area.swap_out(slot, [data])
             samples.append(time.perf_counter_ns() - t0)
         seconds = (time.perf_counter_ns() - start) / 1e9
+        flushes = mirror.store.writes - flushes
     finally:
         await area.deactivate()
         for suffix in (".bitmap", "-0.img", "-1.img"):
             (root / (tag + suffix)).unlink(missing_ok=True)
-    return seconds, samples
+    return seconds, samples, flushes
 
 
 def bench_write_path(
@@ -306,42 +308,51 @@ def bench_write_path(
     area_size: int = 256 << 20,
     writes: int = 4000,
     chunk_size: int = 64 * 1024,
+    extra_chunk_sizes: Sequence[int] = (4 << 20,),
     repeat: int = 3,
     seed: int = 3,
 ) -> list[dict[str, Any]]:
     """4 KiB writes through the mirror, with and without the bitmap, sequential and random.
 
-    With and without alternate ``repeat`` times (fresh legs each time); the median counts.
+    The bitmap runs at ``chunk_size`` and at each of ``extra_chunk_sizes`` (coarser chunks:
+    fewer bitmap flushes, more to resync after a crash).
+
+    The variants alternate ``repeat`` times (fresh legs each time); the median counts.
     """
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
     pages = area_size // PAGE
+    rng = random.Random(seed)
     patterns = {
         "write-seq-4k": [i % pages for i in range(writes)],
-        "write-rand-4k": [random.Random(seed).randrange(pages) for _ in range(writes)],
+        "write-rand-4k": [rng.randrange(pages) for _ in range(writes)],
     }
+    variants = [("mirror-nobitmap", False, chunk_size), ("mirror+bitmap", True, chunk_size)]
+    variants += [(f"mirror+bitmap-{c >> 10}K", True, c) for c in extra_chunk_sizes]
     out = []
     for workload, offsets in patterns.items():
-        runs: dict[bool, list[tuple[float, list[int]]]] = {False: [], True: []}
+        runs: dict[str, list[tuple[float, list[int], int]]] = {v[0]: [] for v in variants}
         for rep in range(repeat):
-            for use_bitmap in (rep % 2 == 1, rep % 2 == 0):
-                runs[use_bitmap].append(
-                    asyncio.run(_write_run(root, use_bitmap, offsets, pages, chunk_size))
+            order = variants if rep % 2 == 0 else variants[::-1]
+            for target, use_bitmap, chunk in order:
+                runs[target].append(
+                    asyncio.run(_write_run(root, use_bitmap, offsets, pages, chunk))
                 )
-        for use_bitmap in (False, True):
-            ordered = sorted(runs[use_bitmap], key=lambda run: run[0])
-            seconds, samples = ordered[len(ordered) // 2]
+        for target, _, chunk in variants:
+            ordered = sorted(runs[target], key=lambda run: run[0])
+            seconds, samples, flushes = ordered[len(ordered) // 2]
             out.append(
                 result(
-                    "mirror+bitmap" if use_bitmap else "mirror-nobitmap",
+                    target,
                     "backend",
                     workload,
                     writes * PAGE,
                     seconds,
                     samples,
-                    chunk_size=chunk_size,
+                    chunk_size=chunk,
                     area_size=area_size,
-                    runs=[round(run[0], 6) for run in runs[use_bitmap]],
+                    runs=[round(run[0], 6) for run in runs[target]],
+                    bitmap_page_writes=flushes,
                 )
             )
     return out
