@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import os
 import socket
@@ -227,7 +226,7 @@ class RpcConnection:
                 f"cannot resolve {self.name} server host {self.host!r}: {exc.strerror}"
             ) from None
         except OSError as exc:
-            reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
             err = RpcConnectionError(
                 f"cannot connect to {self.name} server {self._where}: {reason}"
             )
