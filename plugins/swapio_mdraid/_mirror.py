@@ -34,7 +34,7 @@ from swapio_mdraid import _locate
 from swapio_mdraid._config import MirrorConfig
 from swapio_mdraid._format import SECTOR_SIZE, Bitmap
 from swapio_mdraid._intent import WriteIntent
-from swapio_mdraid._store import BitmapStore
+from swapio_mdraid._store import BitmapStore, precheck
 from swapio_mdraid.errors import MirrorError, NoHealthyLegError
 
 FaultHook = Callable[[str, dict[str, int]], Awaitable[None]]
@@ -81,6 +81,8 @@ class Mirror:
         """Activate (or create) the legs and the bitmap, check they match, start the daemon."""
         legs: list[Leg] = []
         store: BitmapStore | None = None
+        if create is not None:
+            precheck(config.bitmap)
         try:
             for index, text in enumerate(config.legs):
                 area = await _locate.activate(host, text, create=create)

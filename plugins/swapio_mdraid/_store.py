@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from swapio.area import CreateRequest, SwapArea
 from swapio.errors import AreaFormatError, UsageError
+from swapio.location import Location
 from swapio.plugins import PluginHost
 from swapio_mdraid import _locate
 from swapio_mdraid._format import SUPERBLOCK_SIZE, Bitmap, BitmapSuperblock, bits_bytes
@@ -57,7 +58,7 @@ class BitmapStore:
     @classmethod
     async def create(cls, host: PluginHost, text: str, bitmap: Bitmap) -> BitmapStore:
         """Create a new area just large enough for ``bitmap`` and write it whole."""
-        location = _locate.location_of(text)
+        location = precheck(text)
         page_size = location.query_int("page_size", _locate.PATH_PAGE_SIZE, minimum=1)
         assert page_size is not None
         pages = bitmap.image_pages(page_size)
@@ -95,6 +96,16 @@ class BitmapStore:
         """Read the bitmap again from the area (what a restarted process would see)."""
         self.bitmap = await load(self.area, self.name)
         return self.bitmap
+
+
+def precheck(text: str) -> Location:
+    """Refuse, before anything is created, a bitmap location known not to be durable."""
+    location = _locate.location_of(text)
+    if location.scheme == "file" and not location.query_bool("durable", False):
+        raise NotDurableError(
+            f"bitmap area {location} is not durable; add durable=1 to the file URL"
+        )
+    return location
 
 
 def check_durable(area: SwapArea, role: str) -> None:
