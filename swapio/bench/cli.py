@@ -234,6 +234,8 @@ def bench(
         if progress is not None:
             progress.close()
     skipped.extend(more_skipped)
+    for warning in meta.get("warnings", []):
+        click.echo(f"swapio bench: warning: {warning}", err=True)
     if plot_path:
         plotting.plot(results, plan.workloads, plot_path)
     if as_json:

@@ -7,8 +7,9 @@ backend's plugin package, in a module named ``bench`` next to its plugin module:
 * ``cp`` (resync): the package serving ``mirror`` provides ``bench_resync(directory, *,
   size, repeat)`` — swapio's bitmap resync against ``cp`` of the whole leg and
   ``copy_file_range`` of the dirty chunks.
-* ``nfs-cp``, ``pynfsclient``: the package serving ``nfs`` provides ``bench_peers(*, url,
-  peers, pages, page_size, batch, qd, ops, seconds)``.
+* ``nfs-cp``, ``pynfsclient``: the package serving ``nfs`` may provide ``bench_peers(*, url,
+  peers, pages, page_size, batch, qd, ops, seconds)``; without it, swapio measures them
+  itself (:mod:`swapio.bench.nfs_peers`).
 
 Each returns result dicts in the ``--json`` shape; they are folded into the run.  The core
 never imports a plugin by name: the module is found through the plugin host.  A peer whose
@@ -24,8 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from swapio.bench import nfs_peers
 from swapio.bench.results import Kind, Latency, Result, Skipped
 from swapio.bench.workloads import BenchConfig
+from swapio.errors import UsageError
 from swapio.plugins import PluginHost
 
 INTERNAL_PEERS: tuple[str, ...] = ("raw-pwritev", "aiofiles-naive")
@@ -97,6 +100,7 @@ async def run_external(
     cfg: BenchConfig,
     directory: Path,
     skipped: list[Skipped],
+    uid: str = "peers",
 ) -> list[Result]:
     """Run the selected plugin-measured peers (in a thread: they block and may run a loop)."""
     results: list[Result] = []
@@ -120,20 +124,37 @@ async def run_external(
             )
     nfs = [p for p in selected if p in NFS_PEERS]
     if nfs:
-        func = plugin_bench_function(host, "nfs", "bench_peers")
-        reason = None
         if nfs_url is None:
-            reason = "no NFS server: pass --nfs URL"
-        elif func is None:
-            reason = "the nfs backend's plugin offers no bench_peers"
-        if reason is not None or func is None:
-            skipped.extend(Skipped(p, "*", reason or "unavailable") for p in nfs)
-        else:
+            skipped.extend(Skipped(p, "*", "no NFS server: pass --nfs URL") for p in nfs)
+            return results
+        func = plugin_bench_function(host, "nfs", "bench_peers")
+        if func is not None:
             results += await _run(
                 func, nfs, "*", skipped,
                 url=nfs_url, peers=nfs, pages=cfg.pages, page_size=cfg.page_size,
                 batch=cfg.batch, qd=cfg.qd, ops=cfg.ops, seconds=cfg.seconds,
             )  # fmt: skip
+        else:
+            results += await _run_builtin_nfs(nfs, nfs_url, cfg, uid, skipped)
+    return results
+
+
+async def _run_builtin_nfs(
+    names: list[str], nfs_url: str, cfg: BenchConfig, uid: str, skipped: list[Skipped]
+) -> list[Result]:
+    """swapio's own nfs-cp / pyNfsClient measurements (when the nfs plugin offers none)."""
+    results: list[Result] = []
+    try:
+        export = nfs_peers.NfsExport.parse(nfs_url)
+    except UsageError as exc:
+        skipped.extend(Skipped(n, "*", str(exc)) for n in names)
+        return results
+    runners = {"nfs-cp": nfs_peers.run_nfs_cp, "pynfsclient": nfs_peers.run_pynfsclient}
+    for name in names:
+        try:
+            results += await asyncio.to_thread(runners[name], export, cfg, uid)
+        except Exception as exc:  # a peer's failure is reported, never fatal to the run
+            skipped.append(Skipped(name, "*", f"failed: {type(exc).__name__}: {exc}"))
     return results
 
 

@@ -77,6 +77,17 @@ def ratio_lines(results: Sequence[Result]) -> str:
         lines.append(
             f"http/file seq-out throughput ratio: {http.pages_per_s / file.pages_per_s:.2f}"
         )
+    nfs, nfs_cp = by.get(("nfs", "seq-out")), by.get(("nfs-cp", "seq-out"))
+    if nfs and nfs_cp and nfs_cp.pages_per_s:
+        lines.append(
+            f"nfs/nfs-cp seq-out throughput ratio: {nfs.pages_per_s / nfs_cp.pages_per_s:.2f}"
+        )
+    nfs_in, py_in = by.get(("nfs", "rand-in")), by.get(("pynfsclient", "rand-in"))
+    if nfs_in and py_in and py_in.pages_per_s:
+        lines.append(
+            f"nfs rand-in QD{nfs_in.extra.get('qd')} / pyNfsClient one at a time: "
+            f"{nfs_in.pages_per_s / py_in.pages_per_s:.2f}x"
+        )
     for r in results:
         if r.workload == "rand-in" and r.target == "http":
             lat = r.latency

@@ -6,6 +6,7 @@ with the reason: one broken backend never hides the others' figures.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import platform
 import tempfile
@@ -19,7 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from swapio.area import CreateRequest, SwapArea
-from swapio.bench import paging, peers
+from swapio.bench import nfs_peers, paging, peers
 from swapio.bench.results import Kind, Result, Skipped
 from swapio.bench.targets import AiofilesTarget, AreaTarget, RawFileTarget, Target
 from swapio.bench.workloads import DEVICE_WORKLOADS, BenchConfig, Workload
@@ -204,10 +205,14 @@ async def run_plan(
             for name in external:
                 tick(f"{name} (measured by its plugin)")
                 results.extend(
-                    await peers.run_external(host, [name], plan.nfs_url, cfg, Path(tmp), skipped)
+                    await peers.run_external(
+                        host, [name], plan.nfs_url, cfg, Path(tmp), skipped, run.uid
+                    )
                 )
+        warnings = await _cleanup_nfs(plan, run.uid)
     meta = {
         "machine": machine_info(),
+        "warnings": warnings,
         "config": {
             "pages": cfg.pages,
             "page_size": cfg.page_size,
@@ -248,6 +253,18 @@ async def _run_target(
             if (name, workload) not in done:
                 tick(f"{name} {workload}")
                 skipped.append(Skipped(name, workload, reason))
+
+
+async def _cleanup_nfs(plan: Plan, uid: str) -> list[str]:
+    """Remove this run's files from the NFS export; report (not raise) a failure."""
+    if not plan.nfs_url or not ("nfs" in plan.backends or set(plan.peers) & set(peers.NFS_PEERS)):
+        return []
+    try:
+        export = nfs_peers.NfsExport.parse(plan.nfs_url)
+        await asyncio.to_thread(nfs_peers.cleanup, export, uid)
+    except Exception as exc:  # cleanup is best effort; the figures stand
+        return [f"could not remove bench files from {plan.nfs_url}: {exc}"]
+    return []
 
 
 def machine_info() -> dict[str, Any]:
