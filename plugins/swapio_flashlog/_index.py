@@ -113,9 +113,33 @@ class FileState:
     meta_version: int = -1
     highest_version: int = 0
     chunks: dict[int, list[NodeRef]] = field(default_factory=dict)
+    #: Nodes found at mount, not yet placed in ``chunks`` (the kernel, too, builds an
+    #: inode's fragtree only when the inode is first used).
+    pending: list[tuple[NodeRef, int, int]] = field(default_factory=list)
 
     def note_version(self, version: int) -> None:
         self.highest_version = max(self.highest_version, version)
+
+    def defer(self, ref: NodeRef, mode: int, isize: int) -> None:
+        """Remember a node found at mount; :meth:`build` places it later.
+
+        ``ref.foff < 0`` marks a node known only from a summary entry: its header (range,
+        mode, size) is read by :meth:`build`'s loader, as ``jffs2_get_inode_nodes`` does
+        when an inode is first opened.
+        """
+        self.note_version(ref.version)
+        if ref.foff >= 0 and ref.version > self.meta_version:
+            self.meta_version = ref.version
+            self.mode = mode
+            self.isize = isize
+        self.pending.append((ref, mode, isize))
+
+    def build(self, obsolete: Obsoleter, load: Callable[[NodeRef], tuple[int, int]]) -> None:
+        """Place every pending node in the fragment lists (``load`` reads unread headers)."""
+        pending, self.pending = self.pending, []
+        for ref, found_mode, found_isize in pending:
+            mode, isize = load(ref) if ref.foff < 0 else (found_mode, found_isize)
+            self.add(ref, mode, isize, obsolete)
 
     def add(self, ref: NodeRef, mode: int, isize: int, obsolete: Obsoleter) -> None:
         """Insert a data node; settle the chunks it touches."""
@@ -129,6 +153,21 @@ class FileState:
             return
         first = ref.foff // JFFS2_PAGE
         last = (ref.foff + ref.dsize - 1) // JFFS2_PAGE
+        if ref.dsize == JFFS2_PAGE and ref.foff % JFFS2_PAGE == 0:
+            # the common case: one whole page; a newer whole page hides everything older
+            frags = self.chunks.get(first)
+            ref.refs = 1
+            if frags is None:
+                self.chunks[first] = [ref]
+                return
+            if frags[-1].version < ref.version:
+                for frag in frags:
+                    frag.refs -= 1
+                    if frag.refs == 0:
+                        obsolete(frag)
+                self.chunks[first] = [ref]
+                return
+            ref.refs = 0
         for chunk in range(first, last + 1):
             frags = self.chunks.get(chunk)
             ref.refs += 1

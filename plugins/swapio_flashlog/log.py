@@ -45,6 +45,7 @@ from swapio_flashlog._nodes import (
     UnknownNode,
     decode,
     decode_inode,
+    decode_inode_head,
     decode_marker,
     decode_summary,
     encode,
@@ -180,10 +181,12 @@ class FlashLog:
         self.heads: dict[str, Block] = {}
         self.other_live = 0
         self.gc_steps = 0
+        self.nodes_programmed = 0  # data/dirent nodes written, user and GC (not summaries)
         self.mount_seconds = 0.0
         self._rng = random.Random(self.options.seed)
         self._mounted_rw = False
         self._garbage: list[Block] = []
+        self._unbuilt = False
 
     # --- construction ---------------------------------------------------------------
 
@@ -281,46 +284,48 @@ class FlashLog:
             return False
         if summary.totlen != eb - off:
             return False
-        refs: list[tuple[NodeRef, RawInode | None]] = []
+        # an interrupted erase wipes a block from its start and may leave the tail (and so
+        # the summary) behind: the block must still begin with its cleanmarker or a node
+        head = self.device.read(blk.start, CLEANMARKER_SIZE)
+        expected = encode_cleanmarker() if summary.cln_mkr else encode_cleanmarker()[:2]
+        if head[: len(expected)] != expected:
+            return False
+        refs: list[tuple[NodeRef, int, int]] = []
+        start = blk.start
+        index = blk.index
         for entry in summary.entries:
             if isinstance(entry, SumDirent):
                 d = Dirent(entry.pino, entry.version, entry.ino, entry.name, entry.type)
                 ref = NodeRef(
                     RefKind.DIRENT,
-                    blk.start + entry.offset,
+                    start + entry.offset,
                     entry.totlen,
                     pad(entry.totlen),
-                    blk.index,
+                    index,
                     entry.ino,
                     entry.version,
                     dirent=d,
                 )
-                refs.append((ref, None))
+                refs.append((ref, 0, 0))
                 continue
-            if entry.offset + entry.totlen > off:
+            totlen = entry.totlen
+            if entry.offset + totlen > off or totlen < INODE_SIZE:
                 return False
-            try:
-                fixed = self.device.read(blk.start + entry.offset, INODE_SIZE)
-                ri = decode_inode(fixed, check_data=False)
-            except NodeFormatError:
-                return False
-            totlen = int.from_bytes(fixed[4:8], "little")
-            if (ri.ino, ri.version, totlen) != (entry.ino, entry.version, entry.totlen):
-                return False
+            # its file range is unknown until the header is read at first use (foff = -1)
             ref = NodeRef(
                 RefKind.INODE,
-                blk.start + entry.offset,
-                entry.totlen,
-                pad(entry.totlen),
-                blk.index,
-                ri.ino,
-                ri.version,
-                ri.offset,
-                ri.dsize,
+                start + entry.offset,
+                totlen,
+                (totlen + 3) & ~3,
+                index,
+                entry.ino,
+                entry.version,
+                -1,
+                -1,
             )
-            refs.append((ref, ri))
-        for found, inode in refs:
-            self._adopt(blk, found, inode)
+            refs.append((ref, 0, 0))
+        for found, mode, isize in refs:
+            self._adopt(blk, found, mode, isize)
         blk.state = BlockState.FULL
         blk.summarized = True
         blk.pos = eb
@@ -411,7 +416,7 @@ class FlashLog:
                 )
             if compat is Compat.RWCOMPAT_COPY and not event.obsolete:
                 ref = NodeRef(RefKind.OTHER, event.offset, node.totlen, event.length, blk.index)
-                self._adopt(blk, ref, None)
+                self._adopt(blk, ref)
             return
         if isinstance(node, RawInode):
             ref = NodeRef(
@@ -428,7 +433,7 @@ class FlashLog:
             if event.obsolete:
                 self._file(node.ino).note_version(node.version)
                 return
-            self._adopt(blk, ref, node)
+            self._adopt(blk, ref, node.mode, node.isize)
             return
         assert isinstance(node, Dirent)
         if event.obsolete:
@@ -443,20 +448,57 @@ class FlashLog:
             node.version,
             dirent=node,
         )
-        self._adopt(blk, ref, None)
+        self._adopt(blk, ref)
 
-    def _adopt(self, blk: Block, ref: NodeRef, ri: RawInode | None) -> None:
+    def _adopt(self, blk: Block, ref: NodeRef, mode: int = 0, isize: int = 0) -> None:
         blk.nodes.append(ref)
         blk.used += ref.length
         blk.live += ref.length
         if ref.kind is RefKind.INODE:
-            assert ri is not None
-            self._file(ref.ino).add(ref, ri.mode, ri.isize, self._obsolete)
+            self._file(ref.ino).defer(ref, mode, isize)
+            self._unbuilt = True
         elif ref.kind is RefKind.DIRENT:
             self.dirents.add(ref, self._obsolete)
         else:
             ref.refs = 1
             self.other_live += ref.length
+
+    def _ready(self, ino: int) -> FileState:
+        """The file's state with every node found at mount placed in its index."""
+        state = self.files[ino]
+        if state.pending:
+            state.build(self._obsolete, self._load_head)
+        return state
+
+    def _load_head(self, ref: NodeRef) -> tuple[int, int]:
+        """Read the header of a node known from a summary: its range, mode and size."""
+        try:
+            ino, version, mode, isize, foff, dsize, totlen = decode_inode_head(
+                self.device.read(ref.offset, INODE_SIZE)
+            )
+            if (ino, version, totlen) != (ref.ino, ref.version, ref.totlen):
+                raise NodeFormatError(
+                    f"summary lists inode {ref.ino} version {ref.version} ({ref.totlen} B), "
+                    f"the node says inode {ino} version {version} ({totlen} B)",
+                    offset=ref.offset,
+                )
+        except NodeFormatError as exc:
+            raise ImageFormatError(
+                f"{self.device.path}: node at 0x{ref.offset:08x} listed in its erase block's "
+                f"summary is damaged ({exc}); not using the image"
+            ) from None
+        ref.foff = foff
+        ref.dsize = dsize
+        return mode, isize
+
+    def build_index(self) -> None:
+        """Place all nodes found at mount (needed before anything is written or moved:
+        obsolescence, hence GC's view of live space, depends on it)."""
+        if self._unbuilt:
+            for state in self.files.values():
+                if state.pending:
+                    state.build(self._obsolete, self._load_head)
+            self._unbuilt = False
 
     def _file(self, ino: int) -> FileState:
         state = self.files.get(ino)
@@ -510,9 +552,9 @@ class FlashLog:
                     )
 
     def _shadowed(self, node: RawInode) -> bool:
-        state = self.files.get(node.ino)
-        if state is None:
+        if node.ino not in self.files:
             return False
+        state = self._ready(node.ino)
         if node.dsize == 0:
             return state.meta_version >= node.version
         first = node.offset // JFFS2_PAGE
@@ -552,7 +594,7 @@ class FlashLog:
         return ino
 
     def file(self, ino: int) -> FileState:
-        return self.files[ino]
+        return self._ready(ino)
 
     def capacity_chunks(self) -> int:
         """4 KiB chunks the log can keep live while GC still makes progress."""
@@ -588,6 +630,7 @@ class FlashLog:
                 f"would be live, the flash keeps at most {self.capacity_chunks()} with "
                 f"{self.options.reserve_blocks} reserved erase blocks"
             )
+        self.build_index()
         ino = max([ROOT_INO, *self.files]) + 1
         state = self._file(ino)
         now = int(time.time()) & 0xFFFFFFFF
@@ -619,6 +662,7 @@ class FlashLog:
 
     def write(self, ino: int, offset: int, data: bytes | bytearray | memoryview) -> None:
         """Append data nodes for ``data`` at file ``offset`` (split at 4 KiB pages)."""
+        self.build_index()
         state = self.files[ino]
         view = memoryview(data).cast("B")
         pos = 0
@@ -648,6 +692,7 @@ class FlashLog:
 
     def discard(self, ino: int, offset: int, length: int) -> None:
         """Record that a range reads as zeros from now on: one ``JFFS2_COMPR_ZERO`` node."""
+        self.build_index()
         state = self.files[ino]
         node = RawInode(
             state.ino,
@@ -664,7 +709,7 @@ class FlashLog:
 
     def read(self, ino: int, offset: int, out: memoryview) -> None:
         """Fill ``out`` from file ``offset``; raise rather than return a stale version."""
-        state = self.files[ino]
+        state = self._ready(ino)
         pos = 0
         n = len(out)
         while pos < n:
@@ -745,6 +790,7 @@ class FlashLog:
         ref.length = length
         ref.block = blk.index
         self.device.program(ref.offset, raw + b"\xff" * (length - len(raw)))
+        self.nodes_programmed += 1
         blk.pos += length
         blk.nodes.append(ref)
         blk.used += length
@@ -838,6 +884,7 @@ class FlashLog:
     def gc_wanted(self) -> bool:
         """Would a background GC step help?  (Free space is getting low and a dirty block
         exists.)  The scheduler's background class calls :meth:`gc_step` while True."""
+        self.build_index()
         threshold = self.options.reserve_blocks + max(2, len(self.blocks) // 16)
         if len(self.free_blocks()) >= threshold:
             return False
@@ -848,6 +895,7 @@ class FlashLog:
 
     def gc_step(self, *, wear_levelling: bool = True) -> bool:
         """Collect one victim block; False if no block holds anything to reclaim."""
+        self.build_index()
         victim = self._pick_victim(wear_levelling)
         if victim is None:
             return False
@@ -897,6 +945,7 @@ class FlashLog:
 
     def _collect(self, victim: Block) -> None:
         """Move the victim's live nodes to the GC head, then erase it."""
+        self.build_index()
         for ref in [r for r in victim.nodes if r.refs > 0]:
             raw = self.device.read(ref.offset, ref.totlen)
             try:
@@ -922,6 +971,7 @@ class FlashLog:
     # --- reporting --------------------------------------------------------------------
 
     def report(self) -> LogReport:
+        self.build_index()
         counts = self.device.erase_counts()
         rows = []
         for b in self.blocks:

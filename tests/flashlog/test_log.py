@@ -104,7 +104,7 @@ def test_a_damaged_newest_node_raises_instead_of_returning_an_older_one(
     log.close()
     log = FlashLog.open(str(tmp_path / "f.img"))
     ino = log.lookup("/swapfile")
-    newest = log.files[ino].chunks[3][-1]
+    newest = log.file(ino).chunks[3][-1]
     assert log.blocks[newest.block].summarized
     log.device.flip_bit(newest.offset + 100, 3)  # a retention error in the data
     with pytest.raises(DataIntegrityError, match="refusing to return older data"):
