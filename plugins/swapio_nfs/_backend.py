@@ -231,7 +231,7 @@ class NfsSwapFile:
     async def deactivate(self) -> None:
         """Commit outstanding data and unmount."""
         try:
-            await self.client.commit(self.fh)
+            await self._retry_stale(lambda: self.client.commit(self.fh))
         finally:
             await self.client.unmount()
 

@@ -105,6 +105,7 @@ class GaneshaServer:
             )
         )
         self.proc: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
         self.host = "127.0.0.1"
 
     # --------------------------------------------------------------- lifecycle
@@ -113,6 +114,7 @@ class GaneshaServer:
         ganesha = _need("ganesha.nfsd")
         ensure_rpcbind()
         offset = self.log.stat().st_size if self.log.exists() else 0
+        self.started_at = time.time()
         self.proc = subprocess.Popen(
             [ganesha, "-F", "-f", str(self.conf), "-L", str(self.log), "-p", str(self.pidfile)],
             stdin=subprocess.DEVNULL,
@@ -156,6 +158,11 @@ class GaneshaServer:
             f.seek(offset)
             text = f.read().decode(errors="replace")
         return "\n".join(text.splitlines()[-lines:])
+
+    def seconds_until_new_verifier(self) -> float:
+        """ganesha's write verifier is its start time in whole seconds: a restart within the
+        same second keeps it.  Time to wait so that a restart yields a new verifier."""
+        return max(0.0, self.started_at + 1.1 - time.time())
 
     def stop(self) -> None:
         """SIGTERM and wait (a clean shutdown)."""

@@ -1,0 +1,197 @@
+"""Faults against the real server: restart mid-stream, connection reset, a silent server,
+a replaced file (ESTALE); plus the write-verifier rule checked with a stub client."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from swapio_nfs._backend import NfsSwapFile
+from swapio_nfs._errors import NfsStaleError, RpcTimeoutError
+from swapio_nfs._nfs3 import Fattr3, Ftype3, NfsTime3, StableHow
+from swapio_nfs._url import parse_nfs_url
+
+from swapio.area import CreateRequest, SwapArea
+from swapio.errors import BackendIOError
+from swapio.plugins import PluginHost
+from swapio.testing.conformance import page_pattern
+
+from .conftest import GaneshaServer
+
+PAGE = 4096
+
+
+async def stream_of_swap_outs(
+    area: SwapArea, slots: range, generation: int, depth: int
+) -> list[BaseException | None]:
+    sem = asyncio.Semaphore(depth)
+
+    async def one(slot: int) -> None:
+        async with sem:
+            await area.write(slot, page_pattern(slot, generation, PAGE))
+
+    return await asyncio.gather(*(one(s) for s in slots), return_exceptions=True)
+
+
+def on_disk(ganesha: GaneshaServer, name: str, slot: int) -> bytes:
+    with open(ganesha.export / name, "rb") as f:
+        f.seek(slot * PAGE)
+        return f.read(PAGE)
+
+
+async def test_server_restart_mid_stream_loses_no_completed_swap_out(
+    ganesha: GaneshaServer, nfs_name: str
+) -> None:
+    pages = 2000
+    url = ganesha.url(nfs_name, timeo=0.5, retrans=12)
+    area = await PluginHost().activate(url, create=CreateRequest(pages, PAGE))
+    swap: NfsSwapFile = area.private
+    await asyncio.sleep(ganesha.seconds_until_new_verifier())
+    try:
+        stream = asyncio.ensure_future(stream_of_swap_outs(area, range(pages), 1, 8))
+        while swap.commits < 20:  # noqa: ASYNC110 - wait until the stream is well under way
+            await asyncio.sleep(0.005)
+        await asyncio.to_thread(ganesha.kill)  # SIGKILL: a crash
+        assert not stream.done()
+        await asyncio.to_thread(ganesha.start)  # same ports, same export, new boot verifier
+        results = await asyncio.wait_for(stream, 120)
+        failures = [r for r in results if r is not None]
+        # in-flight swap-outs complete after the restart or fail with a clear error
+        assert all(isinstance(r, BackendIOError) for r in failures), failures
+        completed = [s for s, r in enumerate(results) if r is None]
+        assert len(completed) > pages // 2
+        assert swap.verifier_changes >= 1  # the restart was seen through the write verifier
+        for slot in completed:
+            assert bytes(await area.read(slot)) == page_pattern(slot, 1, PAGE), slot
+            assert on_disk(ganesha, nfs_name, slot) == page_pattern(slot, 1, PAGE), slot
+    finally:
+        await area.deactivate()
+
+
+async def test_connection_resets_mid_stream_are_survived(
+    ganesha: GaneshaServer, nfs_name: str
+) -> None:
+    pages = 200
+    area = await PluginHost().activate(
+        ganesha.url(nfs_name, timeo=1, retrans=5), create=CreateRequest(pages, PAGE)
+    )
+    swap: NfsSwapFile = area.private
+    try:
+        stream = asyncio.ensure_future(stream_of_swap_outs(area, range(pages), 3, 16))
+        for _ in range(3):
+            await asyncio.sleep(0.02)
+            swap.client.conn.abort()
+        assert await asyncio.wait_for(stream, 60) == [None] * pages
+        assert swap.client.conn.reconnects >= 1
+        data = bytes(await area.read(0, pages))
+        assert data == b"".join(page_pattern(s, 3, PAGE) for s in range(pages))
+    finally:
+        await area.deactivate()
+
+
+async def test_a_server_that_stops_answering_times_out_then_recovers(
+    ganesha: GaneshaServer, nfs_name: str
+) -> None:
+    area = await PluginHost().activate(
+        ganesha.url(nfs_name, timeo=0.2, retrans=1), create=CreateRequest(8, PAGE)
+    )
+    try:
+        await area.write(0, page_pattern(0, 0, PAGE))
+        ganesha.pause()
+        try:
+            with pytest.raises(RpcTimeoutError, match="got no reply after 2 transmissions"):
+                await area.write(1, page_pattern(1, 0, PAGE))
+            with pytest.raises(RpcTimeoutError):
+                await area.read(0)
+        finally:
+            ganesha.resume()
+        await area.write(1, page_pattern(1, 1, PAGE))
+        assert bytes(await area.read(0, 2)) == page_pattern(0, 0, PAGE) + page_pattern(1, 1, PAGE)
+    finally:
+        await area.deactivate()
+
+
+async def test_file_replaced_behind_the_area_is_a_clear_stale_error(
+    ganesha: GaneshaServer, nfs_name: str
+) -> None:
+    area = await PluginHost().activate(
+        ganesha.url(nfs_name, timeo=0.5, retrans=8), create=CreateRequest(8, PAGE)
+    )
+    swap: NfsSwapFile = area.private
+    try:
+        path = ganesha.export / nfs_name
+        path.unlink()
+        path.write_bytes(bytes(8 * PAGE))  # same name, another inode
+        await asyncio.to_thread(ganesha.restart)  # forget the cached handle: ESTALE now
+        with pytest.raises(NfsStaleError, match="was replaced by another file"):
+            await area.write(0, page_pattern(0, 0, PAGE))
+        assert swap.relookups == 1
+        assert path.read_bytes() == bytes(8 * PAGE)  # the impostor was not written
+    finally:
+        with pytest.raises(NfsStaleError, match="was replaced"):
+            await area.deactivate()  # still releases the mount and connection
+
+
+# ---------------------------------------------------------------- verifier rule (stub client)
+
+
+@dataclass
+class _Write:
+    count: int
+    committed: StableHow
+    verifier: bytes
+
+
+@dataclass
+class _Commit:
+    verifier: bytes
+
+
+@dataclass
+class StubClient:
+    """Answers WRITE with one verifier and COMMIT with another: a restart in between."""
+
+    write_verifier: bytes = b"boot-one"
+    commit_verifier: bytes = b"boot-two"
+    writes: list[tuple[int, StableHow]] = field(default_factory=list)
+
+    async def write(self, fh: bytes, offset: int, data: Any, stable: StableHow) -> _Write:
+        size = sum(memoryview(d).nbytes for d in data)
+        self.writes.append((offset, stable))
+        return _Write(size, stable, self.write_verifier)
+
+    async def commit(self, fh: bytes, offset: int = 0, count: int = 0) -> _Commit:
+        return _Commit(self.commit_verifier)
+
+
+def stub_swapfile(client: StubClient) -> NfsSwapFile:
+    attrs = Fattr3(
+        Ftype3.NF3REG, 0o600, 1, 0, 0, 16 * PAGE, 16 * PAGE, (0, 0), 1, 1,
+        NfsTime3(), NfsTime3(), NfsTime3(),
+    )  # fmt: skip
+    return NfsSwapFile(
+        parse_nfs_url("nfs://h/e/f"),
+        client,  # type: ignore[arg-type]
+        b"fh",
+        attrs,
+        pages=16,
+        max_io=1 << 20,
+    )
+
+
+async def test_verifier_change_between_write_and_commit_resends_the_write_stably() -> None:
+    client = StubClient()
+    swap = stub_swapfile(client)
+    await swap.swap_out(3, [bytes(PAGE), bytes(PAGE)])
+    assert client.writes == [(3 * PAGE, StableHow.UNSTABLE), (3 * PAGE, StableHow.FILE_SYNC)]
+    assert swap.rewrites == 1
+
+
+async def test_matching_verifier_needs_no_resend() -> None:
+    client = StubClient(commit_verifier=b"boot-one")
+    swap = stub_swapfile(client)
+    await swap.swap_out(0, [bytes(PAGE)])
+    assert client.writes == [(0, StableHow.UNSTABLE)]
+    assert swap.rewrites == 0
