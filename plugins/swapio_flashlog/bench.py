@@ -170,15 +170,23 @@ def bench_mount(
         for slot in range(pages):
             log.write(ino, slot * PAGE, os.urandom(PAGE))
         log.close()
-        times: dict[str, list[float]] = {"summary": [], "scan": []}
+        times: dict[str, list[float]] = {
+            k: [] for k in ("summary", "scan", "summary+index", "scan+index")
+        }
+        read_bytes: dict[str, int] = {}
         for _ in range(repeat):
             for label, summaries in (("summary", True), ("scan", False)):
                 began = time.perf_counter()
                 mounted = FlashLog.open(
                     str(path), options=LogOptions(summaries=summaries), readonly=True
                 )
-                times[label].append(time.perf_counter() - began)
+                scanned = time.perf_counter()
+                mounted.build_index()
+                built = time.perf_counter()
+                read_bytes[label] = mounted.device.bytes_read
                 mounted.close()
+                times[label].append(scanned - began)
+                times[label + "+index"].append(built - began)
     finally:
         _remove(path)
     best = {k: min(v) for k, v in times.items()}
@@ -188,6 +196,11 @@ def bench_mount(
         "mount_s_summary": best["summary"],
         "mount_s_full_scan": best["scan"],
         "speedup": best["scan"] / best["summary"],
+        "mount_index_s_summary": best["summary+index"],
+        "mount_index_s_full_scan": best["scan+index"],
+        "speedup_with_index": best["scan+index"] / best["summary+index"],
+        "bytes_read_summary": read_bytes["summary"],
+        "bytes_read_full_scan": read_bytes["scan"],
     }
 
 

@@ -121,6 +121,8 @@ class FlashDevice:
         self.dead = False
         #: When set, every read, program and erase fails with this message (a dead chip).
         self.io_error: str | None = None
+        #: Bytes read since the device was opened (what a mount costs in flash reads).
+        self.bytes_read = 0
 
     # --- construction ---------------------------------------------------------------
 
@@ -233,6 +235,7 @@ class FlashDevice:
         self._alive()
         if offset < 0 or length < 0 or offset + length > self.geometry.size:
             raise BackendIOError(f"{self.path}: read {offset}+{length} beyond the flash end")
+        self.bytes_read += length
         return self._mm[offset : offset + length]
 
     # --- state in the sidecar -------------------------------------------------------------
