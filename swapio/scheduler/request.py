@@ -53,11 +53,14 @@ class IORequest:
     """
 
     __slots__ = (
+        "_error",
+        "_future",
+        "_loop",
+        "_settled",
         "batch",
         "buffers",
         "count",
         "direction",
-        "future",
         "memalloc",
         "owner",
         "priority",
@@ -76,7 +79,7 @@ class IORequest:
         buffers: Sequence[Any],
         priority: Priority,
         memalloc: bool,
-        future: asyncio.Future[None],
+        loop: asyncio.AbstractEventLoop,
         seq: int,
         submitted_ns: int,
     ) -> None:
@@ -87,7 +90,10 @@ class IORequest:
         self.buffers = buffers
         self.priority = priority
         self.memalloc = memalloc
-        self.future = future
+        self._loop = loop
+        self._future: asyncio.Future[None] | None = None  # created when someone waits
+        self._error: BaseException | None = None
+        self._settled = False
         self.seq = seq
         self.submitted_ns = submitted_ns
         self.state = RequestState.PENDING
@@ -102,8 +108,37 @@ class IORequest:
         """True once the request settled (completed, failed or was cancelled while queued)."""
         return self.state in (RequestState.DONE, RequestState.CANCELLED)
 
+    @property
+    def future(self) -> asyncio.Future[None]:
+        """The outcome as an asyncio future (created on first use; most requests that are
+        awaited after completing never need one)."""
+        fut = self._future
+        if fut is None:
+            fut = self._future = self._loop.create_future()
+            if self._settled:
+                if self._error is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(self._error)
+        return fut
+
+    def settle(self, error: BaseException | None) -> None:
+        """Record the outcome (scheduler use); wakes the future's waiters if there are any."""
+        self._settled = True
+        self._error = error
+        fut = self._future
+        if fut is not None and not fut.done():
+            if error is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(error)
+
     def __await__(self) -> Generator[Any, None, None]:
-        return self.future.__await__()
+        if self._future is not None or not self._settled:
+            return (yield from self.future.__await__())
+        if self._error is not None:
+            raise self._error
+        return None
 
     def __repr__(self) -> str:
         return (

@@ -223,7 +223,7 @@ class IOScheduler:
             buffers,
             priority,
             memalloc,
-            loop.create_future(),
+            loop,
             self._seq,
             time.perf_counter_ns(),
         )
@@ -242,7 +242,7 @@ class IOScheduler:
     async def wait(self, req: IORequest) -> None:
         """Await ``req``; if cancelled, dequeue it or let its in-flight batch settle first."""
         try:
-            await req.future
+            await req
         except asyncio.CancelledError:
             st: _AreaSlot = req.owner
             if req.state is RequestState.PENDING:
@@ -459,13 +459,7 @@ class IOScheduler:
             req.state = RequestState.DONE
             pages += req.count
             stats.latency[req.priority].record(now - req.submitted_ns)
-            fut = req.future
-            if fut.done():
-                continue
-            if error is None:
-                fut.set_result(None)
-            else:
-                fut.set_exception(error)
+            req.settle(error)
         if error is None:
             stats.pages[batch.direction] += pages
         else:
@@ -520,13 +514,12 @@ class IOScheduler:
         tasks: list[asyncio.Task[None]] = []
         for st in self._areas.values():
             for req in st.queue.drain():
-                if not req.future.done():
-                    req.future.set_exception(
-                        SchedulerClosedError(
-                            f"{req.direction.value} of slot {req.slot} on {st.area.location} "
-                            "was still queued when the scheduler closed"
-                        )
+                req.settle(
+                    SchedulerClosedError(
+                        f"{req.direction.value} of slot {req.slot} on {st.area.location} "
+                        "was still queued when the scheduler closed"
                     )
+                )
             st.stats.pending = 0
             tasks.extend(st.tasks)
             self._maybe_idle(st)

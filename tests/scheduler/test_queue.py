@@ -29,7 +29,7 @@ def make(
         [bytes(1)] * count,
         priority,
         memalloc,
-        loop.create_future(),
+        loop,
         seq,
         submitted_ns,
     )
