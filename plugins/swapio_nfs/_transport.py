@@ -37,7 +37,7 @@ from swapio_nfs._errors import (
     RpcTimeoutError,
 )
 from swapio_nfs._record import DEFAULT_MAX_RECORD, RecordReader, encode_mark
-from swapio_nfs._rpc import AUTH_NONE, OpaqueAuth, decode_reply, encode_call_header, peek_xid
+from swapio_nfs._rpc import AUTH_NONE, CallTemplate, OpaqueAuth, decode_reply, peek_xid
 from swapio_nfs._xdr import Buffer
 
 if TYPE_CHECKING:
@@ -177,6 +177,9 @@ class RpcConnection:
         self._last_error: BaseException | None = None
         self._fatal: BaseException | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._outgoing: list[Buffer] = []
+        self._flush_scheduled = False
+        self._templates: dict[tuple[int, int, int, OpaqueAuth], CallTemplate] = {}
         # counters, for tests and the benchmark
         self.calls = 0
         self.retransmissions = 0
@@ -330,7 +333,11 @@ class RpcConnection:
         if self._protocol is None:
             await self._ensure_connected()
         xid = self._next_xid()
-        head = encode_call_header(xid, prog, vers, proc, cred=cred)
+        key = (prog, vers, proc, cred)
+        template = self._templates.get(key)
+        if template is None:
+            template = self._templates[key] = CallTemplate(prog, vers, proc, cred)
+        head = template.header(xid)
         parts: list[Buffer] = [head]
         if isinstance(args, bytes | bytearray | memoryview):
             parts.append(args)
@@ -370,11 +377,23 @@ class RpcConnection:
             await self._open()
 
     def _send(self, pending: _Pending) -> None:
+        """Queue a call for the next flush: calls made in one loop iteration share a send."""
         protocol = self._protocol
         if protocol is None or protocol.transport is None or protocol.transport.is_closing():
             return
         pending.sent_on = self._generation
-        protocol.transport.writelines(pending.message)
+        self._outgoing.extend(pending.message)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        out, self._outgoing = self._outgoing, []
+        protocol = self._protocol
+        transport = protocol.transport if protocol is not None else None
+        if out and transport is not None and not transport.is_closing():
+            transport.write(b"".join(out))
 
     def _arm(self, pending: _Pending) -> None:
         loop = asyncio.get_running_loop()
