@@ -37,6 +37,8 @@ class AreaDescription:
     discard: bool
     max_frame_pages: int
     backend: str
+    #: Frames one request may carry (1 for servers that predate coalescing).
+    max_frames: int = 1
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,6 +49,7 @@ class AreaDescription:
             "discard": self.discard,
             "max_frame_pages": self.max_frame_pages,
             "backend": self.backend,
+            "max_frames": self.max_frames,
         }
 
     @classmethod
@@ -63,10 +66,11 @@ class AreaDescription:
                 discard=_typed(doc, "discard", bool),
                 max_frame_pages=_typed(doc, "max_frame_pages", int),
                 backend=_typed(doc, "backend", str),
+                max_frames=_typed(doc, "max_frames", int) if "max_frames" in doc else 1,
             )
         except KeyError as exc:
             raise RemoteProtocolError(f"area description lacks {exc.args[0]!r}") from None
-        if result.pages < 1 or result.page_size < 1 or result.max_frame_pages < 1:
+        if min(result.pages, result.page_size, result.max_frame_pages, result.max_frames) < 1:
             raise RemoteProtocolError(f"area description has impossible geometry: {doc}")
         return result
 

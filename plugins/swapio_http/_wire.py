@@ -71,10 +71,14 @@ class Limits:
 
     max_pages: int = 256
     max_page_size: int = 1 << 16
+    #: Frames one request body may carry (a client coalesces small concurrent frames).
+    max_frames: int = 64
 
     def __post_init__(self) -> None:
         if self.max_pages < 1:
             raise ValueError(f"max_pages must be >= 1, got {self.max_pages}")
+        if self.max_frames < 1:
+            raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
         if not _is_page_size(self.max_page_size):
             raise ValueError(
                 f"max_page_size must be a power of two >= 512, got {self.max_page_size}"
@@ -84,6 +88,11 @@ class Limits:
     def max_frame_bytes(self) -> int:
         """Largest acceptable request frame, header included."""
         return REQUEST_HEADER.size + self.max_pages * self.max_page_size
+
+    @property
+    def max_request_bytes(self) -> int:
+        """Largest acceptable request body: one frame's worth of pages, every frame's header."""
+        return self.max_frame_bytes + (self.max_frames - 1) * REQUEST_HEADER.size
 
 
 @dataclass(frozen=True)
@@ -278,6 +287,18 @@ class RequestParser:
         """The header once its bytes have arrived and passed the checks."""
         return self._header
 
+    @property
+    def bytes_needed(self) -> int:
+        """Bytes still missing from this frame (header first, then the body)."""
+        if self._header is None:
+            return REQUEST_HEADER.size - len(self._head)
+        return self._header.body_size - self._filled
+
+    @property
+    def started(self) -> bool:
+        """True once any byte of this frame has arrived."""
+        return bool(self._head)
+
     def result(self) -> Request:
         """The complete request; call after end of input.  Raises on a truncated frame."""
         if not self._eof:
@@ -294,6 +315,87 @@ class RequestParser:
                 code="truncated",
             )
         return Request(self._header, self._body)
+
+
+class RequestStreamParser:
+    """Incremental parser of a request body holding one or more consecutive frames.
+
+    The body's ``Content-Length`` must end exactly at a frame boundary, the frames' pages
+    together may not exceed one frame's limit (``max_pages``), and there may be at most
+    ``max_frames`` frames; each is checked as soon as its header arrives, before its body is
+    buffered.  ``receive_data(b"")`` is end of input; :meth:`result` returns every frame.
+    """
+
+    def __init__(self, limits: Limits, content_length: int | None = None) -> None:
+        self._limits = limits
+        self._content_length = content_length
+        self._frames: list[Request] = []
+        self._current = RequestParser(limits)
+        self._offset = 0  # body bytes of the frames already complete
+        self._pages = 0
+        self._checked = False
+        self._eof = False
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed received bytes; an empty ``data`` marks end of input."""
+        if self._eof:
+            raise FrameError("data after end of input")
+        if not data:
+            self._eof = True
+            return
+        view = memoryview(data)
+        while view.nbytes:
+            need = self._current.bytes_needed
+            self._current.receive_data(view[:need])
+            view = view[need:]
+            header = self._current.header
+            if header is None:
+                continue
+            if not self._checked:
+                self._check(header)
+            if self._current.bytes_needed == 0:
+                self._current.receive_data(b"")
+                self._frames.append(self._current.result())
+                self._offset += REQUEST_HEADER.size + header.body_size
+                self._current = RequestParser(self._limits)
+                self._checked = False
+
+    def _check(self, header: RequestHeader) -> None:
+        self._checked = True
+        index = len(self._frames) + 1
+        if index > self._limits.max_frames:
+            raise FrameError(
+                f"more than {self._limits.max_frames} frames in one request",
+                status_hint=413,
+                code="too-large",
+            )
+        self._pages += header.count
+        if self._pages > self._limits.max_pages:
+            raise FrameError(
+                f"{self._pages} pages in one request exceeds this server's limit "
+                f"{self._limits.max_pages}",
+                status_hint=413,
+                code="too-large",
+            )
+        end = self._offset + REQUEST_HEADER.size + header.body_size
+        length = self._content_length
+        if length is not None and end > length:
+            raise FrameError(
+                f"Content-Length {length} does not match the frame: {header.op.name} of "
+                f"{header.count} x {header.page_size}-byte pages ends at byte {end}",
+                code="length-mismatch",
+            )
+
+    def result(self) -> list[Request]:
+        """Every frame of the body; call after end of input.  Raises on a truncated frame."""
+        if not self._eof:
+            raise LocalProtocolError("result() before end of input")
+        if self._current.started:
+            self._current.receive_data(b"")
+            self._current.result()  # raises the precise truncation error
+        if not self._frames:
+            raise FrameError("empty request body; expected at least one frame", code="truncated")
+        return list(self._frames)
 
 
 def parse_request(data: bytes | bytearray | memoryview, limits: Limits) -> Request:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -38,11 +39,12 @@ from swapio.errors import (
 )
 from swapio.location import Location
 from swapio.memalloc import in_memalloc
-from swapio.pool import PagePool, PoolBuffer
+from swapio.pool import PagePool
 
 from ._api import AREAS_PREFIX, AreaDescription, CreateBody, ErrorBody, check_area_name
 from ._wire import (
     CONTENT_TYPE,
+    REQUEST_HEADER,
     RESPONSE_HEADER,
     Flag,
     Op,
@@ -55,8 +57,54 @@ DEFAULT_CONNECTIONS: Final = 16
 DEFAULT_TIMEOUT: Final = 30.0
 #: Largest frame sent in memalloc context (``SWAP_CLUSTER_MAX`` pages).
 MEMALLOC_FRAME_PAGES: Final = 32
-QUERY_KEYS: Final = frozenset({"connections", "frame_pages", "timeout"})
+#: Frames of at most ``frame_pages // COALESCE_DIVISOR`` pages may share a request.
+COALESCE_DIVISOR: Final = 4
+QUERY_KEYS: Final = frozenset({"connections", "frame_pages", "timeout", "coalesce"})
 _FORBIDDEN_QUERY: Final = frozenset({"token", "access_token", "auth", "password"})
+
+
+@dataclass
+class _Frame:
+    """One request frame on its way: what to send, where SWAP_IN pages go."""
+
+    header: RequestHeader
+    pages: Sequence[PageBuffer] = ()
+    dest: Sequence[memoryview] = ()
+    future: asyncio.Future[None] | None = None
+
+    @property
+    def request_bytes(self) -> int:
+        return REQUEST_HEADER.size + self.header.body_size
+
+    @property
+    def response_bytes(self) -> int:
+        body = self.header.count * self.header.page_size if self.header.op is Op.SWAP_IN else 0
+        return RESPONSE_HEADER.size + body
+
+    def encode_into(self, view: memoryview, offset: int) -> int:
+        """Write header and pages at ``offset``; return the offset after them."""
+        raw = encode_request_header(self.header)
+        view[offset : offset + len(raw)] = raw
+        offset += len(raw)
+        size = self.header.page_size
+        for page in self.pages:
+            view[offset : offset + size] = page
+            offset += size
+        return offset
+
+    def deliver(self, data: memoryview, offset: int) -> int:
+        """Check this frame's response at ``offset``, copy SWAP_IN pages out; new offset."""
+        head = self.header
+        parse_response_header(
+            data[offset : offset + RESPONSE_HEADER.size], head.op, head.count, head.page_size
+        )
+        offset += RESPONSE_HEADER.size
+        if head.op is Op.SWAP_IN:
+            size = head.page_size
+            for view in self.dest:
+                view[:] = data[offset : offset + size]
+                offset += size
+        return offset
 
 
 class PageServerError(BackendIOError):
@@ -108,6 +156,7 @@ class ClientOptions:
     connections: int = DEFAULT_CONNECTIONS
     frame_pages: int | None = None
     timeout: float = DEFAULT_TIMEOUT
+    coalesce: bool = True
 
     @classmethod
     def from_location(cls, location: Location) -> ClientOptions:
@@ -147,6 +196,7 @@ class ClientOptions:
             or DEFAULT_CONNECTIONS,
             frame_pages=location.query_int("frame_pages", None, minimum=1),
             timeout=timeout,
+            coalesce=location.query_bool("coalesce", True),
         )
 
     @property
@@ -185,6 +235,9 @@ class PageClient:
         self._headers = headers
         self._session: aiohttp.ClientSession | None = None
         self.description: AreaDescription | None = None
+        self._pending: deque[_Frame] = deque()
+        self._flush_scheduled = False
+        self._groups: set[asyncio.Future[None]] = set()
 
     @property
     def frame_pages(self) -> int:
@@ -244,52 +297,63 @@ class PageClient:
 
     # --- frames -----------------------------------------------------------------------
 
-    async def _post_frame(
-        self, header: RequestHeader, body: memoryview, pool: PagePool | None
-    ) -> PoolBuffer | None:
-        """Send one frame; return the response pages (in a pool buffer) for SWAP_IN."""
-        what = f"{header.op.name} slots {header.slot}..{header.slot + header.count - 1}"
+    async def _exchange(self, frames: list[_Frame], pool: PagePool) -> None:
+        """One POST carrying ``frames``; deliver SWAP_IN pages into their destinations.
+
+        The request body and the receive buffer come from ``pool`` (in the caller's memalloc
+        context).  Any failure fails every frame of the request.
+        """
+        first = frames[0].header
+        what = (
+            f"{first.op.name} slots {first.slot}..{first.slot + first.count - 1}"
+            if len(frames) == 1
+            else f"{len(frames)} coalesced frames"
+        )
         session = self._open_session()
         url = f"{self.options.area_url}/io"
+        request = await pool.alloc(sum(f.request_bytes for f in frames))
         try:
+            view = request.view
+            offset = 0
+            for frame in frames:
+                offset = frame.encode_into(view, offset)
             async with session.post(
-                url, data=body, headers={"Content-Type": CONTENT_TYPE}
+                url, data=view, headers={"Content-Type": CONTENT_TYPE}
             ) as response:
                 if response.status >= 400:
                     raise await _error_from(response, what)
-                expect = RESPONSE_HEADER.size + (
-                    header.count * header.page_size if header.op is Op.SWAP_IN else 0
-                )
+                expect = sum(f.response_bytes for f in frames)
                 if response.content_length is not None and response.content_length != expect:
                     raise RemoteProtocolError(
                         f"{what}: response of {response.content_length} bytes, expected {expect}"
                     )
-                return await self._receive(response, header, expect, pool, what)
+                await self._receive(response, frames, expect, pool, what)
         except TimeoutError:
             raise SwapTimeoutError(f"{what}: no answer within {self.options.timeout} s") from None
         except aiohttp.ClientError as exc:
             raise BackendIOError(f"{what}: {type(exc).__name__}: {exc}", detail=exc) from None
+        finally:
+            request.release()
 
     async def _receive(
         self,
         response: aiohttp.ClientResponse,
-        header: RequestHeader,
+        frames: list[_Frame],
         expect: int,
-        pool: PagePool | None,
+        pool: PagePool,
         what: str,
-    ) -> PoolBuffer | None:
-        if header.op is not Op.SWAP_IN or pool is None:
+    ) -> None:
+        if all(f.header.op is not Op.SWAP_IN for f in frames):
             raw = await response.read()
             if len(raw) != expect:
                 raise RemoteProtocolError(
                     f"{what}: response of {len(raw)} bytes, expected {expect}"
                 )
-            parse_response_header(
-                raw[: RESPONSE_HEADER.size], header.op, header.count, header.page_size
-            )
-            return None
-        buf = await pool.alloc(expect)
-        try:
+            offset = 0
+            for frame in frames:
+                offset = frame.deliver(memoryview(raw), offset)
+            return
+        with await pool.alloc(expect) as buf:
             got = 0
             async for chunk, _ in response.content.iter_chunks():
                 end = got + len(chunk)
@@ -299,13 +363,73 @@ class PageClient:
                 got = end
             if got != expect:
                 raise RemoteProtocolError(f"{what}: response truncated at {got} of {expect} bytes")
-            parse_response_header(
-                buf.view[: RESPONSE_HEADER.size], header.op, header.count, header.page_size
-            )
+            if buf.pfmemalloc and not in_memalloc():
+                # SOCK_MEMALLOC rule: reserve-backed data is only for memalloc work.
+                raise BackendIOError(f"{what}: reserve-backed receive buffer refused")
+            offset = 0
+            for frame in frames:
+                offset = frame.deliver(buf.view, offset)
+
+    def _coalescable(self, count: int) -> bool:
+        """Small frames outside memalloc context may share a request with others."""
+        assert self.description is not None
+        limit = max(1, self.frame_pages // COALESCE_DIVISOR)
+        return (
+            self.options.coalesce
+            and self.description.max_frames > 1
+            and count <= limit
+            and not in_memalloc()
+        )
+
+    async def _send(self, frame: _Frame, pool: PagePool) -> None:
+        """Send ``frame`` alone, or queue it to share a request with frames sent meanwhile."""
+        if not self._coalescable(frame.header.count):
+            await self._exchange([frame], pool)
+            return
+        loop = asyncio.get_running_loop()
+        frame.future = loop.create_future()
+        self._pending.append(frame)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush, pool)
+        await frame.future
+
+    def _flush(self, pool: PagePool) -> None:
+        """Group the queued frames into requests (up to one frame's worth of pages each)."""
+        assert self.description is not None
+        self._flush_scheduled = False
+        max_frames, max_pages = self.description.max_frames, self.frame_pages
+        while self._pending:
+            group: list[_Frame] = []
+            pages = 0
+            while (
+                self._pending
+                and len(group) < max_frames
+                and pages + self._pending[0].header.count <= max_pages
+            ):
+                frame = self._pending.popleft()
+                group.append(frame)
+                pages += frame.header.count
+            task = asyncio.ensure_future(self._send_group(group, pool))
+            self._groups.add(task)
+            task.add_done_callback(self._groups.discard)
+
+    async def _send_group(self, group: list[_Frame], pool: PagePool) -> None:
+        try:
+            await self._exchange(group, pool)
+        except Exception as exc:
+            for frame in group:
+                if frame.future is not None and not frame.future.done():
+                    frame.future.set_exception(exc)
         except BaseException:
-            buf.release()
+            for frame in group:
+                if frame.future is not None:
+                    frame.future.cancel()
             raise
-        return buf
+        else:
+            for frame in group:
+                if frame.future is not None and not frame.future.done():
+                    frame.future.set_result(None)
 
     @property
     def memalloc_frame_pages(self) -> int:
@@ -360,18 +484,8 @@ class PageClient:
 
         async def run(first: int, count: int) -> None:
             header = RequestHeader(Op.SWAP_OUT, first, count, size, flags)
-            raw = encode_request_header(header)
-            buf = await pool.alloc(len(raw) + count * size)
-            try:
-                view = buf.view
-                view[: len(raw)] = raw
-                offset = len(raw)
-                for page in pages[first - slot : first - slot + count]:
-                    view[offset : offset + size] = page
-                    offset += size
-                await self._post_frame(header, view, None)
-            finally:
-                buf.release()
+            chunk = pages[first - slot : first - slot + count]
+            await self._send(_Frame(header, pages=chunk), pool)
 
         await self._batch(self._frames(slot, len(pages)), run, "swap_out")
 
@@ -383,26 +497,17 @@ class PageClient:
 
         async def run(first: int, count: int) -> None:
             header = RequestHeader(Op.SWAP_IN, first, count, size, flags)
-            raw = memoryview(encode_request_header(header))
-            buf = await self._post_frame(header, raw, pool)
-            assert buf is not None
-            with buf:
-                if buf.pfmemalloc and not in_memalloc():
-                    # SOCK_MEMALLOC rule: reserve-backed data is only for memalloc work.
-                    raise BackendIOError(f"swap_in slots {first}+{count}: reserve buffer refused")
-                data = buf.view[RESPONSE_HEADER.size :]
-                for i, view in enumerate(pages[first - slot : first - slot + count]):
-                    view[:] = data[i * size : (i + 1) * size]
+            dest = pages[first - slot : first - slot + count]
+            await self._send(_Frame(header, dest=dest), pool)
 
         await self._batch(self._frames(slot, len(pages)), run, "swap_in")
 
-    async def discard(self, slot: int, count: int) -> None:
+    async def discard(self, pool: PagePool, slot: int, count: int) -> None:
         """Discard ``count`` slots from ``slot``."""
         assert self.description is not None
         size = self.description.page_size
 
         async def run(first: int, n: int) -> None:
-            header = RequestHeader(Op.DISCARD, first, n, size)
-            await self._post_frame(header, memoryview(encode_request_header(header)), None)
+            await self._send(_Frame(RequestHeader(Op.DISCARD, first, n, size)), pool)
 
         await self._batch(self._frames(slot, count), run, "discard")

@@ -95,7 +95,7 @@ async def swap_in(area: SwapArea, slot: int, pages: Sequence[memoryview]) -> Non
 @swapio.hookimpl
 async def swap_discard(area: SwapArea, slot: int, count: int) -> None:
     client: PageClient = area.private
-    await client.discard(slot, count)
+    await client.discard(area.pool, slot, count)
 
 
 @asynccontextmanager

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -47,7 +48,8 @@ from ._wire import (
     Limits,
     Op,
     Request,
-    RequestParser,
+    RequestHeader,
+    RequestStreamParser,
     ResponseHeader,
     encode_response_header,
 )
@@ -197,6 +199,7 @@ def _describe(name: str, area: SwapArea, limits: Limits) -> AreaDescription:
         discard=caps.discard,
         max_frame_pages=limits.max_pages,
         backend=area.owner,
+        max_frames=limits.max_frames,
     )
 
 
@@ -283,39 +286,66 @@ async def delete_area(request: web.Request) -> web.Response:
 
 
 async def area_io(request: web.Request) -> web.Response:
-    """Run one request frame (swap_out, swap_in or discard) against the caller's area."""
+    """Run the request's frames (swap_out, swap_in, discard) against the caller's area.
+
+    Every frame is parsed and checked (limits, page size, slot range) before the first one
+    runs, so a bad request writes nothing.  Frames run concurrently unless two of them
+    overlap with a write among them (then in order); the response holds one response frame
+    per request frame, in request order.
+    """
     state = request.app[STATE]
     area = _find(request)
     limits = state.config.limits
     length = request.content_length
     if length is None:
         raise _HTTPError(411, "length-required", "frames need a Content-Length")
-    if length > limits.max_frame_bytes:
+    if length > limits.max_request_bytes:
         raise _HTTPError(
             413,
             "too-large",
-            f"frame of {length} bytes exceeds this server's limit {limits.max_frame_bytes}",
+            f"frame of {length} bytes exceeds this server's limit {limits.max_request_bytes}",
         )
     with state.io():
-        parser = RequestParser(limits, length)
+        parser = RequestStreamParser(limits, length)
         # iter_chunks hands over received chunks as they are (iter_any would join them).
         async for chunk, _ in request.content.iter_chunks():
             parser.receive_data(chunk)
         parser.receive_data(b"")
-        frame = parser.result()
-        head = frame.header
-        if head.page_size != area.page_size:
-            raise PageSizeError(
-                f"frame page size {head.page_size} does not match the area's {area.page_size}"
-            )
-        if head.slot + head.count > area.pages:
-            raise SlotRangeError(
-                f"slots {head.slot}..{head.slot + head.count - 1} out of range "
-                f"(area has {area.pages} slots)"
-            )
-        with memalloc(bool(head.flags & Flag.MEMALLOC)):
-            body = await _apply(area, frame)
+        frames = parser.result()
+        for frame in frames:
+            _check_frame(area, frame.header)
+        memalloc_flag = any(frame.header.flags & Flag.MEMALLOC for frame in frames)
+        with memalloc(memalloc_flag):
+            if len(frames) == 1 or not _conflicting(frames):
+                parts = await asyncio.gather(*(_apply(area, frame) for frame in frames))
+            else:
+                parts = [await _apply(area, frame) for frame in frames]
+    body = parts[0] if len(parts) == 1 else b"".join(parts)
     return web.Response(body=body, content_type=CONTENT_TYPE)
+
+
+def _check_frame(area: SwapArea, head: RequestHeader) -> None:
+    if head.page_size != area.page_size:
+        raise PageSizeError(
+            f"frame page size {head.page_size} does not match the area's {area.page_size}"
+        )
+    if head.slot + head.count > area.pages:
+        raise SlotRangeError(
+            f"slots {head.slot}..{head.slot + head.count - 1} out of range "
+            f"(area has {area.pages} slots)"
+        )
+
+
+def _conflicting(frames: list[Request]) -> bool:
+    """True if two frames overlap in slots and one of them writes (hook contract)."""
+    spans = sorted(
+        (f.header.slot, f.header.slot + f.header.count, f.header.op is not Op.SWAP_IN)
+        for f in frames
+    )
+    for (_, end, writes), (start, _, next_writes) in itertools.pairwise(spans):
+        if start < end and (writes or next_writes):
+            return True
+    return False
 
 
 async def _apply(area: SwapArea, frame: Request) -> bytearray:
@@ -344,7 +374,7 @@ def build_app(config: ServerConfig, host: PluginHost | None = None) -> web.Appli
     """The aiohttp application for ``config`` (activating areas through ``host``)."""
     app = web.Application(
         middlewares=[_errors_and_auth],
-        client_max_size=config.limits.max_frame_bytes,
+        client_max_size=config.limits.max_request_bytes,
     )
     app[STATE] = ServerState(config, host if host is not None else PluginHost())
     app.cleanup_ctx.append(_lifecycle)

@@ -243,7 +243,8 @@ def bench(
         return
     machine = meta["machine"]
     click.echo(
-        f"swapio bench: {machine['cpu']} x{machine['cpus']}, Python {machine['python']}; "
+        f"swapio bench: {machine['cpu']} x{machine['cpus']} (load {machine['loadavg_1m']}), "
+        f"Python {machine['python']}; "
         f"{page_size} B pages, batch {batch}, QD {qd}, cap {seconds:g} s per workload; "
         f"{meta['wall_seconds']:.1f} s total"
     )

@@ -281,6 +281,7 @@ def machine_info() -> dict[str, Any]:
     return {
         "cpu": cpu,
         "cpus": os.cpu_count(),
+        "loadavg_1m": round(os.getloadavg()[0], 2),
         "python": platform.python_version(),
         "platform": platform.platform(),
     }

@@ -261,3 +261,32 @@ async def test_memalloc_frames_are_capped_to_keep_the_reserve_small(token_env: s
     assert await area.read(0, 100) == data
     await area.deactivate()
     await server.stop()
+
+
+async def test_concurrent_small_requests_share_http_requests(token_env: str) -> None:
+    posts = 0
+
+    @web.middleware
+    async def count(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        nonlocal posts
+        posts += request.path.endswith("/io")
+        return await handler(request)
+
+    app = build_app(server_config(limits=Limits(max_pages=256)))
+    app.middlewares.insert(0, count)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/areas/co?connections=4"
+    area = await PluginHost().activate(url, create=CreateRequest(128, PAGE))
+    await area.write(0, b"".join(pattern(s) for s in range(128)))
+    posts = 0
+    slots = list(range(0, 128, 3))
+    pages = await asyncio.gather(*(area.read(s) for s in slots))
+    assert [bytes(p) for p in pages] == [pattern(s) for s in slots]
+    assert posts < len(slots) // 4  # 43 single-page reads in a handful of requests
+    await area.deactivate()
+    await runner.cleanup()

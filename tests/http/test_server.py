@@ -82,6 +82,7 @@ async def test_info_and_list_describe_the_area(client: Client) -> None:
         "discard": True,
         "max_frame_pages": 16,
         "backend": "memory",
+        "max_frames": 64,
     }
     listing = await (await client.get("/areas", headers=auth())).json()
     assert [a["name"] for a in listing["areas"]] == ["scratch"]
@@ -231,3 +232,24 @@ async def test_shutdown_completes_in_flight_write_and_refuses_new_io(
     area = await server_host.activate(state.config.location(owner_id(TOKEN), "slow"))
     assert await area.read(2) == b"D" * PAGE
     await area.deactivate()
+
+
+async def test_one_request_carries_several_frames(client: Client) -> None:
+    await create(client)
+    body = frame(Op.SWAP_OUT, 4, 1, b"F" * PAGE) + frame(Op.SWAP_IN, 4, 1) + frame(Op.SWAP_IN, 0, 1)
+    response = await client.post("/areas/scratch/io", data=body, headers=auth())
+    assert response.status == 200, await response.text()
+    raw = await response.read()
+    # Response frames in request order; the read of slot 4 ran after the write (they overlap).
+    sizes = [RESPONSE_HEADER.size, RESPONSE_HEADER.size + PAGE, RESPONSE_HEADER.size + PAGE]
+    assert len(raw) == sum(sizes)
+    assert raw[sizes[0] + RESPONSE_HEADER.size : sizes[0] + sizes[1]] == b"F" * PAGE
+    assert raw[-PAGE:] == bytes(PAGE)
+
+
+async def test_a_bad_frame_anywhere_means_nothing_runs(client: Client) -> None:
+    await create(client)
+    body = frame(Op.SWAP_OUT, 1, 1, b"G" * PAGE) + frame(Op.SWAP_OUT, 40, 1, b"H" * PAGE)
+    response = await client.post("/areas/scratch/io", data=body, headers=auth())
+    await error_of(response, 416)
+    assert await read_pages(client, 1) == bytes(PAGE)

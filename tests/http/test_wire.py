@@ -16,6 +16,7 @@ from swapio_http._wire import (
     Op,
     RequestHeader,
     RequestParser,
+    RequestStreamParser,
     ResponseHeader,
     encode_request_header,
     encode_response_header,
@@ -225,3 +226,73 @@ def test_response_parser_rejects_or_accepts_cleanly(raw: bytes) -> None:
         return
     assert header == ResponseHeader(Op.SWAP_IN, 1, 4096)
     assert struct.unpack("!4s", raw[:4])[0] == b"SWPR"
+
+
+@st.composite
+def frame_sequences(draw: st.DrawFn) -> tuple[bytes, list[tuple[RequestHeader, bytes]]]:
+    frames = []
+    total_pages = 0
+    for _ in range(draw(st.integers(1, 4))):
+        op = draw(st.sampled_from(list(Op)))
+        count = draw(st.integers(1, 2))
+        total_pages += count
+        header = RequestHeader(op, draw(st.integers(0, 1000)), count, 512)
+        body = draw(st.binary(min_size=header.body_size, max_size=header.body_size))
+        frames.append((header, body))
+    raw = b"".join(encode_request_header(h) + b for h, b in frames)
+    return raw, frames
+
+
+@settings(max_examples=200)
+@given(frame_sequences(), st.data())
+def test_stream_parser_splits_consecutive_frames_at_any_cut(
+    case: tuple[bytes, list[tuple[RequestHeader, bytes]]], data: st.DataObject
+) -> None:
+    raw, frames = case
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=5)))
+    parser = RequestStreamParser(LIMITS, len(raw))
+    start = 0
+    for cut in [*cuts, len(raw)]:
+        if cut > start:
+            parser.receive_data(raw[start:cut])
+            start = cut
+    parser.receive_data(b"")
+    got = parser.result()
+    assert [(r.header, bytes(r.data)) for r in got] == frames
+
+
+def test_stream_parser_limits_frames_per_request() -> None:
+    limits = Limits(max_pages=8, max_page_size=4096, max_frames=2)
+    raw = b"".join(encode_request_header(RequestHeader(Op.SWAP_IN, i, 1, 512)) for i in range(3))
+    with pytest.raises(FrameError, match="more than 2 frames") as info:
+        RequestStreamParser(limits, len(raw)).receive_data(raw)
+    assert info.value.status_hint == 413
+
+
+def test_stream_parser_limits_pages_per_request() -> None:
+    raw = b"".join(encode_request_header(RequestHeader(Op.SWAP_IN, 0, 5, 512)) for _ in range(2))
+    with pytest.raises(FrameError, match="10 pages in one request exceeds"):
+        RequestStreamParser(LIMITS, len(raw)).receive_data(raw)
+
+
+def test_stream_parser_reports_a_truncated_second_frame() -> None:
+    first = encode_request_header(RequestHeader(Op.SWAP_IN, 0, 1, 512))
+    raw = first + encode_request_header(RequestHeader(Op.SWAP_OUT, 1, 1, 512)) + b"x" * 100
+    parser = RequestStreamParser(LIMITS)
+    parser.receive_data(raw)
+    parser.receive_data(b"")
+    with pytest.raises(FrameError, match="100 of 512 body bytes"):
+        parser.result()
+
+
+def test_stream_parser_refuses_frames_past_content_length() -> None:
+    raw = encode_request_header(RequestHeader(Op.SWAP_OUT, 0, 2, 512)) + bytes(1024)
+    with pytest.raises(FrameError, match="ends at byte 1052"):
+        RequestStreamParser(LIMITS, 600).receive_data(raw)
+
+
+def test_stream_parser_refuses_an_empty_body() -> None:
+    parser = RequestStreamParser(LIMITS, 0)
+    parser.receive_data(b"")
+    with pytest.raises(FrameError, match="empty request body"):
+        parser.result()
