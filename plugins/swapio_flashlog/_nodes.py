@@ -538,6 +538,9 @@ def decode_dirent(buf: Buf, offset: int = 0) -> Dirent:
     return Dirent(pino=pino, version=version, ino=ino, name=name, type=dtype, mctime=mctime)
 
 
+_new_sum_inode = tuple.__new__  # SumInode(...) without the keyword-handling wrapper
+
+
 def _decode_entries(body: memoryview, count: int, offset: int) -> tuple[SumEntry, ...]:
     entries: list[SumEntry] = []
     pos = 0
@@ -545,12 +548,12 @@ def _decode_entries(body: memoryview, count: int, offset: int) -> tuple[SumEntry
     for _ in range(count):
         if pos + 2 > limit:
             raise NodeFormatError("summary entries run into the marker", offset=offset)
-        (ntype,) = struct.unpack_from("<H", body, pos)
+        ntype = body[pos] | body[pos + 1] << 8
         if ntype | NODE_ACCURATE == NodeType.INODE:
             if pos + SUM_INODE_SIZE > limit:
                 raise NodeFormatError("truncated summary inode entry", offset=offset)
             _t, ino, version, off, totlen = _SUM_INODE.unpack_from(body, pos)
-            entries.append(SumInode(ino, version, off, totlen, ntype))
+            entries.append(_new_sum_inode(SumInode, (ino, version, off, totlen, ntype)))
             pos += SUM_INODE_SIZE
         elif ntype | NODE_ACCURATE == NodeType.DIRENT:
             if pos + SUM_DIRENT_SIZE > limit:

@@ -290,9 +290,10 @@ class FlashLog:
         expected = encode_cleanmarker() if summary.cln_mkr else encode_cleanmarker()[:2]
         if head[: len(expected)] != expected:
             return False
-        refs: list[tuple[NodeRef, int, int]] = []
         start = blk.start
         index = blk.index
+        refs: list[NodeRef] = []
+        dirents: list[NodeRef] = []
         for entry in summary.entries:
             if isinstance(entry, SumDirent):
                 d = Dirent(entry.pino, entry.version, entry.ino, entry.name, entry.type)
@@ -306,26 +307,40 @@ class FlashLog:
                     entry.version,
                     dirent=d,
                 )
-                refs.append((ref, 0, 0))
+                dirents.append(ref)
                 continue
             totlen = entry.totlen
             if entry.offset + totlen > off or totlen < INODE_SIZE:
                 return False
             # its file range is unknown until the header is read at first use (foff = -1)
-            ref = NodeRef(
-                RefKind.INODE,
-                start + entry.offset,
-                totlen,
-                (totlen + 3) & ~3,
-                index,
-                entry.ino,
-                entry.version,
-                -1,
-                -1,
+            refs.append(
+                NodeRef(
+                    RefKind.INODE,
+                    start + entry.offset,
+                    totlen,
+                    (totlen + 3) & ~3,
+                    index,
+                    entry.ino,
+                    entry.version,
+                    -1,
+                    -1,
+                )
             )
-            refs.append((ref, 0, 0))
-        for found, mode, isize in refs:
-            self._adopt(blk, found, mode, isize)
+        files = self.files
+        size = 0
+        for ref in refs:  # _adopt, inlined: this loop runs once per node on the flash
+            state = files.get(ref.ino)
+            if state is None:
+                state = files[ref.ino] = FileState(ref.ino)
+            state.highest_version = max(state.highest_version, ref.version)
+            state.pending.append((ref, 0, 0))
+            size += ref.length
+        blk.nodes.extend(refs)
+        blk.used += size
+        blk.live += size
+        self._unbuilt = self._unbuilt or bool(refs)
+        for ref in dirents:
+            self._adopt(blk, ref)
         blk.state = BlockState.FULL
         blk.summarized = True
         blk.pos = eb
