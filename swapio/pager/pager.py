@@ -345,7 +345,11 @@ class Pager:
             self._c.frame_waits += 1
             if not self._clock.full:
                 # our own set has room but the pool is short: someone else must give back
-                return await pool.alloc(self.page_size, timeout=remaining)
+                buf = await pool.alloc(self.page_size, timeout=remaining)
+                if not self._clock.full:
+                    return buf
+                buf.release()  # other faults filled our set while we waited
+                continue
             await self._wait_io_change(remaining)
 
     async def _reclaim(self, n: int) -> int:

@@ -1,0 +1,63 @@
+"""Property test: whatever the interleaving of accesses and backend failures, the pager
+never loses a write and gives every pool page back."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from swapio.errors import BackendIOError
+from swapio.pager import Pager
+from swapio.pool import PagePool
+from tests.scheduler.fakes import ControlledBackend, activate, page
+
+PAGES = 24
+
+op = st.one_of(
+    st.tuples(st.just("write"), st.integers(0, PAGES - 1), st.integers(0, 255)),
+    st.tuples(st.just("read"), st.integers(0, PAGES - 1), st.just(0)),
+    st.tuples(st.just("fail_out"), st.booleans(), st.just(0)),
+    st.tuples(st.just("fail_in"), st.booleans(), st.just(0)),
+    st.tuples(st.just("sync"), st.just(0), st.just(0)),
+)
+
+
+async def run(ops: list[tuple[str, int, int]], resident: int, readahead: int) -> None:
+    backend = ControlledBackend(pages=PAGES, reply_pages=1)
+    pool = PagePool(64, min_pages=4, low_pages=6, high_pages=8, dirty_ratio=100)
+    area = await activate(backend, pool)
+    start = pool.accounting()
+    model: dict[int, bytes] = {}
+    async with Pager(area, resident_pages=resident, reclaim_batch=2, readahead=readahead) as pager:
+        for kind, a, b in ops:
+            try:
+                if kind == "write":
+                    await pager.write(a, page(b))
+                    model[a] = page(b)
+                elif kind == "read":
+                    assert await pager.read(a) == model.get(a, bytes(4096))
+                elif kind == "fail_out":
+                    backend.fail_out = BackendIOError("injected write failure") if a else None
+                elif kind == "fail_in":
+                    backend.fail_in = BackendIOError("injected read failure") if a else None
+                else:
+                    await pager.sync()
+            except BackendIOError:
+                pass  # a failed access changed nothing the model knows about
+            assert pager.resident <= resident
+            assert pager.dirty == pool.dirty_pages
+        backend.fail_out = backend.fail_in = None
+        for index in range(PAGES):
+            assert await pager.read(index) == model.get(index, bytes(4096))
+    await area.deactivate()
+    assert pool.accounting() == start
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(op, max_size=60), st.integers(2, 6), st.sampled_from([0, 4]))
+def test_no_write_is_lost_under_random_failures(
+    ops: list[tuple[str, int, int]], resident: int, readahead: int
+) -> None:
+    asyncio.run(run(ops, resident, readahead))
