@@ -48,6 +48,7 @@ class Leg:
     name: str
     area: SwapArea
     faulty: bool = False
+    in_sync: bool = True  # False after a re-add, until a resync has copied to it
     inflight: int = 0
     reads: int = 0
 
@@ -66,7 +67,9 @@ class Mirror:
         self.intent = WriteIntent(store.bitmap, store.page_size)
         self.intent.degraded = any(leg.faulty for leg in legs)
         self._bitmap_lock = asyncio.Lock()
-        self._counter_freed = asyncio.Condition()
+        self._chunks = asyncio.Condition()  # guards _writing / _syncing and counter overflow
+        self._writing: dict[int, int] = {}
+        self._syncing: set[int] = set()
         self._daemon: asyncio.Task[None] | None = None
         self._next_read = 0
         self.fault: FaultHook | None = None
@@ -202,21 +205,42 @@ class Mirror:
 
     async def _write(self, slot: int, count: int, pages: Sequence[PageBuffer] | None) -> None:
         chunks = self.chunks_of(slot, count)
-        if self.use_bitmap:
-            await self._start_write(chunks)
-        success = False
+        await self._enter_chunks(chunks)
         try:
-            success = await self._write_legs(slot, count, pages)
-        finally:
             if self.use_bitmap:
-                self.intent.end_write(chunks, success)
-                async with self._counter_freed:
-                    self._counter_freed.notify_all()
+                await self._start_write(chunks)
+            success = False
+            try:
+                success = await self._write_legs(slot, count, pages)
+            finally:
+                if self.use_bitmap:
+                    self.intent.end_write(chunks, success)
+        finally:
+            await self._leave_chunks(chunks)
         await self._step("write_done", slot=slot)
 
+    async def _enter_chunks(self, chunks: range) -> None:
+        """Wait until no resync copies these chunks and no counter is at its maximum."""
+
+        def free() -> bool:
+            return self.intent.can_start(chunks) and not any(c in self._syncing for c in chunks)
+
+        async with self._chunks:
+            await self._chunks.wait_for(free)
+            for chunk in chunks:
+                self._writing[chunk] = self._writing.get(chunk, 0) + 1
+
+    async def _leave_chunks(self, chunks: range) -> None:
+        async with self._chunks:
+            for chunk in chunks:
+                left = self._writing[chunk] - 1
+                if left:
+                    self._writing[chunk] = left
+                else:
+                    del self._writing[chunk]
+            self._chunks.notify_all()
+
     async def _start_write(self, chunks: range) -> None:
-        async with self._counter_freed:
-            await self._counter_freed.wait_for(lambda: self.intent.can_start(chunks))
         async with self._bitmap_lock:
             self.intent.start_write(chunks)
             await self.store.write_pages(self.intent.flush_before_write())
@@ -261,11 +285,90 @@ class Mirror:
         if not healthy:
             raise NoHealthyLegError(f"mirror {self.config.name!r} has no healthy leg")
         if unsynced:
-            return healthy[0]  # legs may differ here: read the resync source
+            return self._source()  # legs may differ here: read the resync source
         self._next_read += 1
         start = self._next_read % len(healthy)
         rotated = healthy[start:] + healthy[:start]
         return min(rotated, key=lambda leg: leg.inflight)
+
+    def _source(self) -> Leg:
+        """The first healthy leg that was never re-added without a resync."""
+        for leg in self.legs:
+            if not leg.faulty and leg.in_sync:
+                return leg
+        raise NoHealthyLegError(f"mirror {self.config.name!r} has no healthy in-sync leg")
+
+    # --- re-add and online resync -----------------------------------------------------
+
+    async def readd(self, index: int) -> None:
+        """Put a faulty leg back (``mdadm --re-add``); it is out of sync until :meth:`resync`.
+
+        Chunks written while it was missing kept their bits (``NEEDED``); reads of them go
+        to an in-sync leg until the resync has copied them.
+        """
+        leg = self.legs[index]
+        if not leg.faulty:
+            raise MirrorError(f"mirror {self.config.name!r}: leg {leg.name} is not faulty")
+        leg.faulty = False
+        leg.in_sync = False
+        self.intent.degraded = self.degraded
+        self.intent.bump_events()
+        await self._flush_bitmap()
+
+    async def resync(self) -> int:
+        """Copy every chunk that needs it from the first in-sync leg to the other healthy legs.
+
+        ``md_bitmap_start_sync`` / ``md_bitmap_end_sync`` per chunk; a chunk being copied
+        holds off writes to it, and waits for writes already in flight.  Bits are then
+        cleared by the daemon's two sweeps.  Returns the number of chunks copied.
+        """
+        source = self._source()
+        targets = [leg for leg in self.healthy() if leg is not source]
+        copied = 0
+        for chunk in range(self.intent.bitmap.chunks):
+            if not self.intent.needs_sync(chunk):
+                continue
+
+            def no_writes(c: int = chunk) -> bool:
+                return c not in self._writing
+
+            async with self._chunks:
+                await self._chunks.wait_for(no_writes)
+                self._syncing.add(chunk)
+            aborted = True
+            try:
+                if self.intent.start_sync(chunk):
+                    # a target that failed mid-copy keeps the chunk NEEDED
+                    aborted = not await self._copy_chunk(chunk, source, targets)
+                    copied += 1
+                else:
+                    aborted = False
+            finally:
+                self.intent.end_sync(chunk, aborted)
+                async with self._chunks:
+                    self._syncing.discard(chunk)
+                    self._chunks.notify_all()
+        for leg in targets:
+            if not leg.faulty:
+                leg.in_sync = True
+        return copied
+
+    async def _copy_chunk(self, chunk: int, source: Leg, targets: list[Leg]) -> bool:
+        first = chunk * self.chunk_size // self.page_size
+        end = min((chunk + 1) * self.chunk_size, self.pages * self.page_size)
+        count = -(-end // self.page_size) - first
+        data = await source.area.read(first, count)
+        complete = True
+        for leg in targets:
+            if leg.faulty:
+                complete = False
+                continue
+            try:
+                await leg.area.write(first, data)
+            except BackendIOError as exc:
+                await self.fail_leg(leg, exc)
+                complete = False
+        return complete
 
 
 def _check_legs(config: MirrorConfig, legs: list[Leg]) -> None:

@@ -257,3 +257,82 @@ async def test_only_the_bitmap_page_holding_the_bit_is_flushed(
     await area.deactivate()
     on_disk = Bitmap.decode((tmp_path / "bm").read_bytes())
     assert on_disk.count_dirty() == 0
+
+
+def break_leg(leg_area: object) -> object:
+    """Make a leg's store fail; return what restores it."""
+
+    async def broken(*args: object) -> None:
+        raise BackendIOError("injected: the leg is gone")
+
+    saved = leg_area._ops  # type: ignore[attr-defined]
+    leg_area._ops = dataclasses.replace(saved, swap_out=broken, swap_in=broken)  # type: ignore[attr-defined]
+    return saved
+
+
+async def test_readd_then_online_resync_brings_the_leg_back(
+    host: PluginHost, files: MirrorFiles
+) -> None:
+    area = await create_mirror(host, files)
+    mirror = mirror_of(area)
+    saved = break_leg(mirror.legs[1].area)
+    await area.write(50, page(7))  # chunk 3, degraded
+    await area.write(40, page(8))  # chunk 2
+    mirror.legs[1].area._ops = saved  # type: ignore[assignment]  # the disk is back
+    await mirror.readd(1)
+    assert not mirror.legs[1].in_sync
+    assert files.differing_chunks() == [2, 3]
+    for _ in range(4):  # reads of out-of-sync chunks must not come from the stale leg
+        assert bytes(await area.read(50)) == page(7)
+    assert await mirror.resync() == 2
+    assert mirror.legs[1].in_sync
+    assert files.differing_chunks() == []
+    await mirror.sweep()
+    await mirror.sweep()
+    assert files.read_bitmap().count_dirty() == 0
+    await area.deactivate()
+
+
+async def test_resync_after_a_crash_copies_from_the_first_leg(
+    host: PluginHost, files: MirrorFiles
+) -> None:
+    area = await create_mirror(host, files)
+    await area.deactivate()
+    with open(files.legs[0], "r+b") as fh:  # a write that reached leg 0 only
+        fh.seek(20 * PAGE)
+        fh.write(page(0x42))
+    bitmap = files.read_bitmap()
+    bitmap.set(1)
+    image = bitmap.encode()
+    files.bitmap.write_bytes(image + bytes(-len(image) % PAGE))
+    area = await host.activate(files.url())
+    mirror = mirror_of(area)
+    assert bytes(await area.read(20)) == page(0x42)
+    assert await mirror.resync() == 1
+    assert files.differing_chunks() == []
+    await area.deactivate()
+    assert files.read_bitmap().count_dirty() == 0
+
+
+async def test_writes_racing_an_online_resync_end_identical(
+    host: PluginHost, files: MirrorFiles
+) -> None:
+    area = await create_mirror(host, files)
+    mirror = mirror_of(area)
+    saved = break_leg(mirror.legs[1].area)
+    for slot in range(0, 64, 3):
+        await area.write(slot, page(slot))
+    mirror.legs[1].area._ops = saved  # type: ignore[assignment]
+    await mirror.readd(1)
+    writes = [area.write(slot, page(0x80 + slot)) for slot in range(1, 64, 5)]
+    await asyncio.gather(mirror.resync(), *writes)
+    assert files.differing_chunks() == []
+    await area.deactivate()
+    assert files.read_bitmap().count_dirty() == 0
+
+
+async def test_readd_of_a_healthy_leg_is_refused(host: PluginHost, files: MirrorFiles) -> None:
+    area = await create_mirror(host, files)
+    with pytest.raises(MirrorError, match="is not faulty"):
+        await mirror_of(area).readd(0)
+    await area.deactivate()
