@@ -92,7 +92,7 @@ def test_user_errors_print_one_line_and_exit_non_zero(runner: CliRunner, tmp_pat
         ["flash", "format", str(tmp_path / "g.img"), "--size", "100KiB"],
         ["flash", "inspect", str(image), "--erase-block", "4096"],
     ):
-        rc, out, err = swapio(runner, *args)
+        rc, _out, err = swapio(runner, *args)
         assert rc != 0, args
         assert err.count("\n") == 1, (args, err)
         assert err.startswith("swapio: error: ")
