@@ -125,15 +125,26 @@ class AreaQueue:
         starts = self._by_start[direction]
         ends = self._by_end[direction]
         end = head.end
-        while total < self.max_pages:  # back merge
+        inflight = RequestState.INFLIGHT
+        memalloc = head.memalloc
+        limit = self.max_pages
+        class_pending = self.class_pending
+        merged_count = 0
+        while total < limit:  # back merge (the hot path of a sequential stream, inlined)
             nxt = starts.get(end)
-            if nxt is None or nxt.memalloc != head.memalloc or total + nxt.count > self.max_pages:
+            if nxt is None or nxt.memalloc != memalloc or total + nxt.count > limit:
                 break
-            self._unindex(nxt)
-            nxt.state = RequestState.INFLIGHT
+            del starts[end]
+            nxt_end = end + nxt.count
+            if ends.get(nxt_end) is nxt:
+                del ends[nxt_end]
+            class_pending[nxt.priority] -= 1
+            merged_count += 1
+            nxt.state = inflight
             merged.append(nxt)
             total += nxt.count
-            end = nxt.end
+            end = nxt_end
+        self.pending -= merged_count
         start = head.slot
         while total < self.max_pages:  # front merge
             prv = ends.get(start)

@@ -155,7 +155,6 @@ class Batch:
         "done",
         "finished",
         "memalloc",
-        "priority",
         "requests",
         "started_ns",
     )
@@ -165,10 +164,14 @@ class Batch:
         self.requests = requests
         self.direction = first.direction
         self.memalloc = first.memalloc
-        self.priority = min(r.priority for r in requests)
         self.started_ns = started_ns
         self.done: asyncio.Future[None] | None = None
         self.finished = False
+
+    @property
+    def priority(self) -> Priority:
+        """The most urgent class among the members."""
+        return min(r.priority for r in self.requests)
 
     @property
     def slot(self) -> int:

@@ -455,11 +455,23 @@ class IOScheduler:
         stats = st.stats
         now = time.perf_counter_ns()
         pages = 0
+        done = RequestState.DONE
+        latency = stats.latency
+        hist = None
+        hist_priority = None
         for req in batch.requests:
-            req.state = RequestState.DONE
+            req.state = done
             pages += req.count
-            stats.latency[req.priority].record(now - req.submitted_ns)
-            req.settle(error)
+            if req.priority is not hist_priority:
+                hist_priority = req.priority
+                hist = latency[hist_priority]
+            assert hist is not None
+            hist.record(now - req.submitted_ns)
+            if req._future is None:  # nobody waits yet: record the outcome, no future
+                req._settled = True
+                req._error = error
+            else:
+                req.settle(error)
         if error is None:
             stats.pages[batch.direction] += pages
         else:
