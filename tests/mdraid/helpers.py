@@ -74,12 +74,25 @@ def make_image(path: Path, size: int, fill: int = 0) -> None:
         os.fsync(fh.fileno())
 
 
-def cli(*args: str, rc: int = 0) -> str:
-    """Run ``swapio ARGS`` in this process (fast); return stdout.  Not inside an event loop."""
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str) -> CliResult:
+    """Run ``swapio ARGS`` in this process (fast).  Not from inside an event loop."""
     from click.testing import CliRunner
 
     from swapio.cli import build_cli
 
     result = CliRunner().invoke(build_cli(PluginHost()), list(args), catch_exceptions=False)
-    assert result.exit_code == rc, (result.exit_code, result.output)
+    return CliResult(result.exit_code, result.stdout, result.stderr)
+
+
+def cli(*args: str, rc: int = 0) -> str:
+    """Run ``swapio ARGS`` in this process, check the exit code, return stdout."""
+    result = run_cli(*args)
+    assert result.returncode == rc, (result.returncode, result.stdout, result.stderr)
     return result.stdout

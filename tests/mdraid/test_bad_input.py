@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from swapio_mdraid import Bitmap
 
-from tests.mdraid.helpers import make_image
+from tests.mdraid.helpers import CliResult, make_image, run_cli
 
 CHUNK = 65536
 SIZE = 16 * CHUNK
@@ -21,10 +20,10 @@ def digest_dir(root: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.iterdir())}
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["swapio", *args], capture_output=True, text=True, timeout=60, check=False
-    )
+def run(*args: str) -> CliResult:
+    """In process, as the command line would run it (the CLI itself is exercised end to end
+    by the subprocess tests in test_resync.py and test_crash.py)."""
+    return run_cli(*args)
 
 
 def write_bitmap(path: Path, image: bytes) -> None:

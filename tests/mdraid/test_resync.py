@@ -20,17 +20,16 @@ from swapio_memory.plugin import forget
 
 from swapio.area import CreateRequest
 from swapio.plugins import PluginHost
-from tests.mdraid.helpers import cli, make_image
+from tests.mdraid.helpers import CliResult, cli, make_image, run_cli
 
 CHUNK = 65536
 CHUNKS = 64
 SIZE = CHUNK * CHUNKS
 
 
-def swapio(*args: str, check_rc: int | None = 0) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        ["swapio", *args], capture_output=True, text=True, timeout=120, check=False
-    )
+def swapio(*args: str, check_rc: int | None = 0) -> CliResult:
+    """``swapio ARGS`` in this process (the TTY and kill tests below use real processes)."""
+    done = run_cli(*args)
     if check_rc is not None:
         assert done.returncode == check_rc, (done.returncode, done.stdout, done.stderr)
     return done
@@ -157,8 +156,16 @@ def test_block_device_legs(legs: tuple[Path, Path, Path]) -> None:
 
 def test_no_progress_bar_when_stderr_is_not_a_terminal(legs: tuple[Path, Path, Path]) -> None:
     bitmap, a, b = legs
-    done = swapio("bitmap", "resync", str(bitmap), "--source", str(a), "--target", str(b))
+    done = subprocess.run(
+        ["swapio", "bitmap", "resync", str(bitmap), "--source", str(a), "--target", str(b)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0
     assert done.stderr == ""
+    assert done.stdout.startswith("resynced 4 of 64 chunks")
 
 
 def test_progress_bar_on_a_terminal(legs: tuple[Path, Path, Path]) -> None:
@@ -217,7 +224,23 @@ async def test_interrupted_resync_keeps_progress_and_resumes(tmp_path: Path) -> 
         await store.close()
     left = read_bitmap(bitmap).count_dirty()
     assert 0 < left < total
-    done = swapio("bitmap", "resync", str(bitmap), "--source", str(a), "--target", str(b), "--json")
+    done = subprocess.run(  # a new process, as an operator would rerun it
+        [
+            "swapio",
+            "bitmap",
+            "resync",
+            str(bitmap),
+            "--source",
+            str(a),
+            "--target",
+            str(b),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert json.loads(done.stdout)["copied"] == left
     assert a.read_bytes() == b.read_bytes()
 
