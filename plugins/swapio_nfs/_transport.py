@@ -179,6 +179,7 @@ class RpcConnection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._outgoing: list[Buffer] = []
         self._flush_scheduled = False
+        self._ever_connected = False
         self._templates: dict[tuple[int, int, int, OpaqueAuth], CallTemplate] = {}
         # counters, for tests and the benchmark
         self.calls = 0
@@ -239,6 +240,9 @@ class RpcConnection:
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._protocol = protocol
+        if self._ever_connected:
+            self.reconnects += 1
+        self._ever_connected = True
         for pending in list(self._pending.values()):
             if not pending.future.done() and pending.sent_on != generation:
                 self._send(pending)
@@ -264,7 +268,6 @@ class RpcConnection:
         while not self._closed and self._protocol is None and self._pending:
             try:
                 await self._open()
-                self.reconnects += 1
                 return
             except RpcConnectionError as exc:
                 self._last_error = exc

@@ -189,6 +189,22 @@ class GaneshaServer:
         """SIGSTOP: the server keeps its connections but stops answering."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGSTOP)
+        # a stop reaches each thread asynchronously: wait until every thread is stopped, so
+        # no request sent after pause() returns is answered
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not self._all_threads_stopped():
+            time.sleep(0.001)
+
+    def _all_threads_stopped(self) -> bool:
+        assert self.proc is not None
+        tasks = Path(f"/proc/{self.proc.pid}/task")
+        try:
+            states = [
+                (t / "stat").read_text().rsplit(")", 1)[1].split()[0] for t in tasks.iterdir()
+            ]
+        except OSError:
+            return True
+        return all(state in ("T", "t", "Z", "X") for state in states)
 
     def resume(self) -> None:
         """SIGCONT after :meth:`pause`."""

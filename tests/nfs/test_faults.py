@@ -73,15 +73,17 @@ async def test_server_restart_mid_stream_loses_no_completed_swap_out(
 async def test_connection_resets_mid_stream_are_survived(
     ganesha: GaneshaServer, nfs_name: str
 ) -> None:
-    pages = 200
+    pages = 2000
     area = await PluginHost().activate(
         ganesha.url(nfs_name, timeo=1, retrans=5), create=CreateRequest(pages, PAGE)
     )
     swap: NfsSwapFile = area.private
     try:
         stream = asyncio.ensure_future(stream_of_swap_outs(area, range(pages), 3, 16))
-        for _ in range(3):
-            await asyncio.sleep(0.02)
+        for threshold in (10, 40, 80):
+            while swap.commits < threshold:  # noqa: ASYNC110 - reset at points in the stream
+                await asyncio.sleep(0.001)
+            assert not stream.done()
             swap.client.conn.abort()
         assert await asyncio.wait_for(stream, 60) == [None] * pages
         assert swap.client.conn.reconnects >= 1
