@@ -611,19 +611,26 @@ class FlashLog:
     def file(self, ino: int) -> FileState:
         return self._ready(ino)
 
-    def capacity_chunks(self) -> int:
-        """4 KiB chunks the log can keep live while GC still makes progress."""
+    def capacity_chunks(self, page_size: int = JFFS2_PAGE) -> int:
+        """4 KiB chunks the log can keep live while GC still makes progress, when data is
+        written in nodes of ``min(page_size, 4096)`` bytes (smaller pages, more headers)."""
         good = sum(1 for b in self.blocks if b.state is not BlockState.BAD)
-        per_block = (self.eb - CLEANMARKER_SIZE - summary_span(0)) // CHUNK_COST
-        return max(0, good - self.options.reserve_blocks - 2) * per_block
+        node = min(page_size, JFFS2_PAGE)
+        cost = pad(INODE_SIZE + node) + SUM_INODE_SIZE
+        per_block = (self.eb - CLEANMARKER_SIZE - summary_span(0)) // cost
+        return max(0, good - self.options.reserve_blocks - 2) * per_block * node // JFFS2_PAGE
 
     def committed_chunks(self) -> int:
         """Chunks the files in the image may grow to (their sizes), plus other live data."""
         total = sum((f.isize + JFFS2_PAGE - 1) // JFFS2_PAGE for f in self.files.values())
         return total + (self.other_live + CHUNK_COST - 1) // CHUNK_COST
 
-    def create_file(self, path: str, size: int) -> int:
-        """Create a regular file of ``size`` bytes (one hole node), then its dirent."""
+    def create_file(self, path: str, size: int, page_size: int = JFFS2_PAGE) -> int:
+        """Create a regular file of ``size`` bytes (one hole node), then its dirent.
+
+        ``page_size`` is the unit it will be written in: it decides how many node headers
+        the file's data needs, hence whether it fits (see :meth:`capacity_chunks`).
+        """
         parts = _parts(path)
         if not parts:
             raise UsageError(f"file name {path!r} is empty")
@@ -639,11 +646,12 @@ class FlashLog:
         if size <= 0 or size >= 1 << 32:
             raise UsageError(f"file size {size} out of range 1..4 GiB-1")
         need = self.committed_chunks() + (size + JFFS2_PAGE - 1) // JFFS2_PAGE
-        if need > self.capacity_chunks():
+        capacity = self.capacity_chunks(page_size)
+        if need > capacity:
             raise UsageError(
                 f"{self.device.path}: a {size}-byte file does not fit: {need} chunks of 4 KiB "
-                f"would be live, the flash keeps at most {self.capacity_chunks()} with "
-                f"{self.options.reserve_blocks} reserved erase blocks"
+                f"would be live, the flash keeps at most {capacity} in {page_size}-byte pages "
+                f"with {self.options.reserve_blocks} reserved erase blocks"
             )
         self.build_index()
         ino = max([ROOT_INO, *self.files]) + 1

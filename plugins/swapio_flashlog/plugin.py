@@ -22,12 +22,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import swapio
-from swapio.area import DEFAULT_PAGE_SIZE, Capabilities, PageBuffer, SwapArea, SwapInfo
+from swapio.area import (
+    DEFAULT_PAGE_SIZE,
+    Capabilities,
+    CreateRequest,
+    PageBuffer,
+    SwapArea,
+    SwapInfo,
+)
 from swapio.errors import AreaFormatError, LocationError
-from swapio_flashlog._nodes import JFFS2_PAGE
+from swapio_flashlog._nodes import INODE_SIZE, JFFS2_PAGE, SUM_INODE_SIZE, pad
 from swapio_flashlog.cli import flash
 from swapio_flashlog.device import Geometry
-from swapio_flashlog.log import CHUNK_COST, FlashLog, LogOptions
+from swapio_flashlog.log import FlashLog, LogOptions
 
 if TYPE_CHECKING:
     import click
@@ -107,18 +114,23 @@ def _options(area: SwapArea, create: bool) -> LogOptions:
     )
 
 
-def default_size(chunks: int, erase_block: int, reserve: int) -> int:
-    """An image size that keeps ``chunks`` 4 KiB chunks at <= 80 % utilisation."""
-    per_block = (erase_block - 52) // CHUNK_COST
-    blocks = -(-chunks * 5 // (4 * per_block)) + reserve + 2
+def default_size(data: int, page_size: int, erase_block: int, reserve: int) -> int:
+    """An image size that keeps ``data`` bytes, written in ``page_size`` pages, at no more
+    than 80 % of the node space, plus the reserved blocks and the two write heads."""
+    node = min(page_size, JFFS2_PAGE)
+    per_block = (erase_block - 52) // (pad(INODE_SIZE + node) + SUM_INODE_SIZE)
+    nodes = -(-data // node)
+    blocks = -(-nodes * 5 // (4 * per_block)) + reserve + 2
     return max(blocks, 5) * erase_block
 
 
-def _geometry(area: SwapArea, chunks: int, reserve: int) -> Geometry:
+def _geometry(area: SwapArea, create: CreateRequest, reserve: int) -> Geometry:
     loc = area.location
     eb = loc.query_int("erase_block", 64 * 1024, minimum=1) or 64 * 1024
     wu = loc.query_int("write_unit", 4, minimum=1) or 4
-    size = loc.query_int("size", None, minimum=1) or default_size(chunks, eb, reserve)
+    size = loc.query_int("size", None, minimum=1) or default_size(
+        create.pages * create.page_size, create.page_size, eb, reserve
+    )
     return Geometry(size, eb, wu)
 
 
@@ -132,11 +144,10 @@ def _path(area: SwapArea) -> str:
     return loc.path
 
 
-def _activate(area: SwapArea) -> FlashArea:
-    """Blocking part of activation (runs in a worker thread)."""
+def _attach_log(area: SwapArea) -> SharedLog:
+    """Find or mount (or format) the image; count one more user.  Blocking."""
     path = _path(area)
     loc = area.location
-    name = loc.query.get("name", "/swapfile")
     create = area.create
     options = _options(area, create is not None)
     key = os.path.realpath(path)
@@ -144,8 +155,7 @@ def _activate(area: SwapArea) -> FlashArea:
         shared = _open_logs.get(key)
         if shared is None:
             if create is not None and not os.path.exists(path):
-                chunks = -(-create.pages * create.page_size // JFFS2_PAGE)
-                geometry = _geometry(area, chunks, options.reserve_blocks)
+                geometry = _geometry(area, create, options.reserve_blocks)
                 log = FlashLog.format(path, geometry, options)
             else:
                 given = None
@@ -158,33 +168,46 @@ def _activate(area: SwapArea) -> FlashArea:
             shared = SharedLog(key, log, ThreadPoolExecutor(1, thread_name_prefix="flashlog"))
             _open_logs[key] = shared
         shared.users += 1
-    try:
-        log = shared.log
-        if create is not None:
-            ino = log.create_file(name, create.pages * create.page_size)
-            page_size = create.page_size
-        else:
-            ino = log.lookup(name)
-            page_size = loc.query_int("page_size", None, minimum=1) or DEFAULT_PAGE_SIZE
-        isize = log.file(ino).isize
-        if isize == 0 or isize % page_size:
-            raise AreaFormatError(
-                f"{path}:{name}: file size {isize} is not a positive multiple of the page size "
-                f"{page_size}"
-            )
-        return FlashArea(shared, ino, name, page_size, isize // page_size)
-    except BaseException:
-        _release(shared)
-        raise
+    return shared
+
+
+def _attach_file(shared: SharedLog, area: SwapArea) -> FlashArea:
+    """Create or look up the swap file.  Runs in the log's own thread."""
+    loc = area.location
+    name = loc.query.get("name", "/swapfile")
+    log = shared.log
+    create = area.create
+    if create is not None:
+        ino = log.create_file(name, create.pages * create.page_size, create.page_size)
+        page_size = create.page_size
+    else:
+        ino = log.lookup(name)
+        page_size = loc.query_int("page_size", None, minimum=1) or DEFAULT_PAGE_SIZE
+    isize = log.file(ino).isize
+    if isize == 0 or isize % page_size:
+        raise AreaFormatError(
+            f"{shared.path}:{name}: file size {isize} is not a positive multiple of the page "
+            f"size {page_size}"
+        )
+    return FlashArea(shared, ino, name, page_size, isize // page_size)
 
 
 def _release(shared: SharedLog) -> None:
+    """One user fewer; the last one closes the log.  Called when the log thread is idle."""
     with _registry_lock:
         shared.users -= 1
         if shared.users > 0:
             return
         del _open_logs[shared.path]
-    shared.log.close()
+        try:
+            shared.log.close()
+        finally:
+            shared.executor.shutdown(wait=False)
+
+
+async def _detach(shared: SharedLog) -> None:
+    await shared.run(lambda: None)  # the log's thread finishes what is queued first
+    await asyncio.get_running_loop().run_in_executor(None, _release, shared)
 
 
 @swapio.hookimpl
@@ -207,11 +230,14 @@ def swapio_add_commands(cli: click.Group) -> None:
 async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
     if not activate:
         state: FlashArea = area.private
-        # the log's own thread finishes its queue first, then the log closes
-        await state.shared.run(lambda: None)
-        await asyncio.get_running_loop().run_in_executor(None, _release, state.shared)
+        await _detach(state.shared)
         return None
-    state = await asyncio.get_running_loop().run_in_executor(None, _activate, area)
+    shared = await asyncio.get_running_loop().run_in_executor(None, _attach_log, area)
+    try:
+        state = await shared.run(_attach_file, shared, area)
+    except BaseException:
+        await _detach(shared)
+        raise
     return SwapInfo(
         pages=state.pages,
         page_size=state.page_size,

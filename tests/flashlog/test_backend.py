@@ -106,3 +106,20 @@ async def test_page_size_must_divide_the_file(host: PluginHost, tmp_path: Path) 
     await a.deactivate()
     with pytest.raises(AreaFormatError, match="not a positive multiple"):
         await host.activate(url + "?page_size=8192")
+
+
+@pytest.mark.parametrize("page_size", [512, 4096, 16384])
+async def test_default_image_size_fits_the_area_at_any_page_size(
+    host: PluginHost, tmp_path: Path, page_size: int
+) -> None:
+    pages = 300 * 4096 // page_size
+    area = await host.activate(
+        f"flashlog://{tmp_path}/f.img", create=CreateRequest(pages, page_size)
+    )
+    for generation in range(3):  # overwrite everything: GC has to keep up
+        for slot in range(0, pages, 16):
+            count = min(16, pages - slot)
+            data = b"".join(page_pattern(slot + i, generation, page_size) for i in range(count))
+            await area.write(slot, data)
+    assert bytes(await area.read(pages - 1)) == page_pattern(pages - 1, 2, page_size)
+    await area.deactivate()

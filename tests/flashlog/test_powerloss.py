@@ -151,7 +151,7 @@ def make_scenario(
 ) -> Scenario:
     base = tmp / "base.img"
     log = FlashLog.format(str(base), geometry)
-    ino = log.create_file("/swapfile", pages * page_size)
+    ino = log.create_file("/swapfile", pages * page_size, page_size)
     # a first generation of every slot, completed before any cut
     for slot in range(pages):
         log.write(ino, slot * page_size, bytes([0x10 + slot % 200]) * page_size)
