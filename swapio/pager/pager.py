@@ -257,7 +257,8 @@ class Pager:
 
     def _readahead_around(self, index: int) -> None:
         """Queue reads of the cluster's not-resident, stored neighbours, using only frames
-        that are free now (readahead never evicts)."""
+        that are free now and only while the pool is above *high* (readahead never evicts,
+        and never takes the memory a read in flight may need to complete)."""
         window = self.readahead
         if not window:
             return
@@ -269,7 +270,9 @@ class Pager:
             page = table[j]
             if page is None or not page.stored or page.view is not None or page.io is not None:
                 continue
-            if self._clock.full:
+            if self._clock.full or self.pool.below_high() or self.pool.waiters:
+                # readahead frames pin memory until their reads complete, and a read may
+                # itself need buffers: only speculate while the pool is above *high*
                 return
             buf = self.pool.try_alloc(self.page_size)
             if buf is None:

@@ -57,11 +57,18 @@ from swapio.scheduler.queue import AreaQueue
 from swapio.scheduler.request import Batch, Direction, IORequest, Priority, RequestState
 from swapio.scheduler.stats import AreaStats, AreaStatsSnapshot
 
-__all__ = ["DEFAULT_AGING_INTERVAL", "DEFAULT_REQUEST_TIMEOUT", "IOScheduler"]
+__all__ = [
+    "DEFAULT_AGING_INTERVAL",
+    "DEFAULT_ANTICIPATION",
+    "DEFAULT_BACKGROUND_SHARE",
+    "DEFAULT_REQUEST_TIMEOUT",
+    "IOScheduler",
+]
 
 DEFAULT_AGING_INTERVAL = 0.05
 DEFAULT_REQUEST_TIMEOUT = 30.0
 DEFAULT_BACKGROUND_SHARE = 0.25
+DEFAULT_ANTICIPATION = 0.002
 
 
 class _AreaSlot:
@@ -72,6 +79,8 @@ class _AreaSlot:
         "background_limit",
         "depth",
         "dispatch_pending",
+        "hold_timer",
+        "hold_until_ns",
         "idle_waiters",
         "loop",
         "memalloc_limit",
@@ -98,6 +107,8 @@ class _AreaSlot:
         self.tasks: set[asyncio.Task[None]] = set()
         self.idle_waiters: list[asyncio.Future[None]] = []
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.hold_until_ns = 0  # background dispatch held until then (anticipation)
+        self.hold_timer: asyncio.TimerHandle | None = None
 
 
 class IOScheduler:
@@ -108,6 +119,9 @@ class IOScheduler:
         :class:`SwapTimeoutError` (None: no limit).
     :param background_share: fraction of an area's queue depth that readahead and background
         batches may occupy.
+    :param anticipation: seconds after a demand request during which no new readahead or
+        background batch is dispatched to that area (anticipatory scheduling, BFQ's
+        ``slice_idle``); aged requests still go.  0 disables it.
     """
 
     def __init__(
@@ -116,6 +130,7 @@ class IOScheduler:
         aging_interval: float = DEFAULT_AGING_INTERVAL,
         request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT,
         background_share: float = DEFAULT_BACKGROUND_SHARE,
+        anticipation: float = DEFAULT_ANTICIPATION,
     ) -> None:
         if not aging_interval > 0:
             raise UsageError(f"aging_interval must be > 0 seconds, got {aging_interval!r}")
@@ -127,7 +142,11 @@ class IOScheduler:
             raise UsageError(f"background_share must be in (0, 1], got {background_share!r}")
         self.aging_interval = aging_interval
         self.request_timeout = request_timeout
+        if not anticipation >= 0:
+            raise UsageError(f"anticipation must be >= 0 seconds, got {anticipation!r}")
         self.background_share = background_share
+        self.anticipation = anticipation
+        self._anticipation_ns = int(anticipation * 1e9)
         self._aging_ns = int(aging_interval * 1e9)
         self._areas: dict[SwapArea, _AreaSlot] = {}
         self._seq = 0
@@ -229,6 +248,8 @@ class IOScheduler:
         )
         queue = st.queue
         queue.push(req)
+        if priority is Priority.DEMAND:
+            self._anticipate(st)
         stats = st.stats
         stats.submitted += 1
         pending = queue.pending
@@ -274,9 +295,13 @@ class IOScheduler:
         """
         st, n, prio, flag = self._prepare(area, direction, slot, buffers, count, priority, memalloc)
         stats = st.stats
+        urgent = prio <= Priority.DEMAND
+        if prio is Priority.DEMAND:
+            self._anticipate(st)
         if (
             st.queue.pending_at_or_above(prio)
-            or stats.inflight >= (st.depth if prio <= Priority.DEMAND else st.background_limit)
+            or stats.inflight >= (st.depth if urgent else st.background_limit)
+            or (not urgent and time.perf_counter_ns() < st.hold_until_ns)
             or (flag and stats.inflight_memalloc >= st.memalloc_limit)
         ):
             await self.wait(self._enqueue(st, direction, slot, n, buffers, prio, flag))
@@ -303,6 +328,8 @@ class IOScheduler:
             if flag:
                 stats.inflight_memalloc -= 1
             stats.latency[prio].record(time.perf_counter_ns() - start)
+            if prio is Priority.DEMAND:
+                self._anticipate(st)
             if error is None:
                 stats.pages[direction] += n
             else:
@@ -400,9 +427,12 @@ class IOScheduler:
             return
         loop = asyncio.get_running_loop()
         now = time.perf_counter_ns()
+        held = now < st.hold_until_ns
         while queue.pending and stats.inflight < st.depth:
             lowest = (
-                Priority.BACKGROUND if stats.inflight < st.background_limit else Priority.DEMAND
+                Priority.DEMAND
+                if held or stats.inflight >= st.background_limit
+                else Priority.BACKGROUND
             )
             head = queue.pick(
                 now,
@@ -427,6 +457,23 @@ class IOScheduler:
             st.tasks.add(task)
             task.add_done_callback(st.tasks.discard)
         stats.pending = queue.pending
+        if held and queue.pending and st.hold_timer is None:
+            st.hold_timer = loop.call_later((st.hold_until_ns - now) / 1e9, self._hold_expired, st)
+
+    def _anticipate(self, st: _AreaSlot) -> None:
+        """A demand request was seen: hold background dispatch for ``anticipation``."""
+        if self._anticipation_ns:
+            st.hold_until_ns = time.perf_counter_ns() + self._anticipation_ns
+
+    def _hold_expired(self, st: _AreaSlot) -> None:
+        st.hold_timer = None
+        if time.perf_counter_ns() < st.hold_until_ns and not self._closed:
+            # extended by later demand requests: wait for the new end
+            st.hold_timer = asyncio.get_running_loop().call_later(
+                (st.hold_until_ns - time.perf_counter_ns()) / 1e9, self._hold_expired, st
+            )
+            return
+        self._kick(st)
 
     def _kick(self, st: _AreaSlot) -> None:
         if st.queue.pending and not st.dispatch_pending and not self._closed:
@@ -465,6 +512,8 @@ class IOScheduler:
             if req.priority is not hist_priority:
                 hist_priority = req.priority
                 hist = latency[hist_priority]
+                if hist_priority is Priority.DEMAND:
+                    self._anticipate(st)
             assert hist is not None
             hist.record(now - req.submitted_ns)
             if req._future is None:  # nobody waits yet: record the outcome, no future
@@ -533,6 +582,9 @@ class IOScheduler:
                     )
                 )
             st.stats.pending = 0
+            if st.hold_timer is not None:
+                st.hold_timer.cancel()
+                st.hold_timer = None
             tasks.extend(st.tasks)
             self._maybe_idle(st)
         for task in tasks:

@@ -460,3 +460,35 @@ async def test_activation_refused_when_the_budget_cannot_hold_the_reserve() -> N
     with pytest.raises(MemoryPressureError, match="cannot hold a reserve"):
         await activate(ControlledBackend(capabilities=caps), pool)
     assert pool.accounting() == before
+
+
+async def test_anticipation_holds_background_after_a_demand_read() -> None:
+    backend = ControlledBackend()
+    area = await activate(backend)
+    sched = IOScheduler(anticipation=0.05, aging_interval=3600)
+    await sched.swap_in(area, 0, [memoryview(bytearray(4096))])
+    background = sched.submit(area, OUT, 10, [page(1)], priority=Priority.BACKGROUND)
+    await ticks()
+    assert not background.done()  # held: a demand read was just served
+    await asyncio.wait_for(background.future, 1.0)  # released when the hold expires
+    assert [c.op for c in backend.calls] == ["in", "out"]
+
+
+async def test_aged_background_work_is_not_held() -> None:
+    backend = ControlledBackend()
+    area = await activate(backend)
+    sched = IOScheduler(anticipation=3600, aging_interval=0.001)
+    await sched.swap_in(area, 0, [memoryview(bytearray(4096))])
+    background = sched.submit(area, OUT, 10, [page(1)], priority=Priority.BACKGROUND)
+    await asyncio.sleep(0.01)  # ages past DEMAND
+    await sched.swap_in(area, 1, [memoryview(bytearray(4096))])  # kicks a dispatch
+    await asyncio.wait_for(background.future, 1.0)
+
+
+async def test_without_anticipation_background_goes_at_once() -> None:
+    backend = ControlledBackend()
+    area = await activate(backend)
+    sched = IOScheduler(anticipation=0)
+    await sched.swap_in(area, 0, [memoryview(bytearray(4096))])
+    await sched.swap_out(area, 10, [page(1)], priority=Priority.BACKGROUND)
+    assert [c.op for c in backend.calls] == ["in", "out"]
