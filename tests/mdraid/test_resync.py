@@ -332,3 +332,34 @@ async def test_non_durable_target_is_refused(legs: tuple[Path, Path, Path]) -> N
             await area.deactivate()
         await store.close()
         forget("mdraid-target")
+
+
+def test_ctrl_c_keeps_progress_and_exits_130(tmp_path: Path) -> None:
+    bitmap, a, b = tmp_path / "bm", tmp_path / "a", tmp_path / "b"
+    size = 4 << 20
+    make_image(a, size, 0x5A)
+    make_image(b, size, 0x00)
+    cli("bitmap", "create", str(bitmap), "--sync-size", str(size), "--chunk-size", "16K")
+    total = read_bitmap(bitmap).count_dirty()
+    proc = subprocess.Popen(
+        ["swapio", "bitmap", "resync", str(bitmap), "--source", str(a), "--target", str(b),
+         "--max-speed", "2M"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while read_bitmap(bitmap).count_dirty() == total and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert stderr.strip() == "swapio: resync interrupted; progress is kept, run it again"
+    left = read_bitmap(bitmap).count_dirty()
+    assert 0 < left < total
+    swapio("bitmap", "resync", str(bitmap), "--source", str(a), "--target", str(b))
+    assert a.read_bytes() == b.read_bytes()
