@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -123,3 +124,27 @@ async def test_default_image_size_fits_the_area_at_any_page_size(
             await area.write(slot, data)
     assert bytes(await area.read(pages - 1)) == page_pattern(pages - 1, 2, page_size)
     await area.deactivate()
+
+
+async def test_concurrent_io_on_two_areas_of_one_image(host: PluginHost, tmp_path: Path) -> None:
+    url = f"flashlog://{tmp_path}/f.img?size={24 * 65536}"
+    a = await host.activate(url + "&name=/a", create=CreateRequest(64))
+    b = await host.activate(url + "&name=/b", create=CreateRequest(64))
+
+    async def churn(area: SwapArea, tag: int) -> None:
+        for generation in range(4):
+            for slot in range(0, 64, 4):
+                await area.write(
+                    slot,
+                    b"".join(page_pattern(slot + i, tag * 10 + generation, 4096) for i in range(4)),
+                )
+                got = bytes(await area.read(slot))
+                assert got == page_pattern(slot, tag * 10 + generation, 4096)
+
+    await asyncio.gather(churn(a, 1), churn(b, 2), churn(a, 1), churn(b, 2))
+    assert a.private.log.gc_steps > 0
+    for slot in range(64):
+        assert bytes(await a.read(slot)) == page_pattern(slot, 13, 4096)
+        assert bytes(await b.read(slot)) == page_pattern(slot, 23, 4096)
+    await a.deactivate()
+    await b.deactivate()
