@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import re
 import sys
 from collections.abc import Callable, Coroutine
@@ -159,6 +160,12 @@ def dirty(ctx: click.Context, bitmap_name: str, offset: str, length: str, as_jso
         )
 
 
+def _identity(name: str) -> str:
+    """What a leg is, whether given as a path or as a URL (a local file: its real path)."""
+    path = _locate.local_path(name)
+    return os.path.realpath(path) if path is not None else _locate.location_of(name).url
+
+
 class _Bar:
     """A one-line progress bar on stderr, only when stderr is a terminal."""
 
@@ -203,7 +210,7 @@ def resync_command(
     """Copy every chunk whose bit is set from --source to each --target, clearing bits."""
     speed = parse_size(max_speed, "max speed") if max_speed else None
     names = [source, *targets]
-    if len({_locate.location_of(n).url for n in names}) != len(names):
+    if len({_identity(n) for n in names}) != len(names):
         raise BitmapParameterError("a --target is the --source or is given twice")
     bar = _Bar("resync")
 

@@ -97,6 +97,12 @@ RESYNC = ["bitmap", "resync", "{bm}", "--source", "{a}", "--target", "{b}"]
             "is the --source",
             2,
         ),
+        (
+            no_change,
+            ["bitmap", "resync", "{bm}", "--source", "{a}", "--target", "file://{a}"],
+            "is the --source",
+            2,
+        ),
         (corrupt_magic, ["bitmap", "examine", "{bm}"], "bad bitmap magic", 3),
         (truncate, ["bitmap", "examine", "{bm}"], "bitmap truncated", 3),
         (version(2), ["bitmap", "dirty", "{bm}", "--offset", "0", "--length", "1"], "version 2", 3),
