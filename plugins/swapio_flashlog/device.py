@@ -306,15 +306,15 @@ class FlashDevice:
             raise BadBlockError(f"{self.path}: erase block {block} is bad; not programming it")
         first, last = offset // wu, (offset + n) // wu
         old = self._mm[offset : offset + n]
-        if int.from_bytes(data, "little") & ~int.from_bytes(old, "little"):
-            raise FlashProgramError(
-                f"program at 0x{offset:x} would set bits from 0 to 1 (NOR can only clear bits)"
-            )
         used = self._programmed.find(1, first, last)
-        if used == -1 and old != self._blank[:n]:
-            nonblank = next(i for i in range(n) if old[i] != ERASED)
-            used = (offset + nonblank) // wu
-        if used != -1:
+        if used != -1 or old != self._blank[:n]:
+            # erased units accept anything; otherwise say which rule the program breaks
+            if int.from_bytes(data, "little") & ~int.from_bytes(old, "little"):
+                raise FlashProgramError(
+                    f"program at 0x{offset:x} would set bits from 0 to 1 (NOR can only clear bits)"
+                )
+            if used == -1:
+                used = (offset + next(i for i in range(n) if old[i] != ERASED)) // wu
             raise FlashProgramError(
                 f"program at 0x{offset:x}: write unit at 0x{used * wu:x} was already programmed "
                 "since its block was last erased"

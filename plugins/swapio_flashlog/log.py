@@ -609,6 +609,9 @@ class FlashLog:
         return ino
 
     def file(self, ino: int) -> FileState:
+        """The state of inode ``ino``, its index built."""
+        if ino not in self.files:
+            raise ImageFormatError(f"{self.device.path}: inode {ino} has a name but no nodes")
         return self._ready(ino)
 
     def capacity_chunks(self, page_size: int = JFFS2_PAGE) -> int:
