@@ -7,12 +7,15 @@ The I/O shell around :class:`~swapio_mdraid._intent.WriteIntent`, following ``ra
   then the data goes to every healthy leg; then ``md_bitmap_endwrite`` (success only if no
   leg was missing, so a degraded array keeps its bits for the re-add);
 * reads go to a healthy leg, balanced by fewest requests in flight, except chunks that
-  still need a resync, which are read from the first healthy leg (the resync source);
+  still need a resync, which are read from the first in-sync leg (the resync source);
 * a leg whose I/O fails is marked faulty, ``events`` is bumped, and the mirror continues
   degraded; with no healthy leg left the I/O fails;
 * a daemon task sweeps every ``daemon_sleep`` seconds, clearing bits lazily;
   deactivation flushes (three sweeps, as ``md_bitmap_flush``) so a clean stop leaves no
-  set bit behind except those a degraded mirror must keep.
+  set bit behind except those a degraded mirror must keep;
+* :meth:`Mirror.readd` puts a faulty leg back out of sync and :meth:`Mirror.resync` copies
+  the chunks that need it (``md_bitmap_start_sync`` / ``md_bitmap_end_sync``), holding off
+  writes to the chunk being copied.
 
 Every bitmap page write holds one lock, so a lazy clear can never overwrite a page that a
 concurrent write has just set a bit in.  ``fault`` is a test hook: it is awaited at each
