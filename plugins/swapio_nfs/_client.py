@@ -34,7 +34,6 @@ from swapio_nfs._nfs3 import (
     FsstatResult,
     LookupResult,
     NfsProc,
-    ReadResult,
     Sattr3,
     StableHow,
     WccData,
@@ -46,7 +45,7 @@ from swapio_nfs._nfs3 import (
     decode_fsstat_res,
     decode_getattr_res,
     decode_lookup_res,
-    decode_read_res,
+    decode_read_data,
     decode_remove_res,
     decode_setattr_res,
     decode_write_res,
@@ -262,13 +261,13 @@ class NfsClient:
                 program="NFS READ",
             ) as res:
                 try:
-                    result: ReadResult = decode_read_res(res.results, count)
+                    n, eof, data = decode_read_data(res.results, count)
                 except NfsJukeboxError:
                     if attempt == JUKEBOX_RETRIES:
                         raise
                 else:
-                    dest[: result.count] = result.data
-                    return result.count, result.eof
+                    dest[:n] = data
+                    return n, eof
             await asyncio.sleep(delay)
             delay = min(delay * 2, JUKEBOX_DELAY_MAX)
         raise AssertionError("unreachable")
@@ -294,20 +293,19 @@ class NfsClient:
                 program="NFS READ",
             ) as res:
                 try:
-                    result = decode_read_res(res.results, total)
+                    count, eof, data = decode_read_data(res.results, total)
                 except NfsJukeboxError:
                     if attempt == JUKEBOX_RETRIES:
                         raise
                 else:
-                    data = result.data
                     pos = 0
                     for page in pages:
-                        n = min(page.nbytes, result.count - pos)
+                        n = min(page.nbytes, count - pos)
                         if n <= 0:
                             break
                         page[:n] = data[pos : pos + n]
                         pos += n
-                    return result.count, result.eof
+                    return count, eof
             await asyncio.sleep(delay)
             delay = min(delay * 2, JUKEBOX_DELAY_MAX)
         raise AssertionError("unreachable")

@@ -390,6 +390,29 @@ def decode_read_res(res: Buffer, max_count: int) -> ReadResult:
     return ReadResult(attrs, count, eof, data)
 
 
+_READ_HEAD = struct.Struct(">II")
+_READ_TAIL = struct.Struct(">III")
+
+
+def decode_read_data(res: Buffer, max_count: int) -> tuple[int, bool, memoryview]:
+    """READ3res reduced to ``(count, eof, data)``: the data path's decoder.
+
+    Skips the attributes instead of building them; any status other than ``NFS3_OK`` and
+    any inconsistency is handed to :func:`decode_read_res` for the precise error.
+    """
+    view = memoryview(res)
+    if len(view) >= 8:
+        status, follows = _READ_HEAD.unpack_from(view, 0)
+        pos = 8 + (FATTR3_SIZE if follows == 1 else 0)
+        if status == 0 and follows <= 1 and len(view) >= pos + 12:
+            count, eof, size = _READ_TAIL.unpack_from(view, pos)
+            pos += 12
+            if size == count <= max_count and eof <= 1 and len(view) >= pos + size:
+                return count, eof == 1, view[pos : pos + size]
+    result = decode_read_res(view, max_count)
+    return result.count, result.eof, result.data
+
+
 # ----------------------------------------------------------------- WRITE (§3.3.7)
 
 

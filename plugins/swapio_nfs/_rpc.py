@@ -210,6 +210,24 @@ def peek_xid(record: bytes | bytearray | memoryview) -> int:
     return int(struct.unpack_from(">I", record)[0])
 
 
+_ACCEPTED_HEAD = struct.Struct(">IIIII")
+_ACCEPTED_AUTH_NONE = 24
+
+
+def accepted_results_offset(record: memoryview) -> int:
+    """Offset of the results in a ``MSG_ACCEPTED``/``SUCCESS`` reply with an empty verifier.
+
+    The common reply, recognized without building objects; ``-1`` for anything else, which
+    :func:`decode_reply` then decodes in full (and reports precisely).
+    """
+    if len(record) < _ACCEPTED_AUTH_NONE:
+        return -1
+    mtype, stat, _flavor, verf_len, accept = _ACCEPTED_HEAD.unpack_from(record, 4)
+    if mtype == MsgType.REPLY and stat == 0 and verf_len == 0 and accept == 0:
+        return _ACCEPTED_AUTH_NONE
+    return -1
+
+
 def _read_auth(u: Unpacker) -> OpaqueAuth:
     flavor = u.unpack_uint()
     body = u.unpack_opaque(MAX_AUTH_BYTES)

@@ -3,7 +3,7 @@
 The thin I/O shell around :mod:`swapio_nfs._rpc` and :mod:`swapio_nfs._record`:
 
 * Calls are matched to replies by XID (RFC 5531 §9); any number may be outstanding.
-* Each call has a timer.  When it fires the call is **retransmitted with the same XID** (so
+* Each call has a deadline.  When it passes the call is **retransmitted with the same XID** (so
   the server's duplicate request cache can answer it) with the timeout doubled, up to
   ``retrans`` times; then the call fails with :class:`RpcTimeoutError`.
 * A lost connection is re-established with exponential backoff and every outstanding call is
@@ -37,7 +37,14 @@ from swapio_nfs._errors import (
     RpcTimeoutError,
 )
 from swapio_nfs._record import DEFAULT_MAX_RECORD, RecordReader, encode_mark
-from swapio_nfs._rpc import AUTH_NONE, CallTemplate, OpaqueAuth, decode_reply, peek_xid
+from swapio_nfs._rpc import (
+    AUTH_NONE,
+    CallTemplate,
+    OpaqueAuth,
+    accepted_results_offset,
+    decode_reply,
+    peek_xid,
+)
 from swapio_nfs._xdr import Buffer
 
 if TYPE_CHECKING:
@@ -98,7 +105,7 @@ class _Pending:
     program: str
     timeout: float
     attempts: int = 0
-    timer: asyncio.TimerHandle | None = None
+    deadline: float = 0.0
     deferred: bool = False
     sent_on: int = -1
 
@@ -134,6 +141,10 @@ class _Protocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._writable.set()
+
+    @property
+    def writable(self) -> bool:
+        return self._writable.is_set()
 
     async def drain(self) -> None:
         await self._writable.wait()
@@ -180,6 +191,7 @@ class RpcConnection:
         self._outgoing: list[Buffer] = []
         self._flush_scheduled = False
         self._ever_connected = False
+        self._sweep: asyncio.TimerHandle | None = None
         self._templates: dict[tuple[int, int, int, OpaqueAuth], CallTemplate] = {}
         # counters, for tests and the benchmark
         self.calls = 0
@@ -295,6 +307,9 @@ class RpcConnection:
                 await self._connecting
         for task in list(self._tasks):
             task.cancel()
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         self._fail_all(RpcConnectionError(f"{self.name} connection to {self._where} was closed"))
         protocol, self._protocol = self._protocol, None
         if protocol is not None and protocol.transport is not None:
@@ -361,7 +376,7 @@ class RpcConnection:
         self._pending[xid] = pending
         self.calls += 1
         protocol = self._protocol
-        if protocol is not None:
+        if protocol is not None and not protocol.writable:
             await protocol.drain()
         if not pending.future.done():
             self._send(pending)
@@ -370,8 +385,6 @@ class RpcConnection:
             return await pending.future
         finally:
             self._pending.pop(xid, None)
-            if pending.timer is not None:
-                pending.timer.cancel()
 
     async def _ensure_connected(self) -> None:
         if self._connecting is not None and not self._connecting.done():
@@ -399,8 +412,30 @@ class RpcConnection:
             transport.write(b"".join(out))
 
     def _arm(self, pending: _Pending) -> None:
+        """Set the call's deadline; one sweep timer per connection checks all deadlines.
+
+        A timer per call would cost a heap insertion and a cancellation on every page; the
+        sweep runs a few times per timeout instead (``xprt->timer`` in the kernel works alike).
+        """
         loop = asyncio.get_running_loop()
-        pending.timer = loop.call_later(pending.timeout, self._on_timeout, pending)
+        pending.deadline = loop.time() + pending.timeout
+        if self._sweep is None:
+            self._sweep = loop.call_later(self._tick(), self._on_sweep)
+
+    def _tick(self) -> float:
+        return max(0.005, min(self.policy.timeout, self.policy.max_timeout) / 4)
+
+    def _on_sweep(self) -> None:
+        self._sweep = None
+        if not self._pending:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for pending in list(self._pending.values()):
+            if pending.deadline <= now and not pending.future.done():
+                self._on_timeout(pending)
+        if self._pending and self._sweep is None:
+            self._sweep = loop.call_later(self._tick(), self._on_sweep)
 
     def _on_timeout(self, pending: _Pending) -> None:
         if pending.future.done():
@@ -425,12 +460,10 @@ class RpcConnection:
             self._start_reconnect()
         else:
             self._send(pending)
-        self._arm(pending)
+        pending.deadline = asyncio.get_running_loop().time() + pending.timeout
 
     def _finish(self, pending: _Pending, exc: BaseException) -> None:
         self._pending.pop(pending.xid, None)
-        if pending.timer is not None:
-            pending.timer.cancel()
         if not pending.future.done():
             pending.future.set_exception(exc)
 
@@ -461,22 +494,25 @@ class RpcConnection:
             view[:] = record
         else:
             view = memoryview(record)
-        try:
-            reply = decode_reply(view, pending.program)
-        except MalformedReplyError as exc:
-            if buffer is not None:
-                buffer.release()
-            self._finish(pending, exc)
-            return
-        if reply.error is not None:
-            if buffer is not None:
-                buffer.release()
-            self._finish(pending, reply.error)
-            return
-        if pending.timer is not None:
-            pending.timer.cancel()
+        start = accepted_results_offset(view)
+        if start < 0:  # not the common case: decode fully for the precise error
+            try:
+                reply = decode_reply(view, pending.program)
+            except MalformedReplyError as exc:
+                if buffer is not None:
+                    buffer.release()
+                self._finish(pending, exc)
+                return
+            if reply.error is not None:
+                if buffer is not None:
+                    buffer.release()
+                self._finish(pending, reply.error)
+                return
+            results = reply.results
+        else:
+            results = view[start:]
         self._pending.pop(xid, None)
-        pending.future.set_result(RpcResult(reply.results, buffer))
+        pending.future.set_result(RpcResult(results, buffer))
 
     def _defer(self, pending: _Pending) -> None:
         """Send ``pending`` again once the pool has memory for its reply."""
