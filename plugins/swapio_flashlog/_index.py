@@ -168,14 +168,19 @@ class FileState:
                 self.chunks[first] = [ref]
                 return
             ref.refs = 0
+        # count every chunk first: settling one chunk must not see the node at zero
+        # while it is still visible in another
+        ref.refs += last - first + 1
+        crowded: list[tuple[int, list[NodeRef]]] = []
         for chunk in range(first, last + 1):
             frags = self.chunks.get(chunk)
-            ref.refs += 1
             if frags is None:
                 self.chunks[chunk] = [ref]
                 continue
             versions = [f.version for f in frags]
             frags.insert(bisect.bisect_left(versions, ref.version), ref)
+            crowded.append((chunk, frags))
+        for chunk, frags in crowded:
             self._settle(chunk, frags, obsolete)
 
     def _settle(self, chunk: int, frags: list[NodeRef], obsolete: Obsoleter) -> None:

@@ -42,6 +42,14 @@ def digest(path: Path) -> str:
     return h.hexdigest()
 
 
+def assert_accounting(log: FlashLog) -> None:
+    """Each block's live bytes are exactly the nodes still referenced."""
+    log.build_index()
+    for b in log.blocks:
+        assert b.live == sum(r.length for r in b.nodes if r.refs > 0), b.index
+        assert b.used == sum(r.length for r in b.nodes), b.index
+
+
 def churn(log: FlashLog, ino: int, pages: int, writes: int, seed: int) -> dict[int, bytes]:
     rng = random.Random(seed)
     model = {}
@@ -63,6 +71,7 @@ def test_remount_rebuilds_the_newest_view(tmp_path: Path, summaries: bool) -> No
     ino = log.lookup("/swapfile")
     for slot in range(64):
         assert read(log, ino, slot) == model.get(slot, bytes(PAGE))
+    assert_accounting(log)
     log.close()
 
 
@@ -155,6 +164,7 @@ def test_gc_keeps_a_full_log_writable(tmp_path: Path) -> None:
     ino = log.create_file("/swapfile", pages * PAGE)
     model = churn(log, ino, pages, pages * 6, seed=5)
     assert log.gc_steps > 20
+    assert_accounting(log)
     assert len(log.free_blocks()) >= 1
     for slot, data in model.items():
         assert read(log, ino, slot) == data

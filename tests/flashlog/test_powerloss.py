@@ -100,6 +100,9 @@ class Scenario:
         log = FlashLog.open(str(self.work))  # mount + recovery
         try:
             self.check(log, model, inflight)
+            log.build_index()
+            for b in log.blocks:  # space accounting survived the cut
+                assert b.live == sum(r.length for r in b.nodes if r.refs > 0)
             ino = log.lookup("/swapfile")
             for slot in range(0, self.pages, 3):  # still writable
                 log.write(ino, slot * self.page_size, bytes([0xA5]) * self.page_size)
