@@ -107,7 +107,7 @@ PRESSURE_MIN_PAGES = 2
 PRESSURE_HEADROOM = 16
 #: Seconds the cleanup after a stall may take before the bench moves on.
 CLEANUP_SECONDS = 5.0
-STALL_SECONDS = 3.0
+STALL_SECONDS = 5.0
 
 
 async def pressure(target: Target, cfg: BenchConfig) -> Result:
@@ -216,7 +216,8 @@ async def pressure_model(cfg: BenchConfig) -> Result:
     every request): with the reserve it must complete; without it the watchdog must report
     the stall.  The result is the run with the reserve; the other run's outcome is attached.
     """
-    with_reserve = await run_pressure(reserve=True, seed=cfg.seed)
+    # A generous watchdog for the run that must complete: a loaded machine is not a stall.
+    with_reserve = await run_pressure(reserve=True, seed=cfg.seed, stall_timeout=STALL_SECONDS)
     without = await run_pressure(reserve=False, seed=cfg.seed, stall_timeout=1.0)
     return Result(
         target="reply-model",

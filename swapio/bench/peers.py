@@ -31,7 +31,7 @@ from swapio.bench.workloads import BenchConfig
 from swapio.errors import UsageError
 from swapio.plugins import PluginHost
 
-INTERNAL_PEERS: tuple[str, ...] = ("raw-pwritev", "aiofiles-naive")
+INTERNAL_PEERS: tuple[str, ...] = ("raw-pwritev", "aiofiles-naive", "aiohttp-floor")
 NFS_PEERS: tuple[str, ...] = ("nfs-cp", "pynfsclient")
 RESYNC_PEERS: tuple[str, ...] = ("cp",)
 ALL_PEERS: tuple[str, ...] = (*INTERNAL_PEERS, *NFS_PEERS, *RESYNC_PEERS)

@@ -22,7 +22,13 @@ from urllib.parse import quote
 from swapio.area import CreateRequest, SwapArea
 from swapio.bench import nfs_peers, paging, peers
 from swapio.bench.results import Kind, Result, Skipped
-from swapio.bench.targets import AiofilesTarget, AreaTarget, RawFileTarget, Target
+from swapio.bench.targets import (
+    AiofilesTarget,
+    AiohttpFloorTarget,
+    AreaTarget,
+    RawFileTarget,
+    Target,
+)
 from swapio.bench.workloads import DEVICE_WORKLOADS, BenchConfig, Workload
 from swapio.errors import SwapioError, UsageError
 from swapio.plugins import PluginHost
@@ -158,6 +164,8 @@ class BenchRun:
             target = await AiofilesTarget.create(
                 self.tmp / "aiofiles.swap", cfg.pages, cfg.page_size, cfg.qd
             )
+        elif name == "aiohttp-floor":
+            target = await AiohttpFloorTarget.create(cfg.pages, cfg.page_size, max(16, cfg.qd))
         else:
             raise UsageError(f"unknown peer {name!r}")
         try:

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import aiofiles
+import aiohttp
 from aiofiles.threadpool.binary import AsyncFileIO
+from aiohttp import web
 
 from swapio.area import PageBuffer, SwapArea
 from swapio.bench.results import Kind
@@ -157,3 +159,68 @@ class AiofilesTarget(Target):
     async def close(self) -> None:
         for f in self.opened:
             await f.close()
+
+
+@dataclass
+class AiohttpFloorTarget(Target):
+    """Peer: the HTTP transport alone — aiohttp client and server in this process.
+
+    ``write`` POSTs the pages to a handler that reads the body and answers 16 bytes;
+    ``read`` POSTs a page count and gets that many pages back.  No frames, no checks, no
+    store: the ceiling any page server built on aiohttp reaches on this machine.
+    """
+
+    runner: web.AppRunner | None = None
+    session: aiohttp.ClientSession | None = None
+    base: str = ""
+
+    @classmethod
+    async def create(cls, pages: int, page_size: int, connections: int) -> AiohttpFloorTarget:
+        blob = bytes(page_size * 1024)
+
+        async def sink(request: web.Request) -> web.Response:
+            async for _chunk, _ in request.content.iter_chunks():
+                pass
+            return web.Response(body=b"\0" * 16)
+
+        async def source(request: web.Request) -> web.Response:
+            count = int(await request.text())
+            return web.Response(body=blob[: count * page_size])
+
+        app = web.Application(client_max_size=len(blob) + 1024)
+        app.router.add_post("/w", sink)
+        app.router.add_post("/r", source)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections))
+        return cls(
+            "aiohttp-floor",
+            Kind.PEER,
+            page_size,
+            pages,
+            runner=runner,
+            session=session,
+            base=f"http://127.0.0.1:{port}",
+        )
+
+    async def write(self, slot: int, pages: Sequence[PageBuffer]) -> None:
+        assert self.session is not None
+        async with self.session.post(f"{self.base}/w", data=b"".join(pages)) as response:
+            await response.read()
+
+    async def read(self, slot: int, views: Sequence[memoryview]) -> None:
+        assert self.session is not None
+        async with self.session.post(f"{self.base}/r", data=str(len(views))) as response:
+            data = memoryview(await response.read())
+        size = self.page_size
+        for i, view in enumerate(views):
+            view[:] = data[i * size : (i + 1) * size]
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+        if self.runner is not None:
+            await self.runner.cleanup()

@@ -79,7 +79,7 @@ def test_json_document_has_the_documented_keys(cli: click.Group) -> None:
     assert doc["schema_version"] == SCHEMA_VERSION
     assert doc["config"]["qd"] == 4
     pairs = {(r["target"], r["workload"]) for r in doc["results"]}
-    expected_targets = {"memory", "file", "raw-pwritev", "aiofiles-naive"}
+    expected_targets = {"memory", "file", "raw-pwritev", "aiofiles-naive", "aiohttp-floor"}
     assert pairs == {(t, w) for t in expected_targets for w in ("seq-out", "rand-in")}
     for r in doc["results"]:
         assert {
@@ -93,9 +93,8 @@ def test_json_document_has_the_documented_keys(cli: click.Group) -> None:
             "bw_bytes",
             "lat_ns",
         } <= set(r)
-        assert r["kind"] == (
-            "peer" if r["target"] in {"raw-pwritev", "aiofiles-naive"} else "backend"
-        )
+        peers = {"raw-pwritev", "aiofiles-naive", "aiohttp-floor"}
+        assert r["kind"] == ("peer" if r["target"] in peers else "backend")
         assert set(r["lat_ns"]) == {"p50", "p99", "max"}
         assert r["lat_ns"]["p50"] <= r["lat_ns"]["p99"] <= r["lat_ns"]["max"]
         assert r["pages"] > 0
