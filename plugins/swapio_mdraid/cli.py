@@ -207,7 +207,13 @@ def resync_command(
     max_speed: str | None,
     as_json: bool,
 ) -> None:
-    """Copy every chunk whose bit is set from --source to each --target, clearing bits."""
+    """Copy every chunk whose bit is set from --source to each --target, clearing bits.
+
+    \b
+    Exit codes: 0 legs in sync; 1 I/O failure (progress kept, rerun);
+    2 usage error; 3 input refused, nothing written; 8 --dry-run found work;
+    130 interrupted (progress kept, rerun).
+    """
     speed = parse_size(max_speed, "max speed") if max_speed else None
     names = [source, *targets]
     if len({_identity(n) for n in names}) != len(names):

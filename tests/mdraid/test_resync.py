@@ -19,6 +19,7 @@ from swapio_mdraid._store import BitmapStore, NotDurableError
 from swapio_memory.plugin import forget
 
 from swapio.area import CreateRequest
+from swapio.errors import BackendIOError
 from swapio.plugins import PluginHost
 from tests.mdraid.helpers import CliResult, cli, make_image, run_cli
 
@@ -362,4 +363,48 @@ def test_ctrl_c_keeps_progress_and_exits_130(tmp_path: Path) -> None:
     left = read_bitmap(bitmap).count_dirty()
     assert 0 < left < total
     swapio("bitmap", "resync", str(bitmap), "--source", str(a), "--target", str(b))
+    assert a.read_bytes() == b.read_bytes()
+
+
+async def test_a_target_failing_mid_resync_keeps_the_progress_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bitmap, a, b = tmp_path / "bm", tmp_path / "a", tmp_path / "b"
+    make_image(a, SIZE, 0x3C)
+    make_image(b, SIZE)
+    host = PluginHost()
+    new = Bitmap.create(sync_size_bytes=SIZE, chunk_size=CHUNK)
+    await (await BitmapStore.create(host, str(bitmap), new)).close()
+    real_write = _resync._Target.write
+    calls = 0
+
+    async def failing_write(self: _resync._Target, slot: int, data: bytes | bytearray) -> None:
+        nonlocal calls
+        calls += 1
+        if calls > 20:
+            raise BackendIOError("injected: target went away")
+        await real_write(self, slot, data)
+
+    monkeypatch.setattr(_resync._Target, "write", failing_write)
+    store = await BitmapStore.open(host, str(bitmap))
+    areas = [await activate(host, str(a)), await activate(host, str(b))]
+    try:
+        with pytest.raises(BackendIOError, match="target went away"):
+            await resync(store, areas[0], areas[1:])
+    finally:
+        for area in areas:
+            await area.deactivate()
+        await store.close()
+    left = read_bitmap(bitmap).count_dirty()
+    assert 0 < left < CHUNKS  # copies that completed before the failure stay done
+    monkeypatch.undo()
+    store = await BitmapStore.open(host, str(bitmap))
+    areas = [await activate(host, str(a)), await activate(host, str(b))]
+    try:
+        report = await resync(store, areas[0], areas[1:])
+    finally:
+        for area in areas:
+            await area.deactivate()
+        await store.close()
+    assert report.copied == left
     assert a.read_bytes() == b.read_bytes()
