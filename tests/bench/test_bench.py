@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -214,3 +215,14 @@ def test_pager_workloads_report_hits_and_faults(cli: click.Group) -> None:
     assert by["pager-50"]["major_faults"] > 0
     assert 0 < by["pager-50"]["hit_ratio"] < 1
     assert by["pager-50"]["resident_pages"] == by["pager-50"]["working_set"] // 2
+
+
+def test_plot_without_matplotlib_is_a_clear_error_before_running(
+    cli: click.Group, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import now raises ImportError
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    result = run(cli, "-b", "memory", "--plot", str(tmp_path / "x.png"), *SMALL)
+    assert result.exit_code == 2
+    assert "--plot needs matplotlib: pip install 'swapio[plot]'" in result.output
+    assert "workload" not in result.output  # refused before the run, not after it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Any
 
 from swapio_http._auth import owner_id
@@ -253,3 +254,24 @@ async def test_a_bad_frame_anywhere_means_nothing_runs(client: Client) -> None:
     response = await client.post("/areas/scratch/io", data=body, headers=auth())
     await error_of(response, 416)
     assert await read_pages(client, 1) == bytes(PAGE)
+
+
+async def test_random_bodies_get_4xx_and_never_touch_the_area(client: Client) -> None:
+    await create(client)
+    await write(client, 0, b"Z" * PAGE)
+    rng = random.Random(7)
+    valid = frame(Op.SWAP_OUT, 0, 1, b"Q" * PAGE)
+    for _ in range(60):
+        raw = bytearray(valid)
+        for _ in range(rng.randint(1, 4)):  # corrupt a few header bytes, or truncate
+            if rng.random() < 0.8:
+                raw[rng.randrange(REQUEST_HEADER.size)] = rng.randrange(256)
+            else:
+                del raw[rng.randrange(len(raw)) :]
+        response = await client.post("/areas/scratch/io", data=bytes(raw), headers=auth())
+        if response.status == 200:
+            continue  # the corruption hit a field that still makes a valid frame
+        assert 400 <= response.status < 500, await response.text()
+        assert (await response.json())["message"]
+    # Whatever was accepted wrote "Q"; nothing else ever reached slot 0.
+    assert await read_pages(client, 0) in (b"Z" * PAGE, b"Q" * PAGE)
