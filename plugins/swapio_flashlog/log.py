@@ -404,8 +404,9 @@ class FlashLog:
         Without cleanmarkers a half-erased block could look like that, so the caller reads
         the whole block instead.
         """
-        head = self.device.read(blk.start, EMPTY_SCAN_SIZE)
-        if head.count(0xFF) == EMPTY_SCAN_SIZE:
+        size = max(EMPTY_SCAN_SIZE, _align(CLEANMARKER_SIZE, self.align) + 4)
+        head = self.device.read(blk.start, size)
+        if head.count(0xFF) == size:
             blk.state = BlockState.ERASE
             return True
         rest = head[CLEANMARKER_SIZE:]
@@ -862,6 +863,7 @@ class FlashLog:
 
     def _allocate(self, *, gc: bool) -> Block:
         stepped = False  # wear levelling at most once per allocation: it frees no space
+        budget = 2 * len(self.blocks)  # GC steps before we call the log full
         while True:
             free = self.free_blocks()
             if gc:
@@ -871,7 +873,8 @@ class FlashLog:
                         "collection (the reserve is exhausted)"
                     )
             elif len(free) <= self.options.reserve_blocks:
-                if not self.gc_step(wear_levelling=not stepped):
+                budget -= 1
+                if budget < 0 or not self.gc_step(wear_levelling=not stepped):
                     raise LogFullError(
                         f"{self.device.path}: the log is full: no erase block holds obsolete "
                         "data to collect"
