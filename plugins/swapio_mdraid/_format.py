@@ -365,9 +365,9 @@ class Bitmap:
     def count_dirty(self) -> int:
         """Number of set bits among the first ``chunks`` (mdadm ``count_dirty_bits``)."""
         full, rest = divmod(self.chunks, 8)
-        total = sum(bin(b).count("1") for b in self.bits[:full])
+        total = int.from_bytes(self.bits[:full], "little").bit_count()
         if rest:
-            total += bin(self.bits[full] & ((1 << rest) - 1)).count("1")
+            total += (self.bits[full] & ((1 << rest) - 1)).bit_count()
         return total
 
     # --- geometry -------------------------------------------------------------------
