@@ -39,7 +39,7 @@ from swapio_nfs._errors import (
 )
 from swapio_nfs._nfs3 import Access3, CreateMode, Fattr3, Ftype3, Sattr3, StableHow
 from swapio_nfs._record import DEFAULT_MAX_RECORD
-from swapio_nfs._transport import RetryPolicy
+from swapio_nfs._transport import DEFAULT_REPLY_SIZE, RetryPolicy
 from swapio_nfs._url import NfsUrl, parse_nfs_url
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,6 @@ class NfsSwapFile:
             uid=url.uid,
             gid=url.gid,
             pool=area.pool,
-            memalloc_socket=True,
             policy=policy,
         )
         try:
@@ -218,7 +217,7 @@ class NfsSwapFile:
 
     def capabilities(self, area: SwapArea) -> Capabilities:
         """Capabilities, with the reserve one in-flight swap-out needs (WRITE + COMMIT reply)."""
-        reply_pages = area.pool.pages_for(REPLY_OVERHEAD)
+        reply_pages = area.pool.pages_for(DEFAULT_REPLY_SIZE)
         return Capabilities(
             durable=True,
             discard=False,

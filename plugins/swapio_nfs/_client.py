@@ -78,6 +78,8 @@ T = TypeVar("T")
 JUKEBOX_RETRIES = 20
 JUKEBOX_DELAY = 0.1
 JUKEBOX_DELAY_MAX = 2.0
+#: RPC reply header, status, post-op attributes, count, eof and length around READ data.
+READ_REPLY_OVERHEAD = 512
 
 
 async def getport(
@@ -130,7 +132,6 @@ class NfsClient:
         uid: int = 0,
         gid: int = 0,
         pool: PagePool | None = None,
-        memalloc_socket: bool = False,
         policy: RetryPolicy | None = None,
     ) -> NfsClient:
         """Mount ``mount_path`` on ``host`` and open the NFS connection."""
@@ -141,9 +142,7 @@ class NfsClient:
         if nfsport is None:
             nfsport = await getport(host, NFS_PROG, NFS_VERS, policy=policy)
         result = await mount_export(host, mountport, mount_path, cred, policy)
-        conn = RpcConnection(
-            host, nfsport, pool=pool, policy=policy, memalloc_socket=memalloc_socket, name="NFS"
-        )
+        conn = RpcConnection(host, nfsport, pool=pool, policy=policy, name="NFS")
         await conn.connect()
         return cls(host, mount_path, result.fhandle, conn, cred, mountport)
 
@@ -259,6 +258,7 @@ class NfsClient:
                 encode_read_args(fh, offset, count),
                 cred=self.cred,
                 program="NFS READ",
+                reply_size=count + READ_REPLY_OVERHEAD,
             ) as res:
                 try:
                     n, eof, data = decode_read_data(res.results, count)
@@ -291,6 +291,7 @@ class NfsClient:
                 encode_read_args(fh, offset, total),
                 cred=self.cred,
                 program="NFS READ",
+                reply_size=total + READ_REPLY_OVERHEAD,
             ) as res:
                 try:
                     count, eof, data = decode_read_data(res.results, total)

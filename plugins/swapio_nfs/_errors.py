@@ -150,14 +150,6 @@ class RpcConnectionError(BackendIOError, ConnectionError):
     """The connection to the RPC server failed or was lost."""
 
 
-class ReplyDroppedError(BackendIOError):
-    """A reply landed in a reserve buffer but its call was not memalloc work.
-
-    The ``SOCK_MEMALLOC`` rule: the buffer is released at once and the call is retried once
-    memory is available again.  Internal to the transport; callers see the retried result.
-    """
-
-
 # --------------------------------------------------------------------------- NFSv3 status
 
 

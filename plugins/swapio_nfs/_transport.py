@@ -9,13 +9,14 @@ The thin I/O shell around :mod:`swapio_nfs._rpc` and :mod:`swapio_nfs._record`:
 * A lost connection is re-established with exponential backoff and every outstanding call is
   sent again, with its XID, on the new connection.  A call whose retransmissions run out while
   disconnected fails with :class:`RpcConnectionError` naming the last connect error.
-* **Receive buffers come from the page pool** (``SOCK_MEMALLOC``, net/core/sock.c): a reply
-  record is assembled in the socket's receive ring (bounded by ``max_record``), then placed in
-  a buffer from ``pool.try_alloc``.  On a memalloc connection that allocation may dip into the
-  reserve; a reserve-backed buffer is only kept when the call it answers was made in memalloc
-  context, otherwise it is released at once and the call is sent again when the pool recovers
-  (the ``sk_filter`` drop of a pfmemalloc skb on a non-memalloc socket).  A reply for which no
-  buffer can be had is dropped the same way.
+* **Reply buffers come from the page pool**, allocated when the call is made, in the
+  caller's context (sunrpc's ``call_allocate``/``rpc_malloc``): a call made in memalloc
+  context may get a reserve-backed buffer (``kmalloc_reserve``), any other call waits for
+  ordinary memory (waking reclaim).  So a reply lands in reserve memory only when it answers
+  memalloc work — the ``SOCK_MEMALLOC`` rule — and a swap-out never waits for memory that
+  only its own completion could free.  The reply record is assembled in the connection's
+  receive ring (bounded by ``max_record``) and copied into the call's buffer; a reply larger
+  than the buffer its call allocated is a protocol error of that call.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from swapio.memalloc import in_memalloc, memalloc
+from swapio.memalloc import in_memalloc
 from swapio_nfs._errors import (
     MalformedReplyError,
     RecordMarkError,
@@ -51,6 +52,9 @@ if TYPE_CHECKING:
     from swapio.pool import PagePool, PoolBuffer
 
 log = logging.getLogger(__name__)
+
+DEFAULT_REPLY_SIZE = 1024
+"""Reply buffer of a call that carries no bulk data (GETATTR, WRITE, COMMIT...)."""
 
 
 @dataclass(frozen=True)
@@ -104,9 +108,9 @@ class _Pending:
     memalloc: bool
     program: str
     timeout: float
+    buffer: PoolBuffer | None = None
     attempts: int = 0
     deadline: float = 0.0
-    deferred: bool = False
     sent_on: int = -1
 
 
@@ -157,8 +161,6 @@ class RpcConnection:
     :param port: server TCP port.
     :param pool: page pool reply buffers come from (``None``: plain memory, for the short
         MOUNT and portmap exchanges at activation).
-    :param memalloc_socket: the connection carries swap traffic (``sk_set_memalloc``): reply
-        buffers may come from the reserve.
     """
 
     def __init__(
@@ -169,7 +171,6 @@ class RpcConnection:
         pool: PagePool | None = None,
         policy: RetryPolicy | None = None,
         max_record: int = DEFAULT_MAX_RECORD,
-        memalloc_socket: bool = False,
         name: str = "RPC",
     ) -> None:
         self.host = host
@@ -177,7 +178,6 @@ class RpcConnection:
         self.pool = pool
         self.policy = policy or RetryPolicy()
         self.max_record = max_record
-        self.memalloc_socket = memalloc_socket
         self.name = name
         self._xid = int.from_bytes(os.urandom(4), "big")
         self._pending: dict[int, _Pending] = {}
@@ -197,7 +197,6 @@ class RpcConnection:
         self.calls = 0
         self.retransmissions = 0
         self.reconnects = 0
-        self.replies_dropped = 0
         self.unknown_xids = 0
 
     # ----------------------------------------------------------------- connection
@@ -339,8 +338,12 @@ class RpcConnection:
         cred: OpaqueAuth = AUTH_NONE,
         program: str | None = None,
         timeout: float | None = None,
+        reply_size: int = DEFAULT_REPLY_SIZE,
     ) -> RpcResult:
         """Send a call and return its results; raise the error the server or network gave.
+
+        :param reply_size: the largest reply expected (whole record); its buffer is taken
+            from the pool before the call is sent.
 
         The caller must :meth:`RpcResult.release` the result (or use it in ``with``).
         """
@@ -373,18 +376,23 @@ class RpcConnection:
             program or self.name,
             self.policy.timeout if timeout is None else timeout,
         )
-        self._pending[xid] = pending
-        self.calls += 1
-        protocol = self._protocol
-        if protocol is not None and not protocol.writable:
-            await protocol.drain()
-        if not pending.future.done():
-            self._send(pending)
-        self._arm(pending)
+        if self.pool is not None:
+            pending.buffer = await self.pool.alloc(reply_size)
         try:
+            self._pending[xid] = pending
+            self.calls += 1
+            protocol = self._protocol
+            if protocol is not None and not protocol.writable:
+                await protocol.drain()
+            if not pending.future.done():
+                self._send(pending)
+            self._arm(pending)
             return await pending.future
         finally:
             self._pending.pop(xid, None)
+            if pending.buffer is not None:  # not handed over to a result
+                pending.buffer.release()
+                pending.buffer = None
 
     async def _ensure_connected(self) -> None:
         if self._connecting is not None and not self._connecting.done():
@@ -479,18 +487,21 @@ class RpcConnection:
         if pending is None or pending.future.done():
             self.unknown_xids += 1  # a late duplicate, or a reply to nothing we sent
             return
-        buffer: PoolBuffer | None = None
+        buffer = pending.buffer
         view: memoryview
-        if self.pool is not None:
-            with memalloc(self.memalloc_socket):
-                buffer = self.pool.try_alloc(len(record))
-            if buffer is None or (buffer.pfmemalloc and not pending.memalloc):
-                if buffer is not None:
-                    buffer.release()
-                self.replies_dropped += 1
-                self._defer(pending)
+        if buffer is not None:
+            size = len(record)
+            if size > buffer.nbytes:
+                self._finish(
+                    pending,
+                    MalformedReplyError(
+                        f"{pending.program} reply (xid {xid:#x}) is {size} bytes, larger than "
+                        f"the {buffer.nbytes}-byte buffer its call allocated",
+                        xid,
+                    ),
+                )
                 return
-            view = buffer.view
+            view = buffer.view[:size]
             view[:] = record
         else:
             view = memoryview(record)
@@ -499,36 +510,14 @@ class RpcConnection:
             try:
                 reply = decode_reply(view, pending.program)
             except MalformedReplyError as exc:
-                if buffer is not None:
-                    buffer.release()
                 self._finish(pending, exc)
                 return
             if reply.error is not None:
-                if buffer is not None:
-                    buffer.release()
                 self._finish(pending, reply.error)
                 return
             results = reply.results
         else:
             results = view[start:]
         self._pending.pop(xid, None)
+        pending.buffer = None  # ownership moves to the result
         pending.future.set_result(RpcResult(results, buffer))
-
-    def _defer(self, pending: _Pending) -> None:
-        """Send ``pending`` again once the pool has memory for its reply."""
-        if pending.deferred or self.pool is None:
-            return
-        pending.deferred = True
-        pool = self.pool
-
-        async def resend() -> None:
-            with contextlib.suppress(Exception):
-                await pool.wait_for_change()
-            pending.deferred = False
-            if not pending.future.done():
-                self.retransmissions += 1
-                self._send(pending)
-
-        task = asyncio.get_running_loop().create_task(resend())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)

@@ -20,7 +20,7 @@ from swapio_nfs._rpc import AcceptStat, Call, encode_accepted_reply
 from swapio_nfs._transport import RetryPolicy, RpcConnection
 
 from swapio.memalloc import memalloc
-from swapio.pool import PagePool
+from swapio.pool import PagePool, PoolBuffer
 
 from .fakeserver import FakeConn, FakeRpcServer
 
@@ -199,50 +199,61 @@ async def test_replies_live_in_pool_buffers_until_released() -> None:
     pool = PagePool(64, 4096)
     async with FakeRpcServer() as server:
         conn = conn_to(server, pool=pool)
-        res = await conn.call(1, 1, 1, b"x" * 5000)
-        assert pool.used_pages == 2  # 5000 bytes of results + header: two pages
+        res = await conn.call(1, 1, 1, b"x" * 5000, reply_size=6000)
+        assert pool.used_pages == 2  # the 6000-byte reply buffer: two pages
         assert bytes(res.results) == b"x" * 5000
         res.release()
         assert pool.accounting().buffers_outstanding == 0
         await conn.close()
 
 
-async def test_memalloc_call_gets_a_reserve_backed_reply_under_pressure() -> None:
-    pool = PagePool(64, 4096, min_pages=8, low_pages=12, high_pages=16)
-    hog = [pool.try_alloc(4096) for _ in range(52)]  # free = 12 = low: ordinary allocs fail
+async def test_reply_larger_than_its_buffer_fails_that_call() -> None:
+    pool = PagePool(64, 4096)
     async with FakeRpcServer() as server:
-        conn = conn_to(server, pool=pool, memalloc_socket=True)
+        conn = conn_to(server, pool=pool)
+        with pytest.raises(MalformedReplyError, match="larger than the 100-byte buffer"):
+            await conn.call(1, 1, 1, b"x" * 200, reply_size=100)
+        assert pool.accounting().buffers_outstanding == 0
+        await conn.close()
+
+
+def squeezed_pool() -> tuple[PagePool, list[PoolBuffer]]:
+    """A pool taken below *min* by memalloc work: only the reserve is left."""
+    pool = PagePool(64, 4096, min_pages=8, low_pages=12, high_pages=16)
+    with memalloc():
+        hog = [pool.try_alloc(4096) for _ in range(58)]
+    return pool, [b for b in hog if b is not None]
+
+
+async def test_memalloc_call_gets_a_reserve_backed_reply_buffer() -> None:
+    pool, hog = squeezed_pool()
+    async with FakeRpcServer() as server:
+        conn = conn_to(server, pool=pool)
         await conn.connect()
         with memalloc():
-            res = await conn.call(1, 1, 1, b"y" * 4000 * 5)
+            res = await conn.call(1, 1, 1, b"y" * 100)
         assert res.pfmemalloc
+        assert bytes(res.results) == b"y" * 100
         res.release()
         await conn.close()
     for buf in hog:
-        assert buf is not None
         buf.release()
 
 
-async def test_reserve_backed_reply_to_ordinary_call_is_dropped_and_retried() -> None:
-    pool = PagePool(64, 4096, min_pages=8, low_pages=12, high_pages=16)
-    with memalloc():  # reclaim work took the pool below min: only the reserve is left
-        hog = [pool.try_alloc(4096) for _ in range(58)]
+async def test_ordinary_call_never_takes_the_reserve_and_waits_for_memory() -> None:
+    pool, hog = squeezed_pool()
     async with FakeRpcServer() as server:
-        conn = conn_to(server, pool=pool, memalloc_socket=True, policy=RetryPolicy(timeout=5))
+        conn = conn_to(server, pool=pool, policy=RetryPolicy(timeout=5))
         await conn.connect()
         task = asyncio.ensure_future(conn.call(1, 1, 1, b"z" * 100))
-        async with asyncio.timeout(5):
-            while conn.replies_dropped == 0:  # noqa: ASYNC110 - polling a counter
-                await asyncio.sleep(0.005)
+        await asyncio.sleep(0.05)
         assert not task.done()
-        assert pool.used_pages == 58  # the reply's reserve buffer went back at once
+        assert server.calls == []  # not even sent: its reply would have nowhere to go
         for buf in hog:
-            assert buf is not None
             buf.release()
         res = await asyncio.wait_for(task, 5)
         assert not res.pfmemalloc
         assert bytes(res.results) == b"z" * 100
         res.release()
-        assert len(server.calls) == 2
-        assert server.calls[0].xid == server.calls[1].xid
+        assert pool.accounting().buffers_outstanding == 0
         await conn.close()
