@@ -173,7 +173,7 @@ async def _demand_latency(
             await asyncio.sleep(0)
     view = memoryview(bytearray(PAGE))
     rng = random.Random(1)
-    out = []
+    out: list[int] = []
     written = sched.stats(area).pages_out
     t0 = time.perf_counter()
     # run for at least a second so that aging (background work held by anticipation is
