@@ -223,7 +223,6 @@ async def _copy_dirty(
 ) -> None:
     bitmap = store.bitmap
     throttle = _Throttle(max_speed)
-    window = asyncio.Semaphore(WINDOW)
     completed: list[int] = []
     last_checkpoint = time.monotonic()
     checkpoint_lock = asyncio.Lock()
@@ -246,20 +245,25 @@ async def _copy_dirty(
 
     async def one(chunk: int) -> None:
         nonlocal last_checkpoint
-        async with window:
-            nbytes = await copier.copy(chunk)
-            completed.append(chunk)
-            report.copied += 1
-            report.bytes_copied += nbytes
-            if progress is not None:
-                progress(report.copied, len(dirty))
-            now = time.monotonic()
-            if report.copied % CHECKPOINT_CHUNKS == 0 or now - last_checkpoint > CHECKPOINT_SECONDS:
-                last_checkpoint = now
-                await checkpoint()
-            await throttle.account(nbytes)
+        nbytes = await copier.copy(chunk)
+        completed.append(chunk)
+        report.copied += 1
+        report.bytes_copied += nbytes
+        if progress is not None:
+            progress(report.copied, len(dirty))
+        now = time.monotonic()
+        if report.copied % CHECKPOINT_CHUNKS == 0 or now - last_checkpoint > CHECKPOINT_SECONDS:
+            last_checkpoint = now
+            await checkpoint()
+        await throttle.account(nbytes)
 
-    tasks = [asyncio.ensure_future(one(chunk)) for chunk in dirty]
+    pending = iter(dirty)
+
+    async def worker() -> None:
+        for chunk in pending:  # one shared iterator: WINDOW copies in flight, no more tasks
+            await one(chunk)
+
+    tasks = [asyncio.ensure_future(worker()) for _ in range(min(WINDOW, len(dirty)))]
     try:
         await asyncio.gather(*tasks)
     finally:
