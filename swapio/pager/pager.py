@@ -235,11 +235,14 @@ class Pager:
         page.io = done
         assert page.view is not None
         try:
-            req = self._sched.submit(
-                self.area, Direction.SWAP_IN, page.index, [page.view], priority=Priority.DEMAND
-            )
-            self._readahead_around(page.index)
-            await self._sched.wait(req)
+            if self._readahead_around(page.index):
+                # submitted in the same tick as the readahead: merged into one area call
+                req = self._sched.submit(
+                    self.area, Direction.SWAP_IN, page.index, [page.view], priority=Priority.DEMAND
+                )
+                await self._sched.wait(req)
+            else:  # nothing to merge with: issue directly when the queue allows
+                await self._sched.swap_in(self.area, page.index, [page.view])
         except BaseException:
             self._c.fault_errors += 1
             page.io = None
@@ -255,13 +258,15 @@ class Pager:
         self._c.fault_latency.record(time.perf_counter_ns() - start)
         return True
 
-    def _readahead_around(self, index: int) -> None:
+    def _readahead_around(self, index: int) -> int:
         """Queue reads of the cluster's not-resident, stored neighbours, using only frames
         that are free now and only while the pool is above *high* (readahead never evicts,
-        and never takes the memory a read in flight may need to complete)."""
+        and never takes the memory a read in flight may need to complete).  Returns how
+        many reads were queued."""
         window = self.readahead
+        issued = 0
         if not window:
-            return
+            return issued
         start = index & ~(window - 1)
         table = self._table
         for j in range(start, min(start + window, self.pages)):
@@ -273,10 +278,10 @@ class Pager:
             if self._clock.full or self.pool.below_high() or self.pool.waiters:
                 # readahead frames pin memory until their reads complete, and a read may
                 # itself need buffers: only speculate while the pool is above *high*
-                return
+                return issued
             buf = self.pool.try_alloc(self.page_size)
             if buf is None:
-                return
+                return issued
             self._install(page, buf)
             page.referenced = False
             page.readahead = True
@@ -287,6 +292,8 @@ class Pager:
             )
             req.future.add_done_callback(lambda fut, page=page: self._readahead_done(page, fut))
             self._c.readahead_issued += 1
+            issued += 1
+        return issued
 
     def _readahead_done(self, page: _Page, fut: asyncio.Future[None]) -> None:
         done = page.io
