@@ -2,8 +2,9 @@
 
 With no arguments it runs every workload against every installed backend it can place in a
 temporary directory (memory, file, flashlog, mirror; http against an in-process page server;
-NFS when ``--nfs URL`` or ``$SWAPIO_BENCH_NFS`` names a server) and against the in-process
-peers, each workload capped at ``--seconds``.
+NFS when ``--nfs URL`` or ``$SWAPIO_BENCH_NFS`` names a server, or when rpcbind on loopback
+knows one with an export) and against the in-process peers, each workload capped at
+``--seconds``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from collections.abc import Iterable
 
 import click
 
+from swapio.bench import nfs_peers, render
 from swapio.bench import plot as plotting
-from swapio.bench import render
 from swapio.bench.peers import ALL_PEERS, INTERNAL_PEERS, NFS_PEERS, RESYNC_PEERS
 from swapio.bench.results import Skipped, document
 from swapio.bench.runner import BUILTIN_PLACES, WORKLOADS, Plan, bench_placer, run_plan
@@ -140,7 +141,12 @@ def build_plan(
     metavar="BACKEND=URL",
     help="Where to create the area for BACKEND (for backends the bench cannot place).",
 )
-@click.option("--nfs", "nfs_url", metavar="URL", help=f"NFS export directory URL (or ${ENV_NFS}).")
+@click.option(
+    "--nfs",
+    "nfs_url",
+    metavar="URL",
+    help=f"NFS export root URL (or ${ENV_NFS}); 'off' disables the rpcbind probe.",
+)
 @click.option(
     "--pages",
     default=8192,
@@ -212,6 +218,14 @@ def bench(
     """Measure every installed backend and the peer tools on the same workloads."""
     host = ctx.obj if isinstance(ctx.obj, PluginHost) else PluginHost()
     nfs = nfs_url or os.environ.get(ENV_NFS) or None
+    found = None
+    if nfs == "off":
+        nfs = None
+    elif nfs is None and not backends:
+        # The default run covers NFS when a server is reachable (rpcbind on loopback).
+        installed = {b.info.name for b in host.backends()}
+        if "nfs" in installed:
+            nfs = found = nfs_peers.discover()
     plan, skipped = build_plan(
         host,
         _names(backends),
@@ -238,6 +252,10 @@ def bench(
         click.echo(f"swapio bench: warning: {warning}", err=True)
     if plot_path:
         plotting.plot(results, plan.workloads, plot_path)
+    if found is not None:
+        meta["nfs_url"] = found
+        meta["nfs_discovered"] = True
+        click.echo(f"swapio bench: nfs: using {found} (found through rpcbind)", err=True)
     if as_json:
         click.echo(json.dumps(document(results, skipped, meta), indent=2))
         return

@@ -202,3 +202,61 @@ def cleanup(export: NfsExport, uid: str) -> None:
                 client.remove(name)
     finally:
         client.close()
+
+
+_PROG_NFS = 100003
+_PROG_MOUNT = 100005
+_VERSION_3 = 3
+_PROBE_TIMEOUT = 1
+_ACCESS3_MODIFY = 0x04
+_ACCESS3_EXTEND = 0x08
+
+
+def discover(host: str = "127.0.0.1") -> str | None:
+    """An NFSv3 export on ``host`` found through rpcbind, as a libnfs URL; None if none.
+
+    Asks rpcbind (RFC 1833) for the TCP ports of NFS v3 and MOUNT v3, lists the exports,
+    and returns the first one that mounts and grants write access (ACCESS3).  Any failure
+    (no rpcbind, stale registrations, nothing exported) means "none": blocking, quick.
+    """
+    try:
+        from pyNfsClient import Mount, NFSv3, Portmap  # noqa: PLC0415 (optional peer)
+
+        portmap = Portmap(host, timeout=_PROBE_TIMEOUT)
+        portmap.connect()
+        try:
+            nfsport = portmap.getport(_PROG_NFS, _VERSION_3)
+            mountport = portmap.getport(_PROG_MOUNT, _VERSION_3)
+        finally:
+            portmap.disconnect()
+        if not nfsport or not mountport:
+            return None
+        mount = Mount(host, mountport, _PROBE_TIMEOUT, _AUTH)
+        mount.connect()
+        try:
+            node = mount.export()
+            exports = []
+            while node:
+                item = node[0]
+                exports.append(item.ex_dir.decode())
+                node = item.ex_next
+            nfs = NFSv3(host, nfsport, _PROBE_TIMEOUT, _AUTH)
+            nfs.connect()
+            try:
+                for path in exports:
+                    res = mount.mnt(path, _AUTH)
+                    if res["status"] != 0:
+                        continue
+                    mount.umnt(_AUTH)
+                    # ACCESS3 (RFC 1813 §3.3.4): only an export we may write to will do.
+                    wanted = _ACCESS3_MODIFY | _ACCESS3_EXTEND
+                    acc = nfs.access(res["mountinfo"]["fhandle"], wanted, _AUTH)
+                    if acc["status"] == 0 and acc["resok"]["access"] & wanted == wanted:
+                        return f"nfs://{host}{path}?nfsport={nfsport}&mountport={mountport}"
+            finally:
+                nfs.disconnect()
+        finally:
+            mount.disconnect()
+    except Exception:  # probing is best effort by design: any failure means "no server"
+        return None
+    return None

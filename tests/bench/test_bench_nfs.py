@@ -7,6 +7,7 @@ import json
 import click
 from click.testing import CliRunner
 
+from swapio.bench import nfs_peers
 from swapio.bench.cli import bench
 from swapio.cli import build_cli
 from swapio.plugins import PluginHost
@@ -35,3 +36,13 @@ def test_nfs_backend_and_peers_run_in_one_bench(ganesha: GaneshaServer) -> None:
     assert all(r["pages"] > 0 and r["seconds"] > 0 for r in doc["results"])
     # The run removed what it created on the export.
     assert set(ganesha.export.iterdir()) == before
+
+
+def test_a_reachable_server_is_found_through_rpcbind(ganesha: GaneshaServer) -> None:
+    # ganesha registered NFS v3 and MOUNT v3 with rpcbind when it started.
+    url = nfs_peers.discover()
+    assert url is not None
+    export = nfs_peers.NfsExport.parse(url)
+    assert export.host == "127.0.0.1"
+    assert (export.nfsport, export.mountport) == (ganesha.nfsport, ganesha.mountport)
+    assert export.path == str(ganesha.export)  # the writable one, not the read-only export
