@@ -26,6 +26,7 @@ class GaneshaError(RuntimeError):
 
 READY_LINE = "NFS SERVER INITIALIZED"
 START_TIMEOUT = 60.0
+PORT_TIMEOUT = 10.0
 
 CONFIG = """\
 NFS_CORE_PARAM {{
@@ -128,7 +129,7 @@ class GaneshaServer:
                 with self.log.open("rb") as f:
                     f.seek(offset)
                     if READY_LINE.encode() in f.read():
-                        self._wait_port(deadline)
+                        self._wait_port(min(deadline, time.monotonic() + PORT_TIMEOUT), offset)
                         return
             time.sleep(0.05)
         self.kill()
@@ -136,7 +137,7 @@ class GaneshaServer:
             f"ganesha.nfsd did not initialize within {START_TIMEOUT} s:\n{self.log_tail(offset)}"
         )
 
-    def _wait_port(self, deadline: float) -> None:
+    def _wait_port(self, deadline: float, offset: int) -> None:
         while time.monotonic() < deadline:
             with (
                 contextlib.suppress(OSError),
@@ -144,7 +145,11 @@ class GaneshaServer:
             ):
                 return
             time.sleep(0.05)
-        raise GaneshaError(f"ganesha.nfsd does not listen on {self.nfsport}")
+        self.kill()
+        raise GaneshaError(
+            f"ganesha.nfsd initialized but does not listen on 127.0.0.1:{self.nfsport} "
+            f"(bad config?):\n{self.log_tail(offset)}"
+        )
 
     def log_tail(self, offset: int = 0, lines: int = 30) -> str:
         if not self.log.exists():

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+from pathlib import Path
 
 import pytest
 from swapio_nfs._backend import NfsSwapFile
@@ -14,12 +16,11 @@ from swapio_nfs._errors import (
     NfsAccesError,
     RpcConnectionError,
 )
+from swapio_nfs.ganesha import GaneshaError, GaneshaServer
 
 from swapio.area import CreateRequest
 from swapio.errors import AreaExistsError, AreaFormatError, AreaNotFoundError, UsageError
 from swapio.plugins import PluginHost
-
-from .conftest import GaneshaServer
 
 PAGE = 4096
 
@@ -185,3 +186,23 @@ async def test_client_procedures_against_the_server(ganesha: GaneshaServer, nfs_
         assert not (ganesha.export / nfs_name).exists()
     finally:
         await client.unmount()
+
+
+def test_missing_server_binary_is_a_loud_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda *a, **k: None)
+    server = GaneshaServer(tmp_path)
+    with pytest.raises(GaneshaError, match=r"ganesha.nfsd is not installed.*nfs-ganesha"):
+        server.start()
+
+
+def test_broken_config_is_a_loud_error_with_the_log(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    server = GaneshaServer(tmp_path)
+    server.conf.write_text("EXPORT { Export_Id = 1; Path = /nonexistent; }\n")
+    try:
+        with pytest.raises(GaneshaError, match="ganesha.nfsd"):
+            server.start()
+    finally:
+        server.kill()
