@@ -7,6 +7,7 @@ Each token owns its own namespace of areas; the namespace is named by a digest o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -101,7 +102,11 @@ class TokenSet:
             return None
         given = credentials.strip().encode()
         match: str | None = None
-        for token in self.tokens:
-            if hmac.compare_digest(given, token.encode()):
-                match = token
-        return owner_id(match) if match is not None else None
+        for token, owner in self._owners:
+            if hmac.compare_digest(given, token):
+                match = owner
+        return match
+
+    @functools.cached_property
+    def _owners(self) -> tuple[tuple[bytes, str], ...]:
+        return tuple((token.encode(), owner_id(token)) for token in self.tokens)
