@@ -80,7 +80,8 @@ def build_plan(
                 chosen.append(name)
             else:
                 reason = (
-                    "no NFS server: pass --nfs URL or set $" + ENV_NFS
+                    "no NFS server (none with a writable export known to rpcbind on "
+                    "127.0.0.1): pass --nfs URL or set $" + ENV_NFS
                     if name == "nfs"
                     else "no benchmark location known: pass --url NAME=URL"
                 )
