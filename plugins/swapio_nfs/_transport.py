@@ -30,7 +30,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from swapio.memalloc import in_memalloc
 from swapio_nfs._errors import (
     MalformedReplyError,
     RecordMarkError,
@@ -105,7 +104,6 @@ class _Pending:
     xid: int
     message: list[Buffer]
     future: asyncio.Future[RpcResult]
-    memalloc: bool
     program: str
     timeout: float
     buffer: PoolBuffer | None = None
@@ -186,8 +184,6 @@ class RpcConnection:
         self._closed = False
         self._connecting: asyncio.Task[None] | None = None
         self._last_error: BaseException | None = None
-        self._fatal: BaseException | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
         self._outgoing: list[Buffer] = []
         self._flush_scheduled = False
         self._ever_connected = False
@@ -304,8 +300,6 @@ class RpcConnection:
             self._connecting.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._connecting
-        for task in list(self._tasks):
-            task.cancel()
         if self._sweep is not None:
             self._sweep.cancel()
             self._sweep = None
@@ -349,8 +343,6 @@ class RpcConnection:
         """
         if self._closed:
             raise RpcConnectionError(f"{self.name} connection to {self._where} is closed")
-        if self._fatal is not None:
-            raise self._fatal
         if self._protocol is None:
             await self._ensure_connected()
         xid = self._next_xid()
@@ -372,12 +364,12 @@ class RpcConnection:
             xid,
             parts,
             loop.create_future(),
-            in_memalloc(),
             program or self.name,
             self.policy.timeout if timeout is None else timeout,
         )
-        if self.pool is not None:
-            pending.buffer = await self.pool.alloc(reply_size)
+        if self.pool is not None:  # kmalloc_reserve in the caller's (memalloc) context
+            pool = self.pool
+            pending.buffer = pool.try_alloc(reply_size) or await pool.alloc(reply_size)
         try:
             self._pending[xid] = pending
             self.calls += 1

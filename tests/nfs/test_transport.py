@@ -5,6 +5,7 @@ and reply buffers from the page pool under the SOCK_MEMALLOC rule."""
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import struct
 
@@ -14,11 +15,13 @@ from swapio_nfs._errors import (
     ProcUnavailError,
     RecordMarkError,
     RpcConnectionError,
+    RpcError,
     RpcTimeoutError,
 )
 from swapio_nfs._rpc import AcceptStat, Call, encode_accepted_reply
 from swapio_nfs._transport import RetryPolicy, RpcConnection
 
+from swapio.errors import RemoteProtocolError
 from swapio.memalloc import memalloc
 from swapio.pool import PagePool, PoolBuffer
 
@@ -257,3 +260,33 @@ async def test_ordinary_call_never_takes_the_reserve_and_waits_for_memory() -> N
         res.release()
         assert pool.accounting().buffers_outstanding == 0
         await conn.close()
+
+
+@pytest.mark.parametrize("seed", range(40))
+async def test_garbage_from_the_server_ends_the_call_cleanly(seed: int) -> None:
+    rng = random.Random(seed)
+
+    async def garbage(call: Call, conn: FakeConn) -> None:
+        body = rng.randbytes(rng.randrange(0, 64))
+        mode = rng.randrange(4)
+        if mode == 0:  # random bytes, no framing at all
+            conn.raw(rng.randbytes(rng.randrange(1, 64)))
+        elif mode == 1:  # a framed record starting with the right XID, then garbage
+            conn.reply(struct.pack(">I", call.xid) + body)
+        elif mode == 2:  # a plausible header with random status words
+            conn.reply(struct.pack(">III", call.xid, 1, rng.randrange(3)) + body)
+        else:  # a record mark that lies about the length, then a reset
+            conn.raw(struct.pack(">I", rng.randrange(2**32)) + body)
+            conn.reset()
+
+    async with FakeRpcServer(garbage) as server:
+        policy = RetryPolicy(timeout=0.05, retrans=1, max_timeout=0.1, backoff_initial=0.01)
+        conn = conn_to(server, policy=policy, max_record=1 << 16)
+        try:
+            async with asyncio.timeout(10):  # never hangs
+                with await conn.call(1, 1, 1, b"") as res:
+                    assert isinstance(bytes(res.results), bytes)
+        except (RemoteProtocolError, RpcError, RpcTimeoutError, RpcConnectionError):
+            pass  # a clean, typed failure
+        finally:
+            await conn.close()
