@@ -215,10 +215,49 @@ class IOScheduler:
         memalloc context otherwise.  Requests submitted in one event-loop tick are merged
         where adjacent (plugging).
         """
-        st, n, priority, memalloc = self._prepare(
-            area, direction, slot, buffers, count, priority, memalloc
-        )
-        return self._enqueue(st, direction, slot, n, buffers, priority, memalloc)
+        st = self._areas.get(area)
+        if (
+            st is None
+            or st.loop is None
+            or count is not None
+            or direction is not Direction.SWAP_OUT
+            or self._closed
+            or area.state is not AreaState.ACTIVE
+        ):
+            st, n, priority, memalloc = self._prepare(
+                area, direction, slot, buffers, count, priority, memalloc
+            )
+            return self._enqueue(st, direction, slot, n, buffers, priority, memalloc)
+        # the hot path of a reclaim or writeback stream: swap-outs to a known area
+        n = len(buffers)
+        size = st.page_size
+        for buf in buffers:
+            if type(buf) is not bytes or len(buf) != size:
+                _check_buffers(area, direction, buffers, size)
+                break
+        if n <= 0 or slot < 0 or slot + n > st.pages:
+            self._prepare(area, direction, slot, buffers, count, priority, memalloc)  # raises
+        if priority is None:
+            priority = Priority.RECLAIM
+        elif type(priority) is not Priority:
+            priority = Priority(priority)
+        if memalloc is None:
+            memalloc = priority is Priority.RECLAIM or in_memalloc()
+        self._seq += 1
+        req = IORequest(
+            st, direction, slot, n, buffers, priority, memalloc, st.loop, self._seq,
+            time.perf_counter_ns(),
+        )  # fmt: skip
+        queue = st.queue
+        queue.push(req)
+        stats = st.stats
+        stats.submitted += 1
+        pending = stats.pending = queue.pending
+        stats.peak_pending = max(stats.peak_pending, pending)
+        if not st.dispatch_pending:
+            st.dispatch_pending = True
+            st.loop.call_soon(self._dispatch, st)
+        return req
 
     def _enqueue(
         self,

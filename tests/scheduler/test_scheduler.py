@@ -492,3 +492,26 @@ async def test_without_anticipation_background_goes_at_once() -> None:
     await sched.swap_in(area, 0, [memoryview(bytearray(4096))])
     await sched.swap_out(area, 10, [page(1)], priority=Priority.BACKGROUND)
     assert [c.op for c in backend.calls] == ["in", "out"]
+
+
+@pytest.mark.parametrize(
+    ("buffers", "slot", "error", "message"),
+    [
+        ([bytes(4095)], 0, PageSizeError, "buffer of 4095 bytes"),
+        ([bytearray(4097)], 0, PageSizeError, "buffer of 4097 bytes"),
+        ([bytes(4096)], 1024, SlotRangeError, "out of range"),
+        ([], 0, UsageError, "at least one page"),
+    ],
+)
+async def test_the_swap_out_fast_path_validates_like_the_first_submission(
+    buffers: list[bytes], slot: int, error: type[Exception], message: str
+) -> None:
+    backend = ControlledBackend(pages=1024)
+    area = await activate(backend)
+    sched = IOScheduler()
+    await sched.wait(sched.submit(area, OUT, 0, [page(0)]))  # the area is now known
+    with pytest.raises(error, match=message):
+        sched.submit(area, OUT, slot, buffers)
+    ok = sched.submit(area, OUT, 5, [memoryview(bytearray(page(5)))])  # non-bytes buffer
+    await ok
+    assert backend.store[5] == page(5)
