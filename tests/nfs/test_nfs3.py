@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import struct
+import tracemalloc
 from collections.abc import Callable
 
 import pytest
@@ -309,3 +310,25 @@ def test_fuzzed_results_with_a_valid_status_word(
     # success status followed by a hostile length field: never allocates the claimed size
     with contextlib.suppress(XdrDecodeError, NfsError, MountError):
         decode(words(0, 1) + words(length) + data)
+
+
+def test_hostile_lengths_allocate_nothing_like_what_they_claim() -> None:
+    hostile = [
+        words(0, 0) + words(0xFFFFFFFF) + b"x" * 16,  # READ data length 4 GiB
+        words(0, 0xFFFFFFFF) + b"x" * 16,  # LOOKUP handle length 4 GiB
+        words(0, 0xFFFFFFF0),  # MNT handle length
+    ]
+    decoders: list[Callable[[bytes], object]] = [
+        lambda b: decode_read_res(b, 2**32 - 1),
+        decode_lookup_res,
+        lambda b: decode_mnt_res(b, "/e"),
+    ]
+    tracemalloc.start()
+    try:
+        for data, decode in zip(hostile, decoders, strict=True):
+            with pytest.raises(XdrDecodeError):
+                decode(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -103,3 +105,16 @@ def test_arbitrary_bytes_give_records_or_a_clean_error(data: bytes) -> None:
     records = records_from(reader)
     assert sum(len(r) for r in records) + reader.buffered <= len(data)
     assert all(len(r) <= 128 for r in records)
+
+
+def test_an_announced_record_is_not_allocated_before_its_bytes_arrive() -> None:
+    reader = RecordReader(max_record=4 << 20)
+    tracemalloc.start()
+    try:
+        reader.feed(encode_mark(4 << 20) + b"0123456789")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert reader.buffered == 10
+    assert reader.next_record() is None
+    assert peak < 64 * 1024
