@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from swapio.area import Capabilities, PageBuffer, SwapArea
-from swapio.errors import AreaExistsError, AreaFormatError, AreaNotFoundError
+from swapio.errors import AreaExistsError, AreaFormatError, AreaNotFoundError, UsageError
 from swapio_nfs._client import NfsClient
 from swapio_nfs._errors import (
     NfsAccesError,
@@ -113,6 +113,13 @@ class NfsSwapFile:
 
     @classmethod
     async def _open(cls, area: SwapArea, url: NfsUrl, client: NfsClient) -> NfsSwapFile:
+        create = area.create
+        if create is not None and create.page_size != url.page_size:
+            if "page_size" in area.location.query:
+                raise UsageError(
+                    f"page size {create.page_size} differs from the URL's page_size={url.page_size}"
+                )
+            url = dataclasses.replace(url, page_size=create.page_size)
         info = await client.fsinfo()
         max_io = min(info.rtmax, info.wtmax, MAX_IO_BYTES, DEFAULT_MAX_RECORD - REPLY_OVERHEAD)
         max_io -= max_io % url.page_size
@@ -127,15 +134,9 @@ class NfsSwapFile:
             existing = (found.fh, found.attributes)
         except NfsNoEntError:
             existing = None
-        create = area.create
         if create is not None:
-            if create.page_size != url.page_size and "page_size" in area.location.query:
-                raise AreaFormatError(
-                    f"page size {create.page_size} differs from the URL's page_size={url.page_size}"
-                )
             if existing is not None:
                 raise AreaExistsError(f"{url.host}:{url.path} already exists; not overwriting it")
-            url = dataclasses.replace(url, page_size=create.page_size)
             fh, attrs = await cls._create(client, url, create.pages, max_io)
         else:
             if existing is None:

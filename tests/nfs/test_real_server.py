@@ -206,3 +206,26 @@ def test_broken_config_is_a_loud_error_with_the_log(tmp_path: Path) -> None:
             server.start()
     finally:
         server.kill()
+
+
+async def test_create_with_another_page_size_keeps_whole_pages(
+    host: PluginHost, ganesha: GaneshaServer, nfs_name: str
+) -> None:
+    area = await host.activate(ganesha.url(nfs_name), create=CreateRequest(16, 65536))
+    try:
+        assert area.page_size == 65536
+        assert area.capabilities.max_pages_per_request == (1 << 20) // 65536
+        data = os.urandom(3 * 65536)
+        await area.write(5, data)
+        assert bytes(await area.read(5, 3)) == data
+    finally:
+        await area.deactivate()
+    again = await host.activate(ganesha.url(nfs_name, page_size=65536))
+    try:
+        assert again.pages == 16
+    finally:
+        await again.deactivate()
+    with pytest.raises(UsageError, match="differs from the URL's page_size=4096"):
+        await host.activate(
+            ganesha.url(nfs_name + "x", page_size=4096), create=CreateRequest(4, 8192)
+        )
