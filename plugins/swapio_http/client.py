@@ -57,8 +57,9 @@ DEFAULT_CONNECTIONS: Final = 16
 DEFAULT_TIMEOUT: Final = 30.0
 #: Largest frame sent in memalloc context (``SWAP_CLUSTER_MAX`` pages).
 MEMALLOC_FRAME_PAGES: Final = 32
-#: Frames of at most ``frame_pages // COALESCE_DIVISOR`` pages may share a request.
-COALESCE_DIVISOR: Final = 4
+#: Frames of at most this many pages may share a request (the single-page reads and writes
+#: of random access; larger frames already amortize a request's cost).
+COALESCE_MAX_PAGES: Final = 8
 QUERY_KEYS: Final = frozenset({"connections", "frame_pages", "timeout", "coalesce"})
 _FORBIDDEN_QUERY: Final = frozenset({"token", "access_token", "auth", "password"})
 
@@ -373,7 +374,7 @@ class PageClient:
     def _coalescable(self, count: int) -> bool:
         """Small frames outside memalloc context may share a request with others."""
         assert self.description is not None
-        limit = max(1, self.frame_pages // COALESCE_DIVISOR)
+        limit = min(COALESCE_MAX_PAGES, self.frame_pages)
         return (
             self.options.coalesce
             and self.description.max_frames > 1

@@ -316,7 +316,9 @@ async def area_io(request: web.Request) -> web.Response:
             _check_frame(area, frame.header)
         memalloc_flag = any(frame.header.flags & Flag.MEMALLOC for frame in frames)
         with memalloc(memalloc_flag):
-            if len(frames) == 1 or not _conflicting(frames):
+            if len(frames) == 1:
+                parts = [await _apply(area, frames[0])]
+            elif not _conflicting(frames):
                 parts = await asyncio.gather(*(_apply(area, frame) for frame in frames))
             else:
                 parts = [await _apply(area, frame) for frame in frames]
