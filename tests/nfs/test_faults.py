@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from swapio_nfs._backend import NfsSwapFile
 from swapio_nfs._errors import NfsStaleError, RpcTimeoutError
-from swapio_nfs._nfs3 import Fattr3, Ftype3, NfsTime3, StableHow
+from swapio_nfs._nfs3 import Fattr3, Ftype3, LookupResult, NfsTime3, StableHow
 from swapio_nfs._url import parse_nfs_url
 
 from swapio.area import CreateRequest, SwapArea
@@ -197,3 +197,44 @@ async def test_matching_verifier_needs_no_resend() -> None:
     await swap.swap_out(0, [bytes(PAGE)])
     assert client.writes == [(0, StableHow.UNSTABLE)]
     assert swap.rewrites == 0
+
+
+@dataclass
+class StaleOnceClient(StubClient):
+    """The first WRITE finds the handle stale; LOOKUP then finds the same file, new handle."""
+
+    root_fh: bytes = b"root"
+    stale_left: int = 1
+    handles: list[bytes] = field(default_factory=list)
+    fileid: int = 1
+
+    async def write(self, fh: bytes, offset: int, data: Any, stable: StableHow) -> _Write:
+        self.handles.append(fh)
+        if self.stale_left:
+            self.stale_left -= 1
+            raise NfsStaleError("WRITE")
+        return await super().write(fh, offset, data, stable)
+
+    async def lookup(self, dir_fh: bytes, name: str) -> LookupResult:
+        attrs = Fattr3(
+            Ftype3.NF3REG, 0o600, 1, 0, 0, 16 * PAGE, 16 * PAGE, (0, 0), 1, self.fileid,
+            NfsTime3(), NfsTime3(), NfsTime3(),
+        )  # fmt: skip
+        return LookupResult(b"fresh-fh", attrs, None)
+
+
+async def test_estale_on_the_same_file_looks_it_up_again_and_retries() -> None:
+    client = StaleOnceClient(commit_verifier=b"boot-one")
+    swap = stub_swapfile(client)
+    await swap.swap_out(0, [bytes(PAGE)])
+    assert client.handles == [b"fh", b"fresh-fh"]
+    assert swap.fh == b"fresh-fh"
+    assert swap.relookups == 1
+
+
+async def test_estale_on_a_replaced_file_refuses_to_write_the_impostor() -> None:
+    client = StaleOnceClient(fileid=2)
+    swap = stub_swapfile(client)
+    with pytest.raises(NfsStaleError, match="fileid 1 became 2"):
+        await swap.swap_out(0, [bytes(PAGE)])
+    assert client.handles == [b"fh"]
