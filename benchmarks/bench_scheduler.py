@@ -42,6 +42,8 @@ from swapio.scheduler import Direction, IOScheduler, Priority
 from swapio.scheduler.scheduler import DEFAULT_BACKGROUND_SHARE
 
 PAGE = 4096
+ROUNDS = 4  # alternating rounds of idle / saturated / no-priority demand reads
+ROUND_SECONDS = 0.3
 
 
 def pct(samples: list[int], q: float) -> int:
@@ -205,15 +207,32 @@ async def bench_priority(samples: int, directory: Path) -> dict[str, Any]:
         sched = IOScheduler(background_share=share)
         try:
             await area.write(0, os.urandom(PAGE * 256))
-            idle, _ = await _demand_latency(
-                area, sched, samples, background=False, demand_priority=Priority.DEMAND
-            )
-            busy, busy_rate = await _demand_latency(
-                area, sched, samples, background=True, demand_priority=Priority.DEMAND
-            )
-            flat, flat_rate = await _demand_latency(
-                area, sched, samples, background=True, demand_priority=Priority.BACKGROUND
-            )
+            # alternate short rounds of the three modes so machine noise hits them alike
+            idle: list[int] = []
+            busy: list[int] = []
+            flat: list[int] = []
+            busy_rates: list[float] = []
+            flat_rates: list[float] = []
+            for _ in range(ROUNDS):
+                part, _rate = await _demand_latency(
+                    area, sched, samples // ROUNDS, background=False,
+                    demand_priority=Priority.DEMAND, min_seconds=ROUND_SECONDS,
+                )  # fmt: skip
+                idle += part
+                part, rate = await _demand_latency(
+                    area, sched, samples // ROUNDS, background=True,
+                    demand_priority=Priority.DEMAND, min_seconds=ROUND_SECONDS,
+                )  # fmt: skip
+                busy += part
+                busy_rates.append(rate)
+                part, rate = await _demand_latency(
+                    area, sched, samples // ROUNDS, background=True,
+                    demand_priority=Priority.BACKGROUND, min_seconds=ROUND_SECONDS,
+                )  # fmt: skip
+                flat += part
+                flat_rates.append(rate)
+            busy_rate = sum(busy_rates) / len(busy_rates)
+            flat_rate = sum(flat_rates) / len(flat_rates)
         finally:
             await sched.aclose()
             await area.deactivate()
