@@ -271,7 +271,10 @@ async def _cleanup_nfs(plan: Plan, uid: str) -> list[str]:
         export = nfs_peers.NfsExport.parse(plan.nfs_url)
         await asyncio.to_thread(nfs_peers.cleanup, export, uid)
     except Exception as exc:  # cleanup is best effort; the figures stand
-        return [f"could not remove bench files from {plan.nfs_url}: {exc}"]
+        return [
+            f"could not remove this run's files (bench-{uid}*) from {plan.nfs_url}: "
+            f"{type(exc).__name__}: {exc} (the removal uses pyNfsClient)"
+        ]
     return []
 
 
