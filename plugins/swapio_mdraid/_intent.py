@@ -68,18 +68,9 @@ class WriteIntent:
 
     # --- geometry -------------------------------------------------------------------
 
-    @property
-    def pages(self) -> int:
-        """Pages of the bitmap image (superblock + bits, rounded up to pages)."""
-        return self.bitmap.image_pages(self.page_size)
-
     def page_of(self, chunk: int) -> int:
         """Which page of the image holds chunk ``chunk``'s bit (``file_page_index``)."""
         return self.bitmap.chunk_byte_offset(chunk) // self.page_size
-
-    def page_bytes(self, page: int) -> bytes:
-        """The current contents of image page ``page``, zero-padded to ``page_size``."""
-        return self.bitmap.page(page, self.page_size)
 
     def _mark(self, chunk: int, attr: PageAttr) -> None:
         page = self.page_of(chunk)
