@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from swapio.area import CreateRequest, SwapArea
-from swapio.errors import AreaFormatError, UsageError
+from swapio.errors import UsageError
 from swapio.location import Location
 from swapio.plugins import PluginHost
 from swapio_mdraid import _locate
@@ -137,6 +137,4 @@ async def load(area: SwapArea, name: str) -> Bitmap:
     try:
         return Bitmap.decode(image)
     except BitmapFormatError as exc:
-        raise BitmapFormatError(f"{name}: {exc}") from None
-    except AreaFormatError:
-        raise
+        raise type(exc)(f"{name}: {exc}") from None
