@@ -102,6 +102,13 @@ async def _serve(config: ServerConfig, bind: str, port: int) -> None:
     help="Largest area a client may create.",
 )
 @click.option(
+    "--max-areas",
+    default=64,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Most areas one token may have active at once.",
+)
+@click.option(
     "--drain-timeout",
     default=30.0,
     show_default=True,
@@ -119,6 +126,7 @@ def serve(
     max_frame_pages: int,
     max_page_size: int,
     max_area_bytes: int,
+    max_areas: int,
     drain_timeout: float,
     insecure_loopback: bool,
 ) -> None:
@@ -156,6 +164,7 @@ def serve(
             store=store,
             limits=limits,
             max_area_bytes=max_area_bytes,
+            max_areas=max_areas,
             drain_timeout=drain_timeout,
         )
         asyncio.run(_serve(config, bind, port))

@@ -58,6 +58,7 @@ log = logging.getLogger("swapio.http.server")
 
 DEFAULT_STORE: Final = "memory://serve/{owner}/{area}"
 DEFAULT_MAX_AREA_BYTES: Final = 1 << 30
+DEFAULT_MAX_AREAS: Final = 64
 MAX_JSON_BYTES: Final = 4096
 
 
@@ -69,6 +70,7 @@ class ServerConfig:
     store: str = DEFAULT_STORE
     limits: Limits = field(default_factory=Limits)
     max_area_bytes: int = DEFAULT_MAX_AREA_BYTES
+    max_areas: int = DEFAULT_MAX_AREAS
     drain_timeout: float = 30.0
 
     def location(self, owner: str, area: str) -> str:
@@ -223,36 +225,51 @@ async def put_area(request: web.Request) -> web.Response:
     key = _area_key(request)
     body = CreateBody.from_json(await _read_json(request))
     lock = state.activating.setdefault(key, asyncio.Lock())
-    async with lock:
-        area = state.areas.get(key)
-        if area is not None:
-            if body.pages is not None:
-                raise AreaExistsError(f"area {key[1]!r} already exists and is active")
-            return web.json_response(_describe(key[1], area, state.config.limits).to_json())
-        create = None
+    try:
+        async with lock:
+            return await _activate(state, key, body)
+    finally:
+        if key not in state.areas and not lock.locked():
+            state.activating.pop(key, None)  # no lock table entry per failed name
+
+
+async def _activate(state: ServerState, key: tuple[str, str], body: CreateBody) -> web.Response:
+    """Attach to or create the area ``key`` (caller holds the name's lock)."""
+    area = state.areas.get(key)
+    if area is not None:
         if body.pages is not None:
-            assert body.page_size is not None
-            if body.page_size > state.config.limits.max_page_size:
-                raise _HTTPError(
-                    413,
-                    "too-large",
-                    f"page size {body.page_size} exceeds this server's limit "
-                    f"{state.config.limits.max_page_size}",
-                )
-            if body.pages * body.page_size > state.config.max_area_bytes:
-                raise _HTTPError(
-                    413,
-                    "too-large",
-                    f"{body.pages} pages of {body.page_size} bytes exceed this server's area "
-                    f"limit of {state.config.max_area_bytes} bytes",
-                )
-            create = CreateRequest(pages=body.pages, page_size=body.page_size)
-        area = await state.host.activate(state.config.location(*key), create=create)
-        state.areas[key] = area
-        status = 201 if create is not None else 200
-        return web.json_response(
-            _describe(key[1], area, state.config.limits).to_json(), status=status
+            raise AreaExistsError(f"area {key[1]!r} already exists and is active")
+        return web.json_response(_describe(key[1], area, state.config.limits).to_json())
+    active = sum(1 for owner, _ in state.areas if owner == key[0])
+    if active >= state.config.max_areas:
+        raise _HTTPError(
+            429,
+            "too-many-areas",
+            f"this token already has {active} active areas (the server's limit is "
+            f"{state.config.max_areas}); deactivate one first",
         )
+    create = None
+    if body.pages is not None:
+        assert body.page_size is not None
+        if body.page_size > state.config.limits.max_page_size:
+            raise _HTTPError(
+                413,
+                "too-large",
+                f"page size {body.page_size} exceeds this server's limit "
+                f"{state.config.limits.max_page_size}",
+            )
+        if body.pages * body.page_size > state.config.max_area_bytes:
+            raise _HTTPError(
+                413,
+                "too-large",
+                f"{body.pages} pages of {body.page_size} bytes exceed this server's area "
+                f"limit of {state.config.max_area_bytes} bytes",
+            )
+        create = CreateRequest(pages=body.pages, page_size=body.page_size)
+    area = await state.host.activate(state.config.location(*key), create=create)
+    state.areas[key] = area
+    status = 201 if create is not None else 200
+    return web.json_response(_describe(key[1], area, state.config.limits).to_json(), status=status)
 
 
 async def get_area(request: web.Request) -> web.Response:
@@ -281,6 +298,7 @@ async def delete_area(request: web.Request) -> web.Response:
     area = _find(request)
     key = _area_key(request)
     state.areas.pop(key, None)
+    state.activating.pop(key, None)
     await area.deactivate(timeout=state.config.drain_timeout)
     return web.Response(status=204)
 

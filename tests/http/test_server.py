@@ -275,3 +275,14 @@ async def test_random_bodies_get_4xx_and_never_touch_the_area(client: Client) ->
         assert (await response.json())["message"]
     # Whatever was accepted wrote "Q"; nothing else ever reached slot 0.
     assert await read_pages(client, 0) in (b"Z" * PAGE, b"Q" * PAGE)
+
+
+async def test_areas_per_token_are_limited(aiohttp_client: Any, server_host: PluginHost) -> None:
+    client = await aiohttp_client(build_app(server_config(max_areas=2), server_host))
+    await create(client, "a1", pages=4)
+    await create(client, "a2", pages=4)
+    response = await client.put("/areas/a3", json={"pages": 4, "page_size": PAGE}, headers=auth())
+    assert "already has 2 active areas" in await error_of(response, 429)
+    await create(client, "b1", pages=4, token=OTHER_TOKEN)  # another token has its own quota
+    assert (await client.delete("/areas/a1", headers=auth())).status == 204
+    await create(client, "a3", pages=4)
