@@ -176,19 +176,24 @@ def _spawn_server(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
     return proc, line.split()[-1]
 
 
-async def test_killed_server_process_fails_every_pending_frame(token_env: str) -> None:
+async def test_server_process_killed_with_frames_in_flight(token_env: str) -> None:
     proc, base = _spawn_server(dict(os.environ))
     host = PluginHost()
     area = await host.activate(
-        f"{base}/areas/k?frame_pages=8&timeout=5", create=CreateRequest(32, PAGE)
+        f"{base}/areas/k?frame_pages=8&timeout=20", create=CreateRequest(64, PAGE)
     )
     await area.write(0, pattern(0) * 8)
-    proc.send_signal(signal.SIGKILL)
+    proc.send_signal(signal.SIGSTOP)  # frozen: requests are sent, no answer comes back
+    batch = asyncio.create_task(area.write(0, b"".join(pattern(s) for s in range(64))))
+    await asyncio.sleep(0.3)
+    assert not batch.done()
+    proc.send_signal(signal.SIGKILL)  # killed with every frame of the batch in flight
     proc.wait(10)
     with pytest.raises(IncompleteBatchError) as info:
-        await area.write(0, b"".join(pattern(s) for s in range(32)))
+        await batch
     assert info.value.completed == ()
-    assert info.value.failed_slots == list(range(32))
+    assert info.value.failed_slots == list(range(64))
+    assert "8 of 8 frames did not complete; slots not done: 0..7, 8..15" in str(info.value)
     await area.private.close_session()
 
 
