@@ -183,6 +183,7 @@ class RpcConnection:
         self._generation = 0
         self._closed = False
         self._connecting: asyncio.Task[None] | None = None
+        self._first: asyncio.Task[None] | None = None
         self._last_error: BaseException | None = None
         self._outgoing: list[Buffer] = []
         self._flush_scheduled = False
@@ -208,11 +209,17 @@ class RpcConnection:
         return len(self._pending)
 
     async def connect(self) -> None:
-        """Open the connection; raise :class:`RpcConnectionError` if the server is unreachable."""
+        """Open the connection; raise :class:`RpcConnectionError` if the server is unreachable.
+
+        Concurrent callers share one connection attempt.
+        """
         if self._closed:
             raise RpcConnectionError(f"{self.name} connection to {self._where} is closed")
-        if self._protocol is None:
-            await self._open()
+        if self._protocol is not None:
+            return
+        if self._first is None or self._first.done():
+            self._first = asyncio.get_running_loop().create_task(self._open())
+        await asyncio.shield(self._first)
 
     @property
     def _where(self) -> str:
@@ -343,8 +350,8 @@ class RpcConnection:
         """
         if self._closed:
             raise RpcConnectionError(f"{self.name} connection to {self._where} is closed")
-        if self._protocol is None:
-            await self._ensure_connected()
+        if self._protocol is None and not self._ever_connected:
+            await self.connect()  # the first connection: fail at once if there is no server
         xid = self._next_xid()
         key = (prog, vers, proc, cred)
         template = self._templates.get(key)
@@ -376,7 +383,11 @@ class RpcConnection:
             protocol = self._protocol
             if protocol is not None and not protocol.writable:
                 await protocol.drain()
-            if not pending.future.done():
+            if self._protocol is None:
+                # connection lost earlier: the call waits for the reconnect within its own
+                # retransmission budget, like every call that was in flight
+                self._start_reconnect()
+            elif not pending.future.done():
                 self._send(pending)
             self._arm(pending)
             return await pending.future
@@ -385,12 +396,6 @@ class RpcConnection:
             if pending.buffer is not None:  # not handed over to a result
                 pending.buffer.release()
                 pending.buffer = None
-
-    async def _ensure_connected(self) -> None:
-        if self._connecting is not None and not self._connecting.done():
-            await asyncio.shield(self._connecting)
-        if self._protocol is None:
-            await self._open()
 
     def _send(self, pending: _Pending) -> None:
         """Queue a call for the next flush: calls made in one loop iteration share a send."""

@@ -290,3 +290,32 @@ async def test_garbage_from_the_server_ends_the_call_cleanly(seed: int) -> None:
             pass  # a clean, typed failure
         finally:
             await conn.close()
+
+
+async def test_concurrent_first_calls_share_one_connection() -> None:
+    async with FakeRpcServer() as server:
+        conn = conn_to(server)
+        results = await asyncio.gather(*(call_bytes(conn, bytes([n]) * 4) for n in range(10)))
+        assert results == [bytes([n]) * 4 for n in range(10)]
+        assert server.connections == 1
+        await conn.close()
+
+
+async def test_calls_made_while_disconnected_wait_for_the_reconnect() -> None:
+    async with FakeRpcServer() as server:
+        conn = conn_to(server, policy=RetryPolicy(timeout=1, retrans=3, backoff_initial=0.01))
+        assert await call_bytes(conn, b"one!") == b"one!"
+        conn.abort()
+        await asyncio.sleep(0.01)
+        assert not conn.connected
+        assert await call_bytes(conn, b"two!") == b"two!"
+        assert conn.reconnects == 1
+        await conn.close()
+
+
+async def test_first_connection_failure_is_immediate() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        conn = RpcConnection("127.0.0.1", s.getsockname()[1], policy=FAST)
+        with pytest.raises(RpcConnectionError, match="Connection refused"):
+            await call_bytes(conn, b"")
