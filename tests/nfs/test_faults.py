@@ -78,7 +78,7 @@ async def test_server_down_beyond_the_retry_budget_fails_swap_outs_clearly(
     try:
         await area.write(0, page_pattern(0, 0, PAGE))
         await asyncio.to_thread(ganesha.kill)
-        results = await stream_of_swap_outs(area, range(1, 33), 1, 8)
+        results = await stream_of_swap_outs(area, range(1, 9), 1, 8)
         assert all(isinstance(r, RpcConnectionError) for r in results), results
         assert "connection lost and not re-established" in str(results[0])
         await asyncio.to_thread(ganesha.start)
