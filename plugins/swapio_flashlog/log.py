@@ -261,6 +261,9 @@ class FlashLog:
         self._check_garbage(garbage)
         self.mount_seconds = time.perf_counter() - began
         if not readonly:
+            # every node header is checked before anything is written: a damaged image is
+            # refused untouched, never half-recovered
+            self.build_index()
             self._mounted_rw = True
             self.device.commit_sidecar()
             self._recover()
@@ -771,16 +774,14 @@ class FlashLog:
     def _node_data(self, ref: NodeRef, start: int, length: int) -> bytes | None:
         """``length`` bytes of file data from ``start`` out of node ``ref``; None = zeros."""
         try:
-            head = decode_inode(self.device.read(ref.offset, INODE_SIZE), check_data=False)
-            if (head.ino, head.version, head.offset, head.dsize) != (
+            node = decode_inode(self.device.read(ref.offset, ref.totlen))  # every CRC
+            if (node.ino, node.version, node.offset, node.dsize) != (
                 ref.ino,
                 ref.version,
                 ref.foff,
                 ref.dsize,
             ):
                 raise NodeFormatError("node header no longer matches the index", offset=ref.offset)
-            node = decode(self.device.read(ref.offset, ref.totlen), 0)
-            assert isinstance(node, RawInode)
             if node.compr == Compression.ZERO:
                 return None
             data = decompress(node.compr, node.data, node.dsize)
@@ -883,10 +884,18 @@ class FlashLog:
                 continue
             counts = self.device.erase_counts()
             pick = (max if gc else min)(free, key=lambda b: (counts[b.index], b.index))
+            if pick.state is BlockState.FREE and not self._blank_after(pick):
+                pick.state = BlockState.ERASE  # a bit flipped in erased flash: erase again
             if pick.state is BlockState.ERASE and not self._erase(pick):
                 continue
             pick.state = BlockState.OPEN
             return pick
+
+    def _blank_after(self, blk: Block) -> bool:
+        """Is everything after the block's write position still erased?  (A free block was
+        judged by its first 1 KiB at mount; check the rest before programming into it.)"""
+        rest = self.device.read(blk.start + blk.pos, self.eb - blk.pos)
+        return rest.count(0xFF) == len(rest)
 
     def _erase(self, blk: Block) -> bool:
         """Erase a block and write its cleanmarker; False if the block went bad."""
