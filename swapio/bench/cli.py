@@ -185,6 +185,13 @@ def build_plan(
     help="Time cap per (target, workload).",
 )
 @click.option(
+    "--repeat",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 9),
+    help="Runs of each (target, workload); the median run is reported.",
+)
+@click.option(
     "--dir",
     "directory",
     type=click.Path(file_okay=False, exists=True),
@@ -212,6 +219,7 @@ def bench(
     qd: int,
     ops: int,
     seconds: float,
+    repeat: int,
     directory: str | None,
     as_json: bool,
     plot_path: str | None,
@@ -240,7 +248,13 @@ def bench(
     if plot_path:
         plotting.check_available()
     cfg = BenchConfig(
-        pages=pages, page_size=page_size, batch=batch, qd=qd, ops=ops, seconds=seconds
+        pages=pages,
+        page_size=page_size,
+        batch=batch,
+        qd=qd,
+        ops=ops,
+        seconds=seconds,
+        repeat=repeat,
     )
     progress = render.ProgressBar(sys.stderr) if sys.stderr.isatty() and not as_json else None
     try:
@@ -264,7 +278,8 @@ def bench(
     click.echo(
         f"swapio bench: {machine['cpu']} x{machine['cpus']} (load {machine['loadavg_1m']}), "
         f"Python {machine['python']}; "
-        f"{page_size} B pages, batch {batch}, QD {qd}, cap {seconds:g} s per workload; "
+        f"{page_size} B pages, batch {batch}, QD {qd}, cap {seconds:g} s per workload"
+        f"{f', median of {repeat} runs' if repeat > 1 else ''}; "
         f"{meta['wall_seconds']:.1f} s total"
     )
     click.echo(render.table(results, plan.workloads))

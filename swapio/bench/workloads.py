@@ -36,6 +36,8 @@ class BenchConfig:
     ops: int = 4096
     seconds: float = 1.5
     seed: int = 1
+    #: Runs of each (target, workload); the median run is reported.
+    repeat: int = 1
 
 
 Workload = Callable[[Target, BenchConfig], Awaitable[Result]]

@@ -226,3 +226,16 @@ def test_plot_without_matplotlib_is_a_clear_error_before_running(
     assert result.exit_code == 2
     assert "--plot needs matplotlib: pip install 'swapio[plot]'" in result.output
     assert "workload" not in result.output  # refused before the run, not after it
+
+
+def test_repeat_reports_the_median_run(cli: click.Group) -> None:
+    result = run(
+        cli, "--json", "--no-peers", "-b", "memory", "-w", "seq-out", "--repeat", "3", *SMALL
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["config"]["repeat"] == 3
+    (r,) = doc["results"]
+    runs = r["runs_pages_per_s"]
+    assert len(runs) == 3
+    assert r["pages_per_s"] == sorted(runs)[1]
