@@ -2,10 +2,12 @@
 
 ``nfs://HOST[:PORT]/EXPORT/DIR/FILE?nfsport=N&mountport=N&uid=N&gid=N&version=3``: as libnfs
 does, the directory part of the path is what is mounted (the export, or a directory inside
-it) and the last component is the file.  ``PORT`` in the authority is the NFS port (like
-``nfsport``); a port not given is asked of the port mapper on port 111.  swapio adds
-``page_size`` (slot size of a headerless swap file, default 4096) and ``timeo`` / ``retrans``
-(seconds before the first retransmission and retransmissions before failing, as in nfs(5)).
+it) and the last component is the file.  ``PORT`` in the authority is read as the NFS port
+(libnfs itself rejects it; shared URLs should use ``nfsport``); a port not given is asked of
+the port mapper on port 111.  libnfs ignores parameters it does not know, so swapio's own do
+not break ``nfs-cp``.  swapio adds ``page_size`` (slot size of a headerless swap file,
+default 4096) and ``timeo`` / ``retrans`` (seconds before the first retransmission and
+retransmissions before failing, as in nfs(5)).
 """
 
 from __future__ import annotations
