@@ -66,6 +66,11 @@ def test_damaged_image_fails_cleanly_and_is_not_written_when_refused(
             except SwapioError:
                 continue
             assert out[0] in range(1, 61) or out == bytes(512)
+        for slot in range(12):  # a mounted image takes writes, and they read back
+            log.write(ino, slot * 512, bytes([0xC0 + slot]) * 512)
+        for slot in range(12):
+            log.read(ino, slot * 512, memoryview(out))
+            assert out == bytes([0xC0 + slot]) * 512
     except SwapioError:
         pass
     finally:
