@@ -102,6 +102,11 @@ class PoolBuffer:
         """True once :meth:`release` has run."""
         return self._released
 
+    def may_keep(self) -> bool:
+        """The ``SOCK_MEMALLOC`` rule (``sk_filter``): a reserve-backed buffer may only be
+        kept by memalloc work; other callers must drop it (release, then retry or wait)."""
+        return not self.pfmemalloc or in_memalloc()
+
     @property
     def nbytes(self) -> int:
         """Size of :attr:`view` in bytes (the size that was requested)."""

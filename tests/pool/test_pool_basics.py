@@ -313,3 +313,15 @@ async def test_infinite_timeout_waits_until_granted() -> None:
     bufs.pop().release()
     (await task).release()
     release_all(bufs)
+
+
+def test_only_memalloc_work_may_keep_a_reserve_backed_buffer() -> None:
+    pool = PagePool(64, min_pages=8, low_pages=10, high_pages=12)
+    bufs = fill_to_low(pool)
+    with memalloc():
+        bufs += [b for b in (pool.try_alloc(PAGE) for _ in range(3)) if b is not None]
+        assert bufs[-1].pfmemalloc
+        assert bufs[-1].may_keep()
+    assert not bufs[-1].may_keep()  # outside memalloc context: drop it
+    assert bufs[0].may_keep()  # an ordinary buffer may always be kept
+    release_all(bufs)
