@@ -9,6 +9,10 @@ activation (``Capabilities.reserve_pages_per_request``), and ordinary traffic wa
 memalloc context the frames of a call are at most ``MEMALLOC_FRAME_PAGES`` pages and are sent
 one after another, which is what keeps the declared reserve small and sufficient.
 
+Small frames (random single pages) issued in the same event-loop turn are coalesced into one
+request of several frames (``?coalesce=0`` disables it); memalloc frames never are, so
+their buffers are allocated in the reclaiming task's own context.
+
 When some frames of a call fail (server killed, connection reset, timeout), the call raises
 :class:`IncompleteBatchError` naming exactly which slots were confirmed and which were not.
 """
