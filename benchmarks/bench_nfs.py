@@ -182,11 +182,22 @@ def pynfsclient_rand_in(export_url: str, name: str, file_pages: int, ops: int) -
 
 
 async def _run_swapio(
-    export_url: str, name: str, pages: int, batch: int, depth: int, ops: int, qd: int, data: bytes
+    export_url: str,
+    name: str,
+    pages: int,
+    batch: int,
+    depth: int,
+    ops: int,
+    qd: int,
+    data: bytes,
+    nconnect: int,
 ) -> list[Result]:
     host = PluginHost()
+    url = _file_url(export_url, name)
+    if nconnect != 1:
+        url += ("&" if "?" in url else "?") + f"nconnect={nconnect}"
     t0 = time.perf_counter()
-    area = await host.activate(_file_url(export_url, name), create=CreateRequest(pages, PAGE))
+    area = await host.activate(url, create=CreateRequest(pages, PAGE))
     create_s = time.perf_counter() - t0
     try:
         out = await swapio_seq_out(area, pages, batch, depth, data)
@@ -210,6 +221,7 @@ def run_nfs_bench(
     depth: int = 8,
     ops: int = 20000,
     qd: int = 32,
+    nconnect: int = 1,
     workdir: str | None = None,
 ) -> list[Result]:
     """Run both workloads and both peers; start a private nfs-ganesha when no URL is given.
@@ -242,7 +254,7 @@ def run_nfs_bench(
         tag = f"{os.getpid()}-{time.time_ns()}"
         swap_name = f"bench-swap-{tag}"
         results = asyncio.run(
-            _run_swapio(export_url, swap_name, pages, batch, depth, ops, qd, data)
+            _run_swapio(export_url, swap_name, pages, batch, depth, ops, qd, data, nconnect)
         )
         results.append(nfs_cp_seq_out(export_url, source, f"bench-cp-{tag}"))
         results.append(pynfsclient_rand_in(export_url, swap_name, pages, min(ops, 20000)))
@@ -291,10 +303,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--depth", type=int, default=8, help="seq-out requests in flight")
     parser.add_argument("--ops", type=int, default=20000, help="rand-in pages")
     parser.add_argument("--qd", type=int, default=32, help="rand-in queue depth")
+    parser.add_argument("--nconnect", type=int, default=1, help="TCP connections of the area")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     results = run_nfs_bench(
-        args.nfs, mib=args.mib, batch=args.batch, depth=args.depth, ops=args.ops, qd=args.qd
+        args.nfs,
+        mib=args.mib,
+        batch=args.batch,
+        depth=args.depth,
+        ops=args.ops,
+        qd=args.qd,
+        nconnect=args.nconnect,
     )
     print(json.dumps(results, indent=2) if args.json else _table(results))
     return 0

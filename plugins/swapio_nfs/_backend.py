@@ -104,6 +104,7 @@ class NfsSwapFile:
             gid=url.gid,
             pool=area.pool,
             policy=policy,
+            nconnect=url.nconnect,
         )
         try:
             return await cls._open(area, url, client)

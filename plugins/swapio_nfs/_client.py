@@ -110,16 +110,28 @@ class NfsClient:
         host: str,
         mount_path: str,
         root_fh: bytes,
-        conn: RpcConnection,
+        conns: Sequence[RpcConnection],
         cred: OpaqueAuth,
         mount_port: int,
     ) -> None:
+        if not conns:
+            raise ValueError("an NfsClient needs at least one connection")
         self.host = host
         self.mount_path = mount_path
         self.root_fh = root_fh
-        self.conn = conn
+        self.conns = list(conns)
+        self.conn = self.conns[0]
         self.cred = cred
         self.mount_port = mount_port
+        self._next = 0
+
+    def _pick(self) -> RpcConnection:
+        """The connection for the next call: round robin (Linux ``nconnect``)."""
+        conns = self.conns
+        if len(conns) == 1:
+            return conns[0]
+        self._next = (self._next + 1) % len(conns)
+        return conns[self._next]
 
     @classmethod
     async def mount(
@@ -133,8 +145,9 @@ class NfsClient:
         gid: int = 0,
         pool: PagePool | None = None,
         policy: RetryPolicy | None = None,
+        nconnect: int = 1,
     ) -> NfsClient:
-        """Mount ``mount_path`` on ``host`` and open the NFS connection."""
+        """Mount ``mount_path`` on ``host`` and open ``nconnect`` NFS connections."""
         policy = policy or RetryPolicy()
         cred = AuthSys(uid=uid, gid=gid, gids=(gid,)).credential()
         if mountport is None:
@@ -142,9 +155,18 @@ class NfsClient:
         if nfsport is None:
             nfsport = await getport(host, NFS_PROG, NFS_VERS, policy=policy)
         result = await mount_export(host, mountport, mount_path, cred, policy)
-        conn = RpcConnection(host, nfsport, pool=pool, policy=policy, name="NFS")
-        await conn.connect()
-        return cls(host, mount_path, result.fhandle, conn, cred, mountport)
+        conns = [
+            RpcConnection(host, nfsport, pool=pool, policy=policy, name="NFS")
+            for _ in range(nconnect)
+        ]
+        try:
+            for conn in conns:
+                await conn.connect()
+        except BaseException:
+            for conn in conns:
+                await conn.close()
+            raise
+        return cls(host, mount_path, result.fhandle, conns, cred, mountport)
 
     async def remount(self) -> bytes:
         """MNT again (after ESTALE on the root); returns and stores the new root handle."""
@@ -174,7 +196,8 @@ class NfsClient:
         except (RpcConnectionError, OSError):
             pass
         finally:
-            await self.conn.close()
+            for conn in self.conns:
+                await conn.close()
 
     # ----------------------------------------------------------------- plumbing
 
@@ -186,7 +209,7 @@ class NfsClient:
     ) -> T:
         delay = JUKEBOX_DELAY
         for attempt in range(JUKEBOX_RETRIES + 1):
-            with await self.conn.call(
+            with await self._pick().call(
                 NFS_PROG, NFS_VERS, proc, args, cred=self.cred, program=f"NFS {proc.name}"
             ) as res:
                 try:
@@ -202,7 +225,7 @@ class NfsClient:
 
     async def null(self) -> None:
         """NFSPROC3_NULL (RFC 1813 §3.3.0): a ping."""
-        with await self.conn.call(NFS_PROG, NFS_VERS, NfsProc.NULL, b"", cred=self.cred):
+        with await self._pick().call(NFS_PROG, NFS_VERS, NfsProc.NULL, b"", cred=self.cred):
             pass
 
     async def getattr(self, fh: bytes) -> Fattr3:
@@ -251,7 +274,7 @@ class NfsClient:
         count = dest.nbytes
         delay = JUKEBOX_DELAY
         for attempt in range(JUKEBOX_RETRIES + 1):
-            with await self.conn.call(
+            with await self._pick().call(
                 NFS_PROG,
                 NFS_VERS,
                 NfsProc.READ,
@@ -284,7 +307,7 @@ class NfsClient:
         total = sum(p.nbytes for p in pages)
         delay = JUKEBOX_DELAY
         for attempt in range(JUKEBOX_RETRIES + 1):
-            with await self.conn.call(
+            with await self._pick().call(
                 NFS_PROG,
                 NFS_VERS,
                 NfsProc.READ,

@@ -7,7 +7,8 @@ it) and the last component is the file.  ``PORT`` in the authority is read as th
 the port mapper on port 111.  libnfs ignores parameters it does not know, so swapio's own do
 not break ``nfs-cp``.  swapio adds ``page_size`` (slot size of a headerless swap file,
 default 4096) and ``timeo`` / ``retrans`` (seconds before the first retransmission and
-retransmissions before failing, as in nfs(5)).
+retransmissions before failing, as in nfs(5)) and ``nconnect`` (TCP connections per area,
+1..16, calls spread round robin, as the Linux mount option).
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from swapio.location import Location
 from swapio_nfs._errors import NfsUrlError
 
 PARAMS = frozenset(
-    {"nfsport", "mountport", "uid", "gid", "version", "page_size", "timeo", "retrans"}
+    {"nfsport", "mountport", "uid", "gid", "version", "page_size", "timeo", "retrans", "nconnect"}
 )
 _MAX_PORT = 65535
+MAX_NCONNECT = 16
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class NfsUrl:
     page_size: int = DEFAULT_PAGE_SIZE
     timeo: float | None = None
     retrans: int | None = None
+    nconnect: int = 1
 
     @property
     def path(self) -> str:
@@ -115,4 +118,5 @@ def parse_nfs_url(location: Location | str) -> NfsUrl:
         page_size=page_size,
         timeo=timeo,
         retrans=_int(loc, "retrans", 0, 100),
+        nconnect=_int(loc, "nconnect", 1, MAX_NCONNECT) or 1,
     )

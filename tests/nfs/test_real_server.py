@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -160,6 +161,7 @@ async def test_unreachable_server_is_a_connection_error(host: PluginHost) -> Non
         ("nfs://127.0.0.1/export/f?nfsport=70000", "1..65535"),
         ("nfs://127.0.0.1/export/../f", "not allowed"),
         ("nfs://127.0.0.1/export/f?page_size=1000", "power of two"),
+        ("nfs://127.0.0.1/export/f?nconnect=0", "nconnect must be in 1..16"),
     ],
 )
 async def test_bad_urls_are_usage_errors(host: PluginHost, url: str, message: str) -> None:
@@ -231,3 +233,20 @@ async def test_create_with_another_page_size_keeps_whole_pages(
         await host.activate(
             ganesha.url(nfs_name + "x", page_size=4096), create=CreateRequest(4, 8192)
         )
+
+
+async def test_nconnect_spreads_calls_over_several_connections(
+    host: PluginHost, ganesha: GaneshaServer, nfs_name: str
+) -> None:
+    area = await host.activate(ganesha.url(nfs_name, nconnect=3), create=CreateRequest(64, PAGE))
+    try:
+        swap: NfsSwapFile = area.private
+        assert len(swap.client.conns) == 3
+        data = [os.urandom(PAGE) for _ in range(64)]
+        await asyncio.gather(*(area.write(s, data[s]) for s in range(64)))
+        got = await asyncio.gather(*(area.read(s) for s in range(64)))
+        assert [bytes(g) for g in got] == data
+        assert all(conn.calls > 10 for conn in swap.client.conns)
+    finally:
+        await area.deactivate()
+    assert all(not conn.connected for conn in swap.client.conns)
