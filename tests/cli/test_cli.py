@@ -16,7 +16,9 @@ SWAPIO = [sys.executable, "-m", "swapio"]
 
 
 def run(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([*SWAPIO, *args], input=stdin, capture_output=True, timeout=60, check=False)
+    return subprocess.run(
+        [*SWAPIO, *args], input=stdin, capture_output=True, timeout=60, check=False
+    )
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[bytes], code: int, text: str) -> None:
