@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import os
 import signal
+import ssl
 import sys
 
 import click
@@ -116,6 +117,14 @@ async def _serve(config: ServerConfig, bind: str, port: int) -> None:
     help="Seconds shutdown waits for in-flight requests.",
 )
 @click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, exists=True),
+    help="PEM certificate (chain) to serve HTTPS with; needs --tls-key.",
+)
+@click.option(
+    "--tls-key", type=click.Path(dir_okay=False, exists=True), help="PEM private key of --tls-cert."
+)
+@click.option(
     "--insecure-loopback", is_flag=True, help="Serve without a token (only on a loopback address)."
 )
 def serve(
@@ -128,6 +137,8 @@ def serve(
     max_area_bytes: int,
     max_areas: int,
     drain_timeout: float,
+    tls_cert: str | None,
+    tls_key: str | None,
     insecure_loopback: bool,
 ) -> None:
     """Serve swap areas of any installed backend to `http://` clients.
@@ -155,6 +166,21 @@ def serve(
                 )
         elif insecure_loopback:
             raise click.UsageError("--insecure-loopback given but tokens are configured")
+        if bool(tls_cert) != bool(tls_key):
+            raise click.UsageError("--tls-cert and --tls-key go together")
+        context = None
+        if tls_cert and tls_key:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            try:
+                context.load_cert_chain(tls_cert, tls_key)
+            except (OSError, ssl.SSLError) as exc:
+                raise click.UsageError(f"cannot load --tls-cert/--tls-key: {exc}") from None
+        elif not is_loopback(bind):
+            click.echo(
+                f"swapio serve: warning: no TLS on {bind}: bearer tokens and pages cross the "
+                "network in clear (use --tls-cert/--tls-key or a TLS proxy)",
+                err=True,
+            )
         try:
             limits = Limits(max_pages=max_frame_pages, max_page_size=max_page_size)
         except ValueError as exc:
@@ -166,6 +192,7 @@ def serve(
             max_area_bytes=max_area_bytes,
             max_areas=max_areas,
             drain_timeout=drain_timeout,
+            ssl_context=context,
         )
         asyncio.run(_serve(config, bind, port))
     except SwapioError as exc:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -64,7 +65,7 @@ MEMALLOC_FRAME_PAGES: Final = 32
 #: Frames of at most this many pages may share a request (the single-page reads and writes
 #: of random access; larger frames already amortize a request's cost).
 COALESCE_MAX_PAGES: Final = 8
-QUERY_KEYS: Final = frozenset({"connections", "frame_pages", "timeout", "coalesce"})
+QUERY_KEYS: Final = frozenset({"connections", "frame_pages", "timeout", "coalesce", "cafile"})
 _FORBIDDEN_QUERY: Final = frozenset({"token", "access_token", "auth", "password"})
 
 
@@ -162,6 +163,8 @@ class ClientOptions:
     frame_pages: int | None = None
     timeout: float = DEFAULT_TIMEOUT
     coalesce: bool = True
+    #: PEM file of the CA (or self-signed certificate) to trust for an https server.
+    cafile: str | None = None
 
     @classmethod
     def from_location(cls, location: Location) -> ClientOptions:
@@ -176,7 +179,7 @@ class ClientOptions:
         prefix, sep, name = location.path.rpartition(AREAS_PREFIX)
         if not sep or not location.host:
             raise LocationError(
-                f"{location.url!r}: expected http://HOST[:PORT]/areas/NAME, "
+                f"{location.url!r}: expected http[s]://HOST[:PORT]/areas/NAME, "
                 "e.g. http://127.0.0.1:8700/areas/scratch"
             )
         try:
@@ -202,6 +205,7 @@ class ClientOptions:
             frame_pages=location.query_int("frame_pages", None, minimum=1),
             timeout=timeout,
             coalesce=location.query_bool("coalesce", True),
+            cafile=location.query.get("cafile") or None,
         )
 
     @property
@@ -251,9 +255,19 @@ class PageClient:
         limit = self.description.max_frame_pages
         return min(self.options.frame_pages or limit, limit)
 
+    def _ssl(self) -> ssl.SSLContext | bool:
+        if not self.options.base_url.startswith("https:"):
+            return False
+        try:
+            return ssl.create_default_context(cafile=self.options.cafile)
+        except (OSError, ssl.SSLError) as exc:
+            raise LocationError(f"cafile={self.options.cafile!r}: {exc}") from None
+
     def _open_session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self.options.connections, keepalive_timeout=60)
+            connector = aiohttp.TCPConnector(
+                limit=self.options.connections, keepalive_timeout=60, ssl=self._ssl()
+            )
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 headers=self._headers,

@@ -36,7 +36,7 @@ def swapio_backend() -> swapio.BackendInfo:
     return swapio.BackendInfo(
         name="http",
         version=VERSION,
-        schemes=("http",),
+        schemes=("http", "https"),
         summary="swapio page server over HTTP (`swapio serve`), any backend on the far side",
         capabilities=("durable", "discard", "create", "reserve"),
     )

@@ -17,6 +17,7 @@ import contextlib
 import itertools
 import json
 import logging
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
@@ -71,6 +72,8 @@ class ServerConfig:
     limits: Limits = field(default_factory=Limits)
     max_area_bytes: int = DEFAULT_MAX_AREA_BYTES
     max_areas: int = DEFAULT_MAX_AREAS
+    #: TLS for the listening socket (``swapio serve --tls-cert/--tls-key``); None: plain HTTP.
+    ssl_context: ssl.SSLContext | None = None
     drain_timeout: float = 30.0
 
     def location(self, owner: str, area: str) -> str:
@@ -413,11 +416,12 @@ class RunningServer:
     runner: web.AppRunner
     host: str
     port: int
+    tls: bool = False
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     async def stop(self) -> None:
         await self.runner.cleanup()
@@ -436,7 +440,7 @@ async def start_server(
         app, access_log=None, shutdown_timeout=config.drain_timeout, handle_signals=False
     )
     await runner.setup()
-    site = web.TCPSite(runner, bind, port)
+    site = web.TCPSite(runner, bind, port, ssl_context=config.ssl_context)
     try:
         await site.start()
     except OSError as exc:
@@ -444,7 +448,7 @@ async def start_server(
         raise UsageError(f"cannot listen on {bind}:{port}: {exc.strerror}") from None
     addresses = runner.addresses
     real_port = int(addresses[0][1]) if addresses else port
-    return RunningServer(runner, bind, real_port)
+    return RunningServer(runner, bind, real_port, tls=config.ssl_context is not None)
 
 
 __all__ = [

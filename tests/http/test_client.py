@@ -109,7 +109,7 @@ async def test_token_in_url_is_refused(live_server: Any) -> None:
 
 
 async def test_url_without_areas_path_is_refused(token_env: str) -> None:
-    with pytest.raises(LocationError, match="expected http://HOST"):
+    with pytest.raises(LocationError, match=r"expected http\[s\]://HOST"):
         await PluginHost().activate("http://127.0.0.1:1/scratch")
 
 
