@@ -164,6 +164,7 @@ class IOScheduler:
         count: int | None,
         priority: Priority | None,
         memalloc: bool | None,
+        validate: bool = True,
     ) -> tuple[_AreaSlot, int, Priority, bool]:
         if self._closed:
             raise SchedulerClosedError("the I/O scheduler is closed; no new requests")
@@ -178,7 +179,8 @@ class IOScheduler:
             n = len(buffers)
             if count is not None and count != n:
                 raise UsageError(f"count={count} does not match {n} buffer(s)")
-            _check_buffers(area, direction, buffers, st.page_size)
+            if validate:
+                _check_buffers(area, direction, buffers, st.page_size)
         if n <= 0:
             raise UsageError("a request needs at least one page")
         if slot < 0 or slot + n > st.pages:
@@ -332,7 +334,11 @@ class IOScheduler:
         the backend call itself (backends must not touch the buffers after their call was
         cancelled); a queued request that is already in flight is left to settle instead.
         """
-        st, n, prio, flag = self._prepare(area, direction, slot, buffers, count, priority, memalloc)
+        # buffers are checked by the area itself on the direct path, and here only before a
+        # request joins the queue (where a bad buffer would fail a whole merged batch)
+        st, n, prio, flag = self._prepare(
+            area, direction, slot, buffers, count, priority, memalloc, validate=False
+        )
         stats = st.stats
         urgent = prio <= Priority.DEMAND
         if prio is Priority.DEMAND:
@@ -343,6 +349,8 @@ class IOScheduler:
             or (not urgent and time.perf_counter_ns() < st.hold_until_ns)
             or (flag and stats.inflight_memalloc >= st.memalloc_limit)
         ):
+            if direction is not Direction.DISCARD:
+                _check_buffers(area, direction, buffers, st.page_size)
             await self.wait(self._enqueue(st, direction, slot, n, buffers, prio, flag))
             return
         start = time.perf_counter_ns()
@@ -373,8 +381,10 @@ class IOScheduler:
                 stats.pages[direction] += n
             else:
                 stats.errors += 1
-            self._kick(st)
-            self._maybe_idle(st)
+            if st.queue.pending:
+                self._kick(st)
+            if st.idle_waiters:
+                self._maybe_idle(st)
 
     async def _call(
         self, st: _AreaSlot, direction: Direction, slot: int, buffers: Sequence[Any], n: int
@@ -396,7 +406,12 @@ class IOScheduler:
         if self._watchdog is None:
             self._arm_watchdog()
         try:
-            await _dispatch_call(area, direction, slot, buffers, n)
+            if direction is Direction.SWAP_OUT:  # inlined _dispatch_call: one frame less
+                await area.swap_out(slot, buffers)
+            elif direction is Direction.SWAP_IN:
+                await area.swap_in(slot, buffers)
+            else:
+                await area.discard(slot, n)
         except asyncio.CancelledError:
             if call.expired and task.uncancel() <= call.cancelling:
                 st.stats.timeouts += 1
