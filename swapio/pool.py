@@ -40,6 +40,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 from swapio.errors import AllocationTimeout, MemoryPressureError, PoolUsageError, UsageError
 from swapio.memalloc import in_memalloc
@@ -296,6 +297,19 @@ class PagePool:
         self._dirty_throttles = 0
         self._peak_used = 0
         self._peak_reserve_used = 0
+
+    @classmethod
+    def of_bytes(cls, budget_bytes: int, page_size: int = 4096, **kwargs: Any) -> PagePool:
+        """A pool whose budget is given in bytes (rounded down to whole pages)."""
+        if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, int):
+            raise UsageError(f"budget_bytes must be an int, got {budget_bytes!r}")
+        _check_positive("page_size", page_size)
+        if budget_bytes < page_size:
+            raise UsageError(
+                f"a budget of {budget_bytes} bytes holds no {page_size}-byte page; "
+                "expected at least one page"
+            )
+        return cls(budget_bytes // page_size, page_size, **kwargs)
 
     @classmethod
     def unbounded(cls, page_size: int = 4096) -> PagePool:

@@ -325,3 +325,10 @@ def test_only_memalloc_work_may_keep_a_reserve_backed_buffer() -> None:
     assert not bufs[-1].may_keep()  # outside memalloc context: drop it
     assert bufs[0].may_keep()  # an ordinary buffer may always be kept
     release_all(bufs)
+
+
+def test_budget_in_bytes_rounds_down_to_pages() -> None:
+    pool = PagePool.of_bytes(10 * PAGE + 100, min_pages=1, low_pages=2, high_pages=3)
+    assert pool.budget_pages == 10
+    with pytest.raises(UsageError, match="holds no 4096-byte page"):
+        PagePool.of_bytes(100)
