@@ -17,13 +17,21 @@
 
 from __future__ import annotations
 
-import enum
 import random
 import time
-from dataclasses import dataclass, field
 from typing import Literal
 
 from swapio.errors import AreaExistsError, AreaNotFoundError, UsageError
+from swapio_flashlog._blocks import (
+    CHUNK_COST,
+    Block,
+    BlockReport,
+    BlockState,
+    LogOptions,
+    LogReport,
+    align,
+)
+from swapio_flashlog._classify import Verdict, classify_block
 from swapio_flashlog._compress import decompress
 from swapio_flashlog._index import DirentIndex, FileState, NodeRef, RefKind
 from swapio_flashlog._nodes import (
@@ -54,7 +62,8 @@ from swapio_flashlog._nodes import (
     pad,
     summary_span,
 )
-from swapio_flashlog._scan import BadNode, Dirt, NodeFound, ScanEvent, scan_block
+from swapio_flashlog._scan import NodeFound, ScanEvent, scan_block
+from swapio_flashlog._victim import pick_victim
 from swapio_flashlog.device import FlashDevice, Geometry
 from swapio_flashlog.errors import (
     BadBlockError,
@@ -66,102 +75,11 @@ from swapio_flashlog.errors import (
 
 ROOT_INO = 1
 FILE_MODE = 0o100600
-#: Bytes a live 4 KiB chunk costs on flash: the node plus its summary entry.
-CHUNK_COST = pad(INODE_SIZE + JFFS2_PAGE) + SUM_INODE_SIZE
+__all__ = ["CHUNK_COST", "BlockState", "FlashLog", "LogOptions", "LogReport"]
+
 Head = Literal["user", "gc"]
 #: Bytes read from a block's start to call it empty (``EMPTY_SCAN_SIZE``, fs/jffs2/scan.c).
 EMPTY_SCAN_SIZE = 1024
-
-
-class BlockState(enum.Enum):
-    FREE = "free"  # erased (and cleanmarked): ready to be a write head
-    ERASE = "erase"  # needs an erase before use (all 0xFF without cleanmarker, or garbage)
-    OPEN = "open"  # a write head
-    FULL = "full"  # closed (summary written, or found partly written at mount)
-    BAD = "bad"
-
-
-class Block:
-    """Per-erase-block state (``struct jffs2_eraseblock``)."""
-
-    __slots__ = (
-        "index",
-        "live",
-        "nodes",
-        "pinned",
-        "pos",
-        "scrub",
-        "start",
-        "state",
-        "sum_ok",
-        "sum_size",
-        "summarized",
-        "used",
-    )
-
-    def __init__(self, index: int, start: int) -> None:
-        self.index = index
-        self.start = start
-        self.state = BlockState.ERASE
-        self.pos = 0
-        self.live = 0  # bytes of nodes still needed
-        self.used = 0  # bytes of all nodes written (live + obsolete)
-        self.nodes: list[NodeRef] = []
-        self.summarized = False
-        self.scrub = False
-        self.pinned = 0  # live nodes that failed their CRC: the block may not be erased
-        self.sum_size = 0
-        self.sum_ok = True
-
-    def gain(self, eb: int) -> int:
-        """Bytes a collection of this block would free (its size less what stays live)."""
-        entries = (self.live // JFFS2_PAGE + 1) * 24
-        return eb - CLEANMARKER_SIZE - summary_span(entries) - self.live
-
-
-@dataclass(frozen=True)
-class LogOptions:
-    """How a log writes and collects.  ``cleanmarkers=None``: detect from the image."""
-
-    summaries: bool = True
-    cleanmarkers: bool | None = None
-    reserve_blocks: int = 2
-    policy: Literal["greedy", "jffs2"] = "greedy"
-    wl_min_delta: int = 4
-    sync: bool = False
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class BlockReport:
-    index: int
-    state: str
-    erase_count: int
-    nodes: int
-    live_nodes: int
-    live: int
-    dirty: int
-    free: int
-    summarized: bool
-
-
-@dataclass(frozen=True)
-class LogReport:
-    """What ``swapio flash inspect`` prints."""
-
-    geometry: Geometry
-    cleanmarkers: bool
-    blocks: tuple[BlockReport, ...]
-    erase_min: int
-    erase_mean: float
-    erase_max: int
-    programmed_bytes: int
-    host_bytes: int
-    files: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def write_amplification(self) -> float | None:
-        return self.programmed_bytes / self.host_bytes if self.host_bytes else None
 
 
 class FlashLog:
@@ -358,44 +276,24 @@ class FlashLog:
             blk.state = BlockState.ERASE if self.cleanmarkers else BlockState.FREE
             return None
         events = scan_block(data, blk.start)
-        first = events[0]
-        if not (isinstance(first, NodeFound) and first.offset == blk.start):
+        verdict = classify_block(events, blk.start, self.eb)
+        if verdict.verdict is Verdict.GARBAGE:
             blk.state = BlockState.ERASE
             return events
-        last_good = max(i for i, e in enumerate(events) if isinstance(e, NodeFound))
-        for i, event in enumerate(events):
-            if isinstance(event, Dirt) and "past the erase block end" in event.reason:
-                raise ImageFormatError(
-                    f"{self.device.path}: node at 0x{event.offset:08x} crosses the erase-block "
-                    f"boundary; wrong erase-block size ({self.eb} bytes)?"
-                )
-            if isinstance(event, BadNode | Dirt) and i < last_good:
-                hint = ""
-                if "cleanmarker" in getattr(event, "reason", ""):
-                    hint = f"; wrong erase-block size ({self.eb} bytes)?"
-                raise ImageFormatError(
-                    f"{self.device.path}: corrupt data at 0x{event.offset:08x} in erase block "
-                    f"{blk.index} ({event.reason}){hint}; not mounting, image untouched"
-                )
-        end = blk.start
-        for event in events[: last_good + 1]:
-            if isinstance(event, NodeFound):
-                self._adopt_found(blk, event)
-                end = event.offset + event.length
-        torn = False
-        for event in events[last_good + 1 :]:
-            if isinstance(event, BadNode | Dirt):
-                torn = True
-            if isinstance(event, BadNode) and event.inode is not None:
-                self._file(event.inode.ino).note_version(event.inode.version)
-        if blk.summarized:
-            blk.state, blk.pos = BlockState.FULL, self.eb
-        elif torn:
-            blk.state, blk.pos, blk.scrub = BlockState.FULL, self.eb, True
-        elif not blk.nodes and end - blk.start <= CLEANMARKER_SIZE:
-            blk.state, blk.pos = BlockState.FREE, _align(end - blk.start, self.align)
+        if verdict.verdict is Verdict.CORRUPT:
+            raise ImageFormatError(
+                f"{self.device.path}: {verdict.problem}; not mounting, image untouched"
+            )
+        for event in verdict.found:
+            self._adopt_found(blk, event)
+        for ino, version in verdict.torn_inodes:
+            self._file(ino).note_version(version)  # never reuse a version seen on flash
+        blk.summarized = verdict.summarized
+        if verdict.verdict is Verdict.FREE:
+            blk.state, blk.pos = BlockState.FREE, align(verdict.end, self.align)
         else:
             blk.state, blk.pos = BlockState.FULL, self.eb
+            blk.scrub = verdict.verdict is Verdict.TORN
         return None
 
     def _empty_start(self, blk: Block) -> bool:
@@ -407,7 +305,7 @@ class FlashLog:
         Without cleanmarkers a half-erased block could look like that, so the caller reads
         the whole block instead.
         """
-        size = max(EMPTY_SCAN_SIZE, _align(CLEANMARKER_SIZE, self.align) + 4)
+        size = max(EMPTY_SCAN_SIZE, align(CLEANMARKER_SIZE, self.align) + 4)
         head = self.device.read(blk.start, size)
         if head.count(0xFF) == size:
             blk.state = BlockState.ERASE
@@ -415,7 +313,7 @@ class FlashLog:
         rest = head[CLEANMARKER_SIZE:]
         if head[:CLEANMARKER_SIZE] == encode_cleanmarker() and rest.count(0xFF) == len(rest):
             blk.state = BlockState.FREE
-            blk.pos = _align(CLEANMARKER_SIZE, self.align)
+            blk.pos = align(CLEANMARKER_SIZE, self.align)
             return True
         return False
 
@@ -810,7 +708,7 @@ class FlashLog:
     # --- appending ----------------------------------------------------------------------
 
     def _append(self, raw: bytes, ref: NodeRef, head: Head) -> None:
-        length = _align(len(raw), self.align)
+        length = align(len(raw), self.align)
         entry = ref.summary_entry(0)
         entry_size = 0 if entry is None else entry.size
         blk = self._head(head, length, entry_size)
@@ -912,8 +810,8 @@ class FlashLog:
         blk.state = BlockState.ERASE
         if self.cleanmarkers:
             marker = encode_cleanmarker()
-            self.device.program(blk.start, marker + b"\xff" * (_align(12, self.align) - 12))
-            blk.pos = _align(CLEANMARKER_SIZE, self.align)
+            self.device.program(blk.start, marker + b"\xff" * (align(12, self.align) - 12))
+            blk.pos = align(CLEANMARKER_SIZE, self.align)
         blk.state = BlockState.FREE
         return True
 
@@ -941,45 +839,14 @@ class FlashLog:
         return True
 
     def _pick_victim(self, wear_levelling: bool = True) -> Block | None:
-        full = [b for b in self.blocks if b.state is BlockState.FULL and not b.pinned]
-        if not full:
-            return None
-        for b in full:
-            if b.scrub:
-                return b
-        counts = self.device.erase_counts()
-        good = [counts[b.index] for b in self.blocks if b.state is not BlockState.BAD]
-        mean = sum(good) / len(good)
-        coldest = min(full, key=lambda b: (counts[b.index], b.live))
-        delta = max(self.options.wl_min_delta, int(mean * 0.1))
-        if wear_levelling and max(good) - counts[coldest.index] > delta:
-            return coldest  # static wear levelling: move cold data off a little-worn block
-        eb = self.eb
-        dirty = [b for b in full if b.gain(eb) >= CHUNK_COST]
-        if not dirty:
-            return None
-        if self.options.policy == "jffs2":
-            return self._jffs2_victim(full, dirty)
-        return min(dirty, key=lambda b: (b.live, counts[b.index]))
-
-    def _jffs2_victim(self, full: list[Block], dirty: list[Block]) -> Block:
-        """``jffs2_find_gc_block``: n = jiffies % 128 picks very dirty / dirty / clean."""
-        eb = self.eb
-        very = [b for b in dirty if b.gain(eb) >= eb // 2]
-        some = [b for b in dirty if b.gain(eb) < eb // 2]
-        clean = [b for b in full if b.gain(eb) < CHUNK_COST]
-        n = self._rng.randrange(128)
-        order = (
-            [very, some, clean]
-            if n < 110
-            else [some, very, clean]
-            if n < 126
-            else [clean, some, very]
+        return pick_victim(
+            self.blocks,
+            self.device.erase_counts(),
+            self.eb,
+            self.options,
+            self._rng,
+            wear_levelling=wear_levelling,
         )
-        for choice in order:
-            if choice:
-                return self._rng.choice(choice)
-        return dirty[0]
 
     def _collect(self, victim: Block) -> None:
         """Move the victim's live nodes to the GC head, then erase it."""
@@ -1046,10 +913,6 @@ class FlashLog:
             self.device.host_bytes,
             files,
         )
-
-
-def _align(n: int, unit: int) -> int:
-    return (n + unit - 1) // unit * unit
 
 
 def _parts(path: str) -> list[bytes]:
