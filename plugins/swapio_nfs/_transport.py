@@ -7,8 +7,9 @@ The thin I/O shell around :mod:`swapio_nfs._rpc` and :mod:`swapio_nfs._record`:
   the server's duplicate request cache can answer it) with the timeout doubled, up to
   ``retrans`` times; then the call fails with :class:`RpcTimeoutError`.
 * A lost connection is re-established with exponential backoff and every outstanding call is
-  sent again, with its XID, on the new connection.  A call whose retransmissions run out while
-  disconnected fails with :class:`RpcConnectionError` naming the last connect error.
+  sent again, with its XID, on the new connection; a call made while disconnected waits for
+  the reconnect the same way.  A call whose retransmissions run out while disconnected fails
+  with :class:`RpcConnectionError` naming the last connect error.
 * **Reply buffers come from the page pool**, allocated when the call is made, in the
   caller's context (sunrpc's ``call_allocate``/``rpc_malloc``): a call made in memalloc
   context may get a reserve-backed buffer (``kmalloc_reserve``), any other call waits for
@@ -265,6 +266,7 @@ class RpcConnection:
         if generation != self._generation:
             return
         self._protocol = None
+        self._outgoing.clear()  # unsent calls go out again, whole, after the reconnect
         if exc is not None:
             self._last_error = exc
         if self._closed:
@@ -303,10 +305,11 @@ class RpcConnection:
     async def close(self) -> None:
         """Close the connection; outstanding calls fail with :class:`RpcConnectionError`."""
         self._closed = True
-        if self._connecting is not None:
-            self._connecting.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._connecting
+        for task in (self._connecting, self._first):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         if self._sweep is not None:
             self._sweep.cancel()
             self._sweep = None
