@@ -39,7 +39,9 @@ def test_nfs_backend_and_peers_run_in_one_bench(ganesha: GaneshaServer) -> None:
 
 
 def test_a_reachable_server_is_found_through_rpcbind(ganesha: GaneshaServer) -> None:
-    # ganesha registered NFS v3 and MOUNT v3 with rpcbind when it started.
+    # ganesha registers NFS v3 and MOUNT v3 with rpcbind when it starts; restart it so the
+    # registration is ours even if another server on this machine registered since.
+    ganesha.restart()
     url = nfs_peers.discover()
     assert url is not None
     export = nfs_peers.NfsExport.parse(url)
