@@ -113,15 +113,45 @@ class RequestHeader:
 
 @dataclass(frozen=True)
 class Request:
-    """A complete request frame; ``data`` holds the pages of a SWAP_OUT (else empty)."""
+    """A complete request frame; ``chunks`` hold the body (SWAP_OUT pages) as received.
+
+    The chunks are views of the buffers the parser was fed, not copies: :meth:`pages` hands
+    out a page as a view when it lies within one received chunk and copies only the pages
+    that straddle two.
+    """
 
     header: RequestHeader
-    data: bytes | bytearray
+    chunks: tuple[memoryview, ...] = ()
+
+    @property
+    def data(self) -> bytes:
+        """The whole body as one ``bytes`` (a copy)."""
+        return b"".join(self.chunks)
+
+    def pages(self) -> list[memoryview]:
+        """The body cut into ``page_size`` pages."""
+        size = self.header.page_size
+        out: list[memoryview] = []
+        partial = bytearray()
+        for chunk in self.chunks:
+            pos, end = 0, chunk.nbytes
+            if partial:
+                take = min(size - len(partial), end)
+                partial += chunk[:take]
+                pos = take
+                if len(partial) == size:
+                    out.append(memoryview(bytes(partial)))
+                    partial = bytearray()
+            while end - pos >= size:
+                out.append(chunk[pos : pos + size])
+                pos += size
+            if pos < end:
+                partial += chunk[pos:]
+        return out
 
     def page(self, index: int) -> memoryview:
         """The ``index``-th page of a SWAP_OUT body."""
-        size = self.header.page_size
-        return memoryview(self.data)[index * size : (index + 1) * size]
+        return self.pages()[index]
 
 
 @dataclass(frozen=True)
@@ -242,8 +272,9 @@ def parse_request_header(
 class RequestParser:
     """Incremental request-frame parser: feed bytes, then ask for the request.
 
-    ``receive_data(b"")`` is end of input.  The body buffer is allocated only after the
-    header passed the limits, so an oversized request costs nothing but its header.
+    ``receive_data(b"")`` is end of input.  Body bytes are kept as views of the fed buffers
+    (which must not change afterwards), only once the header passed the limits: an oversized
+    request costs nothing but its header.
     """
 
     def __init__(self, limits: Limits, content_length: int | None = None) -> None:
@@ -251,7 +282,7 @@ class RequestParser:
         self._content_length = content_length
         self._head = bytearray()
         self._header: RequestHeader | None = None
-        self._body = bytearray()
+        self._chunks: list[memoryview] = []
         self._filled = 0
         self._eof = False
 
@@ -269,8 +300,6 @@ class RequestParser:
             view = view[need:]
             if len(self._head) == REQUEST_HEADER.size:
                 self._header = parse_request_header(self._head, self._limits, self._content_length)
-                # Allocated once, after the limits passed: never grows, never reallocates.
-                self._body = bytearray(self._header.body_size)
         if self._header is not None and view.nbytes:
             room = self._header.body_size - self._filled
             if view.nbytes > room:
@@ -279,7 +308,7 @@ class RequestParser:
                     f"(body is {self._header.body_size} bytes)",
                     code="length-mismatch",
                 )
-            self._body[self._filled : self._filled + view.nbytes] = view
+            self._chunks.append(view)  # no copy: the caller's buffers must stay unchanged
             self._filled += view.nbytes
 
     @property
@@ -314,7 +343,7 @@ class RequestParser:
                 f"({self._header.count} pages of {self._header.page_size})",
                 code="truncated",
             )
-        return Request(self._header, self._body)
+        return Request(self._header, tuple(self._chunks))
 
 
 class RequestStreamParser:

@@ -376,7 +376,7 @@ async def _apply(area: SwapArea, frame: Request) -> bytearray:
     size = area.page_size
     header = encode_response_header(ResponseHeader(op, count, size))
     if op is Op.SWAP_OUT:
-        await area.swap_out(slot, [frame.page(i) for i in range(count)])
+        await area.swap_out(slot, frame.pages())
         return bytearray(header)
     if op is Op.SWAP_IN:
         out = bytearray(len(header) + count * size)

@@ -185,6 +185,9 @@ def test_any_split_of_a_valid_frame_parses_identically(
     request = parser.result()
     assert request.header == header
     assert request.data == body
+    size = header.page_size
+    expected = [body[i * size : (i + 1) * size] for i in range(len(body) // size)]
+    assert [bytes(page) for page in request.pages()] == expected
 
 
 @settings(max_examples=500)
