@@ -104,6 +104,7 @@ class FlashLog:
         self._rng = random.Random(self.options.seed)
         self._mounted_rw = False
         self._garbage: list[Block] = []
+        self._resumable: list[Block] = []
         self._unbuilt = False
 
     # --- construction ---------------------------------------------------------------
@@ -152,10 +153,9 @@ class FlashLog:
         return log
 
     def close(self) -> None:
-        """Write summaries for the open heads (next mount reads only tails), flush, close."""
+        """Flush and close.  The write heads stay open: the next mount scans those (at most
+        two) blocks in full and appends to them again, so unmounting wastes no space."""
         if self._mounted_rw and not self.device.dead:
-            for head in list(self.heads):
-                self._close_block(self.heads.pop(head))
             self.device.flush()
         self.device.close()
 
@@ -184,6 +184,8 @@ class FlashLog:
             self.build_index()
             self._mounted_rw = True
             self.device.commit_sidecar()
+        self._resume_heads()
+        if not readonly:
             self._recover()
 
     def _detect_cleanmarkers(self) -> bool:
@@ -294,7 +296,25 @@ class FlashLog:
         else:
             blk.state, blk.pos = BlockState.FULL, self.eb
             blk.scrub = verdict.verdict is Verdict.TORN
+            if verdict.verdict is Verdict.FULL and not verdict.summarized:
+                # written in part, intact, erased after its last node: a former write head
+                blk.pos = align(verdict.end, self.align)
+                self._resumable.append(blk)
         return None
+
+    def _resume_heads(self) -> None:
+        """Make the (up to two) partly written blocks with the most room the write heads
+        again (``nextblock`` in ``jffs2_scan_medium``); close any others."""
+        candidates = sorted(self._resumable, key=lambda b: (b.pos, b.index))
+        self._resumable = []
+        for head, blk in zip(("user", "gc"), candidates, strict=False):
+            entries = [r.summary_entry(blk.start) for r in blk.nodes]
+            blk.sum_ok = all(e is not None for e in entries)
+            blk.sum_size = sum(e.size for e in entries if e is not None)
+            blk.state = BlockState.OPEN
+            self.heads[head] = blk
+        for blk in candidates[2:]:
+            blk.pos = self.eb
 
     def _empty_start(self, blk: Block) -> bool:
         """``EMPTY_SCAN_SIZE``: decide on a block from its first 1 KiB when that is empty.
@@ -744,7 +764,8 @@ class FlashLog:
         return blk
 
     def _close_block(self, blk: Block) -> None:
-        if self.options.summaries and blk.sum_ok and blk.nodes:
+        fits = self.eb - blk.pos >= summary_span(blk.sum_size)
+        if self.options.summaries and blk.sum_ok and blk.nodes and fits:
             entries = tuple(
                 e for e in (r.summary_entry(blk.start) for r in blk.nodes) if e is not None
             )

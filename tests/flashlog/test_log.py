@@ -248,3 +248,20 @@ def test_background_gc_is_wanted_only_when_space_runs_low(tmp_path: Path) -> Non
     assert steps > 0
     assert not log.gc_wanted()
     log.close()
+
+
+def test_remounting_resumes_the_write_heads_and_wastes_no_space(tmp_path: Path) -> None:
+    log, ino = make(tmp_path)
+    log.write(ino, 0, page(0))
+    log.close()
+    for i in range(1, 12):  # a dd-style user: mount, write one page, unmount
+        log = FlashLog.open(str(tmp_path / "f.img"))
+        log.write(log.lookup("/swapfile"), i * PAGE, page(i))
+        log.close()
+    log = FlashLog.open(str(tmp_path / "f.img"))
+    assert sum(log.device.erase_counts()) == 0  # no GC was needed
+    assert sum(1 for b in log.blocks if b.nodes) == 1  # all 12 pages in one block
+    ino = log.lookup("/swapfile")
+    for i in range(12):
+        assert read(log, ino, i) == page(i)
+    log.close()
