@@ -13,6 +13,8 @@ from swapio.scheduler.histogram import HistogramSummary, LatencyHistogram
 from swapio.scheduler.request import Direction, IORequest, Priority, RequestState
 from swapio.scheduler.scheduler import (
     DEFAULT_AGING_INTERVAL,
+    DEFAULT_ANTICIPATION,
+    DEFAULT_BACKGROUND_SHARE,
     DEFAULT_REQUEST_TIMEOUT,
     IOScheduler,
 )
@@ -20,6 +22,8 @@ from swapio.scheduler.stats import AreaStatsSnapshot
 
 __all__ = [
     "DEFAULT_AGING_INTERVAL",
+    "DEFAULT_ANTICIPATION",
+    "DEFAULT_BACKGROUND_SHARE",
     "DEFAULT_REQUEST_TIMEOUT",
     "AreaStatsSnapshot",
     "Direction",
