@@ -182,7 +182,8 @@ def test_power_cut_at_every_operation_of_a_small_workload(small: Scenario) -> No
     total = small.total_ops()
     assert total > 150
     for cut in range(1, total + 1):
-        small.run_with_cut(cut, MODES[cut % 3], seed=cut)
+        for mode in MODES:
+            small.run_with_cut(cut, mode, seed=cut)
 
 
 def test_power_cuts_sampled_in_a_larger_workload_and_during_recovery(tmp_path: Path) -> None:
@@ -191,6 +192,6 @@ def test_power_cuts_sampled_in_a_larger_workload_and_during_recovery(tmp_path: P
     )
     total = s.total_ops()
     rng = random.Random(2024)
-    for i, cut in enumerate(sorted(rng.sample(range(1, total + 1), 24))):
+    for i, cut in enumerate(sorted(rng.sample(range(1, total + 1), 60))):
         recovery_cut = rng.randrange(1, 40) if i % 2 else None
         s.run_with_cut(cut, MODES[i % 3], seed=i, recovery_cut=recovery_cut)
