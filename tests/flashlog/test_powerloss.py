@@ -127,7 +127,7 @@ class Scenario:
             log.device.arm_power_cut(cut, PowerLossMode.PREFIX, seed)
             original(log)
 
-        FlashLog._recover = recover_with_cut  # type: ignore[method-assign]
+        FlashLog._recover = recover_with_cut  # type: ignore[method-assign,assignment]
         try:
             log = FlashLog.open(str(self.work), options=self.options)
             log.device.disarm()
