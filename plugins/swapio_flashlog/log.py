@@ -918,11 +918,22 @@ class FlashLog:
                 )
             )
         good = [counts[b.index] for b in self.blocks if b.state is not BlockState.BAD] or [0]
-        files = {}
+        parent: dict[int, tuple[int, bytes]] = {}
         for (pino, name), ref in self.dirents.by_name.items():
-            if ref.dirent is not None and ref.dirent.ino and ref.dirent.ino in self.files:
-                label = name.decode(errors="replace") if pino == ROOT_INO else f"#{pino}/{name!r}"
-                files[label] = self.files[ref.dirent.ino].isize
+            if ref.dirent is not None and ref.dirent.ino:
+                parent[ref.dirent.ino] = (pino, name)
+        files = {}
+        for ino, (first_parent, name) in parent.items():
+            if ino not in self.files:
+                continue
+            parts = [name]
+            pino = first_parent
+            while pino != ROOT_INO and pino in parent and len(parts) < 64:
+                pino, up = parent[pino]
+                parts.append(up)
+            files["/".join(p.decode(errors="replace") for p in reversed(parts))] = self.files[
+                ino
+            ].isize
         return LogReport(
             self.geometry,
             self.cleanmarkers,
