@@ -165,3 +165,17 @@ async def test_sumtool_summaries_are_used_at_mount(source_tree: Path, tmp_path: 
         assert bytes(out) == (source_tree / "random.bin").read_bytes()
     finally:
         log.close()
+
+
+def test_inspect_of_a_mkfs_image_names_nested_files(source_tree: Path, tmp_path: Path) -> None:
+    image = tmp_path / "mkfs.img"
+    mkfs(source_tree, image, 131072)
+    log = FlashLog.open(str(image), Geometry(os.path.getsize(image), 131072), readonly=True)
+    try:
+        files = log.report().files
+    finally:
+        log.close()
+    assert files["random.bin"] == 50 * 4096
+    assert files["sub/text.txt"] == (source_tree / "sub" / "text.txt").stat().st_size
+    assert files["empty"] == 0
+    assert not os.path.exists(str(image) + ".flash")  # a read-only mount writes nothing
