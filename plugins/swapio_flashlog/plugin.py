@@ -90,6 +90,12 @@ class FlashArea:
     def log(self) -> FlashLog:
         return self.shared.log
 
+    @property
+    def reserve_erase_blocks(self) -> int:
+        """Erase blocks kept back for garbage collection (the flash twin of the page
+        reserve the area's capabilities declare)."""
+        return self.shared.log.options.reserve_blocks
+
 
 _open_logs: dict[str, SharedLog] = {}
 _registry_lock = threading.Lock()
