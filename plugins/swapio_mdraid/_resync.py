@@ -66,6 +66,11 @@ def check_legs(store: BitmapStore, source: SwapArea, targets: Sequence[SwapArea]
                 f"legs differ in size: source {source.location} has {size} bytes, "
                 f"target {target.location} has {other}"
             )
+        if target.page_size != source.page_size:
+            raise ResyncError(
+                f"legs differ in page size: source {source.location} has "
+                f"{source.page_size}-byte pages, target {target.location} {target.page_size}"
+            )
     sync = store.bitmap.superblock.sync_size * SECTOR_SIZE
     if sync != size:
         raise ResyncError(

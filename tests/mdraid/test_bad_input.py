@@ -99,6 +99,20 @@ RESYNC = ["bitmap", "resync", "{bm}", "--source", "{a}", "--target", "{b}"]
         ),
         (
             no_change,
+            [
+                "bitmap",
+                "resync",
+                "{bm}",
+                "--source",
+                "{a}",
+                "--target",
+                "file://{b}?durable=1&page_size=512",
+            ],
+            "legs differ in page size",
+            3,
+        ),
+        (
+            no_change,
             ["bitmap", "resync", "{bm}", "--source", "{a}", "--target", "file://{a}"],
             "is the --source",
             2,
