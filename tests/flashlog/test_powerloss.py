@@ -161,10 +161,11 @@ def make_scenario(
     steps: int,
     seed: int,
     options: LogOptions | None = None,
+    bad_blocks: tuple[int, ...] = (),
 ) -> Scenario:
     options = options or LogOptions()
     base = tmp / "base.img"
-    log = FlashLog.format(str(base), geometry, options)
+    log = FlashLog.format(str(base), geometry, options, bad_blocks)
     ino = log.create_file("/swapfile", pages * page_size, page_size)
     # a first generation of every slot, completed before any cut
     for slot in range(pages):
@@ -223,3 +224,22 @@ def test_power_cut_at_every_operation_without_summaries_or_cleanmarkers(tmp_path
     assert total > 150
     for cut in range(1, total + 1):
         s.run_with_cut(cut, MODES[cut % 3], seed=cut)
+
+
+def test_power_cuts_with_bad_blocks_on_the_chip(tmp_path: Path) -> None:
+    s = make_scenario(
+        tmp_path,
+        Geometry(12 * 8192, 8192),
+        pages=12,
+        page_size=512,
+        steps=200,
+        seed=4,
+        bad_blocks=(1, 6),
+    )
+    total = s.total_ops()
+    rng = random.Random(7)
+    for i, cut in enumerate(sorted(rng.sample(range(1, total + 1), 40))):
+        s.run_with_cut(cut, MODES[i % 3], seed=i)
+    log = FlashLog.open(str(s.work))
+    assert log.device.erase_count(1) == log.device.erase_count(6) == 0
+    log.close()
