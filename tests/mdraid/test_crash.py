@@ -6,12 +6,16 @@ the bitmap makes the legs identical and leaves no bit set.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from swapio_mdraid._locate import activate
 from swapio_mdraid._mirror import Mirror
 from swapio_mdraid._resync import resync
@@ -19,7 +23,7 @@ from swapio_mdraid._store import BitmapStore
 
 from swapio.plugins import PluginHost
 from tests.mdraid.crash_workload import files_in, run_workload
-from tests.mdraid.helpers import MirrorFiles, create_mirror
+from tests.mdraid.helpers import MirrorFiles, create_mirror, page
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -156,3 +160,63 @@ async def test_kill_9_mid_protocol_then_cli_resync(
     assert done.returncode == 0, done.stderr
     assert files.differing_chunks() == []
     assert files.read_bitmap().count_dirty() == 0
+
+
+@st.composite
+def workloads(draw: st.DrawFn) -> tuple[list[tuple[str, int, int]], int]:
+    ops = draw(
+        st.lists(
+            st.one_of(
+                st.tuples(st.just("write"), st.integers(0, 63), st.integers(1, 255)),
+                st.tuples(st.just("sweep"), st.just(0), st.just(0)),
+                st.tuples(st.just("discard"), st.integers(0, 62), st.just(2)),
+            ),
+            min_size=1,
+            max_size=14,
+        )
+    )
+    return ops, draw(st.integers(0, 60))
+
+
+@given(workloads())
+@settings(max_examples=25, deadline=None)
+def test_random_workloads_crashed_anywhere_keep_the_invariant(
+    case: tuple[list[tuple[str, int, int]], int],
+) -> None:
+    ops, crash_step = case
+
+    async def scenario(root: Path) -> None:
+        host = PluginHost()
+        files = files_in(root)
+        area = await create_mirror(host, files)
+        mirror = area.private
+        assert isinstance(mirror, Mirror)
+        steps = 0
+
+        async def fault(name: str, info: dict[str, int]) -> None:
+            nonlocal steps
+            assert_invariant(files)
+            if steps == crash_step:
+                raise Crash(name)
+            steps += 1
+
+        mirror.fault = fault
+        try:
+            for op, slot, arg in ops:
+                if op == "write":
+                    await area.write(slot, page(arg))
+                elif op == "discard":
+                    await area.discard(slot, arg)
+                else:
+                    await mirror.sweep()
+        except Crash:
+            await mirror.stop(clean=False)
+        else:
+            mirror.fault = None
+            await area.deactivate()
+        assert_invariant(files)
+        await resync_files(host, files)
+        assert files.differing_chunks() == []
+
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(scenario(Path(tmp)))
