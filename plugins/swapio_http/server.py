@@ -87,7 +87,7 @@ class ServerState:
         self.config = config
         self.host = host
         self.areas: dict[tuple[str, str], SwapArea] = {}
-        self.activating: dict[tuple[str, str], asyncio.Lock] = {}
+        self.activating: dict[str, asyncio.Lock] = {}
         self.closing = False
         self.inflight = 0
         self.idle = asyncio.Event()
@@ -227,13 +227,10 @@ async def put_area(request: web.Request) -> web.Response:
     state = request.app[STATE]
     key = _area_key(request)
     body = CreateBody.from_json(await _read_json(request))
-    lock = state.activating.setdefault(key, asyncio.Lock())
-    try:
-        async with lock:
-            return await _activate(state, key, body)
-    finally:
-        if key not in state.areas and not lock.locked():
-            state.activating.pop(key, None)  # no lock table entry per failed name
+    # One lock per token (bounded by the token list): activations of one token are rare and
+    # serializing them keeps "already active?" and "activate" one step.
+    async with state.activating.setdefault(key[0], asyncio.Lock()):
+        return await _activate(state, key, body)
 
 
 async def _activate(state: ServerState, key: tuple[str, str], body: CreateBody) -> web.Response:
@@ -301,7 +298,6 @@ async def delete_area(request: web.Request) -> web.Response:
     area = _find(request)
     key = _area_key(request)
     state.areas.pop(key, None)
-    state.activating.pop(key, None)
     await area.deactivate(timeout=state.config.drain_timeout)
     return web.Response(status=204)
 
