@@ -295,10 +295,11 @@ async def list_areas(request: web.Request) -> web.Response:
 async def delete_area(request: web.Request) -> web.Response:
     """Deactivate the caller's area ``NAME`` (its store is kept)."""
     state = request.app[STATE]
-    area = _find(request)
     key = _area_key(request)
-    state.areas.pop(key, None)
-    await area.deactivate(timeout=state.config.drain_timeout)
+    async with state.activating.setdefault(key[0], asyncio.Lock()):
+        area = _find(request)
+        state.areas.pop(key, None)
+        await area.deactivate(timeout=state.config.drain_timeout)
     return web.Response(status=204)
 
 
