@@ -2,11 +2,11 @@
 
 Two equivalent forms (docs/bitmap-and-mirror.md):
 
-* ``mirror://NAME?bitmap=B&leg0=L0&leg1=L1[&chunk_size=N][&daemon=0]`` — every value a
-  path or a percent-encoded swapio URL; legs are numbered from 0 without gaps.
+* ``mirror://NAME?bitmap=B&leg0=L0&leg1=L1[&chunk_size=N][&daemon=0][&resync=0]`` — every
+  value a path or a percent-encoded swapio URL; legs are numbered from 0 without gaps.
 * ``mirror:///abs/path/NAME.toml`` — a TOML file with ``bitmap = "..."``,
-  ``legs = ["...", "..."]`` and optionally ``chunk_size``, ``daemon``; relative paths in it
-  are relative to the file's directory.
+  ``legs = ["...", "..."]`` and optionally ``chunk_size``, ``daemon``, ``resync``; relative
+  paths in it are relative to the file's directory.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from swapio_mdraid._locate import is_url
 from swapio_mdraid.errors import BitmapParameterError
 
 DEFAULT_CHUNK_SIZE = 64 * 1024
-QUERY_KEYS = frozenset({"bitmap", "chunk_size", "daemon"})
-FILE_KEYS = frozenset({"bitmap", "legs", "chunk_size", "daemon"})
+QUERY_KEYS = frozenset({"bitmap", "chunk_size", "daemon", "resync"})
+FILE_KEYS = frozenset({"bitmap", "legs", "chunk_size", "daemon", "resync"})
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class MirrorConfig:
     legs: tuple[str, ...]
     chunk_size: int = DEFAULT_CHUNK_SIZE
     daemon: bool = True
+    resync: bool = True
 
     def __post_init__(self) -> None:
         if len(self.legs) < 2:
@@ -71,7 +72,8 @@ class MirrorConfig:
         if extra:
             raise LocationError(
                 f"{loc.url!r}: unknown mirror parameter(s) {', '.join(sorted(extra))} "
-                "(expected bitmap, leg0, leg1, ..., chunk_size, daemon; legs numbered without gaps)"
+                "(expected bitmap, leg0, leg1, ..., chunk_size, daemon, resync; legs numbered "
+                "without gaps)"
             )
         chunk = loc.query_int("chunk_size", DEFAULT_CHUNK_SIZE, minimum=1)
         assert chunk is not None
@@ -81,6 +83,7 @@ class MirrorConfig:
             legs=tuple(legs),
             chunk_size=chunk,
             daemon=loc.query_bool("daemon", True),
+            resync=loc.query_bool("resync", True),
         )
 
     @classmethod
@@ -109,14 +112,22 @@ class MirrorConfig:
             raise LocationError(f"mirror config {path}: every leg must be a string")
         chunk = data.get("chunk_size", DEFAULT_CHUNK_SIZE)
         daemon = data.get("daemon", True)
-        if not isinstance(chunk, int) or not isinstance(daemon, bool):
-            raise LocationError(f"mirror config {path}: chunk_size is an integer, daemon a boolean")
+        resync = data.get("resync", True)
+        if (
+            not isinstance(chunk, int)
+            or not isinstance(daemon, bool)
+            or not isinstance(resync, bool)
+        ):
+            raise LocationError(
+                f"mirror config {path}: chunk_size is an integer, daemon and resync booleans"
+            )
         return cls(
             name=os.path.splitext(os.path.basename(path))[0],
             bitmap=_rebase(bitmap, base),
             legs=tuple(_rebase(leg, base) for leg in legs),
             chunk_size=chunk,
             daemon=daemon,
+            resync=resync,
         )
 
 

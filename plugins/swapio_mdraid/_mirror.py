@@ -74,6 +74,10 @@ class Mirror:
         self._writing: dict[int, int] = {}
         self._syncing: set[int] = set()
         self._daemon: asyncio.Task[None] | None = None
+        self._resyncer: asyncio.Task[int] | None = None
+        self._resync_lock = asyncio.Lock()
+        #: What stopped the background resync, if anything did (it never raises).
+        self.resync_error: BaseException | None = None
         self._next_read = 0
         self.fault: FaultHook | None = None
         self.use_bitmap = True  # False only for the benchmark's no-bitmap baseline
@@ -125,9 +129,38 @@ class Mirror:
         await self._flush_bitmap()
         if self.config.daemon:
             self._daemon = asyncio.create_task(self._daemon_loop(), name="mdraid-bitmap-daemon")
+        chunks = range(self.intent.bitmap.chunks)
+        if self.config.resync and any(self.intent.needs_sync(c) for c in chunks):
+            # md resyncs on assembly; here in the background, I/O goes on meanwhile
+            self._resyncer = asyncio.create_task(self._background_resync(), name="mdraid-resync")
+
+    async def _background_resync(self) -> int:
+        try:
+            return await self.resync()
+        except SwapioError as exc:
+            self.resync_error = exc
+            return 0
+
+    async def wait_resync(self) -> int:
+        """Wait for the resync started at assembly (0 if none ran); re-raise what stopped it."""
+        if self._resyncer is None:
+            return 0
+        copied = await self._resyncer
+        if self.resync_error is not None:
+            raise self.resync_error
+        return copied
 
     async def stop(self, *, clean: bool = True) -> None:
-        """Stop the daemon, flush the bitmap (if ``clean``) and deactivate every part."""
+        """Stop the daemon, flush the bitmap (if ``clean``) and deactivate every part.
+
+        A background resync still running is cancelled; the chunks it had not finished keep
+        their bits, so the next assembly resumes it.
+        """
+        if self._resyncer is not None:
+            self._resyncer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._resyncer
+            self._resyncer = None
         if self._daemon is not None:
             self._daemon.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -325,6 +358,10 @@ class Mirror:
         holds off writes to it, and waits for writes already in flight.  Bits are then
         cleared by the daemon's two sweeps.  Returns the number of chunks copied.
         """
+        async with self._resync_lock:  # one resync at a time
+            return await self._resync()
+
+    async def _resync(self) -> int:
         source = self._source()
         targets = [leg for leg in self.healthy() if leg is not source]
         copied = 0

@@ -17,11 +17,17 @@ PAGE = 4096
 
 
 def mirror_url(
-    bitmap: str, legs: list[str], *, name: str = "m0", chunk: int = 65536, daemon: bool = False
+    bitmap: str,
+    legs: list[str],
+    *,
+    name: str = "m0",
+    chunk: int = 65536,
+    daemon: bool = False,
+    resync: bool = True,
 ) -> str:
     query = [f"bitmap={quote(bitmap, safe='')}"]
     query += [f"leg{i}={quote(leg, safe='')}" for i, leg in enumerate(legs)]
-    query += [f"chunk_size={chunk}", f"daemon={int(daemon)}"]
+    query += [f"chunk_size={chunk}", f"daemon={int(daemon)}", f"resync={int(resync)}"]
     return f"mirror://{name}?{'&'.join(query)}"
 
 
@@ -34,9 +40,13 @@ class MirrorFiles:
     legs: list[Path]
     chunk: int = 65536
 
-    def url(self, *, daemon: bool = False) -> str:
+    def url(self, *, daemon: bool = False, resync: bool = True) -> str:
         return mirror_url(
-            str(self.bitmap), [str(p) for p in self.legs], chunk=self.chunk, daemon=daemon
+            str(self.bitmap),
+            [str(p) for p in self.legs],
+            chunk=self.chunk,
+            daemon=daemon,
+            resync=resync,
         )
 
     def read_bitmap(self) -> Bitmap:

@@ -293,25 +293,81 @@ async def test_readd_then_online_resync_brings_the_leg_back(
     await area.deactivate()
 
 
-async def test_resync_after_a_crash_copies_from_the_first_leg(
-    host: PluginHost, files: MirrorFiles
-) -> None:
-    area = await create_mirror(host, files)
-    await area.deactivate()
-    with open(files.legs[0], "r+b") as fh:  # a write that reached leg 0 only
+def leave_crashed(files: MirrorFiles) -> None:
+    """What a crash between the legs leaves: leg 0 written, leg 1 not, the bit set."""
+    with open(files.legs[0], "r+b") as fh:
         fh.seek(20 * PAGE)
         fh.write(page(0x42))
     bitmap = files.read_bitmap()
     bitmap.set(1)
     image = bitmap.encode()
     files.bitmap.write_bytes(image + bytes(-len(image) % PAGE))
+
+
+async def test_assembly_after_a_crash_resyncs_in_the_background(
+    host: PluginHost, files: MirrorFiles
+) -> None:
+    area = await create_mirror(host, files)
+    await area.deactivate()
+    leave_crashed(files)
     area = await host.activate(files.url())
     mirror = mirror_of(area)
+    assert bytes(await area.read(20)) == page(0x42)  # served by the in-sync source meanwhile
+    assert await mirror.wait_resync() == 1
+    assert files.differing_chunks() == []
+    await area.deactivate()
+    assert files.read_bitmap().count_dirty() == 0
+
+
+async def test_resync_on_demand_copies_from_the_first_leg(
+    host: PluginHost, files: MirrorFiles
+) -> None:
+    area = await create_mirror(host, files)
+    await area.deactivate()
+    leave_crashed(files)
+    area = await host.activate(files.url(resync=False))
+    mirror = mirror_of(area)
+    assert await mirror.wait_resync() == 0  # none started
+    assert files.differing_chunks() == [1]
     assert bytes(await area.read(20)) == page(0x42)
     assert await mirror.resync() == 1
     assert files.differing_chunks() == []
     await area.deactivate()
     assert files.read_bitmap().count_dirty() == 0
+
+
+async def test_stopping_mid_resync_keeps_the_bits_of_unfinished_chunks(
+    host: PluginHost, files: MirrorFiles
+) -> None:
+    area = await create_mirror(host, files)
+    await area.deactivate()
+    bitmap = files.read_bitmap()
+    for chunk in range(bitmap.chunks):
+        bitmap.set(chunk)
+    image = bitmap.encode()
+    files.bitmap.write_bytes(image + bytes(-len(image) % PAGE))
+    area = await host.activate(files.url())
+    mirror = mirror_of(area)
+    real_copy = mirror._copy_chunk
+    copies = 0
+
+    async def slow_copy(chunk: int, source: object, targets: object) -> bool:
+        nonlocal copies
+        copies += 1
+        if copies == 2:
+            await asyncio.sleep(3600)  # stop() cancels us here
+        return await real_copy(chunk, source, targets)  # type: ignore[arg-type]
+
+    mirror._copy_chunk = slow_copy  # type: ignore[method-assign]
+    for _ in range(50):
+        if copies == 2:
+            break
+        await asyncio.sleep(0.01)
+    await area.deactivate()
+    left = files.read_bitmap()
+    assert not left.test(0)  # copied, then cleared by the stop's sweeps
+    assert left.test(1)  # cancelled mid-copy: still needs a resync
+    assert left.count_dirty() == bitmap.chunks - 1
 
 
 async def test_writes_racing_an_online_resync_end_identical(
