@@ -8,6 +8,7 @@ a bitmap may live on any backend (``nfs://``, ``flashlog://``, ...).
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from urllib.parse import quote
 
@@ -47,15 +48,14 @@ def local_path(text: str) -> str | None:
     return None
 
 
-def pad_to_pages(path: str, page_size: int = PATH_PAGE_SIZE) -> int:
-    """Zero-fill a regular file up to a whole number of pages; return the bytes added.
+def unaligned_bitmap(path: str, page_size: int = PATH_PAGE_SIZE) -> int:
+    """Bytes missing to a whole page at the end of a local bitmap file (0 if aligned).
 
     mdadm ``CreateBitmap`` truncates a bitmap file to ``256 + bits`` bytes, but a swap area
-    is whole pages.  md rounds bitmap storage up to pages too, and mdadm ignores bytes after
-    the bits, so written zeros (never a hole, which ``swapon`` would refuse) are harmless.
-    Before adding anything the file must hold a valid superblock and all its bits — zeros
-    appended to a truncated bitmap would read as clean chunks — so this is the one place a
-    local file is read outside an area (a plain ``pread`` of its first 256 bytes).
+    is whole pages.  Before such a file may be padded (or copied padded), it must hold a
+    valid superblock and all its bits — zeros appended to a truncated bitmap would read as
+    clean chunks — so this is the one place a local file is read outside an area (a plain
+    ``pread`` of its first 256 bytes).
     """
     try:
         st = os.stat(path)
@@ -63,23 +63,50 @@ def pad_to_pages(path: str, page_size: int = PATH_PAGE_SIZE) -> int:
         raise AreaNotFoundError(f"{path}: no such file") from None
     if not stat.S_ISREG(st.st_mode) or st.st_size % page_size == 0:
         return 0
-    extra = page_size - st.st_size % page_size
-    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        try:
-            sb = BitmapSuperblock.decode(os.pread(fd, SUPERBLOCK_SIZE, 0))
-        except BitmapFormatError as exc:
-            raise type(exc)(f"{path}: {exc}") from None
-        if st.st_size < sb.storage_bytes:
-            raise BitmapFormatError(
-                f"{path}: bitmap truncated: {sb.chunks} chunks need {sb.storage_bytes} bytes, "
-                f"the file has {st.st_size}"
-            )
-        os.pwrite(fd, bytes(extra), st.st_size)
-        os.fsync(fd)
+        head = os.pread(fd, SUPERBLOCK_SIZE, 0)
     finally:
         os.close(fd)
+    try:
+        sb = BitmapSuperblock.decode(head)
+    except BitmapFormatError as exc:
+        raise type(exc)(f"{path}: {exc}") from None
+    if st.st_size < sb.storage_bytes:
+        raise BitmapFormatError(
+            f"{path}: bitmap truncated: {sb.chunks} chunks need {sb.storage_bytes} bytes, "
+            f"the file has {st.st_size}"
+        )
+    return page_size - st.st_size % page_size
+
+
+def pad_to_pages(path: str, page_size: int = PATH_PAGE_SIZE) -> int:
+    """Zero-fill a checked bitmap file up to a whole number of pages; return the bytes added.
+
+    md rounds bitmap storage up to pages too, and mdadm ignores bytes after the bits, so
+    written zeros (never a hole, which ``swapon`` would refuse) are harmless.
+    """
+    extra = unaligned_bitmap(path, page_size)
+    if extra:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.pwrite(fd, bytes(extra), os.fstat(fd).st_size)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     return extra
+
+
+def padded_copy(path: str, directory: str, page_size: int = PATH_PAGE_SIZE) -> str | None:
+    """For read-only use: a page-aligned copy of an unaligned bitmap file (None if aligned)."""
+    extra = unaligned_bitmap(path, page_size)
+    if not extra:
+        return None
+    copy = os.path.join(directory, "bitmap")
+    shutil.copyfile(path, copy)
+    with open(copy, "ab") as fh:
+        fh.write(bytes(extra))
+    return copy
 
 
 async def activate(host: PluginHost, text: str, *, create: CreateRequest | None = None) -> SwapArea:

@@ -10,6 +10,7 @@ crash would leave differing legs with a clear bit.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterable
 
 from swapio.area import CreateRequest, SwapArea
@@ -34,26 +35,48 @@ class BitmapStore:
         self.name = name
         self.page_size = area.page_size
         self.writes = 0  # pages written, for tests and the benchmark
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
 
     # --- opening --------------------------------------------------------------------
 
     @classmethod
-    async def open(
-        cls, host: PluginHost, text: str, *, require_durable: bool = True
-    ) -> BitmapStore:
-        """Activate the area named by ``text`` and load the bitmap in it."""
+    async def open(cls, host: PluginHost, text: str, *, read_only: bool = False) -> BitmapStore:
+        """Activate the area named by ``text`` and load the bitmap in it.
+
+        An mdadm-made bitmap file that is not a whole number of pages is padded with zeros
+        (see :func:`~swapio_mdraid._locate.pad_to_pages`) — unless ``read_only``: then the
+        store reads a padded copy in a temporary directory and the file is left as it is.
+        A ``read_only`` store need not be durable; it must not be written.
+        """
         path = _locate.local_path(text)
-        if path is not None:
+        scratch: tempfile.TemporaryDirectory[str] | None = None
+        target = text
+        if path is not None and read_only:
+            scratch = tempfile.TemporaryDirectory(prefix="swapio-bitmap-")
+            copy = _locate.padded_copy(path, scratch.name)
+            if copy is None:
+                scratch.cleanup()
+                scratch = None
+            else:
+                target = copy
+        elif path is not None:
             _locate.pad_to_pages(path)
-        area = await _locate.activate(host, text)
         try:
-            if require_durable:
-                check_durable(area, "bitmap")
-            bitmap = await load(area, text)
+            area = await _locate.activate(host, target)
+            try:
+                if not read_only:
+                    check_durable(area, "bitmap")
+                bitmap = await load(area, text)
+            except BaseException:
+                await area.deactivate()
+                raise
         except BaseException:
-            await area.deactivate()
+            if scratch is not None:
+                scratch.cleanup()
             raise
-        return cls(area, bitmap, text)
+        store = cls(area, bitmap, text)
+        store._scratch = scratch
+        return store
 
     @classmethod
     async def create(cls, host: PluginHost, text: str, bitmap: Bitmap) -> BitmapStore:
@@ -73,7 +96,12 @@ class BitmapStore:
         return store
 
     async def close(self) -> None:
-        await self.area.deactivate()
+        try:
+            await self.area.deactivate()
+        finally:
+            if self._scratch is not None:
+                self._scratch.cleanup()
+                self._scratch = None
 
     async def __aenter__(self) -> BitmapStore:
         return self

@@ -109,7 +109,7 @@ def examine(ctx: click.Context, bitmap_name: str, as_json: bool) -> None:
     """Print what `mdadm --examine-bitmap` prints."""
 
     async def body() -> Bitmap:
-        store = await BitmapStore.open(_host(ctx), bitmap_name, require_durable=False)
+        store = await BitmapStore.open(_host(ctx), bitmap_name, read_only=True)
         await store.close()
         return store.bitmap
 
@@ -223,7 +223,7 @@ def resync_command(
     async def body() -> ResyncReport:
         host = _host(ctx)
         areas: list[SwapArea] = []
-        store = await BitmapStore.open(host, bitmap_name, require_durable=not dry_run)
+        store = await BitmapStore.open(host, bitmap_name, read_only=dry_run)
         try:
             for name in names:
                 areas.append(await _locate.activate(host, name))

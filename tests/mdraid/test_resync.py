@@ -408,3 +408,16 @@ async def test_a_target_failing_mid_resync_keeps_the_progress_made(
         await store.close()
     assert report.copied == left
     assert a.read_bytes() == b.read_bytes()
+
+
+def test_dry_run_leaves_an_mdadm_sized_bitmap_file_untouched(tmp_path: Path) -> None:
+    bitmap, a, b = tmp_path / "bm", tmp_path / "a", tmp_path / "b"
+    make_image(a, SIZE, 1)
+    make_image(b, SIZE, 2)
+    image = Bitmap.create(sync_size_bytes=SIZE, chunk_size=CHUNK).encode()
+    bitmap.write_bytes(image)  # 256 + 8 bytes, as mdadm's CreateBitmap leaves it
+    before = digest(bitmap, a, b)
+    swapio("bitmap", "resync", str(bitmap), "--source", str(a), "--target", str(b), "--dry-run",
+           check_rc=8)  # fmt: skip
+    swapio("bitmap", "examine", str(bitmap))
+    assert digest(bitmap, a, b) == before
