@@ -134,6 +134,13 @@ class WriteIntent:
                 pages.insert(0, 0)
         return pages
 
+    def redirty(self, pages: list[int]) -> None:
+        """Writing ``pages`` failed: they must be flushed again before the next data write."""
+        for page in pages:
+            if page == 0:
+                self._sb_dirty = True
+            self._attrs[page] = self._attrs.get(page, PageAttr(0)) | PageAttr.DIRTY
+
     # --- the daemon -----------------------------------------------------------------
 
     def sweep(self) -> list[int]:

@@ -78,6 +78,8 @@ class Mirror:
         self._resync_lock = asyncio.Lock()
         #: What stopped the background resync, if anything did (it never raises).
         self.resync_error: BaseException | None = None
+        #: The last error of a daemon sweep (the daemon keeps running).
+        self.daemon_error: BaseException | None = None
         self._next_read = 0
         self.fault: FaultHook | None = None
         self.use_bitmap = True  # False only for the benchmark's no-bitmap baseline
@@ -184,7 +186,11 @@ class Mirror:
         sleep = self.store.bitmap.superblock.daemon_sleep
         while True:
             await asyncio.sleep(sleep)
-            await self.sweep()
+            try:
+                await self.sweep()
+            except SwapioError as exc:
+                # a lazy clear that did not reach disk leaves bits set: safe; try again later
+                self.daemon_error = exc
 
     async def sweep(self) -> None:
         """One daemon pass: lazily clear bits and write the pages that changed."""
@@ -195,7 +201,12 @@ class Mirror:
 
     async def _flush_bitmap(self) -> None:
         async with self._bitmap_lock:
-            await self.store.write_pages(self.intent.flush_before_write())
+            pages = self.intent.flush_before_write()
+            try:
+                await self.store.write_pages(pages)
+            except BaseException:
+                self.intent.redirty(pages)
+                raise
 
     async def _step(self, name: str, **info: int) -> None:
         if self.fault is not None:
@@ -279,7 +290,14 @@ class Mirror:
     async def _start_write(self, chunks: range) -> None:
         async with self._bitmap_lock:
             self.intent.start_write(chunks)
-            await self.store.write_pages(self.intent.flush_before_write())
+            pages = self.intent.flush_before_write()
+            try:
+                await self.store.write_pages(pages)
+            except BaseException:
+                # no leg has seen the data; the bits are not known to be on disk
+                self.intent.redirty(pages)
+                self.intent.end_write(chunks, success=False)
+                raise
         await self._step("bitmap_flushed", chunk=chunks.start)
 
     async def _write_legs(self, slot: int, count: int, pages: Sequence[PageBuffer] | None) -> bool:

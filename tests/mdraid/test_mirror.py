@@ -392,3 +392,52 @@ async def test_readd_of_a_healthy_leg_is_refused(host: PluginHost, files: Mirror
     with pytest.raises(MirrorError, match="is not faulty"):
         await mirror_of(area).readd(0)
     await area.deactivate()
+
+
+async def test_failed_bitmap_flush_fails_the_write_before_any_leg_and_retries(
+    host: PluginHost, files: MirrorFiles
+) -> None:
+    area = await create_mirror(host, files)
+    mirror = mirror_of(area)
+    saved = break_leg(mirror.store.area)
+    with pytest.raises(BackendIOError):
+        await area.write(20, page(5))  # chunk 1
+    assert files.legs[0].read_bytes()[20 * PAGE : 21 * PAGE] == bytes(PAGE)
+    assert files.legs[1].read_bytes()[20 * PAGE : 21 * PAGE] == bytes(PAGE)
+    assert not files.read_bitmap().test(1)
+    mirror.store.area._ops = saved  # type: ignore[assignment]
+    seen: list[bool] = []
+
+    async def fault(step: str, info: dict[str, int]) -> None:
+        if step == "bitmap_flushed":
+            seen.append(files.read_bitmap().test(1))
+
+    mirror.fault = fault
+    await area.write(21, page(6))  # same chunk: the bit must reach disk first this time
+    assert seen == [True]
+    await area.deactivate()
+
+
+async def test_daemon_survives_a_failing_sweep(host: PluginHost, files: MirrorFiles) -> None:
+    area = await create_mirror(host, files)
+    await area.deactivate()
+    bitmap = files.read_bitmap()
+    bitmap.update(daemon_sleep=1)
+    image = bitmap.encode()
+    files.bitmap.write_bytes(image + bytes(-len(image) % PAGE))
+    area = await host.activate(files.url(daemon=True))
+    mirror = mirror_of(area)
+    await area.write(0, page(1))
+    saved = break_leg(mirror.store.area)
+    for _ in range(100):
+        if mirror.daemon_error is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert isinstance(mirror.daemon_error, BackendIOError)
+    mirror.store.area._ops = saved  # type: ignore[assignment]
+    for _ in range(100):
+        if not files.read_bitmap().test(0):
+            break
+        await asyncio.sleep(0.05)
+    assert not files.read_bitmap().test(0)
+    await area.deactivate()
