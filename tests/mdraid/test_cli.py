@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from swapio_mdraid import Bitmap
+from swapio_mdraid._resync import ResyncReport
 from swapio_mdraid.cli import parse_size
 from swapio_mdraid.errors import BitmapParameterError
 
@@ -87,3 +90,27 @@ def test_sizes_take_binary_suffixes(text: str, value: int) -> None:
 def test_bad_size_is_a_usage_error() -> None:
     with pytest.raises(BitmapParameterError, match="is not a size"):
         parse_size("12Q", "chunk size")
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "bitmap-and-mirror.md"
+
+
+def _doc_section(start: str, end: str) -> str:
+    text = DOC.read_text()
+    return text[text.index(start) : text.index(end, text.index(start))]
+
+
+def test_every_examine_json_key_is_documented(tmp_path: Path) -> None:
+    path = tmp_path / "bm"
+    cli("bitmap", "create", str(path), "--sync-size", "1M", "--chunk-size", "64K")
+    keys = set(json.loads(cli("bitmap", "examine", str(path), "--json")))
+    table = _doc_section("`examine --json`", "`dirty --json`")
+    documented = set(re.findall(r"`([a-z_]+)`", table))
+    assert keys <= documented, keys - documented
+
+
+def test_every_resync_json_key_is_documented() -> None:
+    keys = {f.name for f in dataclasses.fields(ResyncReport)}
+    paragraph = _doc_section("`resync --json`", "## Interop")
+    documented = set(re.findall(r"`([a-z_]+)`", paragraph))
+    assert keys <= documented, keys - documented
