@@ -25,7 +25,7 @@ from swapio_mdraid.errors import ResyncError
 #: Chunks copied concurrently.
 WINDOW = 16
 #: Write cleared bits back at least this often (chunks and seconds).
-CHECKPOINT_CHUNKS = 256
+CHECKPOINT_CHUNKS = 64
 CHECKPOINT_SECONDS = 0.5
 
 Progress = Callable[[int, int], None]
@@ -93,7 +93,9 @@ class _Target:
     def __init__(self, area: SwapArea, twin: SwapArea | None) -> None:
         self.area = area
         self.twin = twin
-        self.last: tuple[int, bytes] | None = None
+        self.last: tuple[int, bytes] | None = None  # a copied page, to re-write as barrier
+        self.written = 0  # bulk writes completed
+        self.flushed = 0  # bulk writes known durable
 
     @classmethod
     async def open(cls, area: SwapArea, batched: bool) -> _Target:
@@ -111,11 +113,19 @@ class _Target:
         await self.bulk.write(slot, data)
         if self.twin is not None:
             self.last = (slot, bytes(data[: self.area.page_size]))
+            self.written += 1
 
     async def barrier(self) -> None:
-        if self.last is not None:
-            await self.area.write(*self.last)
-            self.last = None
+        """Every bulk write completed before this call is durable when it returns.
+
+        Copies go on concurrently: re-writing any page already copied (with the bytes it
+        already holds) is enough, since the ``fdatasync`` covers the whole file.
+        """
+        if self.last is None or self.flushed == self.written:
+            return
+        upto = self.written
+        await self.area.write(*self.last)
+        self.flushed = max(self.flushed, upto)
 
     async def close(self) -> None:
         if self.twin is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -421,3 +422,41 @@ def test_dry_run_leaves_an_mdadm_sized_bitmap_file_untouched(tmp_path: Path) -> 
            check_rc=8)  # fmt: skip
     swapio("bitmap", "examine", str(bitmap))
     assert digest(bitmap, a, b) == before
+
+
+async def test_a_copy_finishing_during_a_barrier_is_flushed_by_the_next(tmp_path: Path) -> None:
+    leg = tmp_path / "leg"
+    make_image(leg, SIZE)
+    host = PluginHost()
+    area = await activate(host, str(leg))
+    target = await _resync._Target.open(area, batched=True)
+    flushes: list[int] = []
+    real_write = area.write
+    b_done = asyncio.Event()
+
+    async def durable_write(slot: int, data: bytes) -> None:
+        flushes.append(slot)
+        await b_done.wait()  # the barrier's fdatasync is "in flight" while B completes
+        await real_write(slot, data)
+
+    area.write = durable_write  # type: ignore[method-assign]
+    try:
+        await target.write(0, page_of(1))
+
+        async def copy_b() -> None:
+            await target.write(1, page_of(2))
+            b_done.set()
+
+        await asyncio.gather(target.barrier(), copy_b())
+        await target.barrier()  # B completed after the first barrier began: flush again
+        assert len(flushes) == 2
+        await target.barrier()  # nothing new since: no flush
+        assert len(flushes) == 2
+    finally:
+        await target.close()
+        area.write = real_write  # type: ignore[method-assign]
+        await area.deactivate()
+
+
+def page_of(fill: int) -> bytes:
+    return bytes([fill]) * 4096
