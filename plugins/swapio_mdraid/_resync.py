@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -22,11 +22,21 @@ from swapio_mdraid._format import SECTOR_SIZE, Bitmap
 from swapio_mdraid._store import BitmapStore, check_durable
 from swapio_mdraid.errors import ResyncError
 
-#: Chunks copied concurrently.
-WINDOW = 16
-#: Write cleared bits back at least this often (chunks and seconds).
-CHECKPOINT_CHUNKS = 64
+#: Batches in flight: while one batch is being written, the next ones are being read.
+DEPTH = 3
+#: Bytes read (then written) per batch: every request of a batch is queued at once, so the
+#: file backend's owner thread takes them in one wake-up and completes them in one hand-off.
+BATCH_BYTES = 1 << 20
+#: Adjacent dirty chunks are merged into one request of at most this many bytes.
+RUN_BYTES = 1 << 20
+#: Largest page size of the bulk twins (the file backend's and swapio's page size limit).
+TWIN_PAGE_MAX = 1 << 20
+#: Start a checkpoint (barrier, then cleared bits written) once this many chunks wait for
+#: one, or this many seconds passed; it runs while copies go on.
+CHECKPOINT_CHUNKS = 32
 CHECKPOINT_SECONDS = 0.5
+#: With ``--max-speed``, a batch holds at most this fraction of a second's worth of bytes.
+THROTTLED_BATCH_SECONDS = 0.1
 
 Progress = Callable[[int, int], None]
 
@@ -80,14 +90,42 @@ def check_legs(store: BitmapStore, source: SwapArea, targets: Sequence[SwapArea]
     return size
 
 
+def twin_page_size(area: SwapArea, chunk_size: int) -> int:
+    """Page size for a bulk twin of ``area``: one chunk per page where the geometry allows.
+
+    Larger pages mean fewer buffers per request (one ``pwritev`` element per chunk instead
+    of one per 4 KiB).  The twin must still cover the leg exactly, so the page size must
+    divide the leg's size; otherwise the leg's own page size is kept.
+    """
+    size = area.pages * area.page_size
+    page = min(max(chunk_size, area.page_size), TWIN_PAGE_MAX)
+    return page if size % page == 0 else area.page_size
+
+
+async def _open_twin(area: SwapArea, page_size: int) -> SwapArea | None:
+    """A second, non-durable activation of a ``file://`` leg, or None for other backends."""
+    loc = area.location
+    if loc.scheme != "file" or area.host is None:
+        return None
+    url = f"file://{quote(loc.path)}?durable=0&page_size={page_size}"
+    return await area.host.activate(url)
+
+
+async def _read_into(area: SwapArea, offset: int, view: memoryview) -> None:
+    """Fill ``view`` from byte ``offset`` of ``area`` (both whole pages of ``area``)."""
+    size = area.page_size
+    await area.swap_in(offset // size, [view[i : i + size] for i in range(0, len(view), size)])
+
+
 class _Target:
     """A target leg: its durable area, and a non-durable twin for bulk copies if it has one.
 
-    A ``file://`` leg is opened a second time without ``durable``: chunks are copied through
-    the twin (no ``fdatasync`` per chunk) and :meth:`barrier` re-writes one page through the
-    durable area, whose ``fdatasync`` flushes every earlier write to the same file.  Bits are
-    cleared only after the barrier, so a crash never finds a clear bit over a lost copy.
-    Other backends have no such twin: each copy is durable when it completes.
+    A ``file://`` leg is opened a second time without ``durable`` (and with pages as large
+    as a chunk): chunks are copied through the twin (no ``fdatasync`` per chunk) and
+    :meth:`barrier` re-writes one page through the durable area, whose ``fdatasync`` flushes
+    every earlier write to the same file.  Bits are cleared only after the barrier, so a
+    crash never finds a clear bit over a lost copy.  Other backends have no such twin: each
+    copy is durable when it completes.
     """
 
     def __init__(self, area: SwapArea, twin: SwapArea | None) -> None:
@@ -98,21 +136,21 @@ class _Target:
         self.flushed = 0  # bulk writes known durable
 
     @classmethod
-    async def open(cls, area: SwapArea, batched: bool) -> _Target:
-        loc = area.location
-        if not batched or loc.scheme != "file" or area.host is None:
+    async def open(cls, area: SwapArea, batched: bool, page_size: int | None = None) -> _Target:
+        if not batched:
             return cls(area, None)
-        url = f"file://{quote(loc.path)}?durable=0&page_size={area.page_size}"
-        return cls(area, await area.host.activate(url))
+        return cls(area, await _open_twin(area, page_size or area.page_size))
 
     @property
     def bulk(self) -> SwapArea:
         return self.twin if self.twin is not None else self.area
 
-    async def write(self, slot: int, data: bytes | bytearray) -> None:
-        await self.bulk.write(slot, data)
+    async def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        """Write ``data`` (whole pages of the bulk area) at byte ``offset`` of the leg."""
+        await self.bulk.write(offset // self.bulk.page_size, data)
         if self.twin is not None:
-            self.last = (slot, bytes(data[: self.area.page_size]))
+            page = self.area.page_size
+            self.last = (offset // page, bytes(data[:page]))
             self.written += 1
 
     async def barrier(self) -> None:
@@ -132,32 +170,147 @@ class _Target:
             await self.twin.deactivate()
 
 
+@dataclass(frozen=True)
+class _Run:
+    """Adjacent dirty chunks ``first .. first + count - 1``, copied as one request."""
+
+    first: int
+    count: int
+    offset: int  # bytes
+    length: int  # bytes
+
+    @property
+    def chunks(self) -> range:
+        return range(self.first, self.first + self.count)
+
+
 class _Copier:
     """Moves chunk bytes between legs, whatever their page sizes."""
 
-    def __init__(self, source: SwapArea, targets: Sequence[_Target], chunk_size: int) -> None:
+    def __init__(
+        self,
+        source: SwapArea,
+        targets: Sequence[_Target],
+        chunk_size: int,
+        bulk_source: SwapArea | None = None,
+    ) -> None:
         self.source = source
+        self.bulk_source = bulk_source or source
         self.targets = targets
         self.chunk_size = chunk_size
         self.page_size = source.page_size
         self.size = source.pages * source.page_size
+        #: Requests are aligned to this: every page size involved divides it.
+        self.unit = max(
+            self.page_size,
+            self.bulk_source.page_size,
+            *(t.bulk.page_size for t in targets),
+        )
 
-    def slots(self, chunk: int) -> range:
-        """Slots covering the chunk (a chunk smaller than a page copies the whole page)."""
+    @classmethod
+    async def open(
+        cls, source: SwapArea, targets: Sequence[SwapArea], chunk_size: int, bulk: bool
+    ) -> _Copier:
+        """Open the bulk twins (when ``bulk``) of every leg at once; close them on failure."""
+
+        async def source_twin() -> SwapArea | None:
+            return await _open_twin(source, twin_page_size(source, chunk_size)) if bulk else None
+
+        opened = await asyncio.gather(
+            source_twin(),
+            *(
+                _Target.open(t, batched=bulk, page_size=twin_page_size(t, chunk_size))
+                for t in targets
+            ),
+            return_exceptions=True,
+        )
+        twin, legs = opened[0], opened[1:]
+        copier = cls(
+            source,
+            [leg for leg in legs if isinstance(leg, _Target)],
+            chunk_size,
+            twin if isinstance(twin, SwapArea) else None,
+        )
+        for failure in opened:
+            if isinstance(failure, BaseException):
+                await copier.close()
+                raise failure
+        return copier
+
+    async def close(self) -> None:
+        """Release the twins (idempotent); every bulk write before this is in the file."""
+        closing = [leg.close() for leg in self.targets]
+        if self.bulk_source is not self.source:
+            closing.append(self.bulk_source.deactivate())
+        for failure in await asyncio.gather(*closing, return_exceptions=True):
+            if isinstance(failure, BaseException):
+                raise failure
+
+    def span(self, chunk: int, unit: int | None = None) -> tuple[int, int]:
+        """Byte range covering the chunk, widened to whole ``unit``s (default: leg pages).
+
+        A chunk smaller than a page copies the whole page.
+        """
+        unit = unit or self.page_size
         first = chunk * self.chunk_size
         end = min(first + self.chunk_size, self.size)
-        return range(first // self.page_size, -(-end // self.page_size))
+        start = first - first % unit
+        return start, min(-(-end // unit) * unit, self.size)
+
+    def chunk_bytes(self, chunk: int) -> int:
+        """Bytes a chunk accounts for in the report (whole leg pages)."""
+        start, end = self.span(chunk)
+        return end - start
+
+    def slots(self, chunk: int) -> range:
+        """Slots of the leg covering the chunk."""
+        start, end = self.span(chunk)
+        return range(start // self.page_size, end // self.page_size)
+
+    def runs(self, chunks: Sequence[int], limit: int) -> list[_Run]:
+        """Sorted ``chunks`` as runs of adjacent (or page-sharing) chunks, each <= ``limit``
+        bytes unless a single chunk is larger."""
+        out: list[_Run] = []
+        first = count = start = end = -1
+        for chunk in chunks:
+            lo, hi = self.span(chunk, self.unit)
+            if count > 0 and chunk == first + count and lo <= end and hi - start <= limit:
+                count += 1
+                end = max(end, hi)
+                continue
+            if count > 0:
+                out.append(_Run(first, count, start, end - start))
+            first, count, start, end = chunk, 1, lo, hi
+        if count > 0:
+            out.append(_Run(first, count, start, end - start))
+        return out
 
     async def read(self, area: SwapArea, chunk: int) -> bytearray:
-        slots = self.slots(chunk)
-        return await area.read(slots.start, len(slots))
+        """The chunk's bytes in ``area`` (widened to whole ``unit``s)."""
+        start, end = self.span(chunk, self.unit)
+        out = bytearray(end - start)
+        await _read_into(area, start, memoryview(out))
+        return out
+
+    async def read_runs(self, runs: Sequence[_Run], views: Sequence[memoryview]) -> None:
+        """Read every run from the source at once (one batch for the source's owner)."""
+        await asyncio.gather(
+            *(_read_into(self.bulk_source, r.offset, v) for r, v in zip(runs, views, strict=True))
+        )
+
+    async def write_runs(self, runs: Sequence[_Run], views: Sequence[memoryview]) -> None:
+        """Write every run to every target at once."""
+        await asyncio.gather(
+            *(t.write(r.offset, v) for t in self.targets for r, v in zip(runs, views, strict=True))
+        )
 
     async def copy(self, chunk: int, data: bytes | bytearray | None = None) -> int:
+        """Copy one chunk (``data``: its bytes as :meth:`read` returned them, if read)."""
         if data is None:
-            data = await self.read(self.source, chunk)
-        start = self.slots(chunk).start
+            data = await self.read(self.bulk_source, chunk)
+        start, _ = self.span(chunk, self.unit)
         await asyncio.gather(*(t.write(start, data) for t in self.targets))
-        return len(data)
+        return self.chunk_bytes(chunk)
 
     async def barrier(self) -> None:
         await asyncio.gather(*(t.barrier() for t in self.targets))
@@ -172,11 +325,12 @@ class _Throttle:
         self.done = 0
 
     async def account(self, nbytes: int) -> None:
-        self.done += nbytes
+        """Wait until ``nbytes`` more may start without exceeding the rate, then count them."""
         if self.limit:
             ahead = self.done / self.limit - (time.monotonic() - self.start)
             if ahead > 0:
                 await asyncio.sleep(ahead)
+        self.done += nbytes
 
 
 async def resync(
@@ -201,11 +355,9 @@ async def resync(
         chunks=bitmap.chunks, chunk_size=sb.chunksize, dirty_before=len(dirty), dry_run=dry_run
     )
     started = time.monotonic()
-    legs: list[_Target] = []
+    copier: _Copier | None = None
     try:
-        for target in targets:
-            legs.append(await _Target.open(target, batched=not dry_run))
-        copier = _Copier(source, legs, sb.chunksize)
+        copier = await _Copier.open(source, targets, sb.chunksize, bulk=not dry_run)
         if verify:
             await _verify(store, copier, report, dirty, dry_run, progress)
         elif dry_run:
@@ -213,8 +365,8 @@ async def resync(
         else:
             await _copy_dirty(store, copier, dirty, report, max_speed, progress)
     finally:
-        for leg in legs:
-            await leg.close()
+        if copier is not None:
+            await copier.close()
     report.events = bitmap.superblock.events
     report.events_cleared = bitmap.superblock.events_cleared
     report.dirty_after = bitmap.count_dirty()
@@ -228,6 +380,20 @@ def _complete(bitmap: Bitmap) -> None:
     bitmap.update(events_cleared=bitmap.superblock.events)
 
 
+def _batches(runs: Sequence[_Run], limit: int) -> Iterator[list[_Run]]:
+    """Consecutive runs grouped into batches of at most ``limit`` bytes (at least one run)."""
+    batch: list[_Run] = []
+    size = 0
+    for run in runs:
+        if batch and size + run.length > limit:
+            yield batch
+            batch, size = [], 0
+        batch.append(run)
+        size += run.length
+    if batch:
+        yield batch
+
+
 async def _copy_dirty(
     store: BitmapStore,
     copier: _Copier,
@@ -236,56 +402,127 @@ async def _copy_dirty(
     max_speed: int | None,
     progress: Progress | None,
 ) -> None:
+    """The copy pipeline: ``DEPTH`` batches in flight, checkpoints running alongside.
+
+    Each batch reads all its runs from the source in one go, then writes them to every
+    target in one go; while one batch is written the next is read.  Completed chunks wait in
+    ``completed`` for a checkpoint: a barrier on every target, then their bits are cleared
+    and the bitmap pages holding them written.  A checkpoint runs in the background while
+    the copies go on (one at a time); the last one runs after every copy has finished or
+    failed, so the progress made is kept whatever happened.
+    """
     bitmap = store.bitmap
     throttle = _Throttle(max_speed)
-    completed: list[int] = []
+    batch_limit = BATCH_BYTES
+    run_limit = RUN_BYTES
+    if max_speed:
+        batch_limit = min(batch_limit, max(copier.unit, int(max_speed * THROTTLED_BATCH_SECONDS)))
+        run_limit = min(run_limit, batch_limit)
+    completed: list[int] = []  # copied, not yet known durable
+    unwritten: set[int] = set()  # bitmap pages holding bits cleared in memory only
     last_checkpoint = time.monotonic()
-    checkpoint_lock = asyncio.Lock()
+    barrier_lock = asyncio.Lock()
+    bitmap_lock = asyncio.Lock()
+    background: asyncio.Task[None] | None = None
+    copying = True
 
-    async def checkpoint(final: bool = False) -> None:
-        """Make the copies durable, then clear their bits and write those bitmap pages."""
-        async with checkpoint_lock:
-            done = completed[:]
-            completed.clear()
-            if not done:
-                return
-            await copier.barrier()
-            for chunk in done:
-                bitmap.clear(chunk)
-            pages = {bitmap.chunk_byte_offset(c) // store.page_size for c in done}
-            if final and bitmap.count_dirty() == 0:
+    async def write_bitmap(final: bool) -> None:
+        """Write the pages with cleared bits, in checkpoint order (each write encodes the
+        page as it is then, so a later write never carries older bits)."""
+        async with bitmap_lock:
+            pages = set(unwritten)
+            unwritten.clear()
+            if final and report.copied and bitmap.count_dirty() == 0:
                 _complete(bitmap)
                 pages.add(0)
             await store.write_pages(sorted(pages))
 
-    async def one(chunk: int) -> None:
-        nonlocal last_checkpoint
-        nbytes = await copier.copy(chunk)
-        completed.append(chunk)
-        report.copied += 1
-        report.bytes_copied += nbytes
-        if progress is not None:
-            progress(report.copied, len(dirty))
-        now = time.monotonic()
-        if report.copied % CHECKPOINT_CHUNKS == 0 or now - last_checkpoint > CHECKPOINT_SECONDS:
-            last_checkpoint = now
-            await checkpoint()
-        await throttle.account(nbytes)
+    async def checkpoint(final: bool = False) -> None:
+        """Make the copies durable, then clear their bits and write those bitmap pages.
 
-    pending = iter(dirty)
+        The barrier of the next checkpoint may run while this one's bitmap pages are
+        written.  Once every copy has ended, only the final checkpoint writes the bitmap.
+        """
+        async with barrier_lock:
+            done = completed[:]
+            completed.clear()
+            if done:
+                await copier.barrier()
+                for chunk in done:
+                    bitmap.clear(chunk)
+                unwritten.update(bitmap.chunk_byte_offset(c) // store.page_size for c in done)
+        if final or copying:
+            await write_bitmap(final)
+
+    def maybe_checkpoint() -> None:
+        nonlocal background, last_checkpoint
+        if background is not None and background.done():
+            task, background = background, None
+            task.result()  # a failed checkpoint fails the resync
+        now = time.monotonic()
+        due = len(completed) >= CHECKPOINT_CHUNKS or now - last_checkpoint > CHECKPOINT_SECONDS
+        if background is None and completed and due:
+            last_checkpoint = now
+            background = asyncio.ensure_future(checkpoint())
+
+    def record(run: _Run) -> None:
+        for chunk in run.chunks:
+            completed.append(chunk)  # before progress(): a raising callback keeps it
+            report.copied += 1
+            report.bytes_copied += copier.chunk_bytes(chunk)
+            if progress is not None:
+                progress(report.copied, len(dirty))
+
+    pending = _batches(copier.runs(dirty, run_limit), batch_limit)
+
+    failed = False
 
     async def worker() -> None:
-        for chunk in pending:  # one shared iterator: WINDOW copies in flight, no more tasks
-            await one(chunk)
+        nonlocal failed
+        # One buffer per worker, reused for every batch it copies: fresh memory for every
+        # chunk cost more (page faults) than the copies themselves.
+        buffer = memoryview(bytearray())
+        try:
+            for batch in pending:  # one shared iterator: DEPTH batches in flight, no more
+                if failed:
+                    return
+                need = sum(run.length for run in batch)
+                await throttle.account(need)
+                if len(buffer) < need:
+                    buffer = memoryview(bytearray(need))
+                views: list[memoryview] = []
+                at = 0
+                for run in batch:
+                    views.append(buffer[at : at + run.length])
+                    at += run.length
+                await copier.read_runs(batch, views)
+                await copier.write_runs(batch, views)
+                for run in batch:
+                    record(run)
+                maybe_checkpoint()
+        except BaseException:
+            failed = True  # the others finish the batch they copy, then stop
+            raise
 
-    tasks = [asyncio.ensure_future(worker()) for _ in range(min(WINDOW, len(dirty)))]
+    tasks = [asyncio.ensure_future(worker()) for _ in range(DEPTH if dirty else 0)]
     try:
-        await asyncio.gather(*tasks)
+        for failure in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(failure, BaseException):
+                raise failure
     finally:
+        copying = False
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await checkpoint(final=True)  # keep the progress made, even when a leg failed
+        # Keep the progress made, even when a leg failed (the final checkpoint follows any
+        # still running).  The twins are no longer needed — barriers go through the
+        # durable areas — so they are released meanwhile.
+        finishing: list[Awaitable[None]] = [checkpoint(final=True), copier.close()]
+        if background is not None:
+            finishing.insert(0, background)
+        for failure in await asyncio.gather(*finishing, return_exceptions=True):
+            if isinstance(failure, BaseException):
+                raise failure
 
 
 async def _verify(
