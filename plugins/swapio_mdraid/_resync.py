@@ -12,6 +12,7 @@ unless ``dry_run``.
 from __future__ import annotations
 
 import asyncio
+import mmap
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from swapio_mdraid.errors import ResyncError
 DEPTH = 3
 #: Bytes read (then written) per batch: every request of a batch is queued at once, so the
 #: file backend's owner thread takes them in one wake-up and completes them in one hand-off.
-BATCH_BYTES = 1 << 20
+BATCH_BYTES = 512 << 10
 #: Adjacent dirty chunks are merged into one request of at most this many bytes.
 RUN_BYTES = 1 << 20
 #: Largest page size of the bulk twins (the file backend's and swapio's page size limit).
@@ -473,23 +474,25 @@ async def _copy_dirty(
             if progress is not None:
                 progress(report.copied, len(dirty))
 
-    pending = _batches(copier.runs(dirty, run_limit), batch_limit)
+    runs = copier.runs(dirty, run_limit)
+    pending = _batches(runs, batch_limit)
+    buffer_size = max(batch_limit, *(run.length for run in runs)) if runs else 0
 
     failed = False
 
     async def worker() -> None:
         nonlocal failed
         # One buffer per worker, reused for every batch it copies: fresh memory for every
-        # chunk cost more (page faults) than the copies themselves.
-        buffer = memoryview(bytearray())
+        # chunk cost more (page faults) than the copies themselves.  An anonymous mapping,
+        # not a bytearray: nothing zero-fills it here, its pages are first touched by the
+        # reads, in the backend's threads.
+        buffer = memoryview(mmap.mmap(-1, buffer_size)) if buffer_size else memoryview(b"")
         try:
             for batch in pending:  # one shared iterator: DEPTH batches in flight, no more
                 if failed:
                     return
                 need = sum(run.length for run in batch)
                 await throttle.account(need)
-                if len(buffer) < need:
-                    buffer = memoryview(bytearray(need))
                 views: list[memoryview] = []
                 at = 0
                 for run in batch:
