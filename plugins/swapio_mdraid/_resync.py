@@ -444,16 +444,20 @@ async def _copy_dirty(
         The barrier of the next checkpoint may run while this one's bitmap pages are
         written.  Once every copy has ended, only the final checkpoint writes the bitmap.
         """
-        async with barrier_lock:
-            done = completed[:]
-            completed.clear()
-            if done:
-                await copier.barrier()
-                for chunk in done:
-                    bitmap.clear(chunk)
-                unwritten.update(bitmap.chunk_byte_offset(c) // store.page_size for c in done)
-        if final or copying:
-            await write_bitmap(final)
+        try:
+            async with barrier_lock:
+                done = completed[:]
+                completed.clear()
+                if done:
+                    await copier.barrier()
+                    for chunk in done:
+                        bitmap.clear(chunk)
+                    unwritten.update(bitmap.chunk_byte_offset(c) // store.page_size for c in done)
+        finally:  # a failed final barrier still writes what earlier checkpoints cleared
+            if final:
+                await write_bitmap(final=True)
+        if not final and copying:
+            await write_bitmap(final=False)
 
     def maybe_checkpoint() -> None:
         nonlocal background, last_checkpoint
