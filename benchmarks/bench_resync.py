@@ -50,6 +50,15 @@ def main() -> None:
         f"resync / copy_file_range+fdatasync: "
         f"{resync / by[('copy_file_range', 'resync-1pct')]['seconds']:.2f}x"
     )
+    paired = zip(
+        by[("mirror-resync", "resync-1pct")]["runs"],
+        by[("copy_file_range", "resync-1pct")]["runs"],
+        strict=True,
+    )
+    print(
+        "resync / copy_file_range+fdatasync, run by run: "
+        + ", ".join(f"{r / c:.2f}x" for r, c in paired)
+    )
     print(
         f"resync / copy_file_range (no sync): "
         f"{resync / by[('copy_file_range', 'resync-1pct')]['seconds_nosync']:.2f}x"
