@@ -27,6 +27,7 @@ from swapio.errors import (
     AreaInactiveError,
     CapabilityError,
     PageSizeError,
+    ReadOnlyAreaError,
     SlotRangeError,
     SwapTimeoutError,
     UsageError,
@@ -65,6 +66,10 @@ def check_page_size(page_size: int) -> int:
 class Capabilities:
     """What an activated area offers; flags, not ``hasattr`` probes.
 
+    ``read_only`` areas refuse ``swap_out`` and ``discard`` with
+    :class:`~swapio.errors.ReadOnlyAreaError` (the store could only be opened for reading,
+    e.g. an immutable file or a read-only mount: ``swapio info``/``read`` still work).
+
     ``reserve_pages_per_request`` is the number of pool pages one in-flight request needs to
     complete under memory pressure (request and reply buffers); ``memalloc_requests`` is how
     many memalloc requests may be in flight at once.  Their product is the area's reserve
@@ -77,6 +82,7 @@ class Capabilities:
     queue_depth: int = 32
     reserve_pages_per_request: int = 0
     memalloc_requests: int = 1
+    read_only: bool = False
 
     def __post_init__(self) -> None:
         if self.max_pages_per_request < 1:
@@ -260,6 +266,8 @@ class SwapArea:
         visible to later ``swap_in`` calls, and durable if the area is ``durable``.
         """
         info = self._begin(slot, len(pages))
+        if info.capabilities.read_only:
+            raise ReadOnlyAreaError(f"area {self.location} is read-only; swap_out refused")
         size = info.page_size
         for page in pages:
             if memoryview(page).nbytes != size:
@@ -302,6 +310,8 @@ class SwapArea:
     async def discard(self, slot: int, count: int = 1) -> None:
         """Tell the store the slots' contents are no longer needed."""
         info = self._begin(slot, count)
+        if info.capabilities.read_only:
+            raise ReadOnlyAreaError(f"area {self.location} is read-only; discard refused")
         if not info.capabilities.discard or self._ops.swap_discard is None:
             raise CapabilityError(f"area {self.location} does not support discard")
         self._enter()

@@ -71,6 +71,10 @@ class AreaInactiveError(AreaError):
     """The area has been deactivated (or is being deactivated) and accepts no new I/O."""
 
 
+class ReadOnlyAreaError(AreaError):
+    """The area was activated read-only (the store refused write access); writes are refused."""
+
+
 class CapabilityError(AreaError):
     """The operation needs a capability the area did not declare (e.g. discard)."""
 
@@ -113,3 +117,7 @@ class PoolUsageError(UsageError):
 
 class SchedulerClosedError(SwapioError):
     """The I/O scheduler was closed before the request could complete."""
+
+
+class OutputError(SwapioError):
+    """The command's output could not be written (stdout closed or full)."""

@@ -83,6 +83,7 @@ async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
             discard=True,
             max_pages_per_request=MAX_PAGES_PER_REQUEST,
             queue_depth=32,
+            read_only=store.read_only,
         ),
         private=_Open(store, OwnerThread(f"swapio-file:{path}", loop)),
     )

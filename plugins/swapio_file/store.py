@@ -38,6 +38,7 @@ class FileStore:
     pages: int
     durable: bool
     block_device: bool
+    read_only: bool = False
 
     def pwritev(self, offset: int, pages: Sequence[PageBuffer]) -> None:
         """Write ``pages`` at ``offset`` with as few ``pwritev`` calls as the kernel allows."""
@@ -83,22 +84,29 @@ class FileStore:
             self.fd = -1
 
 
-def _open_existing(path: str) -> int:
+def _open_existing(path: str) -> tuple[int, bool]:
+    """Open read-write; if only reading is allowed (permissions, immutable file, read-only
+    mount), open read-only.  Returns ``(fd, read_only)``."""
     try:
-        return os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        return os.open(path, os.O_RDWR | os.O_CLOEXEC), False
     except FileNotFoundError:
         raise AreaNotFoundError(f"{path}: no such file (use `swapio create` first)") from None
     except IsADirectoryError:
         raise AreaFormatError(f"{path}: is a directory, not a swap file") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise BackendIOError(f"{path}: cannot open: {exc}") from exc
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC), True
     except PermissionError:
-        raise AreaError(f"{path}: permission denied opening it read-write") from None
+        raise AreaError(f"{path}: permission denied (neither readable nor writable)") from None
     except OSError as exc:
         raise BackendIOError(f"{path}: cannot open: {exc}") from exc
 
 
 def open_store(path: str, page_size: int, durable: bool) -> FileStore:
     """Open an existing swap file or block device and check it the way ``swapon`` does."""
-    fd = _open_existing(path)
+    fd, read_only = _open_existing(path)
     try:
         st = os.fstat(fd)
         if stat.S_ISBLK(st.st_mode):
@@ -118,14 +126,20 @@ def open_store(path: str, page_size: int, durable: bool) -> FileStore:
             raise AreaFormatError(
                 f"{path}: size {size} bytes is not a positive multiple of the page size {page_size}"
             )
-        return FileStore(path, fd, page_size, size // page_size, durable, block)
+        return FileStore(path, fd, page_size, size // page_size, durable, block, read_only)
     except BaseException:
         os.close(fd)
         raise
 
 
 def create_store(path: str, pages: int, page_size: int, durable: bool) -> FileStore:
-    """Create a new, fully allocated swap file; never touches an existing file."""
+    """Create a new, fully allocated swap file; never touches an existing file.
+
+    The size is checked against the free space of the target filesystem first, and a
+    failed allocation removes the file this call created.
+    """
+    size = pages * page_size
+    _check_space(path, size)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except FileExistsError:
@@ -136,7 +150,6 @@ def create_store(path: str, pages: int, page_size: int, durable: bool) -> FileSt
         raise AreaError(f"{path}: permission denied creating it") from None
     except OSError as exc:
         raise BackendIOError(f"{path}: cannot create: {exc}") from exc
-    size = pages * page_size
     try:
         try:
             os.posix_fallocate(fd, 0, size)
@@ -145,12 +158,27 @@ def create_store(path: str, pages: int, page_size: int, durable: bool) -> FileSt
                 raise
             _write_zeros(fd, size)  # filesystems without fallocate: allocate by writing
         os.fsync(fd)
-    except OSError as exc:
+    except (OSError, OverflowError) as exc:
         os.close(fd)
         os.unlink(path)
         raise BackendIOError(f"{path}: cannot allocate {size} bytes: {exc}") from exc
     os.close(fd)
     return open_store(path, page_size, durable)
+
+
+def _check_space(path: str, size: int) -> None:
+    parent = os.path.dirname(path) or "."
+    try:
+        st = os.statvfs(parent)
+    except FileNotFoundError:
+        raise AreaNotFoundError(f"{path}: parent directory does not exist") from None
+    except OSError:
+        return  # cannot tell: let the allocation itself decide
+    free = st.f_bavail * st.f_frsize
+    if size > free:
+        raise AreaError(
+            f"{path}: {size} bytes requested but only {free} bytes are free on that filesystem"
+        )
 
 
 def _write_zeros(fd: int, size: int) -> None:

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO, TypeVar
 import click
 
 from swapio.area import DEFAULT_PAGE_SIZE, CreateRequest, SwapArea, check_page_size
-from swapio.cli.output import emit_json
+from swapio.cli.output import emit_bytes, emit_json, say
 from swapio.errors import AreaError, PageSizeError, UsageError
 from swapio.plugins import PluginHost
 
@@ -90,9 +90,7 @@ def backends(ctx: click.Context, as_json: bool) -> None:
     for row in rows:
         schemes = ",".join(row["schemes"])
         caps = ",".join(row["capabilities"]) or "-"
-        click.echo(
-            f"{row['name']:<10} {row['version']:<8} {schemes:<12} {caps:<28} {row['summary']}"
-        )
+        say(f"{row['name']:<10} {row['version']:<8} {schemes:<12} {caps:<28} {row['summary']}")
 
 
 @click.command()
@@ -118,7 +116,7 @@ def create(ctx: click.Context, url: str, pages: int, page_size: int, as_json: bo
     if as_json:
         emit_json(doc)
     else:
-        click.echo(f"created {url}: {pages} pages of {page_size} bytes ({doc['backend']})")
+        say(f"created {url}: {pages} pages of {page_size} bytes ({doc['backend']})")
 
 
 @click.command()
@@ -138,14 +136,16 @@ def info(ctx: click.Context, url: str, as_json: bool) -> None:
     for key, value in doc.items():
         if key == "capabilities":
             for cap, v in value.items():
-                click.echo(f"{cap:>25} : {v}")
+                say(f"{cap:>25} : {v}")
         else:
-            click.echo(f"{key:>25} : {value}")
+            say(f"{key:>25} : {value}")
 
 
 def _read_input(source: str | None, expected: int) -> bytes:
     stream: BinaryIO
     if source is None or source == "-":
+        if sys.stdin is None:
+            raise UsageError("write reads its data from stdin, which is closed (use --from)")
         stream = sys.stdin.buffer
         data = stream.read(expected + 1)
     else:
@@ -198,8 +198,7 @@ def read(ctx: click.Context, url: str, slot: int, count: int, target: str | None
 
     data = _with_area(ctx, url, body)
     if target is None or target == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        emit_bytes(data)
         return
     try:
         with open(target, "wb") as out:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from swapio.errors import (
     AreaNotFoundError,
     LocationError,
     PageSizeError,
+    ReadOnlyAreaError,
 )
 from swapio.testing import BackendTests, page_pattern
 
@@ -106,29 +106,37 @@ async def test_create_refuses_existing_file_and_keeps_it(host: PluginHost, tmp_p
     assert path.read_bytes() == b"precious" * 512
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root bypasses file permissions")
-async def test_read_only_file_is_refused(host: PluginHost, tmp_path: Path) -> None:
-    path = tmp_path / "ro"
-    path.write_bytes(bytes(8192))
-    path.chmod(0o400)
-    with pytest.raises(AreaError, match="permission denied"):
-        await host.activate(f"file://{path}")
-
-
-async def test_read_only_file_is_refused_even_for_root(host: PluginHost, tmp_path: Path) -> None:
-    # chattr +i makes a file immutable for root too (ext4/xfs/btrfs); tmpfs lacks it.
+async def test_immutable_file_activates_read_only(host: PluginHost, tmp_path: Path) -> None:
+    # chattr +i makes a file immutable for root too (ext4/xfs/btrfs).
     path = tmp_path / "immutable"
-    path.write_bytes(bytes(8192))
-    if (
-        shutil.which("chattr") is None
-        or subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False).returncode
-    ):
-        pytest.skip("filesystem of tmp_path has no immutable attribute")
+    path.write_bytes(page_pattern(0, 0, 4096) * 2)
+    subprocess.run(["chattr", "+i", str(path)], check=True, capture_output=True)
     try:
-        with pytest.raises(AreaError, match="permission denied"):
-            await host.activate(f"file://{path}")
+        area = await host.activate(f"file://{path}")
+        assert area.capabilities.read_only
+        assert bytes(await area.read(1)) == page_pattern(0, 0, 4096)
+        with pytest.raises(ReadOnlyAreaError, match="read-only"):
+            await area.write(1, bytes(4096))
+        with pytest.raises(ReadOnlyAreaError):
+            await area.discard(0)
+        await area.deactivate()
     finally:
         subprocess.run(["chattr", "-i", str(path)], check=True)
+    assert path.read_bytes() == page_pattern(0, 0, 4096) * 2
+
+
+async def test_create_larger_than_free_space_leaves_nothing(
+    host: PluginHost, tmp_path: Path
+) -> None:
+    free = os.statvfs(tmp_path).f_bavail * os.statvfs(tmp_path).f_frsize
+    with pytest.raises(AreaError, match="bytes are free"):
+        await host.activate(
+            f"file://{tmp_path}/big", create=CreateRequest(pages=free // 4096 + 1024)
+        )
+    with pytest.raises(AreaError, match="bytes are free"):
+        await host.activate(f"file://{tmp_path}/huge", create=CreateRequest(pages=10**20))
+    assert not (tmp_path / "big").exists()
+    assert not (tmp_path / "huge").exists()
 
 
 @pytest.fixture

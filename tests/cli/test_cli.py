@@ -134,3 +134,46 @@ def test_broken_plugin_is_named(tmp_path: Path) -> None:
         [*SWAPIO, "backends"], capture_output=True, env=env, timeout=60, check=False
     )
     assert proc.returncode == 0
+
+
+def test_output_to_a_full_device_is_one_line_error(area: str) -> None:
+    with open("/dev/full", "wb") as full:
+        for args in (("read", area, "--slot", "0"), ("info", area, "--json")):
+            proc = subprocess.run(
+                [*SWAPIO, *args], stdout=full, stderr=subprocess.PIPE, timeout=60, check=False
+            )
+            assert proc.returncode == 1, proc.stderr
+            assert proc.stderr.decode().startswith("swapio: error: cannot write output")
+            assert b"Traceback" not in proc.stderr
+
+
+def test_closed_stdout_is_one_line_error(area: str) -> None:
+    for args in (("read", area, "--slot", "0"), ("info", area, "--json")):
+        cmd = " ".join([*SWAPIO, *args])
+        proc = subprocess.run(
+            f"{cmd} >&-", shell=True, stderr=subprocess.PIPE, timeout=60, check=False
+        )
+        assert proc.returncode == 1, proc.stderr
+        assert b"stdout is closed" in proc.stderr
+        assert b"Traceback" not in proc.stderr
+
+
+def test_huge_create_is_refused_cleanly(tmp_path: Path) -> None:
+    url = f"file://{tmp_path}/huge.swap"
+    assert_one_line_error(run("create", url, "--pages", "99999999999999999999"), 3, "free")
+    assert not (tmp_path / "huge.swap").exists()
+    assert run("create", url, "--pages", "4").returncode == 0
+
+
+def test_immutable_file_can_be_read_but_not_written(tmp_path: Path) -> None:
+    path = tmp_path / "ro.swap"
+    path.write_bytes(page_pattern(0, 0, 4096))
+    subprocess.run(["chattr", "+i", str(path)], check=True)
+    try:
+        url = f"file://{path}"
+        assert json.loads(run("info", url, "--json").stdout)["capabilities"]["read_only"]
+        assert run("read", url, "--slot", "0").stdout == page_pattern(0, 0, 4096)
+        assert_one_line_error(run("write", url, "--slot", "0", stdin=bytes(4096)), 3, "read-only")
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+    assert path.read_bytes() == page_pattern(0, 0, 4096)
