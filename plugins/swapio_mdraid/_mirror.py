@@ -8,8 +8,12 @@ The I/O shell around :class:`~swapio_mdraid._intent.WriteIntent`, following ``ra
   leg was missing, so a degraded array keeps its bits for the re-add);
 * reads go to a healthy leg, balanced by fewest requests in flight, except chunks that
   still need a resync, which are read from the first in-sync leg (the resync source);
-* a leg whose I/O fails is marked faulty, ``events`` is bumped, and the mirror continues
-  degraded; with no healthy leg left the I/O fails;
+* a write goes to every healthy leg at once (``asyncio.gather``), so its latency is the
+  slowest leg's, not the sum; the bitmap page is still on disk before any leg starts;
+* a leg whose I/O fails for any reason that is not the caller's (a backend error, a
+  timeout, a protocol violation, an area gone inactive: see :func:`is_leg_failure`) is
+  marked faulty, ``events`` is bumped, and the mirror continues degraded with the chunk's
+  bits kept; with no healthy leg left the I/O fails;
 * a daemon task sweeps every ``daemon_sleep`` seconds, clearing bits lazily;
   deactivation flushes (three sweeps, as ``md_bitmap_flush``) so a clean stop leaves no
   set bit behind except those a degraded mirror must keep;
@@ -20,7 +24,9 @@ The I/O shell around :class:`~swapio_mdraid._intent.WriteIntent`, following ``ra
 Every bitmap page write holds one lock, so a lazy clear can never overwrite a page that a
 concurrent write has just set a bit in.  ``fault`` is a test hook: it is awaited at each
 step of the protocol (``bitmap_flushed``, ``leg_written``, ``write_done``, ``swept``) so that
-tests can "crash" the mirror exactly there.
+tests can "crash" the mirror exactly there.  While a hook is installed the legs of a write
+are written one after another, in leg order, so that "between the legs" is a deterministic
+crash point; without one they are written concurrently.
 """
 
 from __future__ import annotations
@@ -31,7 +37,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from swapio.area import CreateRequest, PageBuffer, SwapArea
-from swapio.errors import BackendIOError, SwapioError
+from swapio.errors import (
+    PageSizeError,
+    SlotRangeError,
+    SwapioError,
+    UsageError,
+)
 from swapio.plugins import PluginHost
 from swapio_mdraid import _locate
 from swapio_mdraid._config import MirrorConfig
@@ -41,6 +52,19 @@ from swapio_mdraid._store import BitmapStore, precheck
 from swapio_mdraid.errors import MirrorError, NoHealthyLegError
 
 FaultHook = Callable[[str, dict[str, int]], Awaitable[None]]
+
+
+def is_leg_failure(exc: BaseException) -> bool:
+    """Does ``exc``, raised by a leg's I/O, mean the leg failed (rather than the request)?
+
+    Every :class:`SwapioError` does — :class:`BackendIOError`, :class:`SwapTimeoutError`,
+    :class:`ProtocolError`, :class:`AreaInactiveError`, ... — except the caller's own
+    mistakes (:class:`UsageError`, :class:`SlotRangeError`, :class:`PageSizeError`), which
+    every leg would raise alike and which say nothing about the leg's health.
+    """
+    return isinstance(exc, SwapioError) and not isinstance(
+        exc, (UsageError, SlotRangeError, PageSizeError)
+    )
 
 
 @dataclass
@@ -301,23 +325,54 @@ class Mirror:
         await self._step("bitmap_flushed", chunk=chunks.start)
 
     async def _write_legs(self, slot: int, count: int, pages: Sequence[PageBuffer] | None) -> bool:
-        """Write to every healthy leg; True when every leg of the array took the data."""
+        """Write to every healthy leg; True when every leg of the array took the data.
+
+        The legs are written concurrently; each leg's failure is collected, then the failed
+        legs are marked faulty (the last one raising :class:`NoHealthyLegError`).  A caller's
+        error (bad slot, bad page size) is re-raised as is, without failing any leg.
+        """
         targets = self.healthy()
         if not targets:
             raise NoHealthyLegError(f"mirror {self.config.name!r} has no healthy leg")
-        for leg in targets:
-            try:
-                if pages is not None:
-                    await leg.area.swap_out(slot, pages)
-                elif leg.area.capabilities.discard:
-                    await leg.area.discard(slot, count)
+        results: list[BaseException | None]
+        if self.fault is not None:  # deterministic crash points for the tests
+            results = []
+            for leg in targets:
+                try:
+                    await self._write_leg(leg, slot, count, pages)
+                except SwapioError as exc:  # a crash (anything else) stops here
+                    results.append(exc)
                 else:
-                    await leg.area.swap_out(slot, [bytes(self.page_size)] * count)
-            except BackendIOError as exc:
-                await self.fail_leg(leg, exc)
+                    results.append(None)
+        else:
+            results = list(
+                await asyncio.gather(
+                    *(self._write_leg(leg, slot, count, pages) for leg in targets),
+                    return_exceptions=True,
+                )
+            )
+        caller_error: BaseException | None = None
+        for leg, result in zip(targets, results, strict=True):
+            if result is None:
                 continue
-            await self._step("leg_written", leg=leg.index, slot=slot)
+            if is_leg_failure(result):
+                await self.fail_leg(leg, result)
+            elif caller_error is None:
+                caller_error = result
+        if caller_error is not None:
+            raise caller_error
         return not self.degraded
+
+    async def _write_leg(
+        self, leg: Leg, slot: int, count: int, pages: Sequence[PageBuffer] | None
+    ) -> None:
+        if pages is not None:
+            await leg.area.swap_out(slot, pages)
+        elif leg.area.capabilities.discard:
+            await leg.area.discard(slot, count)
+        else:
+            await leg.area.swap_out(slot, [bytes(self.page_size)] * count)
+        await self._step("leg_written", leg=leg.index, slot=slot)
 
     async def swap_in(self, slot: int, pages: Sequence[memoryview]) -> None:
         chunks = self.chunks_of(slot, len(pages))
@@ -329,7 +384,9 @@ class Mirror:
             try:
                 await leg.area.swap_in(slot, pages)
                 return
-            except BackendIOError as exc:
+            except SwapioError as exc:
+                if not is_leg_failure(exc):
+                    raise
                 await self.fail_leg(leg, exc)
             finally:
                 leg.inflight -= 1
@@ -423,7 +480,9 @@ class Mirror:
                 continue
             try:
                 await leg.area.write(first, data)
-            except BackendIOError as exc:
+            except SwapioError as exc:
+                if not is_leg_failure(exc):
+                    raise
                 await self.fail_leg(leg, exc)
                 complete = False
         return complete
