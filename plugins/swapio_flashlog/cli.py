@@ -1,8 +1,12 @@
-"""``swapio flash format|inspect|gc``: make, examine and clean flashlog images."""
+"""``swapio flash format|inspect|gc``: make, examine and clean flashlog images.
+
+Every verb takes ``--json`` (one JSON document on stdout).  Every verb opens the image
+under its exclusive lock: on an image mounted by another process it fails with one line
+("image ... is in use by another process", exit 3) and touches nothing.
+"""
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import asdict
 from typing import Any
@@ -11,7 +15,7 @@ import click
 
 from swapio.cli.output import emit_json
 from swapio.errors import UsageError
-from swapio_flashlog.device import Geometry
+from swapio_flashlog.device import Geometry, image_size
 from swapio_flashlog.log import FlashLog, LogOptions, LogReport
 
 _UNITS = {"": 1, "k": 1024, "kib": 1024, "m": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30}
@@ -43,7 +47,7 @@ SIZE = SizeType()
 def _geometry(image: str, erase_block: int | None) -> Geometry | None:
     if erase_block is None:
         return None
-    return Geometry(os.path.getsize(image), erase_block)
+    return Geometry(image_size(image), erase_block)
 
 
 @click.group()
@@ -58,6 +62,7 @@ def flash() -> None:
 @click.option("--write-unit", type=SIZE, default="4", show_default=True)
 @click.option("--no-cleanmarkers", is_flag=True, help="do not write cleanmarkers (mkfs -n)")
 @click.option("--bad-block", "bad_blocks", type=int, multiple=True, help="mark block bad")
+@click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
 def format_cmd(
     image: str,
     size: int,
@@ -65,11 +70,23 @@ def format_cmd(
     write_unit: int,
     no_cleanmarkers: bool,
     bad_blocks: tuple[int, ...],
+    as_json: bool,
 ) -> None:
     """Create IMAGE: an erased flash of SIZE bytes (and its IMAGE.flash sidecar)."""
     geometry = Geometry(size, erase_block, write_unit)
     log = FlashLog.format(image, geometry, LogOptions(cleanmarkers=not no_cleanmarkers), bad_blocks)
     log.close()
+    if as_json:
+        emit_json(
+            {
+                "image": image,
+                "geometry": asdict(geometry),
+                "blocks": geometry.blocks,
+                "cleanmarkers": not no_cleanmarkers,
+                "bad_blocks": sorted(set(bad_blocks)),
+            }
+        )
+        return
     click.echo(
         f"{image}: {geometry.blocks} erase blocks of {erase_block} bytes, "
         f"{'no ' if no_cleanmarkers else ''}cleanmarkers"
@@ -148,7 +165,8 @@ def inspect(image: str, erase_block: int | None, as_json: bool) -> None:
 @click.argument("image", type=click.Path(dir_okay=False))
 @click.option("--erase-block", type=SIZE, default=None, help="for images without a sidecar")
 @click.option("--steps", type=int, default=0, help="at most this many blocks (0: until clean)")
-def gc(image: str, erase_block: int | None, steps: int) -> None:
+@click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
+def gc(image: str, erase_block: int | None, steps: int, as_json: bool) -> None:
     """Garbage-collect IMAGE: move live nodes out of dirty blocks and erase them."""
     log = FlashLog.open(image, _geometry(image, erase_block))
     done = 0
@@ -161,4 +179,14 @@ def gc(image: str, erase_block: int | None, steps: int) -> None:
         after = len(log.free_blocks())
     finally:
         log.close()
+    if as_json:
+        emit_json(
+            {
+                "image": image,
+                "collected_blocks": done,
+                "free_blocks_before": before,
+                "free_blocks_after": after,
+            }
+        )
+        return
     click.echo(f"{image}: collected {done} erase block(s); free blocks {before} -> {after}")

@@ -17,21 +17,34 @@ erase from now, leaving that operation part-way done (a random prefix of a progr
 optionally a byte with only some of its bits cleared; a random prefix of an erase), then
 raises :class:`~swapio_flashlog.errors.PowerLoss` and refuses every later operation.
 :meth:`FlashDevice.flip_bit` models a retention error.
+
+One owner at a time: an open device holds an exclusive ``flock`` on the image for as long
+as it is open (like a mounted MTD device), so a second process — or a second open in this
+one — is refused with :class:`~swapio_flashlog.errors.ImageBusyError` instead of two logs
+appending over each other.  A power cut releases the lock with the dead chip.
+
+The image may be a regular file or a block device (a loop device, ``mtdblock``): a block
+device is sized with ``lseek(SEEK_END)``, since its ``st_size`` is 0.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import fcntl
 import mmap
 import os
 import random
+import stat
 import struct
 from dataclasses import dataclass
 
-from swapio.errors import AreaExistsError, AreaNotFoundError, BackendIOError
+from swapio.errors import AreaExistsError, AreaNotFoundError, BackendIOError, SwapioError
 from swapio_flashlog.errors import (
     BadBlockError,
     FlashProgramError,
+    GeometryError,
+    ImageBusyError,
     ImageFormatError,
     PowerLoss,
 )
@@ -57,17 +70,17 @@ class Geometry:
     def __post_init__(self) -> None:
         eb, wu = self.erase_block, self.write_unit
         if wu < 1 or wu & (wu - 1) or wu > 4096:
-            raise ImageFormatError(f"write unit {wu} is not a power of two in 1..4096")
+            raise GeometryError(f"write unit {wu} is not a power of two in 1..4096")
         if eb < 4096 or eb & (eb - 1) or eb % wu:
-            raise ImageFormatError(
+            raise GeometryError(
                 f"erase block {eb} is not a power of two >= 4096 (and a multiple of the write unit)"
             )
         if self.size <= 0 or self.size % eb:
-            raise ImageFormatError(
+            raise GeometryError(
                 f"flash size {self.size} is not a positive multiple of the erase block {eb}"
             )
         if self.size // eb < MIN_BLOCKS:
-            raise ImageFormatError(
+            raise GeometryError(
                 f"flash of {self.size // eb} erase blocks; JFFS2 needs at least {MIN_BLOCKS}"
             )
 
@@ -87,6 +100,49 @@ class PowerLossMode(enum.Enum):
 def sidecar_path(image: str) -> str:
     """Where the chip state of ``image`` lives."""
     return image + SIDECAR_SUFFIX
+
+
+def image_size(path: str) -> int:
+    """Bytes in the image at ``path`` (a file or a block device); a clear error when missing."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise AreaNotFoundError(f"{path}: no such flash image") from None
+    except OSError as exc:
+        raise BackendIOError(f"{path}: cannot open: {exc.strerror or exc}", detail=exc) from exc
+    try:
+        return _fd_size(path, fd)
+    finally:
+        os.close(fd)
+
+
+def remove_image(path: str) -> None:
+    """Remove an image and its sidecar (what a failed format or create made)."""
+    for victim in (path, sidecar_path(path)):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(victim)
+
+
+def _fd_size(path: str, fd: int) -> int:
+    st = os.fstat(fd)
+    if stat.S_ISBLK(st.st_mode):
+        return os.lseek(fd, 0, os.SEEK_END)  # st_size of a block device is 0
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageFormatError(f"{path}: not a regular file or a block device")
+    return st.st_size
+
+
+def _lock(path: str, fd: int) -> None:
+    """Take the image's exclusive advisory lock, or say who has it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise ImageBusyError(
+            f"{path}: image is in use by another process (mounted, formatted, inspected or "
+            "collected elsewhere); try again when it is released"
+        ) from None
+    except OSError as exc:
+        raise BackendIOError(f"{path}: cannot lock: {exc.strerror or exc}", detail=exc) from exc
 
 
 class FlashDevice:
@@ -128,29 +184,48 @@ class FlashDevice:
 
     @classmethod
     def format(cls, path: str, geometry: Geometry, bad_blocks: tuple[int, ...] = ()) -> FlashDevice:
-        """Create a new, fully erased image and its sidecar; never touches existing files."""
+        """Create a new, fully erased image and its sidecar; never touches existing files.
+
+        Either both files are made and the device is returned open (and locked), or
+        neither is left behind: a full disk is a :class:`BackendIOError`.
+        """
         for block in bad_blocks:
             if not 0 <= block < geometry.blocks:
-                raise ImageFormatError(f"bad block {block} outside 0..{geometry.blocks - 1}")
+                raise GeometryError(f"bad block {block} outside 0..{geometry.blocks - 1}")
+        spath = sidecar_path(path)
+        if os.path.lexists(spath):
+            raise AreaExistsError(
+                f"{spath}: a sidecar already exists; refusing to format over it "
+                "(remove it if its image is gone)"
+            )
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         except FileExistsError:
             raise AreaExistsError(f"{path}: already exists; refusing to format over it") from None
         except OSError as exc:
-            raise BackendIOError(f"{path}: cannot create: {exc}") from exc
+            raise BackendIOError(f"{path}: cannot create: {exc.strerror or exc}") from exc
+        made_side = False
         try:
+            _lock(path, fd)
             chunk = b"\xff" * (1 << 20)
             done = 0
             while done < geometry.size:
                 done += os.pwrite(fd, chunk[: min(len(chunk), geometry.size - done)], done)
-            side = _new_sidecar(geometry, bad_blocks)
-            _write_new_file(sidecar_path(path), bytes(side))
-        except BaseException:
+            _write_new_file(spath, bytes(_new_sidecar(geometry, bad_blocks)))
+            made_side = True
+            return cls._attach(path, fd, geometry, readonly=False)
+        except BaseException as exc:
             os.close(fd)
             os.unlink(path)
+            if made_side:
+                os.unlink(spath)
+            if isinstance(exc, OSError) and not isinstance(exc, SwapioError):
+                raise BackendIOError(
+                    f"{path}: cannot format a {geometry.size}-byte flash image: "
+                    f"{exc.strerror or exc}; nothing was left behind",
+                    detail=exc,
+                ) from exc
             raise
-        os.close(fd)
-        return cls.open(path, geometry)
 
     @classmethod
     def open(
@@ -163,32 +238,55 @@ class FlashDevice:
         except FileNotFoundError:
             raise AreaNotFoundError(f"{path}: no such flash image") from None
         except OSError as exc:
-            raise BackendIOError(f"{path}: cannot open: {exc}") from exc
+            raise BackendIOError(f"{path}: cannot open: {exc.strerror or exc}") from exc
         try:
-            size = os.fstat(fd).st_size
-            spath = sidecar_path(path)
-            side_fd: int | None = None
-            side: bytearray | mmap.mmap
-            if os.path.exists(spath):
-                raw = open(spath, "rb").read()  # noqa: SIM115 - small, read once
-                stored = _parse_sidecar(spath, raw)
-                if geometry is not None and geometry != stored:
-                    raise ImageFormatError(
-                        f"{path}: its sidecar says {_describe(stored)}, "
-                        f"asked for {_describe(geometry)}"
-                    )
-                geometry = stored
-                if readonly:
-                    side = bytearray(raw)
-                else:
-                    side_fd = os.open(spath, os.O_RDWR | os.O_CLOEXEC)
-                    side = mmap.mmap(side_fd, len(raw))
+            return cls._attach(path, fd, geometry, readonly=readonly)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    @classmethod
+    def _attach(
+        cls, path: str, fd: int, geometry: Geometry | None, *, readonly: bool
+    ) -> FlashDevice:
+        """Lock ``fd``, check it against its sidecar and ``geometry``, map it.  The caller
+        closes ``fd`` when this raises."""
+        _lock(path, fd)
+        size = _fd_size(path, fd)
+        spath = sidecar_path(path)
+        side_fd: int | None = None
+        side: bytearray | mmap.mmap
+        if os.path.exists(spath):
+            with open(spath, "rb") as f:
+                raw = f.read()
+            stored = _parse_sidecar(spath, raw)
+            if geometry is not None and geometry != stored:
+                raise ImageFormatError(
+                    f"{path}: its sidecar says {_describe(stored)}, asked for {_describe(geometry)}"
+                )
+            geometry = stored
+            if readonly:
+                side = bytearray(raw)
             else:
-                if geometry is None:
+                side_fd = os.open(spath, os.O_RDWR | os.O_CLOEXEC)
+                try:
+                    side = mmap.mmap(side_fd, len(raw))
+                except BaseException:
+                    os.close(side_fd)
+                    raise
+        else:
+            if geometry is None:
+                try:
                     geometry = Geometry(size)
-                # a foreign image: chip state starts fresh, written by commit_sidecar()
-                # once the image has mounted, so a refused image gains no file
-                side = _new_sidecar(geometry, ())
+                except GeometryError as exc:  # the image's own size: not the caller's fault
+                    raise ImageFormatError(
+                        f"{path}: a {size}-byte image without a sidecar does not fit the "
+                        f"default geometry ({exc}); give its erase block"
+                    ) from None
+            # a foreign image: chip state starts fresh, written by commit_sidecar()
+            # once the image has mounted, so a refused image gains no file
+            side = _new_sidecar(geometry, ())
+        try:
             if size != geometry.size:
                 raise ImageFormatError(
                     f"{path}: image is {size} bytes, geometry says {geometry.size} "
@@ -196,7 +294,10 @@ class FlashDevice:
                 )
             return cls(path, fd, geometry, side, side_fd, readonly)
         except BaseException:
-            os.close(fd)
+            if isinstance(side, mmap.mmap):
+                side.close()
+            if side_fd is not None:
+                os.close(side_fd)
             raise
 
     def close(self) -> None:
@@ -395,6 +496,8 @@ class FlashDevice:
 
     def _die(self) -> None:
         self.dead = True
+        # the chip is gone with its owner: whoever re-opens the image may take it now
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._cut_at = None
         raise PowerLoss(f"{self.path}: power cut during operation {self.ops}")
 
@@ -431,14 +534,26 @@ def _parse_sidecar(path: str, raw: bytes) -> Geometry:
     magic, version, eb, wu, size, blocks, *_ = _SIDE_HDR.unpack_from(raw)
     if magic != SIDECAR_MAGIC or version != SIDECAR_VERSION:
         raise ImageFormatError(f"{path}: not a swapio flash sidecar (magic {magic!r})")
-    geometry = Geometry(size, eb, wu)
+    try:
+        geometry = Geometry(size, eb, wu)
+    except GeometryError as exc:  # a damaged sidecar, not a bad request
+        raise ImageFormatError(f"{path}: sidecar holds an impossible geometry: {exc}") from None
     if blocks != geometry.blocks or len(raw) != _SIDE_HDR.size + 5 * blocks:
         raise ImageFormatError(f"{path}: sidecar block table does not match its geometry")
     return geometry
 
 
 def _write_new_file(path: str, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    """Create ``path`` holding ``data`` (never over an existing file); on failure remove it."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        raise AreaExistsError(f"{path}: already exists; refusing to overwrite it") from None
+    try:
+        with open(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        os.unlink(path)
+        raise

@@ -14,6 +14,7 @@ from swapio.errors import (
     BackendIOError,
     LocalProtocolError,
     RemoteProtocolError,
+    UsageError,
 )
 
 
@@ -54,6 +55,20 @@ class LogFullError(AreaError):
 
 class ImageFormatError(AreaFormatError):
     """The image cannot be mounted: foreign format, wrong geometry, corruption."""
+
+
+class GeometryError(ImageFormatError, UsageError):
+    """The caller asked for an impossible flash geometry (size, erase block, write unit,
+    bad-block number).  A usage error first (exit 2); still an :class:`ImageFormatError`
+    for code that catches the mount-time family."""
+
+
+class ImageBusyError(AreaError):
+    """Another process (or another open in this one) holds the image's exclusive lock."""
+
+
+class FileNameError(UsageError):
+    """A swap-file name cannot be stored as one JFFS2 dirent under the root directory."""
 
 
 class PowerLoss(Exception):

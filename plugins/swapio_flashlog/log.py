@@ -38,6 +38,7 @@ from swapio_flashlog._nodes import (
     CLEANMARKER_SIZE,
     INODE_SIZE,
     JFFS2_PAGE,
+    MAX_NAME_LEN,
     SUM_INODE_SIZE,
     SUMMARY_SIZE,
     SWAPPED_MAGIC,
@@ -64,10 +65,11 @@ from swapio_flashlog._nodes import (
 )
 from swapio_flashlog._scan import NodeFound, ScanEvent, scan_block
 from swapio_flashlog._victim import pick_victim
-from swapio_flashlog.device import FlashDevice, Geometry
+from swapio_flashlog.device import FlashDevice, Geometry, remove_image
 from swapio_flashlog.errors import (
     BadBlockError,
     DataIntegrityError,
+    FileNameError,
     ImageFormatError,
     LogFullError,
     NodeFormatError,
@@ -130,6 +132,7 @@ class FlashLog:
             log = cls(device, _replace_cm(options, cleanmarkers))
             log.mount()
         except BaseException:
+            remove_image(path)  # still locked: nobody else has seen the new image
             device.close()
             raise
         return log
@@ -540,10 +543,7 @@ class FlashLog:
         """4 KiB chunks the log can keep live while GC still makes progress, when data is
         written in nodes of ``min(page_size, 4096)`` bytes (smaller pages, more headers)."""
         good = sum(1 for b in self.blocks if b.state is not BlockState.BAD)
-        node = min(page_size, JFFS2_PAGE)
-        cost = pad(INODE_SIZE + node) + SUM_INODE_SIZE
-        per_block = (self.eb - CLEANMARKER_SIZE - summary_span(0)) // cost
-        return max(0, good - self.options.reserve_blocks - 2) * per_block * node // JFFS2_PAGE
+        return capacity_chunks(self.eb, good, self.options.reserve_blocks, page_size)
 
     def committed_chunks(self) -> int:
         """Chunks the files in the image may grow to (their sizes), plus other live data."""
@@ -556,27 +556,16 @@ class FlashLog:
         ``page_size`` is the unit it will be written in: it decides how many node headers
         the file's data needs, hence whether it fits (see :meth:`capacity_chunks`).
         """
-        parts = _parts(path)
-        if not parts:
-            raise UsageError(f"file name {path!r} is empty")
+        name = new_file_name(path)  # everything is checked before anything is written
         parent = ROOT_INO
-        for part in parts[:-1]:
-            found = self.dirents.lookup(parent, part)
-            if found is None:
-                raise AreaNotFoundError(f"{self.device.path}: no directory {part!r} in {path!r}")
-            parent = found
-        name = parts[-1]
         if self.dirents.lookup(parent, name) is not None:
             raise AreaExistsError(f"{self.device.path}: {path!r} already exists in the image")
-        if size <= 0 or size >= 1 << 32:
-            raise UsageError(f"file size {size} out of range 1..4 GiB-1")
+        check_file_size(size)
         need = self.committed_chunks() + (size + JFFS2_PAGE - 1) // JFFS2_PAGE
         capacity = self.capacity_chunks(page_size)
         if need > capacity:
-            raise UsageError(
-                f"{self.device.path}: a {size}-byte file does not fit: {need} chunks of 4 KiB "
-                f"would be live, the flash keeps at most {capacity} in {page_size}-byte pages "
-                f"with {self.options.reserve_blocks} reserved erase blocks"
+            raise fit_error(
+                self.device.path, size, need, capacity, page_size, self.options.reserve_blocks
             )
         self.build_index()
         ino = max([ROOT_INO, *self.files]) + 1
@@ -948,7 +937,55 @@ class FlashLog:
 
 
 def _parts(path: str) -> list[bytes]:
-    return [p.encode() for p in path.split("/") if p]
+    return [p.encode("utf-8", "surrogateescape") for p in path.split("/") if p]
+
+
+def new_file_name(path: str) -> bytes:
+    """The dirent name for a new file ``path``: one component under the root (``/swapfile``
+    or ``swapfile``), 1..254 bytes (``JFFS2_MAX_NAME_LEN``), no NUL, not ``.``/``..``."""
+    try:
+        parts = _parts(path)
+    except UnicodeEncodeError:
+        raise FileNameError(f"file name {path!r} cannot be encoded as bytes") from None
+    if len(parts) != 1:
+        raise FileNameError(
+            f"file name {path!r}: expected one name under / (e.g. /swapfile), "
+            f"found {len(parts)} path components"
+        )
+    name = parts[0]
+    if len(name) > MAX_NAME_LEN:
+        raise FileNameError(
+            f"file name of {len(name)} bytes; a JFFS2 dirent holds at most {MAX_NAME_LEN}"
+        )
+    if b"\0" in name or name in (b".", b".."):
+        raise FileNameError(f"file name {path!r} is not a valid file name (NUL, . or ..)")
+    return name
+
+
+def check_file_size(size: int) -> None:
+    """A JFFS2 ``isize`` is 32 bits."""
+    if size <= 0 or size >= 1 << 32:
+        raise UsageError(f"file size {size} out of range 1..4 GiB-1")
+
+
+def fit_error(
+    where: str, size: int, need: int, capacity: int, page_size: int, reserve: int
+) -> UsageError:
+    """The error for a file that would not fit (see :func:`capacity_chunks`)."""
+    return UsageError(
+        f"{where}: a {size}-byte file does not fit: {need} chunks of 4 KiB would be live, "
+        f"the flash keeps at most {capacity} in {page_size}-byte pages with {reserve} "
+        "reserved erase blocks"
+    )
+
+
+def capacity_chunks(erase_block: int, good_blocks: int, reserve: int, page_size: int) -> int:
+    """4 KiB chunks a log of ``good_blocks`` erase blocks keeps live with ``reserve``
+    reserved blocks and the two write heads, in nodes of ``min(page_size, 4096)`` bytes."""
+    node = min(page_size, JFFS2_PAGE)
+    cost = pad(INODE_SIZE + node) + SUM_INODE_SIZE
+    per_block = (erase_block - CLEANMARKER_SIZE - summary_span(0)) // cost
+    return max(0, good_blocks - reserve - 2) * per_block * node // JFFS2_PAGE
 
 
 def _replace_cm(options: LogOptions, cleanmarkers: bool) -> LogOptions:

@@ -7,7 +7,11 @@ erase-block summaries), ``reserve`` (reserved erase blocks, default 2), ``policy
 (``greedy`` or ``jffs2``) and ``sync`` (``msync`` after every write).
 
 One image may hold several swap files; every area on the same image shares one mounted
-log, owned by one worker thread (aiosqlite style): each request crosses to it once.
+log, owned by one worker thread (aiosqlite style): each request crosses to it once.  The
+mounted image is locked against other processes (see :mod:`swapio_flashlog.device`).
+
+Creating an area checks the name, the size and whether it fits before an image is formatted;
+if it still fails, an image this activation formatted is removed again (with its sidecar).
 """
 
 from __future__ import annotations
@@ -33,8 +37,15 @@ from swapio.area import (
 from swapio.errors import AreaFormatError, LocationError
 from swapio_flashlog._nodes import INODE_SIZE, JFFS2_PAGE, SUM_INODE_SIZE, pad
 from swapio_flashlog.cli import flash
-from swapio_flashlog.device import Geometry
-from swapio_flashlog.log import FlashLog, LogOptions
+from swapio_flashlog.device import Geometry, image_size, remove_image
+from swapio_flashlog.log import (
+    FlashLog,
+    LogOptions,
+    capacity_chunks,
+    check_file_size,
+    fit_error,
+    new_file_name,
+)
 
 if TYPE_CHECKING:
     import click
@@ -71,6 +82,9 @@ class SharedLog:
     log: FlashLog
     executor: ThreadPoolExecutor
     users: int = 0
+    #: Formatted by the activation that mounted it, and no swap file attached yet: a
+    #: failed create removes it again.
+    created: bool = False
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -140,6 +154,17 @@ def _geometry(area: SwapArea, create: CreateRequest, reserve: int) -> Geometry:
     return Geometry(size, eb, wu)
 
 
+def _check_new(area: SwapArea, create: CreateRequest, geometry: Geometry, reserve: int) -> None:
+    """Everything a create on a new image could refuse, checked before formatting it."""
+    new_file_name(area.location.query.get("name", "/swapfile"))
+    size = create.pages * create.page_size
+    check_file_size(size)
+    need = -(-size // JFFS2_PAGE)
+    capacity = capacity_chunks(geometry.erase_block, geometry.blocks, reserve, create.page_size)
+    if need > capacity:
+        raise fit_error(area.location.path, size, need, capacity, create.page_size, reserve)
+
+
 def _path(area: SwapArea) -> str:
     loc = area.location
     loc.check_query(PARAMS)
@@ -160,18 +185,22 @@ def _attach_log(area: SwapArea) -> SharedLog:
     with _registry_lock:
         shared = _open_logs.get(key)
         if shared is None:
-            if create is not None and not os.path.exists(path):
+            created = create is not None and not os.path.lexists(path)
+            if created and create is not None:
                 geometry = _geometry(area, create, options.reserve_blocks)
+                _check_new(area, create, geometry, options.reserve_blocks)
                 log = FlashLog.format(path, geometry, options)
             else:
                 given = None
                 if "erase_block" in loc.query or "size" in loc.query:
                     eb = loc.query_int("erase_block", 64 * 1024, minimum=1) or 64 * 1024
-                    size = loc.query_int("size", None, minimum=1) or os.path.getsize(path)
+                    size = loc.query_int("size", None, minimum=1) or image_size(path)
                     wu = loc.query_int("write_unit", 4, minimum=1) or 4
                     given = Geometry(size, eb, wu)
                 log = FlashLog.open(path, given, options)
-            shared = SharedLog(key, log, ThreadPoolExecutor(1, thread_name_prefix="flashlog"))
+            shared = SharedLog(
+                key, log, ThreadPoolExecutor(1, thread_name_prefix="flashlog"), created=created
+            )
             _open_logs[key] = shared
         shared.users += 1
     return shared
@@ -195,25 +224,31 @@ def _attach_file(shared: SharedLog, area: SwapArea) -> FlashArea:
             f"{shared.path}:{name}: file size {isize} is not a positive multiple of the page "
             f"size {page_size}"
         )
+    shared.created = False  # a swap file lives in it now: never removed
     return FlashArea(shared, ino, name, page_size, isize // page_size)
 
 
-def _release(shared: SharedLog) -> None:
-    """One user fewer; the last one closes the log.  Called when the log thread is idle."""
+def _release(shared: SharedLog, failed_create: bool = False) -> None:
+    """One user fewer; the last one closes the log.  Called when the log thread is idle.
+
+    ``failed_create``: the user's activation failed; if the image was formatted for it
+    and holds no swap file, remove it (still locked, so nobody else saw it)."""
     with _registry_lock:
         shared.users -= 1
         if shared.users > 0:
             return
         del _open_logs[shared.path]
         try:
+            if failed_create and shared.created:
+                remove_image(shared.log.device.path)
             shared.log.close()
         finally:
             shared.executor.shutdown(wait=False)
 
 
-async def _detach(shared: SharedLog) -> None:
+async def _detach(shared: SharedLog, failed_create: bool = False) -> None:
     await shared.run(lambda: None)  # the log's thread finishes what is queued first
-    await asyncio.get_running_loop().run_in_executor(None, _release, shared)
+    await asyncio.get_running_loop().run_in_executor(None, _release, shared, failed_create)
 
 
 @swapio.hookimpl
@@ -242,7 +277,7 @@ async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
     try:
         state = await shared.run(_attach_file, shared, area)
     except BaseException:
-        await _detach(shared)
+        await _detach(shared, failed_create=True)
         raise
     return SwapInfo(
         pages=state.pages,
