@@ -93,6 +93,11 @@ class MirrorConfig:
                 data: dict[str, Any] = tomllib.load(fh)
         except FileNotFoundError:
             raise LocationError(f"mirror config {path}: no such file") from None
+        except UnicodeDecodeError as exc:
+            raise LocationError(
+                f"mirror config {path}: not a TOML file (expected UTF-8 text, found byte "
+                f"0x{exc.object[exc.start]:02x} at offset {exc.start})"
+            ) from None
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise LocationError(f"mirror config {path}: cannot read it: {exc}") from None
         unknown = set(data) - FILE_KEYS

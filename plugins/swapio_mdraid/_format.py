@@ -30,6 +30,8 @@ SUPERBLOCK_SIZE = 256
 SECTOR_SIZE = 512
 #: Smallest chunk the kernel accepts ("bitmap chunksize too small").
 MIN_CHUNK_SIZE = 512
+#: Largest chunk size: the biggest power of two the 32-bit ``chunksize`` field holds.
+MAX_CHUNK_SIZE = 1 << 31
 #: ``COUNTER_MAX``: the low 14 bits of a ``bitmap_counter_t``; also the write-behind limit.
 COUNTER_MAX = 0x3FFF
 #: ``DEFAULT_BITMAP_DELAY`` / the kernel's daemon_sleep default, seconds.
@@ -37,6 +39,11 @@ DEFAULT_DAEMON_SLEEP = 5
 #: Largest daemon_sleep we accept (the kernel's bound is MAX_SCHEDULE_TIMEOUT / HZ).
 MAX_DAEMON_SLEEP = 0x7FFFFFFF // 1000
 CLUSTER_NAME_SIZE = 64
+#: Most chunks :meth:`Bitmap.create` makes: mdadm ``CreateBitmap`` keeps a bitmap at or below
+#: 2^21 chunks ("2^11 fill up one 4K page (2 bytes per chunk), and 2^10 address of those fill
+#: up a 4K indexing page"): 256 KiB of bits, 4 MiB of in-memory counters.  Larger bitmaps
+#: made elsewhere are still read.
+MAX_CHUNKS = 1 << 21
 
 _SB = struct.Struct("<II16sQQQIIIIII64s120s")
 assert _SB.size == SUPERBLOCK_SIZE
@@ -301,6 +308,20 @@ class Bitmap:
             raise BitmapParameterError(
                 f"write-behind limit {write_behind} out of range (0 - {COUNTER_MAX})"
             )
+        chunks = bitmap_bits(sync_size_bytes // SECTOR_SIZE, chunk_size)
+        if chunks > MAX_CHUNKS:
+            smallest = chunk_size
+            while bitmap_bits(sync_size_bytes // SECTOR_SIZE, smallest) > MAX_CHUNKS:
+                smallest <<= 1
+            advice = (
+                f"use a chunk size of at least {smallest} bytes"
+                if smallest <= MAX_CHUNK_SIZE
+                else f"even {MAX_CHUNK_SIZE}-byte chunks are too few: the sync size is too large"
+            )
+            raise BitmapParameterError(
+                f"{chunks} chunks of {chunk_size} bytes for a sync size of {sync_size_bytes} "
+                f"bytes; at most {MAX_CHUNKS} are allowed (as mdadm): {advice}"
+            )
         sb = BitmapSuperblock(
             uuid=uuid,
             sync_size=sync_size_bytes // SECTOR_SIZE,
@@ -308,11 +329,13 @@ class Bitmap:
             daemon_sleep=daemon_sleep,
             write_behind=write_behind,
         )
-        bitmap = cls(sb)
-        if all_dirty:
-            for chunk in range(bitmap.chunks):
-                bitmap.set(chunk)
-        return bitmap
+        if not all_dirty:
+            return cls(sb)
+        # every chunk's bit set at once, the bits past the last chunk left clear
+        bits = bytearray(b"\xff") * bits_bytes(chunks)
+        if chunks % 8:
+            bits[-1] = (1 << (chunks % 8)) - 1
+        return cls(sb, bits)
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview) -> Bitmap:

@@ -48,7 +48,7 @@ from swapio_mdraid import _locate
 from swapio_mdraid._config import MirrorConfig
 from swapio_mdraid._format import SECTOR_SIZE, Bitmap
 from swapio_mdraid._intent import WriteIntent
-from swapio_mdraid._store import BitmapStore, precheck
+from swapio_mdraid._store import BitmapStore, precheck, precheck_new, remove_created
 from swapio_mdraid.errors import MirrorError, NoHealthyLegError
 
 FaultHook = Callable[[str, dict[str, int]], Awaitable[None]]
@@ -117,11 +117,20 @@ class Mirror:
         """Activate (or create) the legs and the bitmap, check they match, start the daemon."""
         legs: list[Leg] = []
         store: BitmapStore | None = None
+        created: list[str] = []  # stores this call created, removed again if it fails
         if create is not None:
+            # everything that can be refused is refused before anything is created
             precheck(config.bitmap)
+            for index, text in enumerate(config.legs):
+                precheck_new(text, f"mirror {config.name!r}: leg {index}")
+            precheck_new(config.bitmap, f"mirror {config.name!r}: bitmap")
+            size = create.pages * create.page_size
+            Bitmap.create(sync_size_bytes=size, chunk_size=config.chunk_size, all_dirty=False)
         try:
             for index, text in enumerate(config.legs):
                 area = await _locate.activate(host, text, create=create)
+                if create is not None:
+                    created.append(text)
                 legs.append(Leg(index, text, area))
             _check_legs(config, legs)
             size = legs[0].area.pages * legs[0].area.page_size
@@ -130,6 +139,7 @@ class Mirror:
                     sync_size_bytes=size, chunk_size=config.chunk_size, all_dirty=False
                 )
                 store = await BitmapStore.create(host, config.bitmap, bitmap)
+                created.append(config.bitmap)
             else:
                 store = await BitmapStore.open(host, config.bitmap)
             sync = store.bitmap.superblock.sync_size
@@ -148,6 +158,8 @@ class Mirror:
             if store is not None:
                 with contextlib.suppress(SwapioError):
                     await store.close()
+            for text in created:
+                remove_created(text)
             raise
 
     async def _start(self) -> None:

@@ -10,11 +10,13 @@ crash would leave differing legs with a clear bit.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tempfile
 from collections.abc import Iterable
 
 from swapio.area import CreateRequest, SwapArea
-from swapio.errors import UsageError
+from swapio.errors import AreaError, AreaExistsError, AreaNotFoundError
 from swapio.location import Location
 from swapio.plugins import PluginHost
 from swapio_mdraid import _locate
@@ -22,8 +24,12 @@ from swapio_mdraid._format import SUPERBLOCK_SIZE, Bitmap, BitmapSuperblock, bit
 from swapio_mdraid.errors import BitmapFormatError
 
 
-class NotDurableError(UsageError):
-    """The area offered for a bitmap (or a resync target) does not declare ``durable``."""
+class NotDurableError(AreaError):
+    """The area offered for a bitmap (or a resync target) does not declare ``durable``.
+
+    A refusal by the area, like a wrong format: exit code 3 (``swapio.cli.exitcodes.AREA``),
+    as the table in docs/bitmap-and-mirror.md says.
+    """
 
 
 class BitmapStore:
@@ -35,6 +41,7 @@ class BitmapStore:
         self.name = name
         self.page_size = area.page_size
         self.writes = 0  # pages written, for tests and the benchmark
+        self.requests = 0  # swap_out requests those pages took
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
 
     # --- opening --------------------------------------------------------------------
@@ -80,7 +87,12 @@ class BitmapStore:
 
     @classmethod
     async def create(cls, host: PluginHost, text: str, bitmap: Bitmap) -> BitmapStore:
-        """Create a new area just large enough for ``bitmap`` and write it whole."""
+        """Create a new area just large enough for ``bitmap`` and write it whole.
+
+        If anything fails after the area was created, a local file (path or ``file://``) is
+        removed again, so a failed create leaves nothing behind; swapio has no hook to
+        remove a store on other backends, so there it may stay (see the docs).
+        """
         location = precheck(text)
         page_size = location.query_int("page_size", _locate.PATH_PAGE_SIZE, minimum=1)
         assert page_size is not None
@@ -91,7 +103,10 @@ class BitmapStore:
             store = cls(area, bitmap, text)
             await store.write_pages(range(area.pages))
         except BaseException:
-            await area.deactivate()
+            try:
+                await area.deactivate()
+            finally:
+                remove_created(text)
             raise
         return store
 
@@ -112,10 +127,18 @@ class BitmapStore:
     # --- I/O ------------------------------------------------------------------------
 
     async def write_pages(self, pages: Iterable[int]) -> None:
-        """Write image pages, in the order given (the superblock page first, by the caller)."""
-        for page in pages:
-            await self.area.swap_out(page, [self.bitmap.page(page, self.page_size)])
-            self.writes += 1
+        """Write image pages, in the order given (the superblock page first, by the caller).
+
+        Runs of adjacent pages go out in one ``swap_out`` request each (the area splits
+        requests larger than its ``max_pages_per_request``), so flushing many dirty bitmap
+        pages costs one round trip per run, not one per page.
+        """
+        for first, count in _runs(pages):
+            await self.area.swap_out(
+                first, [self.bitmap.page(p, self.page_size) for p in range(first, first + count)]
+            )
+            self.writes += count
+            self.requests += 1
 
     async def write_superblock(self) -> None:
         await self.write_pages([0])
@@ -124,6 +147,39 @@ class BitmapStore:
         """Read the bitmap again from the area (what a restarted process would see)."""
         self.bitmap = await load(self.area, self.name)
         return self.bitmap
+
+
+def _runs(pages: Iterable[int]) -> list[tuple[int, int]]:
+    """``(first, count)`` for each run of consecutive page numbers, in the order given."""
+    runs: list[tuple[int, int]] = []
+    for page in pages:
+        if runs and runs[-1][0] + runs[-1][1] == page:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((page, 1))
+    return runs
+
+
+def precheck_new(text: str, role: str) -> None:
+    """Refuse, before anything is created, a local store that exists or cannot be made."""
+    path = _locate.local_path(text)
+    if path is None:
+        return
+    if os.path.lexists(path):
+        raise AreaExistsError(f"{role} {path} already exists; nothing was created")
+    parent = os.path.dirname(path) or "."
+    if not os.path.isdir(parent):
+        raise AreaNotFoundError(
+            f"{role} {path}: directory {parent} does not exist; nothing was created"
+        )
+
+
+def remove_created(text: str) -> None:
+    """Remove the local file behind ``text`` that this process just created (if any)."""
+    path = _locate.local_path(text)
+    if path is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 def precheck(text: str) -> Location:

@@ -65,7 +65,9 @@ def bitmap() -> None:
 @bitmap.command("create")
 @click.argument("bitmap_name", metavar="BITMAP")
 @click.option("--sync-size", required=True, help="Bytes covered (the leg size), e.g. 1G.")
-@click.option("--chunk-size", required=True, help="Bytes per bit: a power of two >= 512.")
+@click.option(
+    "--chunk-size", required=True, help="Bytes per bit: a power of two >= 512; at most 2^21 chunks."
+)
 @click.option("--daemon-sleep", type=int, default=DEFAULT_DAEMON_SLEEP, show_default=True)
 @click.option("--uuid", "uuid_text", default=None, help="32 hex digits (default: zeros).")
 @click.option("--write-behind", type=int, default=0, show_default=True)
