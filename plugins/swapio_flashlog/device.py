@@ -241,8 +241,12 @@ class FlashDevice:
             raise BackendIOError(f"{path}: cannot open: {exc.strerror or exc}") from exc
         try:
             return cls._attach(path, fd, geometry, readonly=readonly)
-        except BaseException:
+        except BaseException as exc:
             os.close(fd)
+            if isinstance(exc, OSError) and not isinstance(exc, SwapioError):
+                raise BackendIOError(
+                    f"{path}: cannot open: {exc.strerror or exc}", detail=exc
+                ) from exc
             raise
 
     @classmethod
@@ -320,9 +324,16 @@ class FlashDevice:
         if self.readonly or isinstance(self._side, mmap.mmap):
             return
         spath = sidecar_path(self.path)
-        _write_new_file(spath, bytes(self._side))
-        self._side_fd = os.open(spath, os.O_RDWR | os.O_CLOEXEC)
-        self._side = mmap.mmap(self._side_fd, len(self._side))
+        try:
+            _write_new_file(spath, bytes(self._side))
+            self._side_fd = os.open(spath, os.O_RDWR | os.O_CLOEXEC)
+            self._side = mmap.mmap(self._side_fd, len(self._side))
+        except OSError as exc:
+            if isinstance(exc, SwapioError):
+                raise
+            raise BackendIOError(
+                f"{spath}: cannot write the sidecar: {exc.strerror or exc}", detail=exc
+            ) from exc
 
     def flush(self) -> None:
         """``msync`` the image: completed programs survive an OS crash too."""

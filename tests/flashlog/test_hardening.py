@@ -82,20 +82,19 @@ def holder(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
     """A second process with the image mounted through the plugin (and written to)."""
     image = tmp_path / "f.img"
     make_image(image)
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-c", HOLDER, f"flashlog://{image}?name=/swapfile"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-    )
-    assert proc.stdout is not None
-    assert proc.stdout.readline() == "ready\n"
-    try:
-        yield image, proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    ) as proc:  # closes the pipes and reaps it
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline() == "ready\n"
+            yield image, proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
 
 
 def test_a_second_process_is_refused_while_the_image_is_mounted(
@@ -262,6 +261,28 @@ def test_format_on_a_full_filesystem_is_one_line_and_leaves_nothing(
     assert "Traceback" not in out
     assert "No space left on device" in err
     assert "nothing was left behind" in err
+    assert err.count("\n") == 1
+
+
+def test_a_sidecar_that_does_not_fit_is_one_line(tmp_path: Path) -> None:
+    """A sidecar-less image filling its file system: the first read-write mount cannot
+    write the sidecar; one line, exit 1, and the image is left as it was."""
+    log = FlashLog.format(str(tmp_path / "src.img"), Geometry(64 * 1024, 4096))
+    log.close()
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    script = (
+        f"mount -t tmpfs -o size=64k tmpfs {mnt} && cp {tmp_path}/src.img {mnt}/f.img && "
+        f"{sys.executable} -m swapio flash gc {mnt}/f.img --erase-block 4KiB "
+        f"2>{tmp_path}/err; echo rc=$?; ls -A {mnt}; cmp {tmp_path}/src.img {mnt}/f.img"
+    )
+    proc = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, check=True
+    )
+    assert proc.stdout.splitlines() == [f"rc={FAILURE}", "f.img"], proc.stdout
+    err = (tmp_path / "err").read_text()
+    assert err.startswith("swapio: error: ")
+    assert "cannot write the sidecar: No space left on device" in err
     assert err.count("\n") == 1
 
 
