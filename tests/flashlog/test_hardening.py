@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from swapio_flashlog.device import FlashDevice, Geometry, image_size, sidecar_path
 from swapio_flashlog.errors import FileNameError, ImageBusyError
-from swapio_flashlog.log import FlashLog
+from swapio_flashlog.log import FlashLog, capacity_chunks
 
 from swapio import CreateRequest, PluginHost
 from swapio.errors import UsageError
@@ -179,6 +179,20 @@ async def test_an_image_formatted_for_a_failed_create_is_removed(
     with pytest.raises(UsageError, match="injected"):
         await PluginHost().activate(f"flashlog://{tmp_path}/f.img", create=CreateRequest(16))
     assert files_in(tmp_path) == []
+
+
+@pytest.mark.parametrize("page_size", [4096, 1024, 512])
+async def test_the_check_before_format_agrees_with_the_log(tmp_path: Path, page_size: int) -> None:
+    """The largest file the log accepts is created; one page more is refused up front."""
+    pages = capacity_chunks(65536, 16, 2, page_size) * 4096 // page_size
+    host = PluginHost()
+    url = f"flashlog://{tmp_path}/f.img?size={1 << 20}"
+    with pytest.raises(UsageError, match="does not fit"):
+        await host.activate(url, create=CreateRequest(pages + 1, page_size))
+    assert files_in(tmp_path) == []
+    area = await host.activate(url, create=CreateRequest(pages, page_size))
+    assert area.pages == pages
+    await area.deactivate()
 
 
 def test_an_existing_image_is_not_touched_by_a_create_with_a_bad_name(tmp_path: Path) -> None:
