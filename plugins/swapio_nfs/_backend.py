@@ -27,7 +27,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from swapio.area import Capabilities, PageBuffer, SwapArea
-from swapio.errors import AreaExistsError, AreaFormatError, AreaNotFoundError, UsageError
+from swapio.errors import (
+    AreaError,
+    AreaExistsError,
+    AreaFormatError,
+    AreaNotFoundError,
+    UsageError,
+)
 from swapio_nfs._client import NfsClient
 from swapio_nfs._errors import (
     NfsAccesError,
@@ -138,7 +144,7 @@ class NfsSwapFile:
         if create is not None:
             if existing is not None:
                 raise AreaExistsError(f"{url.host}:{url.path} already exists; not overwriting it")
-            fh, attrs = await cls._create(client, url, create.pages, max_io)
+            fh, attrs = await cls._create(client, url, create.pages, max_io, info.maxfilesize)
         else:
             if existing is None:
                 raise AreaNotFoundError(
@@ -176,20 +182,22 @@ class NfsSwapFile:
 
     @classmethod
     async def _create(
-        cls, client: NfsClient, url: NfsUrl, pages: int, max_io: int
+        cls, client: NfsClient, url: NfsUrl, pages: int, max_io: int, max_file_size: int
     ) -> tuple[bytes, Fattr3]:
+        size = pages * url.page_size
+        await cls._check_room(client, url, size, max_file_size)
         try:
             made = await client.create(
                 client.root_fh, url.file_name, CreateMode.GUARDED, Sattr3(mode=FILE_MODE)
             )
         except NfsExistError:
             raise AreaExistsError(f"{url.host}:{url.path} already exists") from None
-        fh = made.fh or (await client.lookup(client.root_fh, url.file_name)).fh
         try:
-            await cls._preallocate(client, fh, pages * url.page_size, max_io)
+            fh = made.fh or (await client.lookup(client.root_fh, url.file_name)).fh
+            await cls._preallocate(client, fh, size, max_io)
             attrs = await client.getattr(fh)
         except BaseException:
-            # never leave a half-made swap file behind
+            # never leave a half-made swap file behind: this call created it, so remove it
             try:
                 await client.remove(client.root_fh, url.file_name)
             except Exception as exc:  # the original error matters more
@@ -198,24 +206,67 @@ class NfsSwapFile:
         return fh, attrs
 
     @staticmethod
+    async def _check_room(client: NfsClient, url: NfsUrl, size: int, max_file_size: int) -> None:
+        """Refuse a size above FSINFO ``maxfilesize`` or FSSTAT ``abytes`` before CREATE.
+
+        RFC 1813 §3.3.19 (``maxfilesize``: the largest file the server supports) and §3.3.18
+        (``abytes``: free bytes available to this user, which is at most ``fbytes``).
+        """
+        where = f"{url.host}:{url.path}"
+        if size > max_file_size:
+            raise AreaError(
+                f"{where}: {size} bytes requested but the server's largest file is "
+                f"{max_file_size} bytes (FSINFO maxfilesize)"
+            )
+        stat = await client.fsstat()
+        free = min(stat.abytes, stat.fbytes)
+        if size > free:
+            raise AreaError(
+                f"{where}: {size} bytes requested but only {free} bytes are free on the export "
+                "(FSSTAT)"
+            )
+
+    @staticmethod
     async def _preallocate(client: NfsClient, fh: bytes, size: int, max_io: int) -> None:
-        """Write zeros over the whole file, then COMMIT: no holes, space reserved."""
-        zeros = bytes(min(max_io, size))
-        offsets = list(range(0, size, len(zeros)))
-        sem = asyncio.Semaphore(PREALLOC_CONCURRENCY)
+        """Write zeros over the whole file, then COMMIT: no holes, space reserved.
 
-        async def one(offset: int) -> bytes:
-            async with sem:
-                n = min(len(zeros), size - offset)
-                res = await client.write(fh, offset, memoryview(zeros)[:n], StableHow.UNSTABLE)
-                return res.verifier
+        At most :data:`PREALLOC_CONCURRENCY` WRITEs are in flight: that many workers take
+        offsets from one lazy iterator, so memory does not grow with the file's size.  The
+        first failure stops the other workers and is raised.
+        """
+        zeros = memoryview(bytes(min(max_io, size)))
 
-        verifiers = set(await asyncio.gather(*(one(o) for o in offsets)))
+        async def write_all(stable: StableHow) -> set[bytes]:
+            offsets = iter(range(0, size, len(zeros)))
+            verifiers: set[bytes] = set()
+
+            async def worker() -> None:
+                for offset in offsets:
+                    n = min(len(zeros), size - offset)
+                    res = await client.write(fh, offset, zeros[:n], stable)
+                    if res.count != n:
+                        raise NfsIOError(
+                            "WRITE",
+                            context=f"preallocation: server wrote {res.count} of {n} bytes "
+                            f"at offset {offset}",
+                        )
+                    verifiers.add(res.verifier)
+
+            workers = [asyncio.ensure_future(worker()) for _ in range(PREALLOC_CONCURRENCY)]
+            try:
+                await asyncio.gather(*workers)
+            except BaseException:
+                # stop the others before the caller removes the file, then raise the first
+                for task in workers:
+                    task.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+                raise
+            return verifiers
+
+        verifiers = await write_all(StableHow.UNSTABLE)
         commit = await client.commit(fh)
-        if verifiers != {commit.verifier}:
-            for offset in offsets:  # the server restarted meanwhile: write stably
-                n = min(len(zeros), size - offset)
-                await client.write(fh, offset, memoryview(zeros)[:n], StableHow.FILE_SYNC)
+        if verifiers != {commit.verifier}:  # the server restarted meanwhile: write stably
+            await write_all(StableHow.FILE_SYNC)
 
     def capabilities(self, area: SwapArea) -> Capabilities:
         """Capabilities, with the reserve one in-flight swap-out needs (WRITE + COMMIT reply)."""
