@@ -442,7 +442,7 @@ async def test_a_copy_finishing_during_a_barrier_is_flushed_by_the_next(tmp_path
     real_write = area.write
     b_done = asyncio.Event()
 
-    async def durable_write(slot: int, data: bytes) -> None:
+    async def durable_write(slot: int, data: bytes | bytearray | memoryview) -> None:
         flushes.append(slot)
         await b_done.wait()  # the barrier's fdatasync is "in flight" while B completes
         await real_write(slot, data)
