@@ -30,12 +30,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
 
 from swapio.area import PageBuffer, SwapArea
-from swapio.errors import AllocationTimeout, BackendIOError, SlotRangeError, UsageError
+from swapio.errors import (
+    AllocationTimeout,
+    BackendIOError,
+    SlotRangeError,
+    SwapTimeoutError,
+    UsageError,
+)
 from swapio.memalloc import memalloc
 from swapio.pager.clock import Clock
 from swapio.pager.stats import PagerCounters, PagerStats
@@ -48,6 +55,8 @@ __all__ = ["DEFAULT_READAHEAD", "DEFAULT_RECLAIM_BATCH", "Pager"]
 DEFAULT_READAHEAD = 8
 #: Victims chosen per reclaim pass (``SWAP_CLUSTER_MAX``).
 DEFAULT_RECLAIM_BATCH = 32
+#: Seconds :meth:`Pager.close` waits for in-flight page I/O.
+DEFAULT_CLOSE_TIMEOUT = 30.0
 
 
 class _Page:
@@ -489,6 +498,8 @@ class Pager:
                 await asyncio.wait(busy)
                 continue
             await self._write_out(dirty, Priority.BACKGROUND, evict=False)
+            if self._closed:  # close() discarded the frames meanwhile: nothing is synced
+                raise UsageError("the pager was closed during sync; dirty pages were discarded")
             failed = [p for p in dirty if p.dirty]
             if failed:
                 raise self._sync_error(failed)
@@ -527,9 +538,15 @@ class Pager:
         if self._closed:
             raise UsageError("the pager is closed")
 
-    async def close(self) -> None:
+    async def close(self, timeout: float | None = DEFAULT_CLOSE_TIMEOUT) -> None:
         """Stop kswapd, wait for in-flight I/O, drop every frame (contents are discarded:
-        call :meth:`sync` first to keep them on the area)."""
+        call :meth:`sync` first to keep them on the area).
+
+        The wait for in-flight I/O lasts at most ``timeout`` seconds (None: no limit).  A
+        closed scheduler has settled every request, so the wait then ends at once.  Frames
+        whose I/O is still running after ``timeout`` are released when that I/O settles (the
+        backend may still be writing into them), and :class:`SwapTimeoutError` says so.
+        """
         if self._closed:
             return
         self._closed = True
@@ -541,11 +558,28 @@ class Pager:
                 await self._kswapd_task
         busy = [p.io for p in self._clock.entries() if p.io is not None]
         if busy:
-            await asyncio.wait(busy)
+            await asyncio.wait(busy, timeout=timeout)
+        late: list[_Page] = []
         for page in self._clock.entries():
-            self._uninstall(page)
+            if page.io is None:
+                self._uninstall(page)
+            else:
+                late.append(page)
+        for page in late:
+            assert page.io is not None
+            page.io.add_done_callback(functools.partial(self._release_late, page))
         if self._own_scheduler:
-            await self._sched.aclose()
+            await self._sched.aclose()  # settles whatever is still queued or in flight
+        if late and any(p.view is not None for p in late):
+            raise SwapTimeoutError(
+                f"pager closed with {len(late)} page I/O(s) still in flight after {timeout:g} s;"
+                " their frames are released when the I/O settles"
+            )
+
+    def _release_late(self, page: _Page, _io: asyncio.Future[None]) -> None:
+        """Release a frame whose I/O outlived :meth:`close`."""
+        if page.view is not None and page.io is None:
+            self._uninstall(page)
 
     async def __aenter__(self) -> Pager:
         return self

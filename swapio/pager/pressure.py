@@ -207,8 +207,9 @@ async def run_pressure(
                 break
     snap = pool.snapshot()
     pager_stats = pager.stats()
-    await sched.aclose()
+    # the pager first: it waits for its page I/O, which only an open scheduler completes
     await pager.close()
+    await sched.aclose()
     await area.deactivate()
     return PressureResult(
         reserve_enabled=reserve,

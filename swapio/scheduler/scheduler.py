@@ -104,11 +104,15 @@ class _AreaSlot:
         self.queue = AreaQueue(caps.max_pages_per_request, aging_ns)
         self.stats = AreaStats()
         self.dispatch_pending = False
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks: dict[asyncio.Task[None], Batch] = {}  # batches dispatched, not finished
         self.idle_waiters: list[asyncio.Future[None]] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self.hold_until_ns = 0  # background dispatch held until then (anticipation)
         self.hold_timer: asyncio.TimerHandle | None = None
+
+    def forget_task(self, task: asyncio.Task[None]) -> None:
+        """Done callback of a batch task."""
+        self.tasks.pop(task, None)
 
 
 class IOScheduler:
@@ -508,8 +512,8 @@ class IOScheduler:
             # the task inherits the memalloc flag of the batch, not of whoever kicked us
             with memalloc_context(batch.memalloc):
                 task = loop.create_task(self._run(st, batch))
-            st.tasks.add(task)
-            task.add_done_callback(st.tasks.discard)
+            st.tasks[task] = batch
+            task.add_done_callback(st.forget_task)
         stats.pending = queue.pending
         if held and queue.pending and st.hold_timer is None:
             st.hold_timer = loop.call_later((st.hold_until_ns - now) / 1e9, self._hold_expired, st)
@@ -624,9 +628,17 @@ class IOScheduler:
         del self._areas[area]
 
     async def aclose(self) -> None:
-        """Fail queued requests, cancel in-flight ones, and refuse new submissions."""
+        """Fail queued requests, cancel in-flight ones, and refuse new submissions.
+
+        On return every request this scheduler accepted is settled: queued ones and in-flight
+        ones fail with :class:`SchedulerClosedError`, including batches whose task was created
+        but never got to run (cancelling such a task skips its body, so nothing else would
+        settle their requests and their waiters would wait forever).  Calls issued directly
+        in a caller's task (:meth:`swap_out` and friends on an idle queue) belong to that
+        task and are not cancelled.
+        """
         self._closed = True
-        tasks: list[asyncio.Task[None]] = []
+        tasks: list[tuple[_AreaSlot, asyncio.Task[None], Batch]] = []
         for st in self._areas.values():
             for req in st.queue.drain():
                 req.settle(
@@ -639,12 +651,23 @@ class IOScheduler:
             if st.hold_timer is not None:
                 st.hold_timer.cancel()
                 st.hold_timer = None
-            tasks.extend(st.tasks)
+            tasks.extend((st, task, batch) for task, batch in st.tasks.items())
             self._maybe_idle(st)
-        for task in tasks:
+        for _, task, _ in tasks:
             task.cancel()
         if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*(task for _, task, _ in tasks), return_exceptions=True)
+        for st, _, batch in tasks:
+            if not batch.finished:  # cancelled before its first step: _run never ran
+                self._complete(
+                    st,
+                    batch,
+                    SchedulerClosedError(
+                        f"{batch.direction.value} of slots {batch.slot}.."
+                        f"{batch.slot + batch.count - 1} on {st.area.location} was cancelled "
+                        "by scheduler shutdown before it started"
+                    ),
+                )
         if self._watchdog is not None and not self._calls:
             self._watchdog.cancel()
             self._watchdog = None

@@ -9,7 +9,12 @@ import pytest
 
 from swapio import CreateRequest, PluginHost
 from swapio.area import Capabilities
-from swapio.errors import BackendIOError, SlotRangeError, SwapTimeoutError, UsageError
+from swapio.errors import (
+    BackendIOError,
+    SlotRangeError,
+    SwapTimeoutError,
+    UsageError,
+)
 from swapio.pager import Pager
 from swapio.pool import PagePool
 from swapio.scheduler import IOScheduler
@@ -201,6 +206,58 @@ async def test_backend_that_never_answers_times_out_and_keeps_the_page() -> None
         await pager.write(2, page(3))
         assert await pager.read(0) == page(1)
     await sched.aclose()
+    assert pool.accounting() == before
+
+
+@pytest.mark.parametrize("ticks", [1, 2, 3, 6])
+async def test_pager_close_after_scheduler_close_returns_and_balances(ticks: int) -> None:
+    # writebacks queued, dispatched-but-not-started or blocked in the backend (depending on
+    # how many loop ticks pass) when the shared scheduler closes: the scheduler must settle
+    # them all, so closing the pager afterwards needs no timeout to return
+    backend = ControlledBackend(capabilities=Capabilities(queue_depth=4), reply_pages=1)
+    backend.gate = asyncio.Event()
+    pool = PagePool(64)
+    area = await activate(backend, pool)
+    before = pool.accounting()
+    sched = IOScheduler(request_timeout=None)
+    pager = Pager(area, resident_pages=16, scheduler=sched)
+    for i in range(0, 16, 2):  # not adjacent: one batch each, more than the queue depth
+        await pager.write(i, page(i + 1))
+    sync = asyncio.ensure_future(pager.sync())
+    for _ in range(ticks):
+        await asyncio.sleep(0)
+    await sched.aclose()
+    await pager.close(timeout=None)
+    # every writeback failed with SchedulerClosedError; if the pager closed before sync
+    # resumed, sync says the frames were discarded instead
+    with pytest.raises((BackendIOError, UsageError), match="8 page|closed during sync"):
+        await sync
+    assert pager.resident == 0
+    assert sched.stats(area).inflight == 0
+    assert pool.accounting() == before
+
+
+async def test_pager_close_is_bounded_when_io_never_settles() -> None:
+    backend = ControlledBackend(reply_pages=1)
+    pool = PagePool(64)
+    area = await activate(backend, pool)
+    before = pool.accounting()
+    sched = IOScheduler(request_timeout=None)
+    pager = Pager(area, resident_pages=8, scheduler=sched)
+    await pager.write(0, page(1))
+    backend.hang = True
+    sync = asyncio.ensure_future(pager.sync())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert backend.calls  # the writeback reached the backend, which never answers
+    with pytest.raises(SwapTimeoutError, match="still in flight"):
+        await pager.close(timeout=0.01)
+    assert pager.resident == 1  # the backend may still use the frame: not released yet
+    await sched.aclose()  # settles the writeback; the frame goes back to the pool
+    with pytest.raises(UsageError, match="closed during sync"):
+        await sync
+    await asyncio.sleep(0)
+    assert pager.resident == 0
     assert pool.accounting() == before
 
 

@@ -31,3 +31,13 @@ async def test_without_the_reserve_the_watchdog_reports_the_stall() -> None:
     assert result.reserve_dips == 0
     assert result.pager.writebacks == 0
     assert result.pool_balanced  # tearing down the stuck requests leaks nothing
+
+
+async def test_default_sizes_with_500_writes_complete_and_tear_down() -> None:
+    # regression: with 500 writes the run ended with kswapd batches dispatched but not yet
+    # started; closing the scheduler before the pager left their pages waiting forever
+    result = await run_pressure(reserve=True, writes=500, stall_timeout=1.0)
+    assert result.completed
+    assert result.verified
+    assert result.writes_done == result.writes
+    assert result.pool_balanced

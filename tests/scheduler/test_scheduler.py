@@ -384,6 +384,43 @@ async def test_close_fails_queued_and_cancels_in_flight_requests() -> None:
     assert pool.accounting() == before
 
 
+async def test_close_settles_batches_dispatched_but_not_yet_started() -> None:
+    # one tick after submit, the dispatcher has made the batch tasks but none has run yet:
+    # cancelling them then must still settle their requests, or their waiters hang forever
+    backend = ControlledBackend(capabilities=Capabilities(queue_depth=4), reply_pages=1)
+    pool = PagePool(64)
+    area = await activate(backend, pool)
+    before = pool.accounting()
+    sched = IOScheduler()
+    reqs = [sched.submit(area, OUT, slot, [page(slot)]) for slot in (0, 2, 4, 6, 8, 10)]
+    await asyncio.sleep(0)
+    assert sched.stats(area).inflight == 4
+    assert sched.stats(area).pending == 2
+    await sched.aclose()
+    assert all(r.future.done() for r in reqs)
+    for req in reqs:
+        with pytest.raises(SchedulerClosedError):
+            await req
+    assert backend.calls == []
+    stats = sched.stats(area)
+    assert (stats.inflight, stats.pending, stats.inflight_memalloc) == (0, 0, 0)
+    await sched.drain()  # nothing left: returns at once
+    assert pool.accounting() == before
+
+
+async def test_close_settles_requests_whose_waiters_hold_only_the_future() -> None:
+    backend = ControlledBackend(capabilities=Capabilities(queue_depth=1))
+    backend.gate = asyncio.Event()
+    area = await activate(backend)
+    sched = IOScheduler()
+    reqs = [sched.submit(area, OUT, slot, [page(slot)]) for slot in (0, 2, 4)]
+    waiters = [asyncio.ensure_future(asyncio.wait([r.future])) for r in reqs]
+    await ticks()
+    await sched.aclose()
+    await asyncio.gather(*waiters)
+    assert all(isinstance(r.future.exception(), SchedulerClosedError) for r in reqs)
+
+
 async def test_discard_goes_through_the_queue() -> None:
     backend = ControlledBackend(capabilities=Capabilities(discard=True))
     area = await activate(backend)
