@@ -62,6 +62,8 @@ DEFAULT_CONNECTIONS: Final = 16
 DEFAULT_TIMEOUT: Final = 30.0
 #: Largest frame sent in memalloc context (``SWAP_CLUSTER_MAX`` pages).
 MEMALLOC_FRAME_PAGES: Final = 32
+#: Pages one coalesced request may carry at most (keeps its buffers within a pool's headroom).
+COALESCE_GROUP_PAGES: Final = 16
 #: Frames of at most this many pages may share a request (the single-page reads and writes
 #: of random access; larger frames already amortize a request's cost).
 COALESCE_MAX_PAGES: Final = 8
@@ -372,22 +374,36 @@ class PageClient:
             for frame in frames:
                 offset = frame.deliver(memoryview(raw), offset)
             return
-        with await pool.alloc(expect) as buf:
-            got = 0
-            async for chunk, _ in response.content.iter_chunks():
-                end = got + len(chunk)
-                if end > expect:
-                    raise RemoteProtocolError(f"{what}: response longer than {expect} bytes")
-                buf.view[got:end] = chunk
-                got = end
-            if got != expect:
-                raise RemoteProtocolError(f"{what}: response truncated at {got} of {expect} bytes")
-            if buf.pfmemalloc and not in_memalloc():
-                # SOCK_MEMALLOC rule: reserve-backed data is only for memalloc work.
-                raise BackendIOError(f"{what}: reserve-backed receive buffer refused")
-            offset = 0
-            for frame in frames:
-                offset = frame.deliver(buf.view, offset)
+        # One receive buffer per frame, filled as the response streams in: the largest
+        # allocation is one frame, however many frames share the request (an ordinary
+        # allocation larger than the pool's headroom above *low* could never be granted).
+        chunks = response.content.iter_chunks()
+        pending = memoryview(b"")
+        got = 0
+        for frame in frames:
+            need = frame.response_bytes
+            with await pool.alloc(need) as buf:
+                filled = 0
+                while filled < need:
+                    if not pending:
+                        try:
+                            chunk, _ = await anext(chunks)
+                        except StopAsyncIteration:
+                            raise RemoteProtocolError(
+                                f"{what}: response truncated at {got + filled} of {expect} bytes"
+                            ) from None
+                        pending = memoryview(chunk)
+                    take = min(need - filled, pending.nbytes)
+                    buf.view[filled : filled + take] = pending[:take]
+                    pending = pending[take:]
+                    filled += take
+                got += need
+                if buf.pfmemalloc and not in_memalloc():
+                    # SOCK_MEMALLOC rule: reserve-backed data is only for memalloc work.
+                    raise BackendIOError(f"{what}: reserve-backed receive buffer refused")
+                frame.deliver(buf.view, 0)
+        if pending.nbytes or await response.content.read(1):
+            raise RemoteProtocolError(f"{what}: response longer than {expect} bytes")
 
     def _coalescable(self, count: int) -> bool:
         """Small frames outside memalloc context may share a request with others."""
@@ -417,7 +433,8 @@ class PageClient:
         """Group the queued frames into requests (up to one frame's worth of pages each)."""
         assert self.description is not None
         self._flush_scheduled = False
-        max_frames, max_pages = self.description.max_frames, self.frame_pages
+        max_frames = self.description.max_frames
+        max_pages = min(self.frame_pages, COALESCE_GROUP_PAGES)
         while self._pending:
             group: list[_Frame] = []
             pages = 0
