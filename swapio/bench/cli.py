@@ -185,6 +185,11 @@ def build_plan(
     help="Time cap per (target, workload).",
 )
 @click.option(
+    "--no-reserve-demo",
+    is_flag=True,
+    help="pressure: skip the model run without the reserve (its teardown takes ~30 s).",
+)
+@click.option(
     "--repeat",
     default=1,
     show_default=True,
@@ -219,6 +224,7 @@ def bench(
     qd: int,
     ops: int,
     seconds: float,
+    no_reserve_demo: bool,
     repeat: int,
     directory: str | None,
     as_json: bool,
@@ -255,6 +261,7 @@ def bench(
         ops=ops,
         seconds=seconds,
         repeat=repeat,
+        reserve_demo=not no_reserve_demo,
     )
     progress = render.ProgressBar(sys.stderr) if sys.stderr.isatty() and not as_json else None
     try:

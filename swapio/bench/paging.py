@@ -218,7 +218,11 @@ async def pressure_model(cfg: BenchConfig) -> Result:
     """
     # A generous watchdog for the run that must complete: a loaded machine is not a stall.
     with_reserve = await run_pressure(reserve=True, seed=cfg.seed, stall_timeout=STALL_SECONDS)
-    without = await run_pressure(reserve=False, seed=cfg.seed, stall_timeout=1.0)
+    without = (
+        await run_pressure(reserve=False, seed=cfg.seed, stall_timeout=1.0)
+        if cfg.reserve_demo
+        else None
+    )
     return Result(
         target="reply-model",
         kind=Kind.BACKEND,
@@ -233,10 +237,16 @@ async def pressure_model(cfg: BenchConfig) -> Result:
             "peak_reserve_used_pages": with_reserve.peak_reserve_used_pages,
             "reserve_dips": with_reserve.reserve_dips,
             "min_free_pages": with_reserve.min_free_pages,
-            "without_reserve_stalled": without.stalled,
-            "without_reserve_writes_done": without.writes_done,
-            "without_reserve_report": without.stall_report,
-        },
+        }
+        | (
+            {
+                "without_reserve_stalled": without.stalled,
+                "without_reserve_writes_done": without.writes_done,
+                "without_reserve_report": without.stall_report,
+            }
+            if without is not None
+            else {}
+        ),
     )
 
 

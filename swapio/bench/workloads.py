@@ -38,6 +38,8 @@ class BenchConfig:
     seed: int = 1
     #: Runs of each (target, workload); the median run is reported.
     repeat: int = 1
+    #: Also run the scheduler's model backend without the reserve (``pressure``; ~30 s).
+    reserve_demo: bool = True
 
 
 Workload = Callable[[Target, BenchConfig], Awaitable[Result]]

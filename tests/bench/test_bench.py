@@ -141,7 +141,7 @@ def test_plot_writes_a_png(cli: click.Group, tmp_path: Path) -> None:
 
 
 def test_missing_workload_layers_are_reported_as_skipped(cli: click.Group) -> None:
-    result = run(cli, "--json", "--no-peers", "-b", "memory", *SMALL)
+    result = run(cli, "--json", "--no-peers", "-b", "memory", "--no-reserve-demo", *SMALL)
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     measured = {r["workload"] for r in doc["results"]}
@@ -190,7 +190,17 @@ async def test_peers_move_the_data_they_claim(tmp_path: Path) -> None:
 
 
 def test_pressure_reports_reserve_statistics(cli: click.Group) -> None:
-    result = run(cli, "--json", "--no-peers", "-b", "memory,http", "-w", "pressure", *SMALL)
+    result = run(
+        cli,
+        "--json",
+        "--no-peers",
+        "-b",
+        "memory,http",
+        "-w",
+        "pressure",
+        "--no-reserve-demo",
+        *SMALL,
+    )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     by = {r["target"]: r for r in doc["results"]}
@@ -202,7 +212,16 @@ def test_pressure_reports_reserve_statistics(cli: click.Group) -> None:
     assert by["http"]["reserve_pages"] >= 33
     assert by["http"]["reserve_dips"] > 0
     assert by["http"]["peak_reserve_used_pages"] <= by["http"]["reserve_pages"]
-    # The scheduler's model: the reserve is what makes progress possible.
+    assert "without_reserve_stalled" not in by["reply-model"]
+
+
+@pytest.mark.slow
+def test_pressure_model_stalls_without_the_reserve(cli: click.Group) -> None:
+    # The scheduler's model: the reserve is what makes progress possible (~30 s teardown).
+    result = run(cli, "--json", "--no-peers", "-b", "memory", "-w", "pressure", *SMALL)
+    assert result.exit_code == 0, result.output
+    by = {r["target"]: r for r in json.loads(result.stdout)["results"]}
+    assert by["reply-model"]["completed"] is True
     assert by["reply-model"]["without_reserve_stalled"] is True
 
 
