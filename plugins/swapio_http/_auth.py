@@ -55,6 +55,11 @@ def read_token_file(path: str | os.PathLike[str]) -> tuple[str, ...]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise TokenError(f"cannot read token file {os.fspath(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise TokenError(
+            f"token file {os.fspath(path)!r} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+            f"at offset {exc.start})"
+        ) from None
     tokens = []
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()

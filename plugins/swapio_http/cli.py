@@ -11,8 +11,6 @@ import sys
 
 import click
 
-from swapio.errors import SwapioError
-
 from ._auth import ENV_TOKEN, ENV_TOKEN_FILE, TokenSet, check_token, read_token_file
 from ._wire import Limits
 from .server import DEFAULT_MAX_AREA_BYTES, DEFAULT_STORE, ServerConfig, start_server
@@ -99,7 +97,7 @@ async def _serve(config: ServerConfig, bind: str, port: int) -> None:
     "--max-area-bytes",
     default=DEFAULT_MAX_AREA_BYTES,
     show_default=True,
-    type=int,
+    type=click.IntRange(1),
     help="Largest area a client may create.",
 )
 @click.option(
@@ -113,7 +111,7 @@ async def _serve(config: ServerConfig, bind: str, port: int) -> None:
     "--drain-timeout",
     default=30.0,
     show_default=True,
-    type=float,
+    type=click.FloatRange(0),
     help="Seconds shutdown waits for in-flight requests.",
 )
 @click.option(
@@ -146,54 +144,51 @@ def serve(
     Each bearer token gets its own areas; clients send the token in the Authorization
     header (SWAPIO_TOKEN on the client side).
     """
-    try:
-        tokens = load_tokens(token_file, dict(os.environ))
-        if "{area}" not in store or "{owner}" not in store:
-            raise click.UsageError(
-                f"--store {store!r} must contain {{owner}} and {{area}} "
-                f"(e.g. {DEFAULT_STORE}) so tokens cannot share areas"
-            )
-        if tokens.anonymous:
-            if not insecure_loopback:
-                raise click.UsageError(
-                    f"no token: set {ENV_TOKEN}, {ENV_TOKEN_FILE} or --token-file "
-                    "(or pass --insecure-loopback to serve without auth on loopback)"
-                )
-            if not is_loopback(bind):
-                raise click.UsageError(
-                    f"--insecure-loopback refuses to bind {bind}: only loopback addresses "
-                    "may serve without a token"
-                )
-        elif insecure_loopback:
-            raise click.UsageError("--insecure-loopback given but tokens are configured")
-        if bool(tls_cert) != bool(tls_key):
-            raise click.UsageError("--tls-cert and --tls-key go together")
-        context = None
-        if tls_cert and tls_key:
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            try:
-                context.load_cert_chain(tls_cert, tls_key)
-            except (OSError, ssl.SSLError) as exc:
-                raise click.UsageError(f"cannot load --tls-cert/--tls-key: {exc}") from None
-        elif not is_loopback(bind):
-            click.echo(
-                f"swapio serve: warning: no TLS on {bind}: bearer tokens and pages cross the "
-                "network in clear (use --tls-cert/--tls-key or a TLS proxy)",
-                err=True,
-            )
-        try:
-            limits = Limits(max_pages=max_frame_pages, max_page_size=max_page_size)
-        except ValueError as exc:
-            raise click.UsageError(str(exc)) from None
-        config = ServerConfig(
-            tokens=tokens,
-            store=store,
-            limits=limits,
-            max_area_bytes=max_area_bytes,
-            max_areas=max_areas,
-            drain_timeout=drain_timeout,
-            ssl_context=context,
+    tokens = load_tokens(token_file, dict(os.environ))
+    if "{area}" not in store or "{owner}" not in store:
+        raise click.UsageError(
+            f"--store {store!r} must contain {{owner}} and {{area}} "
+            f"(e.g. {DEFAULT_STORE}) so tokens cannot share areas"
         )
-        asyncio.run(_serve(config, bind, port))
-    except SwapioError as exc:
-        raise click.ClickException(str(exc)) from None
+    if tokens.anonymous:
+        if not insecure_loopback:
+            raise click.UsageError(
+                f"no token: set {ENV_TOKEN}, {ENV_TOKEN_FILE} or --token-file "
+                "(or pass --insecure-loopback to serve without auth on loopback)"
+            )
+        if not is_loopback(bind):
+            raise click.UsageError(
+                f"--insecure-loopback refuses to bind {bind}: only loopback addresses "
+                "may serve without a token"
+            )
+    elif insecure_loopback:
+        raise click.UsageError("--insecure-loopback given but tokens are configured")
+    if bool(tls_cert) != bool(tls_key):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    context = None
+    if tls_cert and tls_key:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(tls_cert, tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise click.UsageError(f"cannot load --tls-cert/--tls-key: {exc}") from None
+    elif not is_loopback(bind):
+        click.echo(
+            f"swapio serve: warning: no TLS on {bind}: bearer tokens and pages cross the "
+            "network in clear (use --tls-cert/--tls-key or a TLS proxy)",
+            err=True,
+        )
+    try:
+        limits = Limits(max_pages=max_frame_pages, max_page_size=max_page_size)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    config = ServerConfig(
+        tokens=tokens,
+        store=store,
+        limits=limits,
+        max_area_bytes=max_area_bytes,
+        max_areas=max_areas,
+        drain_timeout=drain_timeout,
+        ssl_context=context,
+    )
+    asyncio.run(_serve(config, bind, port))

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -227,9 +228,52 @@ def test_insecure_loopback_refuses_a_public_bind(monkeypatch: pytest.MonkeyPatch
 
 def test_short_token_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SWAPIO_TOKEN", "short")
-    result = CliRunner().invoke(serve, ["--port", "0"])
-    assert result.exit_code != 0
-    assert "at least 16" in result.output
+    proc = subprocess.run(
+        [sys.executable, "-m", "swapio", "serve", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("swapio: error: ")
+    assert "at least 16" in proc.stderr
+    assert proc.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "text"),
+    [(bytes(range(128, 256)), "not UTF-8 text"), (b"", "holds no token")],
+)
+def test_bad_token_file_is_one_line_error(tmp_path: Path, content: bytes, text: str) -> None:
+    token_file = tmp_path / "tokens"
+    token_file.write_bytes(content)
+    proc = subprocess.run(
+        [sys.executable, "-m", "swapio", "serve", "--port", "0", "--token-file", str(token_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("swapio: error: ")
+    assert text in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args", [["--max-area-bytes", "-1"], ["--drain-timeout", "-1"], ["--max-areas", "0"]]
+)
+def test_negative_limits_are_usage_errors(args: list[str]) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "swapio", "serve", "--insecure-loopback", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "Invalid value" in proc.stderr
 
 
 async def test_insecure_loopback_serves_anonymous_clients(
