@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
-from swapio.cli.output import emit_json
 from swapio.errors import UsageError
+from swapio.output import emit_json
 from swapio_flashlog.device import Geometry, image_size
 from swapio_flashlog.log import FlashLog, LogOptions, LogReport
 

@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 import click
 
 from swapio.area import SwapArea
-from swapio.cli.output import emit_json, stderr_is_tty
 from swapio.errors import SwapioError
+from swapio.output import emit_json, stderr_is_tty
 from swapio.plugins import PluginHost
 from swapio_mdraid import _locate
 from swapio_mdraid._examine import examine_json, examine_lines

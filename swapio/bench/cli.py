@@ -10,20 +10,21 @@ knows one with an export) and against the in-process peers, each workload capped
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import click
 
+from swapio.area import check_page_size
 from swapio.bench import nfs_peers, render
 from swapio.bench import plot as plotting
 from swapio.bench.peers import ALL_PEERS, INTERNAL_PEERS, NFS_PEERS, RESYNC_PEERS
-from swapio.bench.results import Skipped, document
+from swapio.bench.results import Result, Skipped, document
 from swapio.bench.runner import BUILTIN_PLACES, WORKLOADS, Plan, bench_placer, run_plan
 from swapio.bench.workloads import BenchConfig
-from swapio.errors import UsageError
+from swapio.errors import BackendIOError, UsageError
+from swapio.output import emit_json
 from swapio.plugins import PluginHost
 
 ENV_NFS = "SWAPIO_BENCH_NFS"
@@ -241,6 +242,10 @@ def bench(
         installed = {b.info.name for b in host.backends()}
         if "nfs" in installed:
             nfs = found = nfs_peers.discover()
+    check_page_size(page_size)
+    if plot_path:
+        plotting.check_available()
+        plotting.check_target(plot_path)
     plan, skipped = build_plan(
         host,
         _names(backends),
@@ -251,8 +256,6 @@ def bench(
         nfs,
         directory,
     )
-    if plot_path:
-        plotting.check_available()
     cfg = BenchConfig(
         pages=pages,
         page_size=page_size,
@@ -272,14 +275,13 @@ def bench(
     skipped.extend(more_skipped)
     for warning in meta.get("warnings", []):
         click.echo(f"swapio bench: warning: {warning}", err=True)
-    if plot_path:
-        plotting.plot(results, plan.workloads, plot_path)
     if found is not None:
         meta["nfs_url"] = found
         meta["nfs_discovered"] = True
         click.echo(f"swapio bench: nfs: using {found} (found through rpcbind)", err=True)
     if as_json:
-        click.echo(json.dumps(document(results, skipped, meta), indent=2))
+        emit_json(document(results, skipped, meta))
+        _finish(results, plan.workloads, plot_path)
         return
     machine = meta["machine"]
     click.echo(
@@ -295,5 +297,14 @@ def bench(
         click.echo("\n" + ratios)
     if skipped:
         click.echo("\n" + render.skipped_lines(skipped))
+    _finish(results, plan.workloads, plot_path)
     if plot_path:
         click.echo(f"\nplot written to {plot_path}")
+
+
+def _finish(results: list[Result], workloads: Sequence[str], plot_path: str | None) -> None:
+    """After the results are out: draw the plot; fail if nothing could be measured."""
+    if plot_path:
+        plotting.plot(results, workloads, plot_path)
+    if not results:
+        raise BackendIOError("nothing was measured: every target was skipped (reasons above)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +26,17 @@ def _pyplot() -> Any:
 def check_available() -> None:
     """Raise :class:`UsageError` now, before a long run, if matplotlib is missing."""
     _pyplot()
+
+
+def check_target(path: str) -> None:
+    """Raise :class:`UsageError` now, before a long run, if ``path`` cannot be written."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise UsageError(f"--plot {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"--plot {path}: directory {parent} is not writable")
+    if os.path.isdir(path):
+        raise UsageError(f"--plot {path}: is a directory")
 
 
 def plot(results: Sequence[Result], workloads: Sequence[str], path: str) -> None:

@@ -15,8 +15,8 @@ from typing import Any, BinaryIO, TypeVar
 import click
 
 from swapio.area import DEFAULT_PAGE_SIZE, CreateRequest, SwapArea, check_page_size
-from swapio.cli.output import emit_bytes, emit_json, say
 from swapio.errors import AreaError, PageSizeError, UsageError
+from swapio.output import emit_bytes, emit_json, say
 from swapio.plugins import PluginHost
 
 T = TypeVar("T")

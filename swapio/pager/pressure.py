@@ -207,9 +207,15 @@ async def run_pressure(
                 break
     snap = pool.snapshot()
     pager_stats = pager.stats()
-    # the pager first: it waits for its page I/O, which only an open scheduler completes
-    await pager.close()
-    await sched.aclose()
+    if stall_report is None:
+        # the pager first: it waits for its page I/O, which only an open scheduler completes
+        await pager.close()
+        await sched.aclose()
+    else:
+        # stalled page I/O waits on the pool; closing the scheduler settles it (with
+        # SchedulerClosedError), after which the pager's close returns at once
+        await sched.aclose()
+        await pager.close()
     await area.deactivate()
     return PressureResult(
         reserve_enabled=reserve,

@@ -258,3 +258,15 @@ def test_repeat_reports_the_median_run(cli: click.Group) -> None:
     runs = r["runs_pages_per_s"]
     assert len(runs) == 3
     assert r["pages_per_s"] == sorted(runs)[1]
+
+
+def test_bad_page_size_is_refused_before_running(cli: click.Group) -> None:
+    result = run(cli, "--page-size", "1000", "--backend", "memory")
+    assert result.exit_code == 2
+    assert "power of two" in result.output
+
+
+def test_unwritable_plot_path_is_refused_before_running(cli: click.Group) -> None:
+    result = run(cli, "--backend", "memory", "--plot", "/nonexistent-dir/x.png")
+    assert result.exit_code == 2
+    assert "does not exist" in result.output

@@ -1,4 +1,4 @@
-"""Output helpers: one JSON document on stdout for ``--json``, human text otherwise.
+"""Writing command output: one JSON document for ``--json``, human text otherwise.
 
 Every write to stdout goes through here so that a closed or full stdout (``>&-``,
 ``>/dev/full``) is one clear error line and a non-zero exit, not a traceback and not a
