@@ -38,6 +38,8 @@ def start_server(token: str) -> tuple[subprocess.Popen[str], str]:
     line = proc.stdout.readline()  # "listening on http://127.0.0.1:PORT"
     if not line.startswith("listening on "):
         proc.kill()
+        proc.wait()
+        proc.stdout.close()
         raise SystemExit(f"page server did not start: {line!r}")
     return proc, line.split()[-1]
 
@@ -78,6 +80,8 @@ async def main(pages: int, resident: int) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+        if proc.stdout is not None:
+            proc.stdout.close()
         print(f"page server stopped (exit status {proc.returncode})")
 
 
