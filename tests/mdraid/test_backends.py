@@ -10,39 +10,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from swapio_mdraid import Bitmap
 from swapio_mdraid._mirror import Mirror
-from swapio_nfs.ganesha import GaneshaError, GaneshaServer
+from swapio_nfs.ganesha import GaneshaServer
 
 from swapio.area import CreateRequest
 from swapio.plugins import PluginHost
 from tests.mdraid.helpers import PAGE, cli, mirror_url, page
 
 PAGES = 64  # 256 KiB legs, 4 chunks of 64 KiB
-
-
-@pytest.fixture(scope="module")
-def ganesha() -> Iterator[GaneshaServer]:
-    root = Path(tempfile.mkdtemp(prefix="swapio-mdraid-ganesha-"))
-    root.chmod(0o755)
-    try:
-        server = GaneshaServer(root)
-        server.start()
-    except GaneshaError as exc:
-        shutil.rmtree(root, ignore_errors=True)
-        pytest.fail(f"nfs-ganesha could not start: {exc}", pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def crash_with_dirty_chunks(url: str) -> None:
