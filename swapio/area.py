@@ -259,6 +259,24 @@ class SwapArea:
         if self._inflight == 0:
             self._idle.set()
 
+    async def _split(
+        self,
+        op: Callable[[SwapArea, int, Sequence[Any]], Awaitable[None]],
+        slot: int,
+        pages: Sequence[Any],
+        step: int,
+    ) -> None:
+        """Call the owner's ``op`` once per ``step`` pages, counting the request in flight."""
+        self._enter()
+        try:
+            if len(pages) <= step:
+                await op(self, slot, pages)
+            else:
+                for i in range(0, len(pages), step):
+                    await op(self, slot + i, pages[i : i + step])
+        finally:
+            self._leave()
+
     async def swap_out(self, slot: int, pages: Sequence[PageBuffer]) -> None:
         """Write ``pages`` to consecutive slots from ``slot``.
 
@@ -275,16 +293,7 @@ class SwapArea:
                     f"swap_out to {self.location}: buffer of {memoryview(page).nbytes} bytes, "
                     f"expected {size}"
                 )
-        step = info.capabilities.max_pages_per_request
-        self._enter()
-        try:
-            if len(pages) <= step:
-                await self._ops.swap_out(self, slot, pages)
-            else:
-                for i in range(0, len(pages), step):
-                    await self._ops.swap_out(self, slot + i, pages[i : i + step])
-        finally:
-            self._leave()
+        await self._split(self._ops.swap_out, slot, pages, info.capabilities.max_pages_per_request)
 
     async def swap_in(self, slot: int, pages: Sequence[memoryview]) -> None:
         """Fill each writable ``page_size`` view from consecutive slots starting at ``slot``."""
@@ -296,16 +305,7 @@ class SwapArea:
                     f"swap_in from {self.location}: need writable buffers of {size} bytes, "
                     f"got {'read-only ' if view.readonly else ''}{view.nbytes} bytes"
                 )
-        step = info.capabilities.max_pages_per_request
-        self._enter()
-        try:
-            if len(pages) <= step:
-                await self._ops.swap_in(self, slot, pages)
-            else:
-                for i in range(0, len(pages), step):
-                    await self._ops.swap_in(self, slot + i, pages[i : i + step])
-        finally:
-            self._leave()
+        await self._split(self._ops.swap_in, slot, pages, info.capabilities.max_pages_per_request)
 
     async def discard(self, slot: int, count: int = 1) -> None:
         """Tell the store the slots' contents are no longer needed."""

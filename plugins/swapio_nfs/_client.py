@@ -271,29 +271,7 @@ class NfsClient:
 
         The reply's data is copied out of its pool buffer, which is released before return.
         """
-        count = dest.nbytes
-        delay = JUKEBOX_DELAY
-        for attempt in range(JUKEBOX_RETRIES + 1):
-            with await self._pick().call(
-                NFS_PROG,
-                NFS_VERS,
-                NfsProc.READ,
-                encode_read_args(fh, offset, count),
-                cred=self.cred,
-                program="NFS READ",
-                reply_size=count + READ_REPLY_OVERHEAD,
-            ) as res:
-                try:
-                    n, eof, data = decode_read_data(res.results, count)
-                except NfsJukeboxError:
-                    if attempt == JUKEBOX_RETRIES:
-                        raise
-                else:
-                    dest[:n] = data
-                    return n, eof
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, JUKEBOX_DELAY_MAX)
-        raise AssertionError("unreachable")
+        return await self.read_pages(fh, offset, [dest])
 
     async def read_pages(
         self, fh: bytes, offset: int, pages: Sequence[memoryview]
@@ -302,8 +280,6 @@ class NfsClient:
 
         Returns ``(count, eof)``; bytes past ``count`` are left untouched.
         """
-        if len(pages) == 1:
-            return await self.read_into(fh, offset, pages[0])
         total = sum(p.nbytes for p in pages)
         delay = JUKEBOX_DELAY
         for attempt in range(JUKEBOX_RETRIES + 1):
