@@ -11,9 +11,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from swapio.errors import LocationError
+from swapio.errors import LocationError, UsageError
+
+if TYPE_CHECKING:
+    from swapio.area import CreateRequest
+
+#: The URL parameter naming an area's page (slot) size, for every backend that takes one.
+PAGE_SIZE_PARAM = "page_size"
 
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
 _MAX_PORT = 65535
@@ -118,3 +125,45 @@ class Location:
 
     def __str__(self) -> str:
         return self.url
+
+
+def url_page_size(location: Location) -> int | None:
+    """The page size the URL names (``?page_size=N``), checked; ``None`` if it names none.
+
+    Raises :class:`~swapio.errors.LocationError` for a non-integer and
+    :class:`~swapio.errors.PageSizeError` for a size that is not a power of two in
+    [512, 1 MiB].
+    """
+    from swapio.area import check_page_size  # noqa: PLC0415 - swapio.area imports this module
+
+    size = location.query_int(PAGE_SIZE_PARAM, None, minimum=1)
+    return None if size is None else check_page_size(size)
+
+
+def area_page_size(location: Location, create: CreateRequest | None) -> int:
+    """The page size of the area at ``location``: the one rule every backend follows.
+
+    * **Opening** an existing store (``create is None``): the URL's ``page_size``, else
+      :data:`~swapio.area.DEFAULT_PAGE_SIZE` (4096).  A headerless store (a file, an NFS
+      file, a flashlog swap file) cannot tell its own page size; the URL is the only record.
+    * **Creating** (``create`` given): ``create.page_size``.  A URL that *also* names a
+      ``page_size`` must name the same one, else :class:`~swapio.errors.UsageError` naming
+      both — never one silently winning, because the area would later be reopened (from the
+      same URL) with the other size.
+
+    The result is always a power of two in [512, 1 MiB] (``CreateRequest`` checks its own;
+    the URL's is checked here).  Front ends that build a :class:`~swapio.area.CreateRequest`
+    from a URL the user typed should take the size from :func:`url_page_size` when the user
+    gave none, so ``swapio create 'file:///x?page_size=8192' --pages 4`` just works.
+    """
+    from swapio.area import DEFAULT_PAGE_SIZE  # noqa: PLC0415 - swapio.area imports this module
+
+    named = url_page_size(location)
+    if create is None:
+        return DEFAULT_PAGE_SIZE if named is None else named
+    if named is not None and named != create.page_size:
+        raise UsageError(
+            f"{location.url}: page size {create.page_size} asked for the new area differs "
+            f"from the URL's {PAGE_SIZE_PARAM}={named}"
+        )
+    return create.page_size

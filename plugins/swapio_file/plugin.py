@@ -12,17 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import swapio
-from swapio.area import (
-    DEFAULT_PAGE_SIZE,
-    Capabilities,
-    PageBuffer,
-    SwapArea,
-    SwapInfo,
-    check_page_size,
-)
-from swapio.errors import LocationError, UsageError
+from swapio.area import Capabilities, PageBuffer, SwapArea, SwapInfo
+from swapio.errors import LocationError
+from swapio.location import area_page_size
+from swapio.owner import OwnerThread
 from swapio_file.store import FileStore, create_store, open_store
-from swapio_file.worker import OwnerThread
 
 VERSION = "0.1.0"
 PARAMS = frozenset({"page_size", "durable"})
@@ -62,18 +56,11 @@ async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
         return None
     path = _path(area)
     durable = area.location.query_bool("durable", False)
-    query_size = area.location.query_int("page_size", None, minimum=1)
+    page_size = area_page_size(area.location, area.create)
     if area.create is not None:
-        if query_size is not None and query_size != area.create.page_size:
-            raise UsageError(
-                f"page size {area.create.page_size} differs from the URL's page_size={query_size}"
-            )
-        create = area.create
-        store = await loop.run_in_executor(
-            None, create_store, path, create.pages, create.page_size, durable
-        )
+        pages = area.create.pages
+        store = await loop.run_in_executor(None, create_store, path, pages, page_size, durable)
     else:
-        page_size = check_page_size(query_size or DEFAULT_PAGE_SIZE)
         store = await loop.run_in_executor(None, open_store, path, page_size, durable)
     return SwapInfo(
         pages=store.pages,

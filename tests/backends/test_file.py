@@ -19,6 +19,7 @@ from swapio.errors import (
     LocationError,
     PageSizeError,
     ReadOnlyAreaError,
+    UsageError,
 )
 from swapio.testing import BackendTests, page_pattern
 
@@ -83,6 +84,15 @@ async def test_page_size_comes_from_the_url(host: PluginHost, tmp_path: Path) ->
     await area.deactivate()
     with pytest.raises(PageSizeError):
         await host.activate(f"file://{path}?page_size=1000")
+
+
+async def test_create_with_a_different_url_page_size_is_refused_and_creates_nothing(
+    host: PluginHost, tmp_path: Path
+) -> None:
+    path = tmp_path / "c"
+    with pytest.raises(UsageError, match="page_size=8192"):
+        await host.activate(f"file://{path}?page_size=8192", create=CreateRequest(4, 4096))
+    assert not path.exists()
 
 
 async def test_missing_file_directory_and_unknown_parameter(
@@ -170,7 +180,7 @@ async def test_block_device_area(host: PluginHost, loop_device: str) -> None:
 async def test_one_thread_hop_per_request(
     host: PluginHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from swapio_file.worker import OwnerThread
+    from swapio.owner import OwnerThread
 
     area = await host.activate(f"file://{tmp_path}/s", create=CreateRequest(pages=128))
     hops = 0

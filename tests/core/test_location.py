@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from swapio.errors import LocationError
-from swapio.location import Location
+from swapio.area import CreateRequest
+from swapio.errors import LocationError, PageSizeError, UsageError
+from swapio.location import Location, area_page_size, url_page_size
 
 
 def test_parses_nfs_url_with_ports() -> None:
@@ -46,3 +47,39 @@ def test_unknown_parameters_are_named() -> None:
     loc = Location.parse("file:///x?pagesize=4096")
     with pytest.raises(LocationError, match="pagesize"):
         loc.check_query({"page_size"})
+
+
+# --- the page-size rule (swapio.location.area_page_size) --------------------------------
+
+
+def test_opening_without_a_url_page_size_uses_the_default() -> None:
+    assert area_page_size(Location.parse("file:///x"), None) == 4096
+
+
+def test_opening_uses_the_url_page_size() -> None:
+    assert area_page_size(Location.parse("nfs://h/e/f?page_size=8192"), None) == 8192
+
+
+@pytest.mark.parametrize("size", ["1000", "256", str(2 << 20)])
+def test_a_url_page_size_that_is_not_a_power_of_two_in_range_is_refused(size: str) -> None:
+    with pytest.raises(PageSizeError, match=size):
+        area_page_size(Location.parse(f"file:///x?page_size={size}"), None)
+
+
+def test_creating_without_a_url_page_size_uses_the_requested_one() -> None:
+    assert area_page_size(Location.parse("file:///x"), CreateRequest(4, 16384)) == 16384
+
+
+def test_creating_with_the_same_url_page_size_is_accepted() -> None:
+    loc = Location.parse("file:///x?page_size=512")
+    assert area_page_size(loc, CreateRequest(4, 512)) == 512
+
+
+def test_creating_with_a_different_url_page_size_names_both() -> None:
+    loc = Location.parse("flashlog:///img?page_size=8192")
+    with pytest.raises(UsageError, match=r"page size 4096 .* page_size=8192"):
+        area_page_size(loc, CreateRequest(4, 4096))
+
+
+def test_url_page_size_is_none_when_the_url_names_none() -> None:
+    assert url_page_size(Location.parse("file:///x?durable=1")) is None
