@@ -29,6 +29,20 @@ Default watermarks, for a budget of ``B`` pages of ``P`` bytes (all overridable)
   ``watermark_scale_factor = 10``; ``low = min + gap``, ``high = min + 2*gap``.
 * ``dirty_ratio = 20``, ``dirty_background_ratio = 10`` (the Linux sysctl defaults).
 
+**Bounded by default.**  :meth:`PagePool.default` (what a :class:`~swapio.plugins.PluginHost`
+hands every area it activates without an explicit pool) has a budget of an eighth of physical
+memory, clamped to 64 MiB .. 1 GiB, with the derived watermarks above, so the reserve and the
+watermark waits are live in normal use.  :meth:`PagePool.for_resident` sizes a pool for a
+pager: the resident set plus *min*, with area reserves added on top of the budget (the pager
+keeps its frames; the reserve is extra), so a pager whose frames are all in use leaves exactly
+the reserve — the situation the swap-over-NFS reserve exists for.
+
+**Allocation floors** (``__zone_watermark_ok`` with the ``ALLOC_WMARK_*`` flags): an ordinary
+allocation may leave the pool at *low* (the fast path); a page-fault frame may go down to *min*
+(``__alloc_pages_slowpath`` retries with ``ALLOC_WMARK_MIN`` after waking kswapd); memalloc work
+may go below *min* into the reserve (``ALLOC_NO_WATERMARKS``), marked ``pfmemalloc``.  With the
+reserve disabled memalloc work stops at *min*, like everyone else in the slow path.
+
 The pool is single-threaded: every method must be called from the event loop's thread.
 """
 
@@ -36,6 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,6 +79,10 @@ _WATERMARK_SCALE_DIVISOR = 10000
 _MIN_PAGES_BUDGET_DIVISOR = 8
 _DEFAULT_DIRTY_RATIO = 20
 _DEFAULT_DIRTY_BACKGROUND_RATIO = 10
+#: The default pool's budget: this share of physical memory, clamped to the bounds below.
+_DEFAULT_BUDGET_DIVISOR = 8
+_DEFAULT_BUDGET_FLOOR = 64 << 20
+_DEFAULT_BUDGET_CEIL = 1 << 30
 
 
 def derive_watermarks(budget_pages: int, page_size: int) -> tuple[int, int, int]:
@@ -220,6 +239,9 @@ class PagePool:
     :param dirty_ratio: dirty cap, percent of ``budget - min`` (``vm.dirty_ratio``).
     :param dirty_background_ratio: background writeback threshold (``vm.dirty_background_ratio``).
     :param wait_timeout: default timeout of every wait, seconds; ``math.inf`` waits forever.
+    :param reserve_on_top: True grows the budget by whatever areas add to the reserve (and
+        shrinks it when they remove it), so the pages above the reserve stay the same; used
+        by :meth:`for_resident`.
     """
 
     def __init__(
@@ -234,6 +256,7 @@ class PagePool:
         dirty_ratio: int = _DEFAULT_DIRTY_RATIO,
         dirty_background_ratio: int = _DEFAULT_DIRTY_BACKGROUND_RATIO,
         wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+        reserve_on_top: bool = False,
         _unbounded: bool = False,
     ) -> None:
         _check_positive("page_size", page_size)
@@ -251,6 +274,7 @@ class PagePool:
         self.budget_pages = budget_pages
         self.reserve_enabled = reserve_enabled
         self.wait_timeout = wait_timeout
+        self.reserve_on_top = reserve_on_top
         if _unbounded:
             base_min = base_low = base_high = 0
             for name, value in (("min", min_pages), ("low", low_pages), ("high", high_pages)):
@@ -313,8 +337,44 @@ class PagePool:
 
     @classmethod
     def unbounded(cls, page_size: int = 4096) -> PagePool:
-        """A pool that only keeps accounts and never waits: the default for an area."""
+        """A pool that only keeps accounts and never waits (explicit opt-out of the budget:
+        no watermarks, no reserve; never what swapio picks by itself)."""
         return cls(0, page_size, _unbounded=True)
+
+    @classmethod
+    def default(cls, page_size: int = 4096, **kwargs: Any) -> PagePool:
+        """The pool an area gets when the caller passes none: bounded, derived watermarks.
+
+        The budget is an eighth of physical memory clamped to 64 MiB .. 1 GiB (a share of
+        RAM the way ``min_free_kbytes`` is derived from it); see the module docstring.
+        """
+        try:
+            phys = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError):  # pragma: no cover - every Linux has both
+            phys = _DEFAULT_BUDGET_CEIL * _DEFAULT_BUDGET_DIVISOR
+        budget = min(
+            max(phys // _DEFAULT_BUDGET_DIVISOR, _DEFAULT_BUDGET_FLOOR), _DEFAULT_BUDGET_CEIL
+        )
+        return cls.of_bytes(budget, page_size, **kwargs)
+
+    @classmethod
+    def for_resident(cls, resident_pages: int, page_size: int = 4096, **kwargs: Any) -> PagePool:
+        """A pool for a pager of ``resident_pages`` frames: budget = frames + derived *min*.
+
+        Watermarks are derived from that budget (module docstring); areas activated on it add
+        their reserve need on top (``reserve_on_top``).  Once every frame is in use only the
+        reserve is left, so writing a page out must come from the reserve — exactly the case
+        the memalloc reserve exists for.
+        """
+        _check_positive("resident_pages", resident_pages)
+        budget = resident_pages + 1
+        while True:  # min grows with the budget; a few rounds reach the fixed point
+            min_pages = derive_watermarks(budget, page_size)[0]
+            need = resident_pages + max(min_pages, 1)
+            if need <= budget:
+                break
+            budget = need
+        return cls(budget, page_size, reserve_on_top=True, **kwargs)
 
     # ----------------------------------------------------------------- geometry
     @property
@@ -403,7 +463,9 @@ class PagePool:
                 f"reserve adjustment {delta_pages:+d} would leave the area reserve at {new_area} "
                 f"pages; only {self._area_reserve} page(s) were reserved"
             )
-        if not self._unbounded:
+        if self.reserve_on_top and not self._unbounded:
+            self.budget_pages += delta_pages
+        elif not self._unbounded:
             new_min = self._base_min + new_area
             if new_min + self._gap_low >= self.budget_pages:
                 raise MemoryPressureError(
@@ -415,10 +477,20 @@ class PagePool:
         self._wake()
 
     # ----------------------------------------------------------------- allocation
-    def try_alloc(self, nbytes: int) -> PoolBuffer | None:
-        """Allocate without waiting (``kmalloc_reserve`` with ``GFP_NOWAIT``); None on failure."""
+    def try_alloc(self, nbytes: int, *, to_min: bool = False) -> PoolBuffer | None:
+        """Allocate without waiting (``kmalloc_reserve`` with ``GFP_NOWAIT``); None on failure.
+
+        ``to_min`` lets an ordinary allocation go down to *min* instead of *low* (the slow
+        path's ``ALLOC_WMARK_MIN``, used for page-fault frames); it wakes kswapd when it
+        takes pages below *low*.
+        """
         pages = self._check_request(nbytes)
-        return self._grant(pages, nbytes, in_memalloc())
+        memalloc = in_memalloc()
+        buf = self._grant(pages, nbytes, memalloc)
+        slow_path = buf is None and to_min and not memalloc and not self._unbounded
+        if slow_path and self.free_pages - pages >= self.min_pages:
+            buf = self._lend(pages, nbytes, False)
+        return buf
 
     async def alloc(self, nbytes: int, *, timeout: float | None = None) -> PoolBuffer:
         """Allocate ``nbytes`` with ``kmalloc_reserve`` semantics, waiting if needed.
@@ -487,14 +559,6 @@ class PagePool:
                 f"{self.budget_pages} pages"
             )
         return pages
-
-    def _floor_for(self, memalloc: bool) -> tuple[int, bool]:
-        """Lowest free count an allocation may leave, and whether reaching it dips."""
-        if not memalloc:
-            return self.low_pages, False
-        if self.reserve_enabled:
-            return 0, True
-        return self.min_pages, False
 
     def _grant(self, pages: int, nbytes: int, memalloc: bool) -> PoolBuffer | None:
         if self._unbounded:
