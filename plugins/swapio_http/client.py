@@ -5,7 +5,10 @@ frames of one call go out concurrently over up to ``connections`` reused connect
 (HTTP/1.1 keep-alive; aiohttp does not pipeline on one connection, so parallel connections
 play that part).  Request and receive buffers come from the area's page pool, so under
 memory pressure a swap-out in memalloc context draws on the reserve the area declared at
-activation (``Capabilities.reserve_pages_per_request``), and ordinary traffic waits.  In
+activation (``Capabilities.reserve_pages_per_request``), and ordinary traffic waits.  A
+reply is received as on a ``SOCK_MEMALLOC`` socket: into a buffer that may come from the
+reserve, kept only by memalloc work; other work drops it, waits for memory and asks again
+(:meth:`PageClient._exchange`).  In
 memalloc context the frames of a call are at most ``MEMALLOC_FRAME_PAGES`` pages and are sent
 one after another, which is what keeps the declared reserve small and sufficient.
 
@@ -20,10 +23,11 @@ When some frames of a call fail (server killed, connection reset, timeout), the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import ssl
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -43,8 +47,8 @@ from swapio.errors import (
     SwapTimeoutError,
 )
 from swapio.location import Location
-from swapio.memalloc import in_memalloc
-from swapio.pool import PagePool
+from swapio.memalloc import in_memalloc, memalloc
+from swapio.pool import PagePool, PoolBuffer
 
 from ._api import AREAS_PREFIX, AreaDescription, CreateBody, ErrorBody, check_area_name
 from ._wire import (
@@ -215,7 +219,20 @@ class ClientOptions:
         return f"{self.base_url}{AREAS_PREFIX}{self.area}"
 
 
+#: HTTP statuses, then error codes, that map to a specific swapio error (else PageServerError).
+_ERROR_BY_STATUS: Final[dict[int, type[SwapioError]]] = {
+    404: AreaNotFoundError,
+    409: AreaExistsError,
+    416: SlotRangeError,
+}
+_ERROR_BY_CODE: Final[dict[str, type[SwapioError]]] = {
+    "page-size": PageSizeError,
+    "inactive": AreaInactiveError,
+}
+
+
 async def _error_from(response: aiohttp.ClientResponse, what: str) -> SwapioError:
+    """The swapio error for an HTTP error answer (the one place statuses are mapped)."""
     raw = await response.read()
     try:
         doc: object = json.loads(raw) if raw else None
@@ -223,18 +240,61 @@ async def _error_from(response: aiohttp.ClientResponse, what: str) -> SwapioErro
         doc = None
     body = ErrorBody.from_json(doc, response.status)
     message = f"{what}: page server said {response.status} {body.code}: {body.message}"
-    status = response.status
-    if status == 404:
-        return AreaNotFoundError(message)
-    if status == 409:
-        return AreaExistsError(message)
-    if status == 416:
-        return SlotRangeError(message)
-    if body.code == "page-size":
-        return PageSizeError(message)
-    if body.code == "inactive":
-        return AreaInactiveError(message)
-    return PageServerError(message, status=status, code=body.code)
+    kind = _ERROR_BY_STATUS.get(response.status) or _ERROR_BY_CODE.get(body.code)
+    if kind is not None:
+        return kind(message)
+    return PageServerError(message, status=response.status, code=body.code)
+
+
+@contextlib.contextmanager
+def _transport_errors(what: str, timeout: float) -> Iterator[None]:
+    """Map the transport's failures (the one place they are mapped): a timeout is
+    :class:`SwapTimeoutError`, any other aiohttp client error :class:`BackendIOError`."""
+    try:
+        yield
+    except TimeoutError:
+        raise SwapTimeoutError(f"{what}: no answer within {timeout} s") from None
+    except aiohttp.ClientError as exc:
+        raise BackendIOError(f"{what}: {type(exc).__name__}: {exc}", detail=exc) from None
+
+
+class _ReplyDropped(Exception):
+    """A reply landed in a reserve buffer but the work it belongs to is not memalloc work."""
+
+
+class _Body:
+    """Reads a response body chunk by chunk into caller-supplied buffers."""
+
+    def __init__(self, response: aiohttp.ClientResponse, expect: int, what: str) -> None:
+        self._chunks = response.content.iter_chunks()
+        self._content = response.content
+        self._pending = memoryview(b"")
+        self._got = 0
+        self._expect = expect
+        self._what = what
+
+    async def read_into(self, view: memoryview) -> None:
+        """Fill ``view`` completely from the body; a short body is a protocol error."""
+        need, filled = view.nbytes, 0
+        while filled < need:
+            if not self._pending:
+                try:
+                    chunk, _ = await anext(self._chunks)
+                except StopAsyncIteration:
+                    raise RemoteProtocolError(
+                        f"{self._what}: response truncated at {self._got + filled} of "
+                        f"{self._expect} bytes"
+                    ) from None
+                self._pending = memoryview(chunk)
+            take = min(need - filled, self._pending.nbytes)
+            view[filled : filled + take] = self._pending[:take]
+            self._pending = self._pending[take:]
+            filled += take
+        self._got += need
+
+    async def check_end(self) -> None:
+        if self._pending.nbytes or await self._content.read(1):
+            raise RemoteProtocolError(f"{self._what}: response longer than {self._expect} bytes")
 
 
 class PageClient:
@@ -249,6 +309,8 @@ class PageClient:
         self._pending: deque[_Frame] = deque()
         self._flush_scheduled = False
         self._groups: set[asyncio.Future[None]] = set()
+        #: Replies dropped by the SOCK_MEMALLOC rule (and asked for again).
+        self.replies_dropped = 0
 
     @property
     def frame_pages(self) -> int:
@@ -280,17 +342,13 @@ class PageClient:
 
     async def _call(self, method: str, url: str, what: str, **kwargs: Any) -> Any:
         session = self._open_session()
-        try:
+        with _transport_errors(what, self.options.timeout):
             async with session.request(method, url, **kwargs) as response:
                 if response.status >= 400:
                     raise await _error_from(response, what)
                 if response.status == 204:
                     return None
                 return await response.json()
-        except TimeoutError:
-            raise SwapTimeoutError(f"{what}: no answer within {self.options.timeout} s") from None
-        except aiohttp.ClientError as exc:
-            raise BackendIOError(f"{what}: {type(exc).__name__}: {exc}", detail=exc) from None
 
     async def open(self, create: CreateRequest | None) -> AreaDescription:
         """``PUT /areas/NAME``: attach to the area, creating it when ``create`` is given."""
@@ -319,10 +377,39 @@ class PageClient:
     # --- frames -----------------------------------------------------------------------
 
     async def _exchange(self, frames: list[_Frame], pool: PagePool) -> None:
-        """One POST carrying ``frames``; deliver SWAP_IN pages into their destinations.
+        """One POST carrying ``frames``, retried when its reply had to be dropped.
 
-        The request body and the receive buffer come from ``pool`` (in the caller's memalloc
-        context).  Any failure fails every frame of the request.
+        A reply is received like a packet on a ``SOCK_MEMALLOC`` socket: into a buffer the
+        receive path allocates without knowing whose reply it is, which may come from the
+        reserve (:meth:`_receive_buffer`).  Work that is not memalloc work may not keep such a
+        buffer (``sk_filter``): the reply is dropped, the client waits in its own context for
+        ordinary buffers to receive the reply into, and asks again (every frame is
+        idempotent: a write rewrites the same pages, a read reads them again).
+        """
+        ready: list[PoolBuffer] | None = None
+        try:
+            while True:
+                try:
+                    await self._exchange_once(frames, pool, ready)
+                    return
+                except _ReplyDropped:
+                    self.replies_dropped += 1
+                    if ready is None:
+                        ready = []
+                        for frame in frames:
+                            ready.append(await pool.alloc(frame.response_bytes))
+        finally:
+            for buf in ready or ():
+                buf.release()
+
+    async def _exchange_once(
+        self, frames: list[_Frame], pool: PagePool, ready: list[PoolBuffer] | None
+    ) -> None:
+        """Send ``frames`` in one POST; deliver SWAP_IN pages into their destinations.
+
+        The request body comes from ``pool`` in the caller's memalloc context; receive
+        buffers are ``ready`` (allocated by the caller) or allocated as the reply arrives.
+        Any failure fails every frame of the request.
         """
         first = frames[0].header
         what = (
@@ -338,72 +425,50 @@ class PageClient:
             offset = 0
             for frame in frames:
                 offset = frame.encode_into(view, offset)
-            async with session.post(
-                url, data=view, headers={"Content-Type": CONTENT_TYPE}
-            ) as response:
-                if response.status >= 400:
-                    raise await _error_from(response, what)
-                expect = sum(f.response_bytes for f in frames)
-                if response.content_length is not None and response.content_length != expect:
-                    raise RemoteProtocolError(
-                        f"{what}: response of {response.content_length} bytes, expected {expect}"
-                    )
-                await self._receive(response, frames, expect, pool, what)
-        except TimeoutError:
-            raise SwapTimeoutError(f"{what}: no answer within {self.options.timeout} s") from None
-        except aiohttp.ClientError as exc:
-            raise BackendIOError(f"{what}: {type(exc).__name__}: {exc}", detail=exc) from None
+            with _transport_errors(what, self.options.timeout):
+                async with session.post(
+                    url, data=view, headers={"Content-Type": CONTENT_TYPE}
+                ) as response:
+                    if response.status >= 400:
+                        raise await _error_from(response, what)
+                    expect = sum(f.response_bytes for f in frames)
+                    if response.content_length not in (None, expect):
+                        raise RemoteProtocolError(
+                            f"{what}: response of {response.content_length} bytes, "
+                            f"expected {expect}"
+                        )
+                    body = _Body(response, expect, what)
+                    for index, frame in enumerate(frames):
+                        buf = ready[index] if ready else await self._receive_buffer(pool, frame)
+                        try:
+                            if not buf.may_keep():
+                                raise _ReplyDropped  # SOCK_MEMALLOC rule (sk_filter)
+                            await body.read_into(buf.view)
+                            frame.deliver(buf.view, 0)
+                        finally:
+                            if not ready:
+                                buf.release()
+                    await body.check_end()
         finally:
             request.release()
 
-    async def _receive(
-        self,
-        response: aiohttp.ClientResponse,
-        frames: list[_Frame],
-        expect: int,
-        pool: PagePool,
-        what: str,
-    ) -> None:
-        if all(f.header.op is not Op.SWAP_IN for f in frames):
-            raw = await response.read()
-            if len(raw) != expect:
-                raise RemoteProtocolError(
-                    f"{what}: response of {len(raw)} bytes, expected {expect}"
-                )
-            offset = 0
-            for frame in frames:
-                offset = frame.deliver(memoryview(raw), offset)
-            return
-        # One receive buffer per frame, filled as the response streams in: the largest
-        # allocation is one frame, however many frames share the request (an ordinary
-        # allocation larger than the pool's headroom above *low* could never be granted).
-        chunks = response.content.iter_chunks()
-        pending = memoryview(b"")
-        got = 0
-        for frame in frames:
-            need = frame.response_bytes
-            with await pool.alloc(need) as buf:
-                filled = 0
-                while filled < need:
-                    if not pending:
-                        try:
-                            chunk, _ = await anext(chunks)
-                        except StopAsyncIteration:
-                            raise RemoteProtocolError(
-                                f"{what}: response truncated at {got + filled} of {expect} bytes"
-                            ) from None
-                        pending = memoryview(chunk)
-                    take = min(need - filled, pending.nbytes)
-                    buf.view[filled : filled + take] = pending[:take]
-                    pending = pending[take:]
-                    filled += take
-                got += need
-                if buf.pfmemalloc and not in_memalloc():
-                    # SOCK_MEMALLOC rule: reserve-backed data is only for memalloc work.
-                    raise BackendIOError(f"{what}: reserve-backed receive buffer refused")
-                frame.deliver(buf.view, 0)
-        if pending.nbytes or await response.content.read(1):
-            raise RemoteProtocolError(f"{what}: response longer than {expect} bytes")
+    @staticmethod
+    async def _receive_buffer(pool: PagePool, frame: _Frame) -> PoolBuffer:
+        """The receive path's buffer for ``frame``'s reply (``__netdev_alloc_skb``).
+
+        Allocated the way the network stack allocates for a ``SOCK_MEMALLOC`` socket: at
+        once, with the reserve allowed (``kmalloc_reserve`` from softirq context), because
+        the receive path does not know which work the reply belongs to.  Whether the reply
+        may be kept is decided afterwards, in the context of that work
+        (:meth:`PoolBuffer.may_keep`).  Only when even the reserve is exhausted does the
+        receive wait, in the caller's own context.  One buffer per frame: the largest
+        allocation is one frame's reply, however many frames share the request.
+        """
+        with memalloc():
+            buf = pool.try_alloc(frame.response_bytes)
+        if buf is None:
+            buf = await pool.alloc(frame.response_bytes)
+        return buf
 
     def _coalescable(self, count: int) -> bool:
         """Small frames outside memalloc context may share a request with others."""

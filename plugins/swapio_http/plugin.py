@@ -51,8 +51,10 @@ def _capabilities(client: PageClient, pool_page_size: int) -> Capabilities:
     assert client.description is not None
     desc = client.description
     frame_bytes = REQUEST_HEADER.size + client.memalloc_frame_pages * desc.page_size
-    # One frame's request (swap_out) or receive (swap_in) buffer, in pool pages.
-    frame_pool_pages = -(-frame_bytes // pool_page_size)
+    # A memalloc request holds two buffers at once: its request buffer and its reply's
+    # receive buffer.  One of them carries the frame's pages (the request of a swap_out, the
+    # reply of a swap_in); the other is a header alone, which fits one pool page.
+    frame_pool_pages = -(-frame_bytes // pool_page_size) + 1
     return Capabilities(
         durable=desc.durable,
         discard=desc.discard,
@@ -117,3 +119,11 @@ async def bench_location(host: PluginHost, uid: str, qd: int) -> AsyncIterator[s
             os.environ.pop(ENV_TOKEN, None)
         else:
             os.environ[ENV_TOKEN] = saved
+
+
+@swapio.hookimpl
+def swapio_bench() -> Sequence[object]:
+    """This backend's ``swapio bench`` targets (BenchTarget records; swapio_http.bench)."""
+    from swapio_http.bench import targets  # noqa: PLC0415 (imported only when the bench runs)
+
+    return targets()

@@ -78,9 +78,10 @@ async def test_declares_reserve_need_and_uses_the_pool(live_server: Any, token_e
         f"{live_server.url}/areas/res?frame_pages=8", create=CreateRequest(32, PAGE)
     )
     caps = area.capabilities
-    # One frame (header + 8 pages) rounds up to 9 pool pages; two memalloc requests.
-    assert (caps.reserve_pages_per_request, caps.memalloc_requests) == (9, 2)
-    assert pool.reserve_pages == base + 18
+    # One frame (header + 8 pages) rounds up to 9 pool pages, plus one page for the other
+    # buffer of the request (the reply header of a swap_out, the request of a swap_in).
+    assert (caps.reserve_pages_per_request, caps.memalloc_requests) == (10, 2)
+    assert pool.reserve_pages == base + 20
     with memalloc():
         await area.write(0, pattern(0) * 8)
     assert await area.read(0, 8) == pattern(0) * 8
@@ -301,12 +302,13 @@ async def test_memalloc_frames_are_capped_to_keep_the_reserve_small(token_env: s
     area = await PluginHost(pool=pool).activate(
         f"{server.url}/areas/cap?frame_pages=128", create=CreateRequest(256, PAGE)
     )
-    # 28-byte header + 32 pages -> 33 pool pages, whatever the ordinary frame size.
-    assert area.capabilities.reserve_pages_per_request == 33
+    # 28-byte header + 32 pages -> 33 pool pages, plus the reply's receive buffer (1 page),
+    # whatever the ordinary frame size.
+    assert area.capabilities.reserve_pages_per_request == 34
     data = b"".join(pattern(s) for s in range(100))
     with memalloc():
         await area.write(0, data)
-    assert pool.stats.peak_used_pages <= 33
+    assert pool.stats.peak_used_pages <= 34
     assert await area.read(0, 100) == data
     await area.deactivate()
     await server.stop()
