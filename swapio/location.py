@@ -62,8 +62,12 @@ class Location:
             raise LocationError(f"swap-area URL {url!r}: invalid scheme {parts.scheme!r}")
         if parts.fragment:
             raise LocationError(f"swap-area URL {url!r}: fragments (#...) are not allowed")
+        # A list of seed nodes (redis+cluster://HOST:PORT,HOST:PORT) is kept whole in ``host``
+        # (user info dropped) and ``port`` stays None: the owner plugin parses and checks it.
+        seeds = parts.netloc.rpartition("@")[2]
+        seed_list = "," in seeds
         try:
-            port = parts.port
+            port = None if seed_list else parts.port
         except ValueError as exc:
             raise LocationError(f"swap-area URL {url!r}: invalid port ({exc})") from None
         if port is not None and not 0 < port <= _MAX_PORT:
@@ -80,7 +84,7 @@ class Location:
         return cls(
             url=url,
             scheme=scheme,
-            host=parts.hostname or "",
+            host=seeds.lower() if seed_list else (parts.hostname or ""),
             port=port,
             path=unquote(parts.path),
             query=MappingProxyType(query),

@@ -1,0 +1,88 @@
+"""The ``redis`` backend: pages in Redis (``redis://``) or Redis Cluster (``redis+cluster://``).
+
+URL: ``redis://HOST[:PORT][/DB]?prefix=NAME`` or
+``redis+cluster://HOST:PORT[,HOST:PORT...]?prefix=NAME`` (``rediss`` for TLS with
+``cafile=``), options ``durable=1``, ``replicas=N``, ``timeout=S``, ``coalesce=0``,
+``rounds=N``.  The password comes from ``$SWAPIO_REDIS_PASSWORD`` or the file named by
+``$SWAPIO_REDIS_PASSWORD_FILE``, never from the URL.  See ``docs/redis.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import swapio
+from swapio.area import Capabilities, PageBuffer, SwapArea, SwapInfo
+
+from ._engine import MAX_KEYS_PER_COMMAND, MEMALLOC_PAGES
+from ._options import SCHEMES
+from ._store import QUEUE_DEPTH, RedisArea, activate
+
+VERSION = "0.1.0"
+#: Pages the core hands one call at most (4 stripe units: at most 4 nodes, 8 commands).
+MAX_PAGES_PER_REQUEST = 128
+#: Memalloc requests per area the reserve covers.
+MEMALLOC_REQUESTS = 2
+
+
+@swapio.hookimpl
+def swapio_backend() -> swapio.BackendInfo:
+    return swapio.BackendInfo(
+        name="redis",
+        version=VERSION,
+        schemes=SCHEMES,
+        summary="pages in Redis or Redis Cluster (sharded, replicated remote memory)",
+        capabilities=("durable", "discard", "create", "reserve"),
+    )
+
+
+def _capabilities(area: SwapArea, store: RedisArea) -> Capabilities:
+    # A memalloc request sends MEMALLOC_PAGES pages at a time, as commands of at most
+    # MAX_KEYS_PER_COMMAND pages, each charged to the pool while it is on the wire.
+    per_command = area.pool.pages_for(MAX_KEYS_PER_COMMAND * store.meta.page_size)
+    commands = -(-MEMALLOC_PAGES // MAX_KEYS_PER_COMMAND)
+    return Capabilities(
+        durable=store.options.durable,
+        discard=True,
+        max_pages_per_request=MAX_PAGES_PER_REQUEST,
+        queue_depth=QUEUE_DEPTH,
+        reserve_pages_per_request=per_command * commands,
+        memalloc_requests=MEMALLOC_REQUESTS,
+    )
+
+
+@swapio.hookimpl
+async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
+    if not activate:
+        store: RedisArea = area.private
+        await store.close()
+        return None
+    store = await _activate(area)
+    return SwapInfo(
+        pages=store.meta.pages,
+        page_size=store.meta.page_size,
+        capabilities=_capabilities(area, store),
+        private=store,
+    )
+
+
+async def _activate(area: SwapArea) -> RedisArea:
+    return await activate(area.location, area.create)
+
+
+@swapio.hookimpl
+async def swap_out(area: SwapArea, slot: int, pages: Sequence[PageBuffer]) -> None:
+    store: RedisArea = area.private
+    await store.engine.swap_out(area.pool, slot, pages)
+
+
+@swapio.hookimpl
+async def swap_in(area: SwapArea, slot: int, pages: Sequence[memoryview]) -> None:
+    store: RedisArea = area.private
+    await store.engine.swap_in(area.pool, slot, pages)
+
+
+@swapio.hookimpl
+async def swap_discard(area: SwapArea, slot: int, count: int) -> None:
+    store: RedisArea = area.private
+    await store.engine.discard(area.pool, slot, count)
