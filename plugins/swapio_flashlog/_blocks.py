@@ -45,6 +45,7 @@ class Block:
         "scrub",
         "start",
         "state",
+        "sum_entries",
         "sum_ok",
         "sum_size",
         "summarized",
@@ -64,6 +65,9 @@ class Block:
         self.pinned = 0  # live nodes that failed their CRC: the block may not be erased
         self.sum_size = 0
         self.sum_ok = True
+        #: Summary entries of the nodes programmed so far, encoded back to back (a write
+        #: head's summary is built as it fills, not when it closes).
+        self.sum_entries = bytearray()
 
     def gain(self, eb: int) -> int:
         """Bytes a collection of this block would free (its size less what stays live)."""

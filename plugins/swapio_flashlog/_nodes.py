@@ -306,6 +306,68 @@ def encode_inode(node: RawInode) -> bytes:
     return fixed + struct.pack("<II", crc32(node.data), crc32(fixed)) + node.data
 
 
+_INODE_FIXED = struct.Struct("<HHIIIIIHHIIIIIIIBBH")  # bytes 0..59: covered by node_crc
+_CRC_PAIR = struct.Struct("<II")
+_NODE_ACCURATE_INODE = NodeType.INODE
+
+
+def inode_header(
+    ino: int,
+    version: int,
+    mode: int,
+    isize: int,
+    offset: int,
+    dsize: int,
+    csize: int,
+    compr: int,
+    data_crc: int,
+    time: int = 0,
+) -> bytes:
+    """The 68-byte fixed part of a ``jffs2_raw_inode`` whose payload has ``data_crc``.
+
+    The append path's encoder: the caller places ``csize`` payload bytes right after it
+    (uid, gid, usercompr and flags are 0; atime = mtime = ctime = ``time``).  Equal to
+    ``encode_inode(node)[:68]`` for the same fields.
+    """
+    totlen = INODE_SIZE + csize
+    fixed = _INODE_FIXED.pack(
+        MAGIC,
+        _NODE_ACCURATE_INODE,
+        totlen,
+        _hdr_crc(_NODE_ACCURATE_INODE, totlen),
+        ino,
+        version,
+        mode,
+        0,
+        0,
+        isize,
+        time,
+        time,
+        time,
+        offset,
+        csize,
+        dsize,
+        compr,
+        0,
+        0,
+    )
+    return fixed + _CRC_PAIR.pack(data_crc, crc32(fixed))
+
+
+_HDR_CRCS: dict[tuple[int, int], int] = {}
+
+
+def _hdr_crc(nodetype: int, totlen: int) -> int:
+    """``hdr_crc`` of a node header (memoised: the append path uses a handful of sizes)."""
+    key = (nodetype, totlen)
+    value = _HDR_CRCS.get(key)
+    if value is None:
+        value = crc32(struct.pack("<HHI", MAGIC, nodetype, totlen))
+        if len(_HDR_CRCS) < 4096:
+            _HDR_CRCS[key] = value
+    return value
+
+
 def encode_dirent(node: Dirent) -> bytes:
     """Encode a ``jffs2_raw_dirent`` with its name (at most 254 bytes)."""
     if not 0 < len(node.name) <= MAX_NAME_LEN:
@@ -328,6 +390,16 @@ def encode_padding(totlen: int) -> bytes:
     if totlen < HEADER_SIZE or totlen % 4:
         raise NodeFormatError(f"padding of {totlen} bytes; expected a multiple of 4 >= 12")
     return _header(NodeType.PADDING, totlen) + b"\xff" * (totlen - HEADER_SIZE)
+
+
+def encode_sum_inode(ino: int, version: int, offset: int, totlen: int) -> bytes:
+    """A ``jffs2_sum_inode_flash`` entry for an inode node at ``offset`` in its block."""
+    return _SUM_INODE.pack(NodeType.INODE, ino, version, offset, totlen)
+
+
+def encode_entry(entry: SumEntry) -> bytes:
+    """One ``jffs2_sum_inode_flash`` / ``jffs2_sum_dirent_flash`` entry."""
+    return _encode_entry(entry)
 
 
 def _encode_entry(entry: SumEntry) -> bytes:
@@ -353,18 +425,33 @@ def encode_summary(summary: Summary) -> bytes:
     ``{offset, JFFS2_SUM_MAGIC}`` in the block's last 8 bytes.
     """
     entries = b"".join(_encode_entry(e) for e in summary.entries)
-    datasize = summary.totlen - SUMMARY_SIZE
-    if summary.totlen % 4 or datasize < len(entries) + SUM_MARKER_SIZE:
+    return encode_summary_entries(
+        entries,
+        len(summary.entries),
+        summary.totlen,
+        summary.offset,
+        summary.cln_mkr,
+        summary.padded,
+    )
+
+
+def encode_summary_entries(
+    entries: Buf, count: int, totlen: int, offset: int, cln_mkr: int, padded: int = 0
+) -> bytes:
+    """:func:`encode_summary` from ``count`` entries already encoded back to back (a write
+    head keeps them so, one :func:`encode_entry` per node as it is programmed)."""
+    datasize = totlen - SUMMARY_SIZE
+    if totlen % 4 or datasize < len(entries) + SUM_MARKER_SIZE:
         raise NodeFormatError(
-            f"summary of {len(entries)} entry bytes does not fit in {summary.totlen} bytes"
+            f"summary of {len(entries)} entry bytes does not fit in {totlen} bytes"
         )
     body = (
-        entries
+        bytes(entries)
         + b"\xff" * (datasize - len(entries) - SUM_MARKER_SIZE)
-        + _MARKER.pack(summary.offset, SUM_MAGIC)
+        + _MARKER.pack(offset, SUM_MAGIC)
     )
-    head = _header(NodeType.SUMMARY, summary.totlen)
-    fixed = head + struct.pack("<III", len(summary.entries), summary.cln_mkr, summary.padded)
+    head = _header(NodeType.SUMMARY, totlen)
+    fixed = head + struct.pack("<III", count, cln_mkr, padded)
     return fixed + struct.pack("<II", crc32(body), crc32(fixed)) + body
 
 

@@ -1,0 +1,128 @@
+"""Programming batches of nodes: one flash program per write head per request.
+
+The kernel's write path reserves space once for a run of nodes and writes them with one
+``mtd_writev`` (``jffs2_reserve_space`` + ``jffs2_flash_writev``); here the nodes of a
+request are laid out back to back in one scratch buffer — each padded with 0xFF to whole
+write units — and programmed into the write head with a single
+:meth:`~swapio_flashlog.device.FlashDevice.program`.  When the head fills, the batch
+continues in the next block (one program per block).  A power cut during the program
+leaves a prefix: the nodes before the cut are complete (each is checked by its CRCs), the
+one it hit is torn and ignored at mount, so each node — each page — reads back old or new.
+
+The scratch buffer comes from the caller (the plugin allocates it from the area's page
+pool, :mod:`swapio.pool`); a batch longer than the buffer is programmed in pieces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from swapio_flashlog._index import NodeRef, RefKind
+from swapio_flashlog._nodes import (
+    SUM_INODE_SIZE,
+    Buf,
+    encode_entry,
+    encode_sum_inode,
+    summary_span,
+)
+from swapio_flashlog._space import Head, Space
+from swapio_flashlog.device import FlashDevice
+
+Placed = Callable[[list["Pending"]], None]
+
+
+@dataclass(slots=True)
+class Pending:
+    """A node waiting to be programmed: its bytes (``parts``, ``totlen`` in all) and the
+    reference the index will hold; ``origin`` is the node a GC copy replaces."""
+
+    ref: NodeRef
+    parts: tuple[Buf, ...]
+    totlen: int
+    origin: NodeRef | None = None
+
+
+class Appender:
+    """Lays batches of nodes out in scratch buffers and programs them into a write head."""
+
+    def __init__(self, space: Space, device: FlashDevice) -> None:
+        self.space = space
+        self.device = device
+        self.nodes_programmed = 0  # data/dirent nodes written, user and GC (not summaries)
+        self._own = memoryview(bytearray(space.eb))
+
+    def program(
+        self, head: Head, items: Sequence[Pending], scratch: memoryview | None, placed: Placed
+    ) -> None:
+        """Program ``items`` in order at ``head``; ``placed`` is called with each run of
+        items right after it reached flash (so the index never points past the flash)."""
+        space = self.space
+        unit = space.align
+        buf = self._own if scratch is None else scratch
+        room = len(buf)
+        summaries = space.options.summaries
+        eb = space.eb
+        i, n = 0, len(items)
+        while i < n:
+            first = items[i]
+            blk = space.head(head, -(-first.totlen // unit) * unit, _entry_size(first.ref))
+            base = blk.pos
+            pos = 0
+            run: list[Pending] = []
+            entries = bytearray()
+            summarised = blk.sum_ok
+            alone = False
+            while i < n:
+                item = items[i]
+                length = -(-item.totlen // unit) * unit
+                esize = _entry_size(item.ref)
+                if run:
+                    tail = 0
+                    if summaries and summarised:
+                        tail = summary_span(blk.sum_size + len(entries) + esize)
+                    if base + pos + length + tail > eb or pos + length > room:
+                        break
+                if length > room:  # a node larger than the scratch buffer: its own bytes
+                    alone = True
+                    raw = b"".join(bytes(p) for p in item.parts)
+                    self.device.program(blk.start + base, raw + b"\xff" * (length - len(raw)))
+                else:
+                    at = pos
+                    for part in item.parts:
+                        end = at + len(part)
+                        buf[at:end] = part
+                        at = end
+                    if length > item.totlen:
+                        buf[at : pos + length] = b"\xff" * (pos + length - at)
+                entries += _place(item.ref, blk.index, blk.start, blk.start + base + pos, length)
+                summarised = summarised and esize > 0
+                run.append(item)
+                pos += length
+                i += 1
+                if alone:
+                    break
+            if not alone:
+                self.device.program(blk.start + base, buf[:pos])
+            space.placed(blk, [p.ref for p in run], pos, bytes(entries), summarised)
+            self.nodes_programmed += len(run)
+            placed(run)
+
+
+def _place(ref: NodeRef, block: int, block_start: int, offset: int, length: int) -> bytes:
+    """Place ``ref`` at ``offset``; return its summary entry (empty if it has none)."""
+    ref.offset = offset
+    ref.length = length
+    ref.block = block
+    if ref.kind is RefKind.INODE:
+        return encode_sum_inode(ref.ino, ref.version, offset - block_start, ref.totlen)
+    entry = ref.summary_entry(block_start)
+    return b"" if entry is None else encode_entry(entry)
+
+
+def _entry_size(ref: NodeRef) -> int:
+    """Bytes of ``ref``'s summary entry (0: summaries cannot describe it)."""
+    if ref.kind is RefKind.INODE:
+        return SUM_INODE_SIZE
+    entry = ref.summary_entry(0)
+    return 0 if entry is None else entry.size
