@@ -17,9 +17,8 @@ allocates each reply's ``bytes`` itself, and redis-py packs each request into it
 swapio cannot hand it a buffer without writing RESP code.  So every command's payload (reply
 of an ``MGET``, request of an ``MSET``) is **charged to the area's pool before it is sent**
 and the charge is held until the reply has been copied into the caller's pages: the pool bounds
-the payload memory in flight exactly as if the buffers came from it.  A charge that came
-from the reserve (``PoolBuffer.may_keep()`` false) is dropped by anyone but memalloc work, who
-then waits for ordinary memory.
+the payload memory in flight exactly as if the buffers came from it.  Reply charges follow the
+receive path's rule (:func:`reply_charge`): reserve allowed, kept only by memalloc work.
 
 **Retries**: ``MOVED`` (slot map changed: refresh), ``ASK`` (slot migrating: ``ASKING`` +
 the command on the target), ``TRYAGAIN`` (multi-key command during a slot migration),
@@ -134,19 +133,29 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-async def charge(pool: PagePool, nbytes: int) -> PoolBuffer:
-    """Allocate ``nbytes`` from ``pool`` (``kmalloc_reserve``) under the ``SOCK_MEMALLOC`` rule.
+async def request_charge(pool: PagePool, nbytes: int) -> PoolBuffer:
+    """The charge for a request payload (``MSET``): allocated in the caller's own context."""
+    return await pool.alloc(nbytes)
 
-    A reserve-backed buffer (``may_keep()`` false) may only be kept by memalloc work; anyone
-    else releases it at once and allocates again outside memalloc context, waiting for
-    ordinary memory (``sk_filter`` drops the skb; the sender retransmits).
+
+async def reply_charge(pool: PagePool, nbytes: int) -> tuple[PoolBuffer, bool]:
+    """The charge for a reply payload (``MGET``), as the receive path allocates.
+
+    Like ``__netdev_alloc_skb`` for a ``SOCK_MEMALLOC`` socket: at once, with the reserve
+    allowed, because the receive side does not know whose work the reply is; then, in the
+    caller's context, the ``SOCK_MEMALLOC`` rule (``sk_filter``): a reserve-backed buffer
+    (``may_keep()`` false) is only for memalloc work, so anyone else drops it and waits for
+    ordinary memory before asking.  The charge is taken before the command is sent, so a
+    dropped charge costs no resent command.  Returns the charge and whether one was dropped.
     """
-    buf = await pool.alloc(nbytes)
+    with memalloc():
+        buf = pool.try_alloc(nbytes)
+    if buf is None:
+        buf = await pool.alloc(nbytes)
     if buf.may_keep():
-        return buf
+        return buf, False
     buf.release()
-    with memalloc(False):
-        return await pool.alloc(nbytes)
+    return await pool.alloc(nbytes), True
 
 
 class Engine:
@@ -168,6 +177,8 @@ class Engine:
         self.round_trips = 0
         self.retries = 0
         self.coalesced_rounds = 0
+        #: Reserve-backed reply charges dropped by non-memalloc work (SOCK_MEMALLOC rule).
+        self.dropped_reserve = 0
 
     # --- building ops -------------------------------------------------------------------
 
@@ -380,8 +391,12 @@ class Engine:
         charges: list[PoolBuffer] = []
         try:
             for op in ops:
-                if op.kind is not Kind.DEL:
-                    charges.append(await charge(pool, len(op.keys) * size))
+                if op.kind is Kind.GET:
+                    buf, dropped = await reply_charge(pool, len(op.keys) * size)
+                    self.dropped_reserve += dropped
+                    charges.append(buf)
+                elif op.kind is Kind.SET:
+                    charges.append(await request_charge(pool, len(op.keys) * size))
             wire: list[Command] = []
             for op in ops:
                 if op.ask is not None:

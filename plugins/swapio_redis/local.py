@@ -198,17 +198,40 @@ class LocalCluster:
             raise
 
     def wait_ok(self, timeout: float = 30.0) -> None:
-        """Wait until every running node reports ``cluster_state:ok`` and agrees on the map."""
+        """Wait until every running node reports ``cluster_state:ok``, the map is agreed and
+        every running replica is attached and in sync with its master."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             running = [n for n in self.nodes if n.running]
             infos = [n.cli("CLUSTER", "INFO", check=False, timeout=5) for n in running]
             if all("cluster_state:ok" in info for info in infos):
                 check = running[0].cli("--cluster", "check", running[0].address, check=False)
-                if "[OK] All 16384 slots covered" in check and "[ERR]" not in check:
+                roles = [n.cli("ROLE", check=False, timeout=5) for n in running]
+                replicas_ok = all(
+                    role.splitlines()[3:4] == ["connected"]
+                    for role in roles
+                    if role.startswith("slave")
+                )
+                if (
+                    "[OK] All 16384 slots covered" in check
+                    and "[ERR]" not in check
+                    and replicas_ok
+                    and self._slots_list_replicas(running[0])
+                ):
                     return
             time.sleep(0.1)
         raise LocalRedisError(f"cluster did not become ok within {timeout} s")
+
+    def _slots_list_replicas(self, node: LocalRedis) -> bool:
+        """``CLUSTER SLOTS`` names a replica for every range whose master has a running one."""
+        running = {n.port for n in self.nodes if n.running}
+        expected = sum(1 for n in self.nodes if n.running and n.cli("ROLE").startswith("slave"))
+        ports = [int(x) for x in node.cli("CLUSTER", "SLOTS").split() if x.isdigit()]
+        # each range lists start, end, then HOST PORT ID of its master and of each replica
+        seen_replica_ports = {p for p in ports if p in running} - {
+            n.port for n in self.nodes if n.running and n.cli("ROLE").startswith("master")
+        }
+        return len(seen_replica_ports) >= expected
 
     def masters(self) -> list[LocalRedis]:
         """The running nodes that are masters now (``ROLE``)."""
