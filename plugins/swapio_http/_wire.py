@@ -389,6 +389,11 @@ class RequestStreamParser:
                 self._current = RequestParser(self._limits)
                 self._checked = False
 
+    @property
+    def first_header(self) -> RequestHeader | None:
+        """The first frame's header, once its bytes have arrived and passed the checks."""
+        return self._frames[0].header if self._frames else self._current.header
+
     def _check(self, header: RequestHeader) -> None:
         self._checked = True
         index = len(self._frames) + 1

@@ -13,7 +13,14 @@ import click
 
 from ._auth import ENV_TOKEN, ENV_TOKEN_FILE, TokenSet, check_token, read_token_file
 from ._wire import Limits
-from .server import DEFAULT_MAX_AREA_BYTES, DEFAULT_STORE, ServerConfig, start_server
+from .server import (
+    DEFAULT_BUFFER_BYTES,
+    DEFAULT_MAX_AREA_BYTES,
+    DEFAULT_MAX_INFLIGHT_BYTES,
+    DEFAULT_STORE,
+    ServerConfig,
+    start_server,
+)
 
 
 def is_loopback(bind: str) -> bool:
@@ -108,6 +115,20 @@ async def _serve(config: ServerConfig, bind: str, port: int) -> None:
     help="Most areas one token may have active at once.",
 )
 @click.option(
+    "--buffer-bytes",
+    default=DEFAULT_BUFFER_BYTES,
+    show_default=True,
+    type=click.IntRange(1 << 20),
+    help="Budget of the pool holding request and response bodies (its reserve is derived).",
+)
+@click.option(
+    "--max-inflight-bytes",
+    default=DEFAULT_MAX_INFLIGHT_BYTES,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Bytes of bodies one token's requests may hold at once (429 beyond).",
+)
+@click.option(
     "--drain-timeout",
     default=30.0,
     show_default=True,
@@ -134,6 +155,8 @@ def serve(
     max_page_size: int,
     max_area_bytes: int,
     max_areas: int,
+    buffer_bytes: int,
+    max_inflight_bytes: int,
     drain_timeout: float,
     tls_cert: str | None,
     tls_key: str | None,
@@ -182,12 +205,21 @@ def serve(
         limits = Limits(max_pages=max_frame_pages, max_page_size=max_page_size)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    largest = 2 * limits.max_request_bytes  # a request's body and its response
+    if max_inflight_bytes < largest or buffer_bytes < 2 * largest:
+        raise click.UsageError(
+            f"--max-inflight-bytes {max_inflight_bytes} and --buffer-bytes {buffer_bytes} must "
+            f"hold the largest request and its response ({largest} bytes with these frame "
+            "limits; the pool twice that): raise them or lower --max-frame-pages/--max-page-size"
+        )
     config = ServerConfig(
         tokens=tokens,
         store=store,
         limits=limits,
         max_area_bytes=max_area_bytes,
         max_areas=max_areas,
+        buffer_bytes=buffer_bytes,
+        max_inflight_bytes=max_inflight_bytes,
         drain_timeout=drain_timeout,
         ssl_context=context,
     )

@@ -32,6 +32,7 @@ from swapio.errors import (
     AreaNotFoundError,
     BackendIOError,
     CapabilityError,
+    MemoryPressureError,
     PageSizeError,
     SlotRangeError,
     SwapioError,
@@ -39,11 +40,15 @@ from swapio.errors import (
 )
 from swapio.memalloc import memalloc
 from swapio.plugins import PluginHost
+from swapio.pool import PagePool, PoolBuffer
 
 from ._api import AreaDescription, CreateBody, ErrorBody, check_area_name
 from ._auth import TokenSet
+from ._budget import InflightLimitError, TokenBudget
 from ._wire import (
     CONTENT_TYPE,
+    REQUEST_HEADER,
+    RESPONSE_HEADER,
     Flag,
     FrameError,
     Limits,
@@ -60,6 +65,12 @@ log = logging.getLogger("swapio.http.server")
 DEFAULT_STORE: Final = "memory://serve/{owner}/{area}"
 DEFAULT_MAX_AREA_BYTES: Final = 1 << 30
 DEFAULT_MAX_AREAS: Final = 64
+#: Budget of the pool holding request and response bodies (``--buffer-bytes``).
+DEFAULT_BUFFER_BYTES: Final = 256 << 20
+#: Bytes of buffers one token's requests may hold at once (``--max-inflight-bytes``).
+DEFAULT_MAX_INFLIGHT_BYTES: Final = 64 << 20
+#: Seconds a request waits for buffer memory before it is answered ``503 busy``.
+DEFAULT_BUFFER_TIMEOUT: Final = 10.0
 MAX_JSON_BYTES: Final = 4096
 
 
@@ -75,6 +86,13 @@ class ServerConfig:
     #: TLS for the listening socket (``swapio serve --tls-cert/--tls-key``); None: plain HTTP.
     ssl_context: ssl.SSLContext | None = None
     drain_timeout: float = 30.0
+    buffer_bytes: int = DEFAULT_BUFFER_BYTES
+    max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES
+    #: A token's share of the buffer pool's reserve; None: the reserve / number of tokens.
+    memalloc_share_bytes: int | None = None
+    buffer_timeout: float = DEFAULT_BUFFER_TIMEOUT
+    #: The buffer pool itself (tests); None: ``PagePool.of_bytes(buffer_bytes)``.
+    pool: PagePool | None = None
 
     def location(self, owner: str, area: str) -> str:
         return self.store.format(owner=owner, area=area)
@@ -92,6 +110,11 @@ class ServerState:
         self.inflight = 0
         self.idle = asyncio.Event()
         self.idle.set()
+        pool = config.pool or PagePool.of_bytes(config.buffer_bytes)
+        share = config.memalloc_share_bytes
+        if share is None:
+            share = pool.reserve_pages * pool.page_size // max(1, len(config.tokens.tokens))
+        self.budget = TokenBudget(pool, config.max_inflight_bytes, share, config.buffer_timeout)
 
     @contextlib.contextmanager
     def io(self) -> Iterator[None]:
@@ -146,6 +169,7 @@ _STATUS_BY_ERROR: Final[tuple[tuple[type[Exception], int, str], ...]] = (
     (PageSizeError, 400, "page-size"),
     (CapabilityError, 400, "capability"),
     (AreaInactiveError, 503, "inactive"),
+    (MemoryPressureError, 503, "busy"),
     (UsageError, 400, "bad-request"),
     (AreaError, 400, "area"),
     (BackendIOError, 502, "backend-io"),
@@ -167,6 +191,8 @@ async def _errors_and_auth(
         return _error_response(exc.status, exc.body.code, exc.body.message)
     except FrameError as exc:
         return _error_response(exc.status_hint, exc.code, str(exc))
+    except InflightLimitError as exc:
+        return _error_response(429, "too-much-in-flight", str(exc))
     except SwapioError as exc:
         for kind, status, code in _STATUS_BY_ERROR:
             if isinstance(exc, kind):
@@ -303,13 +329,15 @@ async def delete_area(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def area_io(request: web.Request) -> web.Response:
+async def area_io(request: web.Request) -> web.StreamResponse:
     """Run the request's frames (swap_out, swap_in, discard) against the caller's area.
 
     Every frame is parsed and checked (limits, page size, slot range) before the first one
     runs, so a bad request writes nothing.  Frames run concurrently unless two of them
     overlap with a write among them (then in order); the response holds one response frame
-    per request frame, in request order.
+    per request frame, in request order.  The body is received into, and the response built
+    in, buffers of the server's pool charged to the token (:mod:`swapio_http._budget`); a
+    first frame flagged ``MEMALLOC`` gets memalloc treatment within the token's share.
     """
     state = request.app[STATE]
     area = _find(request)
@@ -325,23 +353,65 @@ async def area_io(request: web.Request) -> web.Response:
         )
     with state.io():
         parser = RequestStreamParser(limits, length)
-        # iter_chunks hands over received chunks as they are (iter_any would join them).
-        async for chunk, _ in request.content.iter_chunks():
-            parser.receive_data(chunk)
-        parser.receive_data(b"")
-        frames = parser.result()
-        for frame in frames:
-            _check_frame(area, frame.header)
-        memalloc_flag = any(frame.header.flags & Flag.MEMALLOC for frame in frames)
-        with memalloc(memalloc_flag):
-            if len(frames) == 1:
-                parts = [await _apply(area, frames[0])]
-            elif not _conflicting(frames):
-                parts = await asyncio.gather(*(_apply(area, frame) for frame in frames))
-            else:
-                parts = [await _apply(area, frame) for frame in frames]
-    body = parts[0] if len(parts) == 1 else b"".join(parts)
-    return web.Response(body=body, content_type=CONTENT_TYPE)
+        head = await request.content.read(min(REQUEST_HEADER.size, length))
+        parser.receive_data(head)  # checks the first header before any buffer is granted
+        first = parser.first_header
+        wants = first is not None and bool(first.flags & Flag.MEMALLOC)
+        grant = state.budget.grant(request[OWNER], wants)
+        try:
+            body = await grant.alloc(max(length, 1))
+            frames = await _receive(request, parser, body, head)
+            for frame in frames:
+                _check_frame(area, frame.header)
+            out = await grant.alloc(sum(_response_size(f.header) for f in frames))
+            with memalloc(grant.memalloc):
+                await _run(area, frames, out.view)
+            response = web.Response(body=out.view, content_type=CONTENT_TYPE)
+            await response.prepare(request)
+            await response.write_eof()
+            return response
+        finally:
+            grant.release()
+
+
+async def _receive(
+    request: web.Request, parser: RequestStreamParser, body: PoolBuffer, head: bytes
+) -> list[Request]:
+    """Receive the rest of the body into ``body`` (after ``head``); the frames it holds."""
+    view = body.view
+    view[: len(head)] = head
+    filled = len(head)
+    # iter_chunks hands over received chunks as they are (iter_any would join them).
+    async for chunk, _ in request.content.iter_chunks():
+        end = filled + len(chunk)
+        if end > view.nbytes:
+            raise FrameError("body longer than its Content-Length", code="length-mismatch")
+        view[filled:end] = chunk
+        parser.receive_data(view[filled:end])  # the frames' pages are views of the buffer
+        filled = end
+    parser.receive_data(b"")
+    return parser.result()
+
+
+def _response_size(head: RequestHeader) -> int:
+    return ResponseHeader(head.op, head.count, head.page_size).body_size + RESPONSE_HEADER.size
+
+
+async def _run(area: SwapArea, frames: list[Request], out: memoryview) -> None:
+    """Apply ``frames``, each writing its response frame into its slice of ``out``."""
+    slices = []
+    offset = 0
+    for frame in frames:
+        size = _response_size(frame.header)
+        slices.append(out[offset : offset + size])
+        offset += size
+    if len(frames) == 1:
+        await _apply(area, frames[0], slices[0])
+    elif not _conflicting(frames):
+        await asyncio.gather(*(_apply(area, f, v) for f, v in zip(frames, slices, strict=True)))
+    else:
+        for frame, view in zip(frames, slices, strict=True):
+            await _apply(area, frame, view)
 
 
 def _check_frame(area: SwapArea, head: RequestHeader) -> None:
@@ -368,21 +438,20 @@ def _conflicting(frames: list[Request]) -> bool:
     return False
 
 
-async def _apply(area: SwapArea, frame: Request) -> bytearray:
+async def _apply(area: SwapArea, frame: Request, out: memoryview) -> None:
+    """Run one frame; write its response frame (header, SWAP_IN pages) into ``out``."""
     op, slot, count = frame.header.op, frame.header.slot, frame.header.count
     size = area.page_size
-    header = encode_response_header(ResponseHeader(op, count, size))
+    head = RESPONSE_HEADER.size
+    out[:head] = encode_response_header(ResponseHeader(op, count, size))
     if op is Op.SWAP_OUT:
         await area.swap_out(slot, frame.pages())
-        return bytearray(header)
-    if op is Op.SWAP_IN:
-        out = bytearray(len(header) + count * size)
-        out[: len(header)] = header
-        view = memoryview(out)[len(header) :]
-        await area.swap_in(slot, [view[i * size : (i + 1) * size] for i in range(count)])
-        return out
-    await area.discard(slot, count)
-    return bytearray(header)
+    elif op is Op.SWAP_IN:
+        await area.swap_in(
+            slot, [out[head + i * size : head + (i + 1) * size] for i in range(count)]
+        )
+    else:
+        await area.discard(slot, count)
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

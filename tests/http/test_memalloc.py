@@ -50,9 +50,8 @@ async def area(
     async def hold(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        response = await handler(request)
         await replies.wait()
-        return response
+        return await handler(request)
 
     app = build_app(server_config())
     app.middlewares.insert(0, hold)
