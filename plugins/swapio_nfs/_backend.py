@@ -44,8 +44,9 @@ from swapio_nfs._errors import (
     NfsStaleError,
 )
 from swapio_nfs._nfs3 import Access3, CreateMode, Fattr3, Ftype3, Sattr3, StableHow
+from swapio_nfs._receive import RESERVE_PAGES_PER_REPLY
 from swapio_nfs._record import DEFAULT_MAX_RECORD
-from swapio_nfs._transport import DEFAULT_REPLY_SIZE, RetryPolicy
+from swapio_nfs._transport import RetryPolicy
 from swapio_nfs._url import NfsUrl, parse_nfs_url
 
 log = logging.getLogger(__name__)
@@ -269,14 +270,21 @@ class NfsSwapFile:
             await write_all(StableHow.FILE_SYNC)
 
     def capabilities(self, area: SwapArea) -> Capabilities:
-        """Capabilities, with the reserve one in-flight swap-out needs (WRITE + COMMIT reply)."""
-        reply_pages = area.pool.pages_for(DEFAULT_REPLY_SIZE)
+        """Capabilities, with the reserve one in-flight memalloc swap-out needs.
+
+        A swap-out's WRITE and COMMIT replies arrive one after the other, and each is decoded
+        and released before the next call is made, so a request pins at most one receive
+        buffer at a time; under pressure that buffer is one reserve page
+        (:data:`~swapio_nfs._receive.RESERVE_PAGES_PER_REPLY`).  Its data pages are the
+        caller's and are sent from where they are.
+        """
+        del area  # the need is in pool pages whatever the pool's page size
         return Capabilities(
             durable=True,
             discard=False,
             max_pages_per_request=self.max_io // self.page_size,
             queue_depth=QUEUE_DEPTH,
-            reserve_pages_per_request=2 * reply_pages,
+            reserve_pages_per_request=RESERVE_PAGES_PER_REPLY,
             memalloc_requests=QUEUE_DEPTH,
         )
 

@@ -24,6 +24,7 @@ from swapio_nfs._mount import (
 from swapio_nfs._nfs3 import (
     NFS_PROG,
     NFS_VERS,
+    READ3RES_HEAD_MAX,
     Access3,
     AccessResult,
     CommitResult,
@@ -45,7 +46,7 @@ from swapio_nfs._nfs3 import (
     decode_fsstat_res,
     decode_getattr_res,
     decode_lookup_res,
-    decode_read_data,
+    decode_read_placed,
     decode_remove_res,
     decode_setattr_res,
     decode_write_res,
@@ -57,6 +58,7 @@ from swapio_nfs._nfs3 import (
     encode_read_args,
     encode_setattr_args,
     encode_write_args,
+    read_data_span,
 )
 from swapio_nfs._portmap import (
     PMAP_PORT,
@@ -66,6 +68,7 @@ from swapio_nfs._portmap import (
     decode_getport_res,
     encode_getport_args,
 )
+from swapio_nfs._receive import Placement
 from swapio_nfs._rpc import AuthSys, OpaqueAuth
 from swapio_nfs._transport import RetryPolicy, RpcConnection
 from swapio_nfs._xdr import Buffer
@@ -78,8 +81,7 @@ T = TypeVar("T")
 JUKEBOX_RETRIES = 20
 JUKEBOX_DELAY = 0.1
 JUKEBOX_DELAY_MAX = 2.0
-#: RPC reply header, status, post-op attributes, count, eof and length around READ data.
-READ_REPLY_OVERHEAD = 512
+_PROGRAM = {proc: f"NFS {proc.name}" for proc in NfsProc}
 
 
 async def getport(
@@ -156,7 +158,9 @@ class NfsClient:
             nfsport = await getport(host, NFS_PROG, NFS_VERS, policy=policy)
         result = await mount_export(host, mountport, mount_path, cred, policy)
         conns = [
-            RpcConnection(host, nfsport, pool=pool, policy=policy, name="NFS")
+            RpcConnection(
+                host, nfsport, pool=pool, sock_memalloc=pool is not None, policy=policy, name="NFS"
+            )
             for _ in range(nconnect)
         ]
         try:
@@ -206,11 +210,22 @@ class NfsClient:
         proc: NfsProc,
         args: Buffer | Sequence[Buffer],
         decode: Callable[[memoryview], T],
+        placement: Placement | None = None,
     ) -> T:
+        """Call ``proc`` and decode its results; ``NFS3ERR_JUKEBOX`` is retried with backoff.
+
+        Every procedure, READ included, goes through this one loop.
+        """
         delay = JUKEBOX_DELAY
         for attempt in range(JUKEBOX_RETRIES + 1):
             with await self._pick().call(
-                NFS_PROG, NFS_VERS, proc, args, cred=self.cred, program=f"NFS {proc.name}"
+                NFS_PROG,
+                NFS_VERS,
+                proc,
+                args,
+                cred=self.cred,
+                program=_PROGRAM[proc],
+                placement=placement,
             ) as res:
                 try:
                     return decode(res.results)
@@ -267,10 +282,7 @@ class NfsClient:
         )
 
     async def read_into(self, fh: bytes, offset: int, dest: memoryview) -> tuple[int, bool]:
-        """READ (§3.3.6) ``len(dest)`` bytes at ``offset`` into ``dest``; ``(count, eof)``.
-
-        The reply's data is copied out of its pool buffer, which is released before return.
-        """
+        """READ (§3.3.6) ``len(dest)`` bytes at ``offset`` into ``dest``; ``(count, eof)``."""
         return await self.read_pages(fh, offset, [dest])
 
     async def read_pages(
@@ -278,37 +290,30 @@ class NfsClient:
     ) -> tuple[int, bool]:
         """READ ``sum(len(p))`` bytes at ``offset`` scattered into ``pages`` (one call).
 
-        Returns ``(count, eof)``; bytes past ``count`` are left untouched.
+        The reply's data is received straight into ``pages`` (no copy in user space once its
+        header has arrived).  Returns ``(count, eof)``; bytes past ``count`` are untouched.
         """
         total = sum(p.nbytes for p in pages)
-        delay = JUKEBOX_DELAY
-        for attempt in range(JUKEBOX_RETRIES + 1):
-            with await self._pick().call(
-                NFS_PROG,
-                NFS_VERS,
-                NfsProc.READ,
-                encode_read_args(fh, offset, total),
-                cred=self.cred,
-                program="NFS READ",
-                reply_size=total + READ_REPLY_OVERHEAD,
-            ) as res:
-                try:
-                    count, eof, data = decode_read_data(res.results, total)
-                except NfsJukeboxError:
-                    if attempt == JUKEBOX_RETRIES:
-                        raise
-                else:
-                    pos = 0
-                    for page in pages:
-                        n = min(page.nbytes, count - pos)
-                        if n <= 0:
-                            break
-                        page[:n] = data[pos : pos + n]
-                        pos += n
-                    return count, eof
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, JUKEBOX_DELAY_MAX)
-        raise AssertionError("unreachable")
+
+        def span(res: memoryview) -> tuple[int, int] | None:
+            return read_data_span(res, total)
+
+        def decode(res: memoryview) -> tuple[int, bool]:
+            count, eof, inline = decode_read_placed(res, total)
+            if inline.nbytes:  # received whole without placement: copy it out
+                pos = 0
+                for page in pages:
+                    n = min(page.nbytes, inline.nbytes - pos)
+                    if n <= 0:
+                        break
+                    page[:n] = inline[pos : pos + n]
+                    pos += n
+            return count, eof
+
+        placement = Placement(span, pages, READ3RES_HEAD_MAX)
+        return await self._call(
+            NfsProc.READ, encode_read_args(fh, offset, total), decode, placement
+        )
 
     async def read(self, fh: bytes, offset: int, count: int) -> bytes:
         """READ returning a copy of the data (short at end of file)."""

@@ -413,6 +413,48 @@ def decode_read_data(res: Buffer, max_count: int) -> tuple[int, bool, memoryview
     return result.count, result.eof, result.data
 
 
+READ3RES_HEAD_MAX = 8 + FATTR3_SIZE + 12
+"""Bytes of READ3resok before its data: status, post_op_attr with attributes, count, eof,
+data length."""
+
+
+def read_data_span(res: memoryview, max_count: int) -> tuple[int, int] | None:
+    """Where the data of a READ3res (RFC 1813 §3.3.6) lies in ``res``: ``(offset, count)``.
+
+    ``res`` may be a prefix of the results.  None when it is too short to tell; ``(-1, 0)``
+    for a reply that is not a consistent ``NFS3_OK`` (its data is not placed: the whole
+    reply is received and :func:`decode_read_res` reports the precise error).
+    """
+    if len(res) < 8:
+        return None
+    status, follows = _READ_HEAD.unpack_from(res, 0)
+    if status != 0 or follows > 1:
+        return (-1, 0)
+    pos = 8 + (FATTR3_SIZE if follows == 1 else 0)
+    if len(res) < pos + 12:
+        return None
+    count, eof, size = _READ_TAIL.unpack_from(res, pos)
+    if size != count or size > max_count or eof > 1:
+        return (-1, 0)
+    return pos + 12, size
+
+
+def decode_read_placed(res: Buffer, max_count: int) -> tuple[int, bool, memoryview]:
+    """READ3res whose data was placed in the caller's pages: ``(count, eof, inline data)``.
+
+    ``res`` ends where the data began (see :func:`read_data_span`), so the inline data is
+    empty; a reply that was received whole (an error, an inconsistency) is decoded by
+    :func:`decode_read_res`, which raises the precise error.
+    """
+    view = memoryview(res)
+    span = read_data_span(view, max_count)
+    if span is not None and span[0] == len(view):
+        count, eof, _ = _READ_TAIL.unpack_from(view, span[0] - 12)
+        return count, eof == 1, view[len(view) :]
+    result = decode_read_res(view, max_count)
+    return result.count, result.eof, result.data
+
+
 # ----------------------------------------------------------------- WRITE (§3.3.7)
 
 

@@ -211,7 +211,8 @@ def peek_xid(record: bytes | bytearray | memoryview) -> int:
 
 
 _ACCEPTED_HEAD = struct.Struct(">IIIII")
-_ACCEPTED_AUTH_NONE = 24
+ACCEPTED_HEADER_SIZE = 24
+"""Bytes of a ``MSG_ACCEPTED``/``SUCCESS`` reply header with an empty verifier."""
 
 
 def accepted_results_offset(record: memoryview) -> int:
@@ -220,11 +221,11 @@ def accepted_results_offset(record: memoryview) -> int:
     The common reply, recognized without building objects; ``-1`` for anything else, which
     :func:`decode_reply` then decodes in full (and reports precisely).
     """
-    if len(record) < _ACCEPTED_AUTH_NONE:
+    if len(record) < ACCEPTED_HEADER_SIZE:
         return -1
     mtype, stat, _flavor, verf_len, accept = _ACCEPTED_HEAD.unpack_from(record, 4)
     if mtype == MsgType.REPLY and stat == 0 and verf_len == 0 and accept == 0:
-        return _ACCEPTED_AUTH_NONE
+        return ACCEPTED_HEADER_SIZE
     return -1
 
 

@@ -10,14 +10,15 @@ The thin I/O shell around :mod:`swapio_nfs._rpc` and :mod:`swapio_nfs._record`:
   sent again, with its XID, on the new connection; a call made while disconnected waits for
   the reconnect the same way.  A call whose retransmissions run out while disconnected fails
   with :class:`RpcConnectionError` naming the last connect error.
-* **Reply buffers come from the page pool**, allocated when the call is made, in the
-  caller's context (sunrpc's ``call_allocate``/``rpc_malloc``): a call made in memalloc
-  context may get a reserve-backed buffer (``kmalloc_reserve``), any other call waits for
-  ordinary memory (waking reclaim).  So a reply lands in reserve memory only when it answers
-  memalloc work — the ``SOCK_MEMALLOC`` rule — and a swap-out never waits for memory that
-  only its own completion could free.  The reply record is assembled in the connection's
-  receive ring (bounded by ``max_record``) and copied into the call's buffer; a reply larger
-  than the buffer its call allocated is a protocol error of that call.
+* **Receive buffers come from the page pool** and follow the ``SOCK_MEMALLOC`` rule; READ
+  data is received straight into the caller's pages (:mod:`swapio_nfs._receive`).  A reply
+  dropped under that rule makes its call wait for ordinary memory and retransmit (same XID).
+  A call made outside memalloc context while the pool is below *low* waits for ordinary
+  memory before it is sent: its reply would otherwise land in the reserve only to be dropped.
+* **Vectored sends**: a call's record mark, header, arguments and the caller's pages go to
+  the socket in one ``sendmsg``; calls made in one loop iteration share it.  Only bytes the
+  kernel did not take are copied (into the connection's send queue), as asyncio's transports
+  do, so a caller's buffer may change once its call has ended.
 """
 
 from __future__ import annotations
@@ -31,25 +32,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from swapio.memalloc import in_memalloc, memalloc
+from swapio.pool import PagePool
 from swapio_nfs._errors import (
     MalformedReplyError,
-    RecordMarkError,
     RpcConnectionError,
     RpcTimeoutError,
 )
-from swapio_nfs._record import DEFAULT_MAX_RECORD, RecordReader, encode_mark
+from swapio_nfs._link import Link
+from swapio_nfs._receive import Placement, ReceiveStats, ReplyReceiver, RxBuffer
+from swapio_nfs._record import DEFAULT_MAX_RECORD, encode_mark
 from swapio_nfs._rpc import (
     AUTH_NONE,
     CallTemplate,
     OpaqueAuth,
     accepted_results_offset,
     decode_reply,
-    peek_xid,
 )
 from swapio_nfs._xdr import Buffer
 
 if TYPE_CHECKING:
-    from swapio.pool import PagePool, PoolBuffer
+    from swapio.pool import PoolBuffer
 
 log = logging.getLogger(__name__)
 
@@ -74,30 +77,34 @@ class RetryPolicy:
 
 
 class RpcResult:
-    """A successful reply's results, held in a pool buffer until :meth:`release`."""
+    """A successful reply's results, held in its receive buffer until :meth:`release`."""
 
-    __slots__ = ("_buffer", "results")
+    __slots__ = ("_pin", "results")
 
-    def __init__(self, results: memoryview, buffer: PoolBuffer | None) -> None:
+    def __init__(self, results: memoryview, pin: RxBuffer | None) -> None:
         self.results = results
-        self._buffer = buffer
+        self._pin = pin
 
     @property
     def pfmemalloc(self) -> bool:
         """True when the reply lives in reserve memory."""
-        return self._buffer is not None and self._buffer.pfmemalloc
+        return self._pin is not None and self._pin.pfmemalloc
 
     def release(self) -> None:
-        """Give the reply's buffer back to the pool (idempotent)."""
-        buf, self._buffer = self._buffer, None
-        if buf is not None:
-            buf.release()
+        """Give the reply's receive buffer back (idempotent)."""
+        pin, self._pin = self._pin, None
+        if pin is not None:
+            pin.unpin()
 
     def __enter__(self) -> RpcResult:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+class _ReplyDropped(Exception):
+    """The reply landed in reserve memory and the call is not memalloc work."""
 
 
 @dataclass(eq=False)
@@ -107,50 +114,14 @@ class _Pending:
     future: asyncio.Future[RpcResult]
     program: str
     timeout: float
-    buffer: PoolBuffer | None = None
+    memalloc: bool = False
+    placement: Placement | None = None
     attempts: int = 0
     deadline: float = 0.0
-    sent_on: int = -1
+    sent_on: Link | None = None
 
-
-class _Protocol(asyncio.Protocol):
-    def __init__(self, owner: RpcConnection, generation: int) -> None:
-        self._owner = owner
-        self._generation = generation
-        self._reader = RecordReader(owner.max_record)
-        self.transport: asyncio.Transport | None = None
-        self._writable = asyncio.Event()
-        self._writable.set()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self._reader.feed(data)
-        except RecordMarkError as exc:
-            self._owner._protocol_failure(self._generation, exc)
-            return
-        while (record := self._reader.next_record()) is not None:
-            self._owner._on_record(record)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._writable.set()
-        self._owner._on_lost(self._generation, exc)
-
-    def pause_writing(self) -> None:
-        self._writable.clear()
-
-    def resume_writing(self) -> None:
-        self._writable.set()
-
-    @property
-    def writable(self) -> bool:
-        return self._writable.is_set()
-
-    async def drain(self) -> None:
-        await self._writable.wait()
+    def waiting(self) -> bool:
+        return not self.future.done()
 
 
 class RpcConnection:
@@ -158,8 +129,10 @@ class RpcConnection:
 
     :param host: server address.
     :param port: server TCP port.
-    :param pool: page pool reply buffers come from (``None``: plain memory, for the short
-        MOUNT and portmap exchanges at activation).
+    :param pool: page pool receive buffers come from (``None``: uncounted memory, for the
+        short MOUNT and portmap exchanges at activation).
+    :param sock_memalloc: the connection serves a swap area (``sk_set_memalloc``): its
+        receive buffers may come from the pool's reserve, and the SOCK_MEMALLOC rule applies.
     """
 
     def __init__(
@@ -168,6 +141,7 @@ class RpcConnection:
         port: int,
         *,
         pool: PagePool | None = None,
+        sock_memalloc: bool = False,
         policy: RetryPolicy | None = None,
         max_record: int = DEFAULT_MAX_RECORD,
         name: str = "RPC",
@@ -175,13 +149,14 @@ class RpcConnection:
         self.host = host
         self.port = port
         self.pool = pool
+        self._rx_pool = pool if pool is not None else PagePool.unbounded()
+        self.sock_memalloc = sock_memalloc and pool is not None
         self.policy = policy or RetryPolicy()
         self.max_record = max_record
         self.name = name
         self._xid = int.from_bytes(os.urandom(4), "big")
         self._pending: dict[int, _Pending] = {}
-        self._protocol: _Protocol | None = None
-        self._generation = 0
+        self._link: Link | None = None
         self._closed = False
         self._connecting: asyncio.Task[None] | None = None
         self._first: asyncio.Task[None] | None = None
@@ -192,17 +167,19 @@ class RpcConnection:
         self._sweep: asyncio.TimerHandle | None = None
         self._templates: dict[tuple[int, int, int, OpaqueAuth], CallTemplate] = {}
         # counters, for tests and the benchmark
+        self.receive = ReceiveStats()
         self.calls = 0
         self.retransmissions = 0
         self.reconnects = 0
         self.unknown_xids = 0
+        self.dropped_replies = 0
 
     # ----------------------------------------------------------------- connection
 
     @property
     def connected(self) -> bool:
         """True while a TCP connection is up."""
-        return self._protocol is not None
+        return self._link is not None
 
     @property
     def outstanding(self) -> int:
@@ -216,7 +193,7 @@ class RpcConnection:
         """
         if self._closed:
             raise RpcConnectionError(f"{self.name} connection to {self._where} is closed")
-        if self._protocol is not None:
+        if self._link is not None:
             return
         if self._first is None or self._first.done():
             self._first = asyncio.get_running_loop().create_task(self._open())
@@ -226,14 +203,20 @@ class RpcConnection:
     def _where(self) -> str:
         return f"{self.host}:{self.port}"
 
+    def _receiver(self) -> ReplyReceiver:
+        return ReplyReceiver(
+            self._rx_pool,
+            self,
+            sock_memalloc=self.sock_memalloc,
+            max_record=self.max_record,
+            stats=self.receive,
+        )
+
     async def _open(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._generation += 1
-        generation = self._generation
         try:
             async with asyncio.timeout(self.policy.connect_timeout):
-                _, protocol = await loop.create_connection(
-                    lambda: _Protocol(self, generation), self.host, self.port
+                link = await Link.open(
+                    self.host, self.port, self._receiver, self._on_lost, self._protocol_failure
                 )
         except TimeoutError:
             raise RpcConnectionError(
@@ -251,21 +234,21 @@ class RpcConnection:
             )
             err.errno = exc.errno
             raise err from None
-        sock = protocol.transport.get_extra_info("socket") if protocol.transport else None
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._protocol = protocol
+        if self._closed:
+            link.close()
+            return
+        self._link = link
         if self._ever_connected:
             self.reconnects += 1
         self._ever_connected = True
         for pending in list(self._pending.values()):
-            if not pending.future.done() and pending.sent_on != generation:
+            if not pending.future.done() and pending.sent_on is not link:
                 self._send(pending)
 
-    def _on_lost(self, generation: int, exc: Exception | None) -> None:
-        if generation != self._generation:
+    def _on_lost(self, link: Link, exc: BaseException | None) -> None:
+        if link is not self._link:
             return
-        self._protocol = None
+        self._link = None
         self._outgoing.clear()  # unsent calls go out again, whole, after the reconnect
         if exc is not None:
             self._last_error = exc
@@ -281,7 +264,7 @@ class RpcConnection:
 
     async def _reconnect(self) -> None:
         delay = self.policy.backoff_initial
-        while not self._closed and self._protocol is None and self._pending:
+        while not self._closed and self._link is None and self._pending:
             try:
                 await self._open()
                 return
@@ -290,13 +273,12 @@ class RpcConnection:
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.policy.backoff_max)
 
-    def _protocol_failure(self, generation: int, exc: BaseException) -> None:
+    def _protocol_failure(self, link: Link, exc: BaseException) -> None:
         """The byte stream is out of sync: fail every call and drop the connection."""
-        if generation != self._generation:
+        if link is not self._link:
             return
         self._fail_all(exc)
-        if self._protocol is not None and self._protocol.transport is not None:
-            self._protocol.transport.abort()
+        link.abort()
 
     def _fail_all(self, exc: BaseException) -> None:
         for pending in list(self._pending.values()):
@@ -314,15 +296,15 @@ class RpcConnection:
             self._sweep.cancel()
             self._sweep = None
         self._fail_all(RpcConnectionError(f"{self.name} connection to {self._where} was closed"))
-        protocol, self._protocol = self._protocol, None
-        if protocol is not None and protocol.transport is not None:
-            protocol.transport.close()
+        link, self._link = self._link, None
+        if link is not None:
+            link.close()
             await asyncio.sleep(0)
 
     def abort(self) -> None:
         """Drop the TCP connection abruptly (a connection reset); calls are retried."""
-        if self._protocol is not None and self._protocol.transport is not None:
-            self._protocol.transport.abort()
+        if self._link is not None:
+            self._link.abort()
 
     # ----------------------------------------------------------------- calls
 
@@ -342,33 +324,38 @@ class RpcConnection:
         cred: OpaqueAuth = AUTH_NONE,
         program: str | None = None,
         timeout: float | None = None,
-        reply_size: int = DEFAULT_REPLY_SIZE,
+        placement: Placement | None = None,
     ) -> RpcResult:
         """Send a call and return its results; raise the error the server or network gave.
 
-        :param reply_size: the largest reply expected (whole record); its buffer is taken
-            from the pool before the call is sent.
+        :param placement: where the reply's bulk data goes (the caller's pages); the
+            results then end where that data begins.
 
         The caller must :meth:`RpcResult.release` the result (or use it in ``with``).
         """
         if self._closed:
             raise RpcConnectionError(f"{self.name} connection to {self._where} is closed")
-        if self._protocol is None and not self._ever_connected:
+        if self._link is None and not self._ever_connected:
             await self.connect()  # the first connection: fail at once if there is no server
+        memalloc_work = in_memalloc()
+        if not memalloc_work and self.pool is not None and self.pool.below_low():
+            await self._wait_for_ordinary_memory()
         xid = self._next_xid()
         key = (prog, vers, proc, cred)
         template = self._templates.get(key)
         if template is None:
             template = self._templates[key] = CallTemplate(prog, vers, proc, cred)
         head = template.header(xid)
-        parts: list[Buffer] = [head]
+        parts: list[Buffer] = [b"", head]
+        size = len(head)
         if isinstance(args, bytes | bytearray | memoryview):
             parts.append(args)
-            size = len(head) + memoryview(args).nbytes
+            size += memoryview(args).nbytes
         else:
-            parts.extend(args)
-            size = len(head) + sum(memoryview(a).nbytes for a in args)
-        parts.insert(0, encode_mark(size))
+            for piece in args:
+                parts.append(piece)
+                size += memoryview(piece).nbytes
+        parts[0] = encode_mark(size)
         loop = asyncio.get_running_loop()
         pending = _Pending(
             xid,
@@ -376,36 +363,46 @@ class RpcConnection:
             loop.create_future(),
             program or self.name,
             self.policy.timeout if timeout is None else timeout,
+            memalloc_work,
+            placement,
         )
-        if self.pool is not None:  # kmalloc_reserve in the caller's (memalloc) context
-            pool = self.pool
-            pending.buffer = pool.try_alloc(reply_size) or await pool.alloc(reply_size)
+        self._pending[xid] = pending
+        self.calls += 1
         try:
-            self._pending[xid] = pending
-            self.calls += 1
-            protocol = self._protocol
-            if protocol is not None and not protocol.writable:
-                await protocol.drain()
-            if self._protocol is None:
-                # connection lost earlier: the call waits for the reconnect within its own
-                # retransmission budget, like every call that was in flight
-                self._start_reconnect()
-            elif not pending.future.done():
-                self._send(pending)
-            self._arm(pending)
-            return await pending.future
+            while True:
+                link = self._link
+                if link is not None and not link.writable:
+                    await link.drain()
+                if self._link is None:
+                    # connection lost earlier: the call waits for the reconnect within its own
+                    # retransmission budget, like every call that was in flight
+                    self._start_reconnect()
+                elif not pending.future.done():
+                    self._send(pending)
+                self._arm(pending)
+                try:
+                    return await pending.future
+                except _ReplyDropped:
+                    # SOCK_MEMALLOC: the reply was in reserve memory; wait for ordinary
+                    # memory, then ask again (same XID: the server may answer from its cache)
+                    await self._wait_for_ordinary_memory()
+                    pending.future = loop.create_future()
         finally:
             self._pending.pop(xid, None)
-            if pending.buffer is not None:  # not handed over to a result
-                pending.buffer.release()
-                pending.buffer = None
+
+    async def _wait_for_ordinary_memory(self) -> None:
+        """Wait until an ordinary (non-reserve) allocation of one page succeeds."""
+        pool = self._rx_pool
+        with memalloc(False):
+            buf: PoolBuffer = await pool.alloc(pool.page_size)
+        buf.release()
 
     def _send(self, pending: _Pending) -> None:
         """Queue a call for the next flush: calls made in one loop iteration share a send."""
-        protocol = self._protocol
-        if protocol is None or protocol.transport is None or protocol.transport.is_closing():
+        link = self._link
+        if link is None or link.closed:
             return
-        pending.sent_on = self._generation
+        pending.sent_on = link
         self._outgoing.extend(pending.message)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -414,10 +411,9 @@ class RpcConnection:
     def _flush(self) -> None:
         self._flush_scheduled = False
         out, self._outgoing = self._outgoing, []
-        protocol = self._protocol
-        transport = protocol.transport if protocol is not None else None
-        if out and transport is not None and not transport.is_closing():
-            transport.write(b"".join(out))
+        link = self._link
+        if out and link is not None:
+            link.send(out)
 
     def _arm(self, pending: _Pending) -> None:
         """Set the call's deadline; one sweep timer per connection checks all deadlines.
@@ -449,7 +445,7 @@ class RpcConnection:
         if pending.future.done():
             return
         if pending.attempts >= self.policy.retrans:
-            if self._protocol is None:
+            if self._link is None:
                 exc: BaseException = RpcConnectionError(
                     f"{pending.program} call (xid {pending.xid:#x}) to {self._where} failed: "
                     f"connection lost and not re-established ({self._last_error})"
@@ -464,7 +460,7 @@ class RpcConnection:
         pending.attempts += 1
         self.retransmissions += 1
         pending.timeout = min(pending.timeout * 2, self.policy.max_timeout)
-        if self._protocol is None:
+        if self._link is None:
             self._start_reconnect()
         else:
             self._send(pending)
@@ -475,40 +471,36 @@ class RpcConnection:
         if not pending.future.done():
             pending.future.set_exception(exc)
 
-    # ----------------------------------------------------------------- replies
+    # ----------------------------------------------------------------- replies (ReceiverOwner)
 
-    def _on_record(self, record: bytearray) -> None:
-        try:
-            xid = peek_xid(record)
-        except MalformedReplyError as exc:
-            self._protocol_failure(self._generation, exc)
-            return
+    def target(self, xid: int) -> _Pending | None:
+        """The call waiting for the reply ``xid``, if any."""
         pending = self._pending.get(xid)
         if pending is None or pending.future.done():
-            self.unknown_xids += 1  # a late duplicate, or a reply to nothing we sent
+            return None
+        return pending
+
+    def unknown_reply(self, xid: int) -> None:
+        """A late duplicate, or a reply to nothing we sent."""
+        self.unknown_xids += 1
+
+    def drop_reply(self, xid: int) -> None:
+        """The SOCK_MEMALLOC rule dropped the reply to ``xid``: its call asks again."""
+        pending = self._pending.get(xid)
+        if pending is not None and not pending.future.done():
+            self.dropped_replies += 1
+            pending.future.set_exception(_ReplyDropped())
+
+    def deliver(self, xid: int, record: memoryview, pin: RxBuffer | None) -> None:
+        """The reply to ``xid`` (its results pin ``pin`` until released)."""
+        pending = self._pending.get(xid)
+        if pending is None or pending.future.done():
+            self.unknown_xids += 1
             return
-        buffer = pending.buffer
-        view: memoryview
-        if buffer is not None:
-            size = len(record)
-            if size > buffer.nbytes:
-                self._finish(
-                    pending,
-                    MalformedReplyError(
-                        f"{pending.program} reply (xid {xid:#x}) is {size} bytes, larger than "
-                        f"the {buffer.nbytes}-byte buffer its call allocated",
-                        xid,
-                    ),
-                )
-                return
-            view = buffer.view[:size]
-            view[:] = record
-        else:
-            view = memoryview(record)
-        start = accepted_results_offset(view)
+        start = accepted_results_offset(record)
         if start < 0:  # not the common case: decode fully for the precise error
             try:
-                reply = decode_reply(view, pending.program)
+                reply = decode_reply(record, pending.program)
             except MalformedReplyError as exc:
                 self._finish(pending, exc)
                 return
@@ -517,7 +509,8 @@ class RpcConnection:
                 return
             results = reply.results
         else:
-            results = view[start:]
+            results = record[start:]
         self._pending.pop(xid, None)
-        pending.buffer = None  # ownership moves to the result
-        pending.future.set_result(RpcResult(results, buffer))
+        if pin is not None:
+            pin.pin()
+        pending.future.set_result(RpcResult(results, pin))

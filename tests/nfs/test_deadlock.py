@@ -97,8 +97,12 @@ async def run_nfs_pressure(
             data = await asyncio.wait_for(pager.read(index), 30)
             verified &= data[:8] == value.to_bytes(8, "little")
     snap = pool.snapshot()
-    await sched.aclose()
-    await pager.close()
+    if completed:  # the pager first: it waits for its page I/O, which the scheduler runs
+        await pager.close()
+        await sched.aclose()
+    else:  # stalled I/O waits on the pool; closing the scheduler settles it first
+        await sched.aclose()
+        await pager.close()
     await area.deactivate()
     return Outcome(
         completed=completed,
