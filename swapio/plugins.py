@@ -1,14 +1,20 @@
 """Plugin discovery and area activation: the only module that touches pluggy.
 
 Plugins come from the ``swapio`` entry-point group; swapio's built-in backends are registered
-through the very same group, so nothing here special-cases them.  Environment switches (named
-after pytest's and tox's):
+through the very same group, so nothing here special-cases them.  A plugin whose metadata
+declares its URL schemes and CLI verbs (:mod:`swapio.discovery`) is imported only when one of
+its schemes is activated, one of its verbs runs, or a caller asks for every backend; a plugin
+that declares neither is imported the first time the host needs to know who serves a scheme.
+Environment switches (named after pytest's and tox's):
 
 * ``SWAPIO_DISABLE_PLUGIN_AUTOLOAD=1`` — load no entry points (register plugins by hand).
 * ``SWAPIO_DISABLED_PLUGINS=a,b`` — block the named plugins (entry-point names).
 
-A plugin that fails to import is a :class:`~swapio.errors.PluginError` naming the plugin and
-its entry point; it is not silently skipped.
+A plugin that fails to import is a :class:`~swapio.errors.PluginError` naming the plugin, its
+entry point and ``SWAPIO_DISABLED_PLUGINS``, raised by whatever needs that plugin (and only
+by that); it is not silently skipped.  Two plugins claiming one scheme is a
+:class:`~swapio.errors.SchemeConflictError` naming both — found in the metadata, before either
+is imported, when both declare their schemes.
 """
 
 from __future__ import annotations
@@ -17,13 +23,13 @@ import inspect
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from swapio import hookspecs
 from swapio.area import BoundOps, CreateRequest, SwapArea
+from swapio.discovery import COMMAND_GROUP, SCHEME_GROUP, PluginSpec, discover
 from swapio.errors import (
     LocationError,
     PluginError,
@@ -33,6 +39,8 @@ from swapio.location import Location
 from swapio.pool import PagePool
 
 if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
     import click
 
 ENTRY_POINT_GROUP = "swapio"
@@ -86,21 +94,36 @@ class PluginHost:
         self._pm.add_hookspecs(hookspecs)
         if autoload is None:
             autoload = os.environ.get(ENV_DISABLE_AUTOLOAD, "") in ("", "0")
-        for name in (*_env_list(ENV_DISABLED_PLUGINS), *blocked):
+        blocked_names = [*_env_list(ENV_DISABLED_PLUGINS), *blocked]
+        for name in blocked_names:
             self._pm.set_blocked(name)
         self._pool = pool
-        self._backends: dict[str, Backend] | None = None
-        if autoload:
-            self._load_entry_points()
+        #: installed plugins as their metadata describes them; imported on demand
+        self._specs: dict[str, PluginSpec] = discover(blocked_names) if autoload else {}
+        self._infos: dict[str, tuple[BackendInfo, ...]] = {}
+        self._claims: dict[str, str] | None = None
 
     # --- registration -----------------------------------------------------------------
 
-    def _load_entry_points(self) -> None:
-        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            if self._pm.is_blocked(ep.name) or self._pm.has_plugin(ep.name):
-                continue
-            plugin = self._import(ep)
-            self.register(plugin, ep.name)
+    def _load(self, name: str) -> None:
+        """Import and register the installed plugin ``name`` unless that is done already."""
+        if self._pm.has_plugin(name) or self._pm.is_blocked(name):
+            return
+        spec = self._specs[name]
+        self.register(self._import(spec.entry_point), name)
+        if spec.declared:
+            self._check_declared_schemes(spec)
+
+    def _load_undeclared(self) -> None:
+        """Import the plugins whose metadata does not say what they serve."""
+        for spec in list(self._specs.values()):
+            if not spec.declared:
+                self._load(spec.name)
+
+    def load_all(self) -> None:
+        """Import every installed plugin (what a broadcast to every plugin needs)."""
+        for name in list(self._specs):
+            self._load(name)
 
     @staticmethod
     def _import(ep: EntryPoint) -> Any:
@@ -109,8 +132,25 @@ class PluginHost:
         except Exception as exc:  # any import failure is the plugin's, reported as such
             raise PluginError(
                 f"plugin {ep.name!r} (entry point {ep.value!r}) failed to import: "
-                f"{type(exc).__name__}: {exc}"
+                f"{type(exc).__name__}: {exc} (fix it, or block it with "
+                f"{ENV_DISABLED_PLUGINS}={ep.name})"
             ) from exc
+
+    def _check_declared_schemes(self, spec: PluginSpec) -> None:
+        """A declared plugin must serve exactly the schemes its metadata names."""
+        try:
+            served = sorted({s for info in self._backend_infos(spec.name) for s in info.schemes})
+        except PluginError:
+            self.unregister(spec.name)
+            raise
+        declared = sorted(spec.schemes)
+        if served != declared:
+            self.unregister(spec.name)
+            raise PluginError(
+                f"plugin {spec.name!r} serves URL scheme(s) {', '.join(served) or 'none'} but "
+                f"its entry-point metadata ({SCHEME_GROUP}) declares "
+                f"{', '.join(declared) or 'none'}; fix its pyproject.toml and reinstall it"
+            )
 
     def register(self, plugin: Any, name: str) -> None:
         """Register ``plugin`` under ``name`` (as an entry point would)."""
@@ -130,12 +170,16 @@ class PluginHost:
         except PluginError:
             self._pm.unregister(name=name)
             raise
-        self._backends = None
+        self._forget(name)
 
     def unregister(self, name: str) -> None:
         """Remove the plugin registered as ``name``."""
         self._pm.unregister(name=name)
-        self._backends = None
+        self._forget(name)
+
+    def _forget(self, name: str) -> None:
+        self._infos.pop(name, None)
+        self._claims = None
 
     def _impls(self, hook: str, name: str) -> list[pluggy.HookImpl]:
         plugin = self._pm.get_plugin(name)
@@ -154,61 +198,82 @@ class PluginHost:
 
     # --- backends ---------------------------------------------------------------------
 
-    def _table(self) -> dict[str, Backend]:
-        if self._backends is not None:
-            return self._backends
-        table: dict[str, Backend] = {}
-        for name, plugin in self._pm.list_name_plugin():
-            if name is None:
+    def _backend_infos(self, name: str) -> tuple[BackendInfo, ...]:
+        """The registered plugin ``name``'s ``swapio_backend`` results, checked once."""
+        cached = self._infos.get(name)
+        if cached is not None:
+            return cached
+        infos: list[BackendInfo] = []
+        for impl in self._impls("swapio_backend", name):
+            info = impl.function()
+            if info is None:
                 continue
-            results = [impl.function() for impl in self._impls("swapio_backend", name)]
-            for info in results:
-                if info is None:
-                    continue
-                if not isinstance(info, BackendInfo):
-                    raise PluginError(
-                        f"plugin {name!r}: swapio_backend returned {type(info).__name__}, "
-                        "expected BackendInfo"
+            if not isinstance(info, BackendInfo):
+                raise PluginError(
+                    f"plugin {name!r}: swapio_backend returned {type(info).__name__}, "
+                    "expected BackendInfo"
+                )
+            missing = [h for h in hookspecs.REQUIRED_DATA_HOOKS if not self._impls(h, name)]
+            if missing:
+                raise PluginError(
+                    f"plugin {name!r} serves {', '.join(info.schemes)} but does not "
+                    f"implement {', '.join(missing)}"
+                )
+            infos.append(info)
+        self._infos[name] = tuple(infos)
+        return self._infos[name]
+
+    def _scheme_owners(self) -> dict[str, str]:
+        """URL scheme → plugin name: from ``swapio_backend`` for the plugins registered, from
+        the metadata for declared plugins not imported yet.  A scheme claimed twice raises
+        :class:`SchemeConflictError` naming both plugins."""
+        if self._claims is not None:
+            return self._claims
+        self._load_undeclared()
+        claims: dict[str, str] = {}
+        registered = [name for name, _ in self._pm.list_name_plugin() if name is not None]
+        pending = [
+            spec for spec in self._specs.values() if spec.declared and spec.name not in registered
+        ]
+        for name, schemes in [
+            *((n, [s for i in self._backend_infos(n) for s in i.schemes]) for n in registered),
+            *((spec.name, list(spec.schemes)) for spec in pending),
+        ]:
+            for scheme in schemes:
+                other = claims.setdefault(scheme, name)
+                if other != name:
+                    raise SchemeConflictError(
+                        f"URL scheme {scheme!r} is claimed by two plugins: {other!r} and "
+                        f"{name!r} (block one with {ENV_DISABLED_PLUGINS})"
                     )
-                missing = [h for h in hookspecs.REQUIRED_DATA_HOOKS if not self._impls(h, name)]
-                if missing:
-                    raise PluginError(
-                        f"plugin {name!r} serves {', '.join(info.schemes)} but does not "
-                        f"implement {', '.join(missing)}"
-                    )
-                for scheme in info.schemes:
-                    other = table.get(scheme)
-                    if other is not None:
-                        raise SchemeConflictError(
-                            f"URL scheme {scheme!r} is claimed by two plugins: "
-                            f"{other.plugin_name!r} and {name!r} (block one with "
-                            f"{ENV_DISABLED_PLUGINS})"
-                        )
-                    table[scheme] = Backend(info, name, plugin)
-        self._backends = table
-        return table
+        self._claims = claims
+        return claims
 
     def backends(self) -> list[Backend]:
-        """Every registered backend, once each, sorted by name."""
+        """Every backend, once each, sorted by name (imports every installed plugin)."""
+        self.load_all()
+        owners = self._scheme_owners()
         seen: dict[str, Backend] = {}
-        for backend in self._table().values():
-            seen.setdefault(backend.plugin_name, backend)
+        for name in sorted(set(owners.values())):
+            for info in self._backend_infos(name):
+                seen.setdefault(name, Backend(info, name, self._pm.get_plugin(name)))
         return sorted(seen.values(), key=lambda b: b.info.name)
 
     def schemes(self) -> list[str]:
-        """Every URL scheme some plugin serves."""
-        return sorted(self._table())
+        """Every URL scheme some plugin serves (from metadata where declared: no import)."""
+        return sorted(self._scheme_owners())
 
     def owner(self, scheme: str) -> Backend:
-        """The backend owning ``scheme``, or :class:`LocationError` listing the known ones."""
-        table = self._table()
-        try:
-            return table[scheme]
-        except KeyError:
-            known = ", ".join(sorted(table)) or "none installed"
-            raise LocationError(
-                f"no backend serves URL scheme {scheme!r} (known schemes: {known})"
-            ) from None
+        """The backend owning ``scheme`` (importing its plugin if need be), or
+        :class:`LocationError` listing the known schemes."""
+        owners = self._scheme_owners()
+        name = owners.get(scheme)
+        if name is None:
+            known = ", ".join(sorted(owners)) or "none installed"
+            raise LocationError(f"no backend serves URL scheme {scheme!r} (known schemes: {known})")
+        self._load(name)
+        info = next(i for i in self._backend_infos(name) if scheme in i.schemes)
+        return Backend(info, name, self._pm.get_plugin(name))
 
     def bind(self, scheme: str) -> BoundOps:
         """Resolve the owner of ``scheme`` once and bind its data-hook implementations."""
@@ -223,13 +288,15 @@ class PluginHost:
             swap_out=found["swap_out"],
             swap_in=found["swap_in"],
             swap_discard=found["swap_discard"],
+            swap_copy=found["swap_copy"],
         )
 
     @property
     def pool(self) -> PagePool:
-        """The pool areas use when the caller passes none (accounting only, never waits)."""
+        """The pool areas use when the caller passes none (:meth:`PagePool.default`: bounded,
+        derived watermarks, so the reserve is live)."""
         if self._pool is None:
-            self._pool = PagePool.unbounded()
+            self._pool = PagePool.default()
         return self._pool
 
     async def activate(
@@ -249,8 +316,60 @@ class PluginHost:
     # --- CLI --------------------------------------------------------------------------
 
     def add_commands(self, cli: click.Group) -> None:
-        """Let every plugin add its CLI verbs."""
-        self._pm.hook.swapio_add_commands(cli=cli)
+        """Let the plugins whose metadata names no verbs add theirs to ``cli`` now.
+
+        Imports the plugins that declare nothing (their verbs are unknown until then); the
+        verbs of declared plugins are in :meth:`declared_commands` and are built by
+        :meth:`plugin_commands` when they run.
+        """
+        self._load_undeclared()
+        for name in list(self.plugin_names()):
+            spec = self._specs.get(name)
+            if spec is not None and spec.declared:
+                continue
+            for impl in self._impls("swapio_add_commands", name):
+                impl.function(cli=cli)
+
+    def declared_commands(self) -> dict[str, str]:
+        """CLI verb → plugin name, from entry-point metadata (nothing is imported)."""
+        return {verb: spec.name for spec in self._specs.values() for verb in spec.commands}
+
+    def plugin_commands(self, name: str) -> dict[str, click.Command]:
+        """Import plugin ``name`` and return the verbs its ``swapio_add_commands`` adds.
+
+        A declared plugin must add exactly the verbs its metadata names, else
+        :class:`PluginError` naming the plugin and both lists.
+        """
+        import click  # noqa: PLC0415 - the library (no CLI) never needs click
+
+        self._load(name)
+        group = click.Group()
+        for impl in self._impls("swapio_add_commands", name):
+            impl.function(cli=group)
+        spec = self._specs.get(name)
+        if spec is not None and spec.declared and sorted(group.commands) != sorted(spec.commands):
+            raise PluginError(
+                f"plugin {name!r} adds verb(s) {', '.join(sorted(group.commands)) or 'none'} "
+                f"but its entry-point metadata ({COMMAND_GROUP}) declares "
+                f"{', '.join(sorted(spec.commands)) or 'none'}; fix its pyproject.toml and "
+                "reinstall it"
+            )
+        return dict(group.commands)
+
+    def collect(self, hook: str) -> list[tuple[str, Any]]:
+        """Call the argument-less registration ``hook`` on every plugin.
+
+        Returns ``(plugin name, result)`` pairs (``swapio bench`` uses it for
+        ``swapio_bench``), so a caller can name the plugin behind a bad contribution.
+        """
+        if hook not in hookspecs.REGISTRATION_HOOKS:
+            raise ValueError(f"{hook!r} is not a registration hook")
+        self.load_all()  # a broadcast reaches every plugin, so every plugin is imported
+        return [
+            (name, impl.function())
+            for name in self.plugin_names()
+            for impl in self._impls(hook, name)
+        ]
 
     def plugin_names(self) -> Iterator[str]:
         """Names of the registered plugins."""

@@ -1,4 +1,10 @@
-"""The ``swapio`` command line (click).  Plugins add verbs through ``swapio_add_commands``.
+"""The ``swapio`` command line (click).
+
+Core verbs live in :mod:`swapio.cli.areas`.  ``swapio bench`` and every plugin's verbs are
+*lazy* (:mod:`swapio.cli.group`): their names come from entry-point metadata (or, for the
+bench, from here) and their modules — the plugin, aiohttp, the bench — are imported only when
+the verb runs.  Plugins that declare no verbs in metadata still add theirs through the
+``swapio_add_commands`` hook, at start-up.
 
 User errors (any :class:`~swapio.errors.SwapioError`) print one line, ``swapio: error: ...``,
 on stderr and exit with the code from :mod:`swapio.cli.exitcodes`; only bugs show a traceback.
@@ -6,43 +12,42 @@ on stderr and exit with the code from :mod:`swapio.cli.exitcodes`; only bugs sho
 
 from __future__ import annotations
 
-import os
+import importlib
 import sys
-from typing import Any
+from collections.abc import Callable
 
 import click
 
 from swapio import __version__
-from swapio.bench.cli import bench
-from swapio.cli import exitcodes
 from swapio.cli.areas import CORE_COMMANDS
-from swapio.errors import SwapioError
+from swapio.cli.group import LazyVerb, SwapioGroup, fail
+from swapio.errors import PluginError, SwapioError
 from swapio.plugins import PluginHost
 
+__all__ = ["SwapioGroup", "build_cli", "fail", "main"]
 
-def fail(exc: SwapioError) -> int:
-    """Report a user error in one line; return its exit code."""
-    click.echo(f"swapio: error: {exc}", err=True)
-    return exitcodes.for_error(exc)
+#: ``swapio bench`` is core but heavy (aiohttp, the peers): imported when it runs.
+BENCH = ("swapio.bench.cli", "bench")
 
 
-class SwapioGroup(click.Group):
-    """A click group that turns swapio errors into one line and an exit code."""
+def _core_verb(module: str, attr: str) -> Callable[[], click.Command]:
+    def load() -> click.Command:
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
 
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except SwapioError as exc:
-            ctx.exit(fail(exc))
-        except BrokenPipeError:
-            # the reader went away (e.g. `| head`): not an error of ours
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            ctx.exit(exitcodes.OK)
+    return load
+
+
+def _plugin_verb(host: PluginHost, plugin: str, verb: str) -> Callable[[], click.Command]:
+    def load() -> click.Command:
+        return host.plugin_commands(plugin)[verb]
+
+    return load
 
 
 def build_cli(host: PluginHost) -> click.Group:
-    """The root group with the core verbs and every plugin's verbs."""
+    """The root group: the core verbs, the bench and every plugin's verbs (lazily)."""
 
     @click.group(cls=SwapioGroup, context_settings={"help_option_names": ["-h", "--help"]})
     @click.version_option(__version__, prog_name="swapio")
@@ -51,10 +56,28 @@ def build_cli(host: PluginHost) -> click.Group:
         """swapio: swap I/O to anything (see `swapio backends` for the URL schemes)."""
         ctx.obj = host
 
+    assert isinstance(cli, SwapioGroup)
     for command in CORE_COMMANDS:
         cli.add_command(command)
-    cli.add_command(bench)
-    host.add_commands(cli)
+    cli.add_lazy(
+        "bench",
+        LazyVerb(
+            _core_verb(*BENCH),
+            "Measure every installed backend and the peer tools (see `swapio bench --help`).",
+        ),
+    )
+    for verb, plugin in sorted(host.declared_commands().items()):
+        cli.add_lazy(
+            verb,
+            LazyVerb(
+                _plugin_verb(host, plugin, verb),
+                f"From the {plugin!r} plugin (see `swapio {verb} --help`).",
+            ),
+        )
+    try:
+        host.add_commands(cli)
+    except PluginError as exc:
+        cli.deferred_error = exc  # breaks the verbs that need that plugin, not the others
     return cli
 
 

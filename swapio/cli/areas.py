@@ -73,7 +73,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="One JSON doc
 @click.pass_context
 def backends(ctx: click.Context, as_json: bool) -> None:
     """List installed backends: name, version, URL schemes, capabilities."""
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": b.info.name,
             "version": b.info.version,
@@ -87,10 +87,28 @@ def backends(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         emit_json({"backends": rows})
         return
-    for row in rows:
-        schemes = ",".join(row["schemes"])
-        caps = ",".join(row["capabilities"]) or "-"
-        say(f"{row['name']:<10} {row['version']:<8} {schemes:<12} {caps:<28} {row['summary']}")
+    say_table(
+        ("NAME", "VERSION", "SCHEMES", "CAPABILITIES", "SUMMARY"),
+        [
+            (
+                str(row["name"]),
+                str(row["version"]),
+                ",".join(row["schemes"]),
+                ",".join(row["capabilities"]) or "-",
+                str(row["summary"]),
+            )
+            for row in rows
+        ],
+    )
+
+
+def say_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Print ``rows`` under ``header`` in left-aligned columns two spaces apart (the last
+    column is not padded)."""
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header) - 1)]
+    for row in (header, *rows):
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        say("  ".join([*cells, row[-1]]).rstrip())
 
 
 @click.command()

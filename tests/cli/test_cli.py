@@ -48,6 +48,22 @@ def test_backends_json_lists_memory_and_file() -> None:
     assert by_name["file"]["version"]
 
 
+def test_backends_text_has_a_header_and_aligned_columns() -> None:
+    proc = run("backends")
+    assert proc.returncode == 0
+    lines = proc.stdout.decode().splitlines()
+    header = lines[0]
+    assert header.split() == ["NAME", "VERSION", "SCHEMES", "CAPABILITIES", "SUMMARY"]
+    starts = [header.index(col) for col in ("VERSION", "SCHEMES", "CAPABILITIES", "SUMMARY")]
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert {"file", "memory"} <= set(rows)
+    for line in rows.values():
+        for start in starts:  # every column starts under its heading, after a blank
+            assert line[start - 1] == " ", line
+            assert line[start] != " ", line
+    assert rows["file"][starts[1] :].startswith("file ")
+
+
 def test_write_then_read_round_trip(area: str, tmp_path: Path) -> None:
     data = page_pattern(3, 0, 4096) + page_pattern(4, 0, 4096)
     assert run("write", area, "--slot", "3", "--count", "2", stdin=data).returncode == 0

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 import types
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from importlib import metadata
+from pathlib import Path
 
 import pytest
 
 import swapio
+import swapio.plugins
 from swapio.area import PageBuffer, SwapArea, SwapInfo
+from swapio.discovery import PluginSpec
 from swapio.errors import LocationError, PluginError, SchemeConflictError
 from swapio.plugins import PluginHost
 
@@ -124,18 +129,152 @@ def test_owner_without_data_hooks_is_rejected() -> None:
         host.backends()
 
 
-def test_plugin_failing_to_import_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    from importlib import metadata
+def _install(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    name: str,
+    source: str,
+    schemes: tuple[str, ...] = (),
+    commands: tuple[str, ...] = (),
+) -> str:
+    """Make ``PluginHost()`` discover a plugin ``name`` (module source ``source``) beside the
+    installed ones, as entry-point metadata with these schemes and verbs would."""
+    module = f"swapio_test_{name}_{tmp_path.name}".replace("-", "_")
+    (tmp_path / f"{module}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ep = metadata.EntryPoint(name=name, value=module, group="swapio")
+    real = swapio.plugins.discover
 
-    broken = metadata.EntryPoint(name="broken", value="no_such_module_x.plugin", group="swapio")
-    real = metadata.entry_points
+    def discover(blocked: Iterable[str] = ()) -> dict[str, PluginSpec]:
+        specs = real(blocked)
+        if name not in set(blocked):
+            specs[name] = PluginSpec(name, ep, schemes, commands)
+        return specs
 
-    def fake(**kw: str) -> list[metadata.EntryPoint]:
-        return [*real(**kw), broken] if kw.get("group") == "swapio" else list(real(**kw))
+    monkeypatch.setattr(swapio.plugins, "discover", discover)
+    return module
 
-    monkeypatch.setattr("swapio.plugins.entry_points", fake)
+
+PLUGIN_SOURCE = """
+import swapio
+from swapio.area import SwapInfo
+
+@swapio.hookimpl
+def swapio_backend():
+    return swapio.BackendInfo(name="{name}", version="1", schemes={schemes!r})
+
+@swapio.hookimpl
+async def swapfile(area, activate):
+    return SwapInfo(pages=4, page_size=4096) if activate else None
+
+@swapio.hookimpl
+async def swap_out(area, slot, pages):
+    return None
+
+@swapio.hookimpl
+async def swap_in(area, slot, pages):
+    return None
+"""
+
+
+def test_creating_a_host_imports_no_plugin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    module = _install(
+        monkeypatch, tmp_path, "lazy", "raise ImportError('imported too early')", ("lazy",)
+    )
+    host = PluginHost()
+    assert "lazy" in host.schemes()
+    assert host.declared_commands().get("bitmap") == "mdraid"
+    assert module not in sys.modules
+
+
+async def test_activating_a_scheme_imports_its_plugin_only(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    broken = _install(monkeypatch, tmp_path, "other", "raise ImportError('not me')", ("other",))
+    host = PluginHost()
+    area = await host.activate("memory://lazy", create=swapio.CreateRequest(pages=4))
+    await area.deactivate()
+    assert area.owner == "memory"
+    assert broken not in sys.modules
+
+
+async def test_a_declared_plugin_failing_to_import_breaks_only_its_scheme(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _install(monkeypatch, tmp_path, "broken", "raise ImportError('half installed')", ("brk",))
+    host = PluginHost()
+    area = await host.activate("memory://fine", create=swapio.CreateRequest(pages=4))
+    await area.deactivate()
+    with pytest.raises(
+        PluginError, match=r"'broken'.*half installed.*SWAPIO_DISABLED_PLUGINS=broken"
+    ):
+        await host.activate("brk://x")
+    with pytest.raises(PluginError, match="'broken'"):
+        host.backends()
+
+
+def test_an_undeclared_plugin_failing_to_import_is_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _install(monkeypatch, tmp_path, "broken", "import no_such_module_x")
     with pytest.raises(PluginError, match="'broken'.*no_such_module_x"):
-        PluginHost()
+        PluginHost().owner("memory")
+
+
+def test_an_undeclared_plugin_is_imported_to_learn_its_schemes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    source = PLUGIN_SOURCE.format(name="old", schemes=("oldstyle",))
+    module = _install(monkeypatch, tmp_path, "old", source)
+    host = PluginHost()
+    assert host.owner("oldstyle").plugin_name == "old"
+    assert module in sys.modules
+
+
+def test_two_declared_plugins_claiming_a_scheme_conflict_before_either_is_imported(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    module = _install(monkeypatch, tmp_path, "dupe", "raise ImportError('imported')", ("file",))
+    host = PluginHost()
+    with pytest.raises(SchemeConflictError, match="'file' and 'dupe'|'dupe' and 'file'"):
+        host.owner("memory")
+    assert module not in sys.modules
+    assert "file" in {b.info.name for b in PluginHost(blocked=["dupe"]).backends()}
+
+
+def test_an_undeclared_plugin_claiming_a_declared_scheme_conflicts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _install(monkeypatch, tmp_path, "zzold", PLUGIN_SOURCE.format(name="x", schemes=("file",)))
+    with pytest.raises(SchemeConflictError, match="'zzold' and 'file'|'file' and 'zzold'"):
+        PluginHost().owner("file")
+
+
+def test_a_plugin_serving_other_schemes_than_it_declares_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    source = PLUGIN_SOURCE.format(name="liar", schemes=("one", "two"))
+    _install(monkeypatch, tmp_path, "liar", source, ("one",))
+    with pytest.raises(
+        PluginError, match=r"'liar' serves URL scheme\(s\) one, two .* declares one"
+    ):
+        PluginHost().owner("one")
+
+
+def test_a_plugin_adding_other_verbs_than_it_declares_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    source = (
+        "import click, swapio\n"
+        "@swapio.hookimpl\n"
+        "def swapio_add_commands(cli):\n"
+        "    cli.add_command(click.Command('hello'))\n"
+    )
+    _install(monkeypatch, tmp_path, "verbs", source, commands=("bye",))
+    host = PluginHost()
+    assert host.declared_commands()["bye"] == "verbs"
+    with pytest.raises(PluginError, match="'verbs' adds verb\\(s\\) hello .* declares bye"):
+        host.plugin_commands("verbs")
 
 
 async def test_activation_binds_the_owner_once() -> None:
