@@ -346,7 +346,7 @@ class ReplyReceiver:
             self._decided = self._target.placement is None
         elif length < 4 and have == length:
             raise MalformedReplyError(f"RPC message of {length} bytes has no XID (need 4)")
-        if not self._decided:
+        if not self._decided and self._xid >= 0:
             span = self._find_span(view[start : start + have], have == length)
             if span is not None:
                 self._decided = True
@@ -365,7 +365,9 @@ class ReplyReceiver:
         """Room a partial record needs past its start; nonzero when the buffer lacks it."""
         assert self._rx is not None
         length = self._record_len
-        if not self._decided and self._target is not None and self._target.placement:
+        if self._xid < 0:  # only the XID is needed to know more
+            length = min(length, 4)
+        elif not self._decided and self._target is not None and self._target.placement:
             length = min(length, ACCEPTED_HEADER_SIZE + self._target.placement.head_max)
         if self._record_start + length <= self._rx.view.nbytes:
             return 0
