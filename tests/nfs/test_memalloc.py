@@ -93,9 +93,11 @@ async def test_swap_in_under_pressure_keeps_no_reserve_and_completes_when_memory
         ganesha.resume()
     try:
         # the READ reply arrives into a reserve buffer: dropped, not kept
-        async with asyncio.timeout(30):
-            while conn.dropped_replies == 0:
-                await asyncio.sleep(0.01)
+        for _ in range(3000):
+            if conn.dropped_replies:
+                break
+            await asyncio.sleep(0.01)
+        assert conn.dropped_replies >= 1
         # memalloc work makes progress meanwhile, in the same pressure
         with memalloc():
             await asyncio.wait_for(area.swap_out(10, [data]), 30)
