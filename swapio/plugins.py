@@ -39,9 +39,9 @@ from swapio.location import Location
 from swapio.pool import PagePool
 
 if TYPE_CHECKING:
-    from importlib.metadata import EntryPoint
-
     import click
+
+    from swapio.discovery import EntryPoint
 
 ENTRY_POINT_GROUP = "swapio"
 ENV_DISABLE_AUTOLOAD = "SWAPIO_DISABLE_PLUGIN_AUTOLOAD"
