@@ -34,7 +34,7 @@ import asyncio
 import enum
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -138,7 +138,7 @@ async def request_charge(pool: PagePool, nbytes: int) -> PoolBuffer:
     return await pool.alloc(nbytes)
 
 
-async def reply_charge(pool: PagePool, nbytes: int) -> tuple[PoolBuffer, bool]:
+async def reply_charge(pool: PagePool, nbytes: int, on_drop: Callable[[], None]) -> PoolBuffer:
     """The charge for a reply payload (``MGET``), as the receive path allocates.
 
     Like ``__netdev_alloc_skb`` for a ``SOCK_MEMALLOC`` socket: at once, with the reserve
@@ -146,16 +146,17 @@ async def reply_charge(pool: PagePool, nbytes: int) -> tuple[PoolBuffer, bool]:
     caller's context, the ``SOCK_MEMALLOC`` rule (``sk_filter``): a reserve-backed buffer
     (``may_keep()`` false) is only for memalloc work, so anyone else drops it and waits for
     ordinary memory before asking.  The charge is taken before the command is sent, so a
-    dropped charge costs no resent command.  Returns the charge and whether one was dropped.
+    dropped charge costs no resent command.  ``on_drop`` is called when one is dropped.
     """
     with memalloc():
         buf = pool.try_alloc(nbytes)
     if buf is None:
         buf = await pool.alloc(nbytes)
     if buf.may_keep():
-        return buf, False
+        return buf
     buf.release()
-    return await pool.alloc(nbytes), True
+    on_drop()
+    return await pool.alloc(nbytes)
 
 
 class Engine:
@@ -323,7 +324,10 @@ class Engine:
                     continue
                 by_node.setdefault(endpoint.name, (endpoint, []))[1].append(op)
             outcomes = await asyncio.gather(
-                *(self._node_round(pool, ep, node_ops, deadline) for ep, node_ops in by_node.values()),
+                *(
+                    self._node_round(pool, ep, node_ops, deadline)
+                    for ep, node_ops in by_node.values()
+                ),
                 return_exceptions=True,
             )
             retry: list[Op] = list(failed_routing)
@@ -392,9 +396,7 @@ class Engine:
         try:
             for op in ops:
                 if op.kind is Kind.GET:
-                    buf, dropped = await reply_charge(pool, len(op.keys) * size)
-                    self.dropped_reserve += dropped
-                    charges.append(buf)
+                    charges.append(await reply_charge(pool, len(op.keys) * size, self._count_drop))
                 elif op.kind is Kind.SET:
                     charges.append(await request_charge(pool, len(op.keys) * size))
             wire: list[Command] = []
@@ -413,6 +415,9 @@ class Engine:
         finally:
             for buf in charges:
                 buf.release()
+
+    def _count_drop(self) -> None:
+        self.dropped_reserve += 1
 
     def _wait_for(self, endpoint: Endpoint, ops: list[Op]) -> int | None:
         """Replicas a durable write round must confirm (``WAIT``), or None for no WAIT."""
@@ -463,7 +468,9 @@ class Engine:
     def _deliver(self, op: Op, reply: Any) -> None:
         size = self.page_size
         if not isinstance(reply, list) or len(reply) != len(op.dests):
-            raise RemoteProtocolError(f"MGET of {len(op.keys)} keys answered {type(reply).__name__}")
+            raise RemoteProtocolError(
+                f"MGET of {len(op.keys)} keys answered {type(reply).__name__}"
+            )
         for dest, value, key in zip(op.dests, reply, op.keys, strict=True):
             if value is None:
                 dest[:] = self._zero

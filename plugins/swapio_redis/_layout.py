@@ -148,7 +148,8 @@ class Meta:
         if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
             raise AreaFormatError(f"{where}: damaged metadata record {raw[:200]!r}")
         pages, page_size, stripes, stripe_pages = values
-        assert isinstance(pages, int) and isinstance(page_size, int)
+        assert isinstance(pages, int)
+        assert isinstance(page_size, int)
         if (stripes, stripe_pages) != (STRIPES, STRIPE_PAGES):
             raise AreaFormatError(
                 f"{where}: layout of {stripes} stripes of {stripe_pages} pages; "

@@ -66,7 +66,7 @@ class _PoolEndpoint(Endpoint):
         self._pool = pool
 
     async def roundtrip(self, commands: Sequence[Command]) -> list[Any]:
-        conn = await self._pool.get_connection()
+        conn = await self._pool.get_connection()  # type: ignore[no-untyped-call]
         try:
             return await roundtrip(conn, commands)
         finally:
@@ -90,13 +90,17 @@ def describe_connect_error(exc: BaseException, options: RedisOptions) -> Backend
     """One line for a failure to reach or log in to the store (never the password)."""
     where = options.where
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if isinstance(exc, AuthenticationError) or "WRONGPASS" in text or "NOAUTH" in text:
+    _, marker, cause = text.partition("at least one reachable node: ")
+    if marker:  # RedisCluster.initialize: no seed node answered
+        text = cause
+    auth = ("WRONGPASS", "NOAUTH", "username-password", "Authentication required")
+    if isinstance(exc, AuthenticationError) or any(a in text for a in auth):
         return BackendIOError(
             f"redis at {where} refused the credentials ({text}); check {ENV_PASSWORD} or "
             f"{ENV_PASSWORD_FILE}",
             detail=text,
         )
-    if isinstance(exc, RedisConnectionError | OSError):
+    if isinstance(exc, RedisConnectionError | OSError) or marker:
         return BackendIOError(f"cannot reach redis at {where}: {text}", detail=text)
     return BackendIOError(f"redis at {where}: {text}", detail=text)
 
@@ -236,7 +240,7 @@ class ClusterTopology(Topology):
     async def connect(self) -> None:
         try:
             await self._client.initialize()
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             await self._client.aclose()
             if isinstance(exc, RedisClusterException) and "not enabled" in str(exc):
                 raise LocationError(

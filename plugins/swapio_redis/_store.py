@@ -109,7 +109,9 @@ async def _persistence(topology: Topology) -> tuple[list[str], bool]:
             always = False
             continue
         # RESP3 answers a map, RESP2 a flat list of names and values.
-        pairs = reply if isinstance(reply, dict) else dict(zip(reply[::2], reply[1::2], strict=True))
+        pairs = (
+            reply if isinstance(reply, dict) else dict(zip(reply[::2], reply[1::2], strict=True))
+        )
         aof = pairs.get(b"appendonly", b"?").decode()
         fsync = pairs.get(b"appendfsync", b"?").decode()
         found.append(f"{endpoint.name}: appendonly={aof} appendfsync={fsync}")
@@ -140,7 +142,9 @@ async def _durability(topology: Topology, options: RedisOptions) -> str:
     return report
 
 
-async def _create(topology: Topology, options: RedisOptions, layout: Layout, req: CreateRequest) -> Meta:
+async def _create(
+    topology: Topology, options: RedisOptions, layout: Layout, req: CreateRequest
+) -> Meta:
     where = f"redis {options.where} prefix {options.prefix!r}"
     existing = await call(topology, options, layout.meta_hash_slot, "GET", layout.meta_key)
     if existing is not None:
@@ -156,7 +160,9 @@ async def _create(topology: Topology, options: RedisOptions, layout: Layout, req
             "metadata record (foreign or leftover data); choose another prefix"
         )
     meta = Meta(pages=req.pages, page_size=req.page_size)
-    won = await call(topology, options, layout.meta_hash_slot, "SET", layout.meta_key, meta.encode(), "NX")
+    won = await call(
+        topology, options, layout.meta_hash_slot, "SET", layout.meta_key, meta.encode(), "NX"
+    )
     if won is None:
         raise AreaExistsError(f"{where} was created by someone else meanwhile; not overwritten")
     return meta
@@ -207,4 +213,3 @@ async def activate(location: Location, create: CreateRequest | None) -> RedisAre
     except BaseException:
         await topology.close()
         raise
-

@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Final
@@ -106,7 +107,12 @@ class LocalRedis:
         if self.password:
             args += ["-a", self.password, "--no-auth-warning"]
         done = subprocess.run(
-            [*args, *command], capture_output=True, text=True, timeout=timeout, check=False
+            [*args, *command],
+            capture_output=True,
+            text=True,
+            errors="surrogateescape",
+            timeout=timeout,
+            check=False,
         )
         if check and done.returncode != 0:
             raise LocalRedisError(f"redis-cli {' '.join(command)}: {done.stderr.strip()}")
@@ -115,7 +121,10 @@ class LocalRedis:
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            self._args(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            self._args(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + _START_TIMEOUT
         while time.monotonic() < deadline:
@@ -164,7 +173,7 @@ class LocalRedis:
 
 
 class LocalCluster:
-    """``masters`` masters with ``replicas`` replicas each, made by ``redis-cli --cluster create``."""
+    """``masters`` masters with ``replicas`` replicas each (``redis-cli --cluster create``)."""
 
     def __init__(
         self, directory: Path, *, masters: int = 3, replicas: int = 1, password: str | None = None
@@ -252,8 +261,6 @@ class LocalCluster:
 
 def scratch_dir(prefix: str) -> Path:
     """A fresh directory for servers' data (the caller removes it)."""
-    import tempfile
-
     path = Path(tempfile.mkdtemp(prefix=prefix))
     os.chmod(path, 0o700)
     return path

@@ -35,7 +35,9 @@ async def _fill(area: SwapArea, count: int, generation: int = 0) -> None:
         await area.write(first, data)
 
 
-async def test_keys_land_on_every_master(redis_cluster: LocalCluster, cluster_url: str, prefix: str) -> None:
+async def test_keys_land_on_every_master(
+    redis_cluster: LocalCluster, cluster_url: str, prefix: str
+) -> None:
     area = await PluginHost().activate(cluster_url, create=CreateRequest(512))
     try:
         await _fill(area, 512)
@@ -85,6 +87,7 @@ async def test_kill_of_a_master_mid_durable_stream_loses_no_acknowledged_page(
     area = await PluginHost().activate(url, create=CreateRequest(2048))
     acknowledged: list[tuple[int, int]] = []
     killed = asyncio.Event()
+    enough = asyncio.Event()
     after_kill = 0
     victim = owner_of(redis_cluster.masters(), area.private.layout.key(0).decode())
 
@@ -96,14 +99,15 @@ async def test_kill_of_a_master_mid_durable_stream_loses_no_acknowledged_page(
             data = b"".join(page_pattern(s, 1, PAGE) for s in range(slot, slot + count))
             await area.write(slot, data)  # returns only after WAIT confirmed the replica
             acknowledged.append((slot, count))
+            if len(acknowledged) >= 20:
+                enough.set()
             if killed.is_set():
                 after_kill += 1
             slot = (slot + count) % 2048
 
     try:
         writer = asyncio.ensure_future(stream())
-        while len(acknowledged) < 20:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(enough.wait(), 30)
         victim.kill()  # kill -9 in the middle of the stream
         killed.set()
         await asyncio.wait_for(writer, 90)  # the stream continues after the promotion
