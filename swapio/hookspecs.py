@@ -4,7 +4,7 @@ A backend plugin is a module (or object) with functions marked ``@swapio.hookimp
 kinds of hooks exist:
 
 **Registration hooks** (synchronous, broadcast to every plugin):
-:func:`swapio_backend` and :func:`swapio_add_commands`.
+:func:`swapio_backend`, :func:`swapio_add_commands` and :func:`swapio_bench`.
 
 **Data hooks** (``async def``; never broadcast): :func:`swapfile`, :func:`swap_out`,
 :func:`swap_in` and :func:`swap_discard` — the names of the original "Swap over NFS" series
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import click
 
     from swapio.area import PageBuffer, SwapArea, SwapInfo
+    from swapio.bench.hook import BenchTarget
     from swapio.plugins import BackendInfo
 
 PROJECT = "swapio"
@@ -43,7 +44,7 @@ DATA_HOOKS = ("swapfile", "swap_out", "swap_in", "swap_discard")
 #: Data hooks an owner of a scheme must implement.
 REQUIRED_DATA_HOOKS = ("swapfile", "swap_out", "swap_in")
 #: The registration hooks: synchronous, broadcast.
-REGISTRATION_HOOKS = ("swapio_backend", "swapio_add_commands")
+REGISTRATION_HOOKS = ("swapio_backend", "swapio_add_commands", "swapio_bench")
 
 
 @hookspec
@@ -69,6 +70,37 @@ def swapio_add_commands(cli: click.Group) -> None:
     Called once when the CLI starts.  Synchronous.  A command's user errors should raise
     :class:`swapio.errors.SwapioError` (the CLI prints one line and exits non-zero).
     """
+
+
+@hookspec
+def swapio_bench() -> Sequence[BenchTarget]:
+    """Contribute this plugin's targets to ``swapio bench`` (the backend comparison).
+
+    :returns: a sequence of :class:`~swapio.bench.hook.BenchTarget` (empty, or ``[]``, if
+        the plugin has nothing to measure).  Each says which backend it measures, its
+        durability class (``volatile``, ``page cache``, ``durable``, ``remote``), how to
+        *place* a fresh area (an async context manager factory ``place(site)`` yielding the
+        area's URL; it starts any server the area needs, under ``site.directory``, and on
+        exit removes the area and stops what it started), the executables it needs (a
+        missing one skips the target with ``install_hint``), command-line options it takes
+        (``--nfs URL``), its peers (tools measured beside it on the same workloads) and
+        workloads of its own (the mirror's ``resync-1pct``).
+
+    Called once per ``swapio bench`` run, on every plugin, before the command line is
+    parsed (options come from it).  Must be synchronous and cheap: import your bench module
+    inside the implementation, start nothing here (start servers in ``place``).  Target
+    names must be unique across plugins; a duplicate is a
+    :class:`~swapio.errors.PluginError` naming both plugins.
+
+    Errors: return nothing rather than raise when the backend cannot be benchmarked on this
+    machine for a reason ``needs`` cannot express; an exception here is reported as the
+    plugin breaking the hook contract.
+    Concurrency: ``place``, ``open`` and ``measure`` run on the bench's event loop, one
+    target at a time; blocking work goes to a thread (``asyncio.to_thread``).
+    Durability: the class a target declares is what the report ranks it by, so declare
+    ``durable`` only if a completed swap-out survives a crash of the machine.
+    """
+    return ()
 
 
 @hookspec

@@ -100,3 +100,11 @@ async def swap_in(area: SwapArea, slot: int, pages: Sequence[memoryview]) -> Non
 async def swap_discard(area: SwapArea, slot: int, count: int) -> None:
     state: _Open = area.private
     await state.owner.submit(state.store.zero, slot * state.store.page_size, count)
+
+
+@swapio.hookimpl
+def swapio_bench() -> Sequence[object]:
+    """This backend's ``swapio bench`` targets (BenchTarget records; swapio_file.bench)."""
+    from swapio_file.bench import targets  # noqa: PLC0415 (imported only when the bench runs)
+
+    return targets()

@@ -6,9 +6,9 @@
   skew.
 * :func:`bench_mount` — mount time of an image with and without erase-block summaries.
 * :func:`bench_swap_out` — sequential swap-out through swapio, flashlog beside the file
-  backend on the same directory; returns ``swapio bench`` result dicts (``target``,
-  ``kind``, ``workload``, ``page_size``, ``pages``, ``seconds``, ``pages_per_s``,
-  ``bw_bytes``, ``lat_ns``).
+  backend on the same directory; returns result dicts (``target``, ``kind``, ``workload``,
+  ``page_size``, ``pages``, ``seconds``, ``pages_per_s``, ``bw_bytes``, ``lat_ns``).
+* :func:`targets` — the ``flashlog`` target of ``swapio bench`` (the ``swapio_bench`` hook).
 """
 
 from __future__ import annotations
@@ -19,12 +19,18 @@ import os
 import random
 import statistics
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from swapio import CreateRequest, PluginHost
-from swapio_flashlog.device import Geometry
+from swapio.area import SwapArea
+from swapio.bench.hook import BenchSite, BenchTarget, Durability
+from swapio.location import Location
+from swapio_flashlog.device import Geometry, remove_image
 from swapio_flashlog.log import CHUNK_COST, FlashLog, LogOptions
+from swapio_flashlog.plugin import FlashArea
 
 PAGE = 4096
 BATCH = 64
@@ -286,3 +292,40 @@ def _remove(path: Path) -> None:
     for p in (path, Path(str(path) + ".flash")):
         if p.exists():
             p.unlink()
+
+
+# --- swapio bench -----------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def _place(site: BenchSite) -> AsyncIterator[str]:
+    image = site.directory / f"flash-{site.uid}.img"
+    try:
+        yield f"flashlog://{image}?name=/swapfile"
+    finally:
+        remove_image(str(image))
+
+
+async def _remove_area(url: str) -> None:
+    remove_image(Location.parse(url).path)
+
+
+def _programmed(area: SwapArea) -> int:
+    """Bytes programmed on the simulated flash so far (node headers, GC copies, summaries)."""
+    flash: FlashArea = area.private
+    return flash.log.device.programmed_bytes
+
+
+def targets() -> list[BenchTarget]:
+    """The ``flashlog`` target; its wear is the device's own programmed-bytes count."""
+    return [
+        BenchTarget(
+            name="flashlog",
+            backend="flashlog",
+            durability=Durability.DURABLE,
+            place=_place,
+            summary="a JFFS2-format log on a simulated NOR flash image",
+            remove=_remove_area,
+            medium_bytes=_programmed,
+        )
+    ]

@@ -356,3 +356,11 @@ async def run_background_gc(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
     return steps
+
+
+@swapio.hookimpl
+def swapio_bench() -> Sequence[object]:
+    """This backend's ``swapio bench`` targets (BenchTarget records; swapio_flashlog.bench)."""
+    from swapio_flashlog.bench import targets  # noqa: PLC0415 (imported only when the bench runs)
+
+    return targets()

@@ -13,7 +13,8 @@
   and bitmap on durable file areas.
 
 ``benchmarks/bench_resync.py`` is the command-line front end; docs/bitmap-and-mirror.md
-records figures and the command.
+records figures and the command.  :func:`targets` is the ``mirror`` target of
+``swapio bench`` (the ``swapio_bench`` hook), with ``resync-1pct`` as its own workload.
 """
 
 from __future__ import annotations
@@ -25,14 +26,27 @@ import random
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from swapio.area import CreateRequest
+from swapio.bench.hook import (
+    BenchSite,
+    BenchTarget,
+    BenchWorkload,
+    Durability,
+    Kind,
+    Latency,
+    Result,
+)
+from swapio.location import Location
 from swapio.plugins import PluginHost
+from swapio_mdraid._config import MirrorConfig
 from swapio_mdraid._format import Bitmap
-from swapio_mdraid._locate import activate
+from swapio_mdraid._locate import activate, local_path
 from swapio_mdraid._mirror import Mirror
 from swapio_mdraid._resync import resync
 from swapio_mdraid._store import BitmapStore
@@ -365,3 +379,101 @@ def run_benchmarks(
     return bench_resync(directory, size=size, repeat=repeat) + bench_write_path(
         directory, repeat=repeat
     )
+
+
+# --- swapio bench -----------------------------------------------------------------------
+
+#: Leg size of the resync comparison in ``swapio bench`` (small: the default run's budget).
+BENCH_RESYNC_BYTES = 64 << 20
+#: Durability of each resync row: what is on stable storage when it finishes.
+RESYNC_DURABILITY = {
+    "mirror-resync": Durability.DURABLE,
+    "copy_file_range": Durability.DURABLE,
+    "cp": Durability.PAGE_CACHE,
+    "cp+fdatasync": Durability.DURABLE,
+}
+
+
+def mirror_url(directory: Path, tag: str) -> str:
+    """A mirror of two durable file legs and a bitmap file in ``directory``."""
+
+    def q(path: Path) -> str:
+        return quote(str(path), safe="/")
+
+    return (
+        f"mirror://{tag}?bitmap={q(directory / f'{tag}.bitmap')}"
+        f"&leg0={q(directory / f'{tag}-leg0.img')}&leg1={q(directory / f'{tag}-leg1.img')}"
+    )
+
+
+def _parts(url: str) -> list[str]:
+    config = MirrorConfig.from_location(Location.parse(url))
+    paths = (local_path(part) for part in (config.bitmap, *config.legs))
+    return [path for path in paths if path is not None]
+
+
+@asynccontextmanager
+async def _place(site: BenchSite) -> AsyncIterator[str]:
+    url = mirror_url(site.directory, f"bench-{site.uid}")
+    try:
+        yield url
+    finally:
+        await _remove_area(url)
+
+
+async def _remove_area(url: str) -> None:
+    """Remove a mirror's bitmap and legs (those that are local files)."""
+    for path in _parts(url):
+        await asyncio.to_thread(Path(path).unlink, missing_ok=True)
+
+
+def _as_result(doc: dict[str, Any]) -> Result:
+    copied = doc["pages"] * doc["page_size"]
+    extra = {
+        k: v
+        for k, v in doc.items()
+        if k not in {"target", "kind", "workload", "page_size", "pages", "seconds",
+                     "pages_per_s", "bw_bytes", "lat_ns", "runs"}
+    }  # fmt: skip
+    lat = doc["lat_ns"]
+    return Result(
+        target=doc["target"],
+        kind=Kind(doc["kind"]),
+        workload=doc["workload"],
+        page_size=doc["page_size"],
+        pages=doc["pages"],
+        seconds=float(doc["seconds"]),
+        extra={**extra, "bytes_copied": copied},
+        reported=Latency(lat["p50"], lat["p99"], lat["max"]),
+    )
+
+
+async def _resync(site: BenchSite) -> list[Result]:
+    """One resync-1pct comparison (the bench repeats it): 64 MiB legs, 1 % dirty."""
+    docs = await asyncio.to_thread(
+        bench_resync, site.directory / "resync", size=BENCH_RESYNC_BYTES, repeat=1
+    )
+    return [_as_result(doc) for doc in docs]
+
+
+def targets() -> list[BenchTarget]:
+    """The ``mirror`` target (durable file legs, bitmap file) and its resync workload."""
+    return [
+        BenchTarget(
+            name="mirror",
+            backend="mirror",
+            durability=Durability.DURABLE,
+            place=_place,
+            summary="RAID1 over two durable file legs with an md write-intent bitmap",
+            workloads=(
+                BenchWorkload(
+                    "resync-1pct",
+                    "resync of a 64 MiB mirror with 1 % of its 64 KiB chunks dirty, vs cp "
+                    "of the whole leg and copy_file_range of the dirty chunks",
+                    _resync,
+                    RESYNC_DURABILITY,
+                ),
+            ),
+            remove=_remove_area,
+        )
+    ]

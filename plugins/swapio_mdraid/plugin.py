@@ -74,3 +74,11 @@ async def swap_in(area: SwapArea, slot: int, pages: Sequence[memoryview]) -> Non
 async def swap_discard(area: SwapArea, slot: int, count: int) -> None:
     mirror: Mirror = area.private
     await mirror.discard(slot, count)
+
+
+@swapio.hookimpl
+def swapio_bench() -> Sequence[object]:
+    """This backend's ``swapio bench`` targets (BenchTarget records; swapio_mdraid.bench)."""
+    from swapio_mdraid.bench import targets  # noqa: PLC0415 (imported only when the bench runs)
+
+    return targets()

@@ -103,3 +103,11 @@ async def swap_discard(area: SwapArea, slot: int, count: int) -> None:
     store: _Store = area.private
     size = store.page_size
     store.data[slot * size : (slot + count) * size] = bytes(count * size)
+
+
+@swapio.hookimpl
+def swapio_bench() -> Sequence[object]:
+    """This backend's ``swapio bench`` targets (BenchTarget records; swapio_memory.bench)."""
+    from swapio_memory.bench import targets  # noqa: PLC0415 (imported only when the bench runs)
+
+    return targets()

@@ -56,3 +56,11 @@ async def swap_out(area: SwapArea, slot: int, pages: Sequence[PageBuffer]) -> No
 async def swap_in(area: SwapArea, slot: int, pages: Sequence[memoryview]) -> None:
     state: NfsSwapFile = area.private
     await state.swap_in(slot, pages)
+
+
+@swapio.hookimpl
+def swapio_bench() -> Sequence[object]:
+    """This backend's ``swapio bench`` targets (BenchTarget records; swapio_nfs.bench)."""
+    from swapio_nfs.bench import targets  # noqa: PLC0415 (imported only when the bench runs)
+
+    return targets()

@@ -1,153 +1,217 @@
-"""``swapio bench``: every installed backend and the peer tools, on the same workloads.
+"""``swapio bench``: which backend, for what?  Every installed backend against its peers.
 
-With no arguments it runs every workload against every installed backend it can place in a
-temporary directory (memory, file, flashlog, mirror; http against an in-process page server;
-NFS when ``--nfs URL`` or ``$SWAPIO_BENCH_NFS`` names a server, or when rpcbind on loopback
-knows one with an export) and against the in-process peers, each workload capped at
-``--seconds``.
+With no arguments it runs every target the installed plugins contribute through the
+``swapio_bench`` hook (each placed by its plugin, which starts any server it needs on
+loopback and stops it afterwards), every workload, every peer, three times each, then
+prints the results by workload with durability, seconds and spread, and a closing summary
+per need.  Importing this module has no side effects: plugins are asked for their targets
+only when the command runs (or shows its help).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
 
 import click
 
-from swapio.area import check_page_size
-from swapio.bench import nfs_peers, render
 from swapio.bench import plot as plotting
-from swapio.bench.peers import ALL_PEERS, INTERNAL_PEERS, NFS_PEERS, RESYNC_PEERS
-from swapio.bench.results import Result, Skipped, document
-from swapio.bench.runner import BUILTIN_PLACES, WORKLOADS, Plan, bench_placer, run_plan
+from swapio.bench import registry as reg
+from swapio.bench import render, repeat
+from swapio.bench.hook import BenchPeer, BenchSite, BenchTarget, Durability
+from swapio.bench.results import document
+from swapio.bench.runner import Outcome, Plan, run_plan
+from swapio.bench.summary import summarise
 from swapio.bench.workloads import BenchConfig
 from swapio.errors import BackendIOError, UsageError
-from swapio.output import emit_json
+from swapio.output import emit_json, say
 from swapio.plugins import PluginHost
 
-ENV_NFS = "SWAPIO_BENCH_NFS"
+_REGISTRY_KEY = "swapio.bench.registry"
+
+
+def _host(ctx: click.Context) -> PluginHost:
+    host = ctx.find_object(PluginHost)
+    if host is None:
+        host = PluginHost()
+        ctx.obj = host
+    return host
+
+
+def registry_of(ctx: click.Context) -> reg.Registry:
+    """The targets the plugins contribute (asked once per invocation)."""
+    found = ctx.meta.get(_REGISTRY_KEY)
+    if found is None:
+        found = ctx.meta[_REGISTRY_KEY] = reg.collect(_host(ctx))
+    assert isinstance(found, reg.Registry)
+    return found
+
+
+class BenchCommand(click.Command):
+    """``swapio bench``, plus the options its targets declare (``--nfs URL``)."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)
+        taken = {opt for p in params for opt in p.opts}
+        extra = [
+            click.Option(
+                [f"--{o.name}", o.name.replace("-", "_")],
+                metavar=o.metavar,
+                help=o.help,
+                envvar=o.envvar,
+                show_envvar=o.envvar is not None,
+            )
+            for o in registry_of(ctx).options
+            if f"--{o.name}" not in taken
+        ]
+        return params[:-1] + extra + params[-1:]  # keep --help last
 
 
 def _names(values: Iterable[str]) -> list[str]:
     return [n.strip() for v in values for n in v.split(",") if n.strip()]
 
 
-def _select(given: list[str], valid: Iterable[str], what: str) -> list[str]:
-    valid = list(valid)
+def _unknown(given: Iterable[str], valid: Sequence[str], what: str) -> None:
     unknown = [n for n in given if n not in valid]
     if unknown:
         raise UsageError(
             f"unknown {what} {', '.join(repr(n) for n in unknown)}; "
             f"valid {what}s: {', '.join(valid) or 'none installed'}"
         )
-    return list(dict.fromkeys(given))
 
 
 def _parse_urls(values: Iterable[str]) -> dict[str, str]:
     urls = {}
     for value in values:
         name, sep, url = value.partition("=")
-        if not sep or not name or not url:
+        if not sep or not name.strip() or not url.strip():
             raise UsageError(f"--url expects BACKEND=URL, got {value!r}")
         urls[name.strip()] = url.strip()
     return urls
 
 
+def _unplaceable(backend: str) -> BenchTarget:
+    """A target for a backend whose plugin has no ``swapio_bench`` hook (``--url`` only)."""
+
+    def place(site: BenchSite) -> Any:
+        raise UsageError(f"backend {backend!r} has no bench target: pass --url {backend}=URL")
+
+    return BenchTarget(backend, backend, Durability.VOLATILE, place, summary="(--url only)")
+
+
 def build_plan(
-    host: PluginHost,
+    registry: reg.Registry,
     backends: list[str],
     workloads: list[str],
     peers: list[str],
     no_peers: bool,
     urls: dict[str, str],
-    nfs_url: str | None,
-    directory: str | None,
-) -> tuple[Plan, list[Skipped]]:
-    """Check the selection against what is installed; return the plan and what is skipped."""
-    installed = [b.info.name for b in host.backends()]
-    placeable = {n for n in installed if n in BUILTIN_PLACES or bench_placer(host, n)}
-    for name in urls:
-        _select([name], installed, "backend")
-    chosen_workloads = _select(workloads, WORKLOADS, "workload") or list(WORKLOADS)
-    skipped: list[Skipped] = []
+) -> tuple[Plan, list[tuple[str, str]]]:
+    """Check the selection against what the plugins offer; the plan and what is left out.
+
+    The second value lists ``(backend, reason)`` for installed backends the run leaves out
+    because no plugin contributes a bench target for them (they need ``--url``).
+    """
+    targets = registry.targets
+    installed = list(registry.installed_backends)
+    valid = list(dict.fromkeys([*targets, *installed]))
+    _unknown(backends, valid, "backend")
+    _unknown(urls, valid, "backend")
+    _unknown(workloads, registry.workload_names, "workload")
+    _unknown(peers, list(registry.peers), "peer")
+
+    def expand(name: str) -> list[BenchTarget]:
+        if name in targets:
+            return [targets[name]]
+        return registry.of_backend(name) or [_unplaceable(name)]
+
+    left_out: list[tuple[str, str]] = []
     if backends:
-        chosen = _select(backends, installed, "backend")
+        chosen = [t for name in backends for t in expand(name)]
     else:
-        chosen = []
+        chosen = list(targets.values())
         for name in installed:
-            if name in urls or (name in placeable and (name != "nfs" or nfs_url)):
-                chosen.append(name)
-            else:
-                reason = (
-                    "no NFS server (none with a writable export known to rpcbind on "
-                    "127.0.0.1): pass --nfs URL or set $" + ENV_NFS
-                    if name == "nfs"
-                    else "no benchmark location known: pass --url NAME=URL"
+            if not registry.of_backend(name) and name not in urls:
+                left_out.append(
+                    (name, f"its plugin contributes no bench target: pass --url {name}=URL")
                 )
-                skipped.append(Skipped(name, "*", reason))
-    for name in chosen:
-        if name == "nfs" and not nfs_url and name not in urls:
-            raise UsageError(f"backend 'nfs' needs a server: pass --nfs URL or set ${ENV_NFS}")
-        if name not in placeable and name not in urls:
-            raise UsageError(f"backend {name!r} needs a location: pass --url {name}=URL")
-    if no_peers:
-        chosen_peers: list[str] = []
-    elif peers:
-        chosen_peers = _select(peers, ALL_PEERS, "peer")
+    url_of: dict[str, str] = {}
+    for name, url in urls.items():
+        target = expand(name)[0]
+        url_of[target.name] = url
+        if target.name not in {t.name for t in chosen} and not backends:
+            chosen.append(target)
+    for target in chosen:
+        if target.name not in targets and target.name not in url_of:
+            raise UsageError(
+                f"backend {target.name!r} has no bench target: pass --url {target.name}=URL"
+            )
+    chosen = list({t.name: t for t in chosen}.values())
+    names = {t.name for t in chosen}
+
+    own = registry.own_workloads
+    if workloads:
+        for name in workloads:
+            if name in own and own[name][0].name not in names:
+                raise UsageError(
+                    f"workload {name!r} is {own[name][0].name}'s: add -b {own[name][0].name}"
+                )
+        wanted = set(workloads)
     else:
-        chosen_peers = list(INTERNAL_PEERS)
-        if "nfs" in chosen and nfs_url:
-            chosen_peers += NFS_PEERS
-        if "mirror" in chosen:
-            chosen_peers += RESYNC_PEERS
-    plan = Plan(
-        backends=chosen,
-        workloads=chosen_workloads,
-        peers=chosen_peers,
-        urls=urls,
-        nfs_url=nfs_url,
-        directory=directory,
-    )
-    return plan, skipped
+        wanted = set(reg.CORE_WORKLOADS) | {w for w, (t, _) in own.items() if t.name in names}
+    core = [w for w in reg.CORE_WORKLOADS if w in wanted]
+    own_chosen = [w for w in own if w in wanted]
+
+    by_target: dict[str, list[BenchPeer]] = {}
+    if not no_peers:
+        for name, (target, peer) in registry.peers.items():
+            if peers and name not in peers:
+                continue
+            if target.name not in names:
+                if peers:
+                    raise UsageError(
+                        f"peer {name!r} is compared with {target.name}: add -b {target.name}"
+                    )
+                continue
+            if any(w in peer.workloads for w in core):
+                by_target.setdefault(target.name, []).append(peer)
+            elif peers:
+                raise UsageError(
+                    f"peer {name!r} runs {', '.join(peer.workloads)}; none of them is selected"
+                )
+    plan = Plan(targets=chosen, workloads=core, own=own_chosen, peers=by_target, urls=url_of)
+    plan.derived = {t.name for t in chosen if t.name not in targets}
+    return plan, left_out
 
 
-@click.command("bench")
+@click.command("bench", cls=BenchCommand)
 @click.option(
     "-b",
     "--backend",
     "backends",
     multiple=True,
-    help="Backend(s) to measure (repeat or comma-separate); default: all installed.",
+    help="Backend(s) or target(s) to measure (repeat or comma-separate); default: all.",
 )
 @click.option(
     "-w",
     "--workload",
     "workloads",
     multiple=True,
-    help=f"Workload(s): {', '.join(WORKLOADS)}; default: all.",
+    help=f"Workload(s): {', '.join(reg.CORE_WORKLOADS)}, and the targets' own "
+    "(listed in errors); default: all.",
 )
-@click.option(
-    "--peer",
-    "peers",
-    multiple=True,
-    help=f"Peer(s): {', '.join(ALL_PEERS)}; default: the in-process ones "
-    "(plus the NFS ones with --nfs).",
-)
+@click.option("--peer", "peers", multiple=True, help="Peer(s) to run; default: every peer.")
 @click.option("--no-peers", is_flag=True, help="Measure backends only.")
 @click.option(
     "--url",
     "urls",
     multiple=True,
     metavar="BACKEND=URL",
-    help="Where to create the area for BACKEND (for backends the bench cannot place).",
-)
-@click.option(
-    "--nfs",
-    "nfs_url",
-    metavar="URL",
-    help=f"NFS export root URL (or ${ENV_NFS}); 'off' disables the rpcbind probe.",
+    help="Create the area of BACKEND at URL instead of placing it (removed afterwards "
+    "when its plugin knows how).",
 )
 @click.option(
     "--pages",
@@ -180,45 +244,45 @@ def build_plan(
 )
 @click.option(
     "--seconds",
-    default=1.5,
+    default=0.5,
     show_default=True,
     type=click.FloatRange(0.01),
-    help="Time cap per (target, workload).",
+    help="Time cap per (target, workload) run.",
 )
 @click.option(
     "--no-reserve-demo",
     is_flag=True,
-    help="pressure: skip the model run without the reserve (its teardown takes ~30 s).",
+    help="pressure: skip the scheduler model's run without the reserve.",
 )
 @click.option(
     "--repeat",
-    default=1,
+    default=3,
     show_default=True,
     type=click.IntRange(1, 9),
-    help="Runs of each (target, workload); the median run is reported.",
+    help="Runs of each (target, workload); the median is reported with the spread.",
 )
 @click.option(
     "--dir",
     "directory",
     type=click.Path(file_okay=False, exists=True),
-    help="Where temporary areas go (default: the system temp dir).",
+    help="Where areas, images and servers' files go (default: the system temp dir).",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @click.option(
     "--plot",
     "plot_path",
     type=click.Path(dir_okay=False),
-    help="Write throughput bars and latency CDFs to this PNG (needs matplotlib).",
+    help="Write one figure (a panel per workload) to this PNG (needs matplotlib).",
 )
 @click.pass_context
 def bench(
     ctx: click.Context,
+    /,
     backends: tuple[str, ...],
     workloads: tuple[str, ...],
     peers: tuple[str, ...],
     no_peers: bool,
     urls: tuple[str, ...],
-    nfs_url: str | None,
     pages: int,
     page_size: int,
     batch: int,
@@ -230,32 +294,26 @@ def bench(
     directory: str | None,
     as_json: bool,
     plot_path: str | None,
+    **target_options: str | None,
 ) -> None:
-    """Measure every installed backend and the peer tools on the same workloads."""
-    host = ctx.obj if isinstance(ctx.obj, PluginHost) else PluginHost()
-    nfs = nfs_url or os.environ.get(ENV_NFS) or None
-    found = None
-    if nfs == "off":
-        nfs = None
-    elif nfs is None and not backends:
-        # The default run covers NFS when a server is reachable (rpcbind on loopback).
-        installed = {b.info.name for b in host.backends()}
-        if "nfs" in installed:
-            nfs = found = nfs_peers.discover()
+    """Which backend, for what? Every installed backend against its peers."""
+    from swapio.area import check_page_size  # noqa: PLC0415 (kept out of import time)
+
     check_page_size(page_size)
     if plot_path:
         plotting.check_available()
         plotting.check_target(plot_path)
-    plan, skipped = build_plan(
-        host,
+    registry = registry_of(ctx)
+    plan, left_out = build_plan(
+        registry,
         _names(backends),
         _names(workloads),
         _names(peers),
         no_peers,
         _parse_urls(urls),
-        nfs,
-        directory,
     )
+    plan.options = {o.name: target_options.get(o.name.replace("-", "_")) for o in registry.options}
+    plan.directory = str(Path(directory).resolve()) if directory else None
     cfg = BenchConfig(
         pages=pages,
         page_size=page_size,
@@ -268,43 +326,87 @@ def bench(
     )
     progress = render.ProgressBar(sys.stderr) if sys.stderr.isatty() and not as_json else None
     try:
-        results, more_skipped, meta = asyncio.run(run_plan(host, plan, cfg, progress))
+        outcome = asyncio.run(run_plan(_host(ctx), plan, cfg, progress))
     finally:
         if progress is not None:
             progress.close()
-    skipped.extend(more_skipped)
-    for warning in meta.get("warnings", []):
+    from swapio.bench.results import Skipped  # noqa: PLC0415
+
+    outcome.skipped.extend(Skipped(name, "*", why) for name, why in left_out)
+    outcome.warnings.extend(_reliability_warnings(outcome))
+    summary = summarise(outcome.results)
+    for warning in outcome.warnings:
         click.echo(f"swapio bench: warning: {warning}", err=True)
-    if found is not None:
-        meta["nfs_url"] = found
-        meta["nfs_discovered"] = True
-        click.echo(f"swapio bench: nfs: using {found} (found through rpcbind)", err=True)
     if as_json:
-        emit_json(document(results, skipped, meta))
-        _finish(results, plan.workloads, plot_path)
-        return
-    machine = meta["machine"]
-    click.echo(
-        f"swapio bench: {machine['cpu']} x{machine['cpus']} (load {machine['loadavg_1m']}), "
-        f"Python {machine['python']}; "
-        f"{page_size} B pages, batch {batch}, QD {qd}, cap {seconds:g} s per workload"
-        f"{f', median of {repeat} runs' if repeat > 1 else ''}; "
+        doc = document(outcome.results, outcome.skipped, outcome.meta, summary)
+        doc["warnings"] = list(outcome.warnings)
+        doc["failed"] = [f.to_json() for f in outcome.failed]
+        emit_json(doc)
+    else:
+        _print(outcome, plan, summary)
+    if plot_path:
+        plotting.plot(outcome.results, [*plan.workloads, *plan.own], plot_path, plan.own)
+        if not as_json:
+            say(f"\nplot written to {plot_path}")
+    if outcome.failed:
+        raise BackendIOError(
+            f"{len({f.target for f in outcome.failed})} target(s) failed "
+            f"({', '.join(dict.fromkeys(f.target for f in outcome.failed))}); reasons above"
+        )
+    if not outcome.results:
+        raise BackendIOError("nothing was measured: every target was skipped (reasons above)")
+
+
+def _reliability_warnings(outcome: Outcome) -> list[str]:
+    machine = outcome.meta["machine"]
+    cpus = machine["cpus"] or 1
+    load = max(machine["loadavg_1m"], machine["loadavg_1m_end"])
+    warnings = []
+    if load >= cpus:
+        warnings.append(
+            f"load average {load:.2f} on {cpus} CPUs: the machine was busy, figures are "
+            "unreliable (compare targets within one run, or re-run when it is quiet)"
+        )
+    unsteady = repeat.unsteady(outcome.results)
+    if unsteady:
+        rows = ", ".join(
+            f"{r.target} {r.workload} ({r.extra['spread_pct']:.0f}%)" for r in unsteady[:8]
+        )
+        more = f" and {len(unsteady) - 8} more" if len(unsteady) > 8 else ""
+        warnings.append(
+            f"runs spread over {repeat.SPREAD_WARN_PCT:.0f}% for {rows}{more}: those figures "
+            "are unreliable (raise --repeat or --pages)"
+        )
+    return warnings
+
+
+def _print(outcome: Outcome, plan: Plan, summary: list[dict[str, Any]]) -> None:
+    meta = outcome.meta
+    machine, cfg = meta["machine"], meta["config"]
+    say(
+        f"swapio bench: {machine['cpu']} x{machine['cpus']} "
+        f"(load {machine['loadavg_1m']} -> {machine['loadavg_1m_end']}), "
+        f"Python {machine['python']}; {cfg['page_size']} B pages, batch {cfg['batch']}, "
+        f"QD {cfg['qd']}, cap {cfg['seconds_cap']:g} s per run, median of {cfg['repeat']}; "
         f"{meta['wall_seconds']:.1f} s total"
     )
-    click.echo(render.table(results, plan.workloads))
-    ratios = render.ratio_lines(results)
-    if ratios:
-        click.echo("\n" + ratios)
-    if skipped:
-        click.echo("\n" + render.skipped_lines(skipped))
-    _finish(results, plan.workloads, plot_path)
-    if plot_path:
-        click.echo(f"\nplot written to {plot_path}")
-
-
-def _finish(results: list[Result], workloads: Sequence[str], plot_path: str | None) -> None:
-    """After the results are out: draw the plot; fail if nothing could be measured."""
-    if plot_path:
-        plotting.plot(results, workloads, plot_path)
-    if not results:
-        raise BackendIOError("nothing was measured: every target was skipped (reasons above)")
+    if outcome.started:
+        say(f"started for this run (and stopped): {'; '.join(outcome.started)}")
+    main = render.table(outcome.results, plan.workloads)
+    if main:
+        say("\n" + main)
+    timed = render.timed_table(outcome.results, plan.own)
+    if timed:
+        say("\nranked by time (less is better):\n" + timed)
+    peer_of = {p.name: t for t, ps in plan.peers.items() for p in ps}
+    for block in (
+        render.peer_lines(outcome.results, peer_of),
+        render.pressure_lines(outcome.results),
+    ):
+        if block:
+            say("\n" + block)
+    say("\n" + render.summary_lines(summary))
+    if outcome.skipped:
+        say("\n" + render.skipped_lines(outcome.skipped))
+    if outcome.failed:
+        say("\n" + render.skipped_lines(outcome.failed, "FAILED"))

@@ -15,6 +15,7 @@ import time
 from swapio.bench.results import Kind, Result
 from swapio.bench.targets import Target
 from swapio.bench.workloads import BenchConfig, Workload
+from swapio.errors import SwapioError
 from swapio.pager import Pager
 from swapio.pager.pressure import run_pressure
 from swapio.pool import PagePool
@@ -113,17 +114,18 @@ STALL_SECONDS = 5.0
 async def pressure(target: Target, cfg: BenchConfig) -> Result:
     """The deadlock workload on this backend: every frame dirty, only the reserve left.
 
-    A fresh area of the same backend is activated on a bounded pool whose budget is the
-    pager's resident set, the pool floor and the area's declared reserve need, so once every
+    The backend's area is activated again (the bench closed it first) on a bounded pool
+    whose budget is the pager's resident set, the pool floor and the area's declared
+    reserve need, so once every
     resident page is dirty only the reserve remains and each eviction must swap out (in
     memalloc context) before a frame is free.  Backends that allocate transient buffers
     (http, NFS) draw them from the reserve here.  A watchdog ends the run if nothing
     progresses for a few seconds and reports the stall; the result carries the reserve
     statistics (``reserve_pages``, ``peak_reserve_used_pages``, ``reserve_dips``).
     """
-    if target.area is None or target.open_fresh is None:
-        raise Unavailable("pressure needs a fresh area of the backend (not for --url targets)")
-    need = target.area.capabilities.reserve_need
+    if target.reopen is None:
+        raise Unavailable("pressure needs a swap area (peers have none)")
+    need = target.reserve_need
     budget = PRESSURE_RESIDENT + PRESSURE_MIN_PAGES + need + PRESSURE_HEADROOM
     pool = PagePool(
         budget,
@@ -135,7 +137,7 @@ async def pressure(target: Target, cfg: BenchConfig) -> Result:
         dirty_background_ratio=100,
         wait_timeout=STALL_SECONDS * 4,
     )
-    area = await target.open_fresh(pool)
+    area = await target.reopen(pool)
     span = min(cfg.pages, 1024, area.pages)
     writes = min(cfg.ops, 2 * span)
     rng = random.Random(cfg.seed + 99)
@@ -218,11 +220,13 @@ async def pressure_model(cfg: BenchConfig) -> Result:
     """
     # A generous watchdog for the run that must complete: a loaded machine is not a stall.
     with_reserve = await run_pressure(reserve=True, seed=cfg.seed, stall_timeout=STALL_SECONDS)
-    without = (
-        await run_pressure(reserve=False, seed=cfg.seed, stall_timeout=1.0)
-        if cfg.reserve_demo
-        else None
-    )
+    without = None
+    demo_error: dict[str, str] = {}
+    if cfg.reserve_demo:
+        try:
+            without = await run_pressure(reserve=False, seed=cfg.seed, stall_timeout=1.0)
+        except SwapioError as exc:  # the demonstration's teardown failed: say so, keep the rest
+            demo_error = {"without_reserve_error": f"{type(exc).__name__}: {exc}"}
     return Result(
         target="reply-model",
         kind=Kind.BACKEND,
@@ -245,7 +249,7 @@ async def pressure_model(cfg: BenchConfig) -> Result:
                 "without_reserve_report": without.stall_report,
             }
             if without is not None
-            else {}
+            else demo_error
         ),
     )
 

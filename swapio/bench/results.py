@@ -15,10 +15,11 @@ SCHEMA_VERSION: Final = 1
 
 
 class Kind(enum.StrEnum):
-    """Whether a target is a swapio backend or a peer tool it is compared with."""
+    """A swapio backend, a peer tool it is compared with, or the scheduler's model backend."""
 
     BACKEND = "backend"
     PEER = "peer"
+    MODEL = "model"
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ class Result:
     extra: dict[str, Any] = field(default_factory=dict)
     #: Percentiles measured elsewhere (a peer's own benchmark) when there are no samples.
     reported: Latency | None = None
+    #: The target's durability class (``volatile``, ``page cache``, ``durable``, ``remote``).
+    durability: str = ""
 
     @property
     def pages_per_s(self) -> float:
@@ -90,6 +93,7 @@ class Result:
             "pages_per_s": round(self.pages_per_s, 1),
             "bw_bytes": round(self.bw_bytes),
             "lat_ns": self.latency.to_json(),
+            "durability": self.durability,
         }
         for key, value in self.extra.items():
             doc.setdefault(key, value)
@@ -109,12 +113,26 @@ class Skipped:
 
 
 def document(
-    results: Sequence[Result], skipped: Sequence[Skipped], meta: dict[str, Any]
+    results: Sequence[Result],
+    skipped: Sequence[Skipped],
+    meta: dict[str, Any],
+    summary: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The ``--json`` document: ``schema_version``, run metadata, ``results``, ``skipped``."""
+    """The ``--json`` document: ``schema_version``, run metadata, ``results``, ``skipped``,
+    ``summary`` (see ``swapio/bench/schema.json``)."""
     return {
         "schema_version": SCHEMA_VERSION,
         **meta,
         "results": [r.to_json() for r in results],
         "skipped": [s.to_json() for s in skipped],
+        "summary": list(summary),
     }
+
+
+def schema() -> dict[str, Any]:
+    """The JSON schema of the ``--json`` document (``swapio/bench/schema.json``, shipped)."""
+    import json  # noqa: PLC0415
+    from importlib.resources import files  # noqa: PLC0415
+
+    loaded: dict[str, Any] = json.loads(files("swapio.bench").joinpath("schema.json").read_text())
+    return loaded

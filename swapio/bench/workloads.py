@@ -34,10 +34,10 @@ class BenchConfig:
     batch: int = 64
     qd: int = 32
     ops: int = 4096
-    seconds: float = 1.5
+    seconds: float = 0.5
     seed: int = 1
-    #: Runs of each (target, workload); the median run is reported.
-    repeat: int = 1
+    #: Runs of each (target, workload); the median run is reported with the spread.
+    repeat: int = 3
     #: Also run the scheduler's model backend without the reserve (``pressure``; ~30 s).
     reserve_demo: bool = True
 

@@ -1,50 +1,67 @@
-"""``swapio bench --nfs``: the nfs backend and its peers against a real nfs-ganesha."""
+"""``swapio bench`` and NFS: its own nfs-ganesha by default, ``--nfs URL`` to point elsewhere."""
 
 from __future__ import annotations
 
-import json
+import subprocess
+from pathlib import Path
 
-import click
-from click.testing import CliRunner
+from swapio_nfs.ganesha import GaneshaServer
 
-from swapio.bench import nfs_peers
-from swapio.bench.cli import bench
-from swapio.cli import build_cli
 from swapio.plugins import PluginHost
-from tests.nfs.conftest import GaneshaServer
+from tests.bench.conftest import SMALL, doc_of, invoke
+
+NFS_WORKLOADS = "seq-out,seq-in,rand-in"
 
 
-def test_nfs_backend_and_peers_run_in_one_bench(ganesha: GaneshaServer) -> None:
-    cli: click.Group = build_cli(PluginHost())
-    if "bench" not in cli.commands:
-        cli.add_command(bench)
-    export_url = (
-        f"nfs://{ganesha.host}{ganesha.export}?nfsport={ganesha.nfsport}"
-        f"&mountport={ganesha.mountport}"
-    )
-    before = set(ganesha.export.iterdir())
-    args = ["bench", "--json", "-b", "nfs", "-w", "seq-out,seq-in,rand-in", "--nfs", export_url]
-    args += ["--peer", "nfs-cp,pynfsclient", "--pages", "256", "--ops", "64", "--qd", "4"]
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 0, result.output
-    doc = json.loads(result.stdout)
+def _ganesha_pids_under(directory: Path) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True)
+    return [
+        line
+        for line in out.stdout.splitlines()
+        if "ganesha.nfsd" in line and str(directory) in line
+    ]
+
+
+def test_default_run_starts_nfs_ganesha_on_loopback_and_stops_it(tmp_path: Path) -> None:
+    host = PluginHost()
+    args = ["--json", "-b", "nfs", "-w", NFS_WORKLOADS, "--dir", str(tmp_path), *SMALL]
+    doc = doc_of(invoke(host, *args))
+    assert doc["failed"] == [], doc["failed"]
+    (started,) = doc["started"]
+    assert started.startswith("nfs-ganesha on 127.0.0.1:")
     pairs = {(r["target"], r["workload"]) for r in doc["results"]}
-    assert {("nfs", "seq-out"), ("nfs", "seq-in"), ("nfs", "rand-in")} <= pairs
+    assert {("nfs", w) for w in NFS_WORKLOADS.split(",")} <= pairs
     assert {("nfs-cp", "seq-out"), ("nfs-cp", "seq-in")} <= pairs
     assert {("pynfsclient", "seq-out"), ("pynfsclient", "rand-in")} <= pairs
+    assert {r["durability"] for r in doc["results"]} == {"remote"}
+    assert _ganesha_pids_under(tmp_path) == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_peers_add_no_row_for_an_unrequested_workload(ganesha: GaneshaServer) -> None:
+    root = f"nfs://{ganesha.host}{ganesha.export}?nfsport={ganesha.nfsport}&mountport={ganesha.mountport}"
+    doc = doc_of(
+        invoke(PluginHost(), "--json", "-b", "nfs", "-w", "seq-out", "--nfs", root, *SMALL)
+    )
+    pairs = {(r["target"], r["workload"]) for r in doc["results"]}
+    assert pairs == {("nfs", "seq-out"), ("nfs-cp", "seq-out"), ("pynfsclient", "seq-out")}
+
+
+def test_nfs_url_points_elsewhere_starts_nothing_and_cleans_up(ganesha: GaneshaServer) -> None:
+    root = f"nfs://{ganesha.host}{ganesha.export}?nfsport={ganesha.nfsport}&mountport={ganesha.mountport}"
+    before = set(ganesha.export.iterdir())
+    args = ["--json", "-b", "nfs", "-w", NFS_WORKLOADS, "--nfs", root, "--repeat", "2"]
+    doc = doc_of(invoke(PluginHost(), *args, *SMALL[:-2]))
+    assert doc["failed"] == []
     assert doc["skipped"] == []
+    assert doc["started"] == []
     assert all(r["pages"] > 0 and r["seconds"] > 0 for r in doc["results"])
-    # The run removed what it created on the export.
-    assert set(ganesha.export.iterdir()) == before
+    assert set(ganesha.export.iterdir()) == before  # the run removed what it created
 
 
-def test_a_reachable_server_is_found_through_rpcbind(ganesha: GaneshaServer) -> None:
-    # ganesha registers NFS v3 and MOUNT v3 with rpcbind when it starts; restart it so the
-    # registration is ours even if another server on this machine registered since.
-    ganesha.restart()
-    url = nfs_peers.discover()
-    assert url is not None
-    export = nfs_peers.NfsExport.parse(url)
-    assert export.host == "127.0.0.1"
-    assert (export.nfsport, export.mountport) == (ganesha.nfsport, ganesha.mountport)
-    assert export.path == str(ganesha.export)  # the writable one, not the read-only export
+def test_nfs_url_from_the_environment(ganesha: GaneshaServer, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    root = f"nfs://{ganesha.host}{ganesha.export}?nfsport={ganesha.nfsport}&mountport={ganesha.mountport}"
+    monkeypatch.setenv("SWAPIO_BENCH_NFS", root)
+    doc = doc_of(invoke(PluginHost(), "--json", "-b", "nfs", "--no-peers", "-w", "seq-out", *SMALL))
+    assert doc["started"] == []
+    assert [r["target"] for r in doc["results"]] == ["nfs"]

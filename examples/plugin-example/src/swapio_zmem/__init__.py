@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import swapio
 from swapio.area import Capabilities, PageBuffer, SwapArea, SwapInfo
+from swapio.bench.hook import BenchSite, BenchTarget, Durability
 from swapio.errors import AreaExistsError, AreaNotFoundError, LocationError
 
 __version__ = "0.1.0"
@@ -93,3 +95,27 @@ async def swap_discard(area: SwapArea, slot: int, count: int) -> None:
     store: ZStore = area.private
     for s in range(slot, slot + count):
         store.data.pop(s, None)
+
+
+@asynccontextmanager
+async def _bench_place(site: BenchSite) -> AsyncIterator[str]:
+    """A fresh area for ``swapio bench``, forgotten when the run ends."""
+    name = f"bench-{site.uid}"
+    try:
+        yield f"zmem://{name}"
+    finally:
+        _stores.pop(name, None)
+
+
+@swapio.hookimpl
+def swapio_bench() -> Sequence[BenchTarget]:
+    """Join ``swapio bench``: one target, placed in memory, volatile like its store."""
+    return [
+        BenchTarget(
+            name="zmem",
+            backend="zmem",
+            durability=Durability.VOLATILE,
+            place=_bench_place,
+            summary="zlib-compressed pages in memory (example)",
+        )
+    ]

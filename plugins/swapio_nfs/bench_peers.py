@@ -1,4 +1,6 @@
-"""The NFS peers: ``nfs-cp`` (libnfs, C) and ``pyNfsClient`` (pure Python), same server, same run.
+"""The NFS backend's peers in ``swapio bench``: ``nfs-cp`` (libnfs, C) and ``pyNfsClient``.
+
+Same server, same run, same page count as the backend:
 
 * ``nfs-cp`` copies ``pages`` pages to a file on the export (seq-out) and back (seq-in): one
   process per direction, so only throughput is reported (no per-call latency).
@@ -6,13 +8,14 @@
   one ``COMMIT`` (seq-out), and reads random pages one ``READ`` at a time (rand-in): a user
   of that library does exactly this.  Each call's latency is recorded.
 
-The ``--nfs`` URL must name the export's root directory (its MOUNT path), in libnfs form:
-``nfs://HOST/EXPORT?nfsport=N&mountport=N``.  Files the bench creates there (its own and the
-backend's ``bench-*.swap``) are removed at the end with NFSv3 REMOVE.
+The export is named by its root directory (its MOUNT path) in libnfs form:
+``nfs://HOST/EXPORT?nfsport=N&mountport=N``.  :func:`cleanup` removes a run's files from an
+export the bench did not start (NFSv3 REMOVE, RFC 1813 section 3.3.12).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import shutil
@@ -24,8 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from swapio.bench.results import Kind, Result
-from swapio.bench.workloads import BenchConfig
+from swapio.bench.hook import BenchConfig, Kind, Result
 from swapio.errors import BackendIOError, UsageError
 from swapio.location import Location
 
@@ -38,6 +40,8 @@ _AUTH: dict[str, Any] = {
     "stamp": 0,
 }
 _TIMEOUT = 10
+#: Each measurement writes its own file (a repeated run must not find the last one's).
+_serial = itertools.count()
 _NFS_PORT = 2049
 _UNSTABLE = 0
 
@@ -56,11 +60,11 @@ class NfsExport:
     def parse(cls, url: str) -> NfsExport:
         loc = Location.parse(url)
         if loc.scheme != "nfs" or not loc.host or not loc.path.startswith("/"):
-            raise UsageError(f"--nfs {url!r}: expected nfs://HOST/EXPORT?nfsport=N&mountport=N")
+            raise UsageError(f"{url!r}: expected nfs://HOST/EXPORT?nfsport=N&mountport=N")
         nfsport = loc.query_int("nfsport", _NFS_PORT, minimum=1) or _NFS_PORT
         mountport = loc.query_int("mountport", 0, minimum=0) or 0
         if not mountport:
-            raise UsageError(f"--nfs {url!r}: the peers need mountport=N (no portmap lookup)")
+            raise UsageError(f"{url!r}: the NFS peers need mountport=N (no portmap lookup)")
         query = url.partition("?")[2]
         return cls(loc.host, loc.path.rstrip("/") or "/", nfsport, mountport, query)
 
@@ -127,28 +131,43 @@ def _result(target: str, workload: str, cfg: BenchConfig, pages: int, seconds: f
                   tuple(samples), dict(extra))  # fmt: skip
 
 
-def run_nfs_cp(export: NfsExport, cfg: BenchConfig, uid: str) -> list[Result]:
-    """``nfs-cp`` of ``cfg.pages`` pages to the export and back."""
+def run_nfs_cp(
+    export: NfsExport, cfg: BenchConfig, uid: str, workloads: Iterable[str] = ("seq-out", "seq-in")
+) -> list[Result]:
+    """``nfs-cp`` of ``cfg.pages`` pages to the export (seq-out) and back (seq-in).
+
+    The copy out also seeds the file seq-in reads, so it runs (untimed in the report) when
+    only seq-in is asked for.
+    """
     if shutil.which("nfs-cp") is None:
         raise UsageError("nfs-cp is not installed (Debian package libnfs-utils)")
-    name = f"bench-{uid}-nfscp.bin"
+    wanted = set(workloads)
+    name = f"bench-{uid}-nfscp-{next(_serial)}.bin"
     nbytes = cfg.pages * cfg.page_size
+    results = []
     with tempfile.TemporaryDirectory(prefix="swapio-nfscp-") as tmp:
         local, back = Path(tmp) / "out.bin", Path(tmp) / "in.bin"
         local.write_bytes(os.urandom(nbytes))
         out = _nfs_cp(str(local), export.url(name))
-        into = _nfs_cp(export.url(name), str(back))
-        if back.read_bytes() != local.read_bytes():
-            raise BackendIOError("nfs-cp read back different bytes than it wrote")
-    return [
-        _result("nfs-cp", "seq-out", cfg, cfg.pages, out, bytes=nbytes),
-        _result("nfs-cp", "seq-in", cfg, cfg.pages, into, bytes=nbytes),
-    ]
+        if "seq-out" in wanted:
+            results.append(_result("nfs-cp", "seq-out", cfg, cfg.pages, out, bytes=nbytes))
+        if "seq-in" in wanted:
+            into = _nfs_cp(export.url(name), str(back))
+            if back.read_bytes() != local.read_bytes():
+                raise BackendIOError("nfs-cp read back different bytes than it wrote")
+            results.append(_result("nfs-cp", "seq-in", cfg, cfg.pages, into, bytes=nbytes))
+    return results
 
 
-def run_pynfsclient(export: NfsExport, cfg: BenchConfig, uid: str) -> list[Result]:
-    """pyNfsClient: per-page UNSTABLE writes + COMMIT, then random single-page reads."""
-    name = f"bench-{uid}-pynfs.bin"
+def run_pynfsclient(
+    export: NfsExport, cfg: BenchConfig, uid: str, workloads: Iterable[str] = ("seq-out", "rand-in")
+) -> list[Result]:
+    """pyNfsClient: per-page UNSTABLE writes + COMMIT (seq-out), random one-page reads (rand-in).
+
+    The writes also give rand-in its data, so they run when only rand-in is asked for.
+    """
+    wanted = set(workloads)
+    name = f"bench-{uid}-pynfs-{next(_serial)}.bin"
     # The file is made with nfs-cp when available (pyNfsClient's CREATE needs more ceremony).
     with tempfile.NamedTemporaryFile() as seed:
         seed.write(bytes(cfg.pages * cfg.page_size))
@@ -190,7 +209,7 @@ def run_pynfsclient(export: NfsExport, cfg: BenchConfig, uid: str) -> list[Resul
                        time.perf_counter() - start, samples, qd=1)  # fmt: skip
     finally:
         client.close()
-    return [out, into]
+    return [r for r in (out, into) if r.workload in wanted]
 
 
 def cleanup(export: NfsExport, uid: str) -> None:
@@ -202,61 +221,3 @@ def cleanup(export: NfsExport, uid: str) -> None:
                 client.remove(name)
     finally:
         client.close()
-
-
-_PROG_NFS = 100003
-_PROG_MOUNT = 100005
-_VERSION_3 = 3
-_PROBE_TIMEOUT = 1
-_ACCESS3_MODIFY = 0x04
-_ACCESS3_EXTEND = 0x08
-
-
-def discover(host: str = "127.0.0.1") -> str | None:
-    """An NFSv3 export on ``host`` found through rpcbind, as a libnfs URL; None if none.
-
-    Asks rpcbind (RFC 1833) for the TCP ports of NFS v3 and MOUNT v3, lists the exports,
-    and returns the first one that mounts and grants write access (ACCESS3).  Any failure
-    (no rpcbind, stale registrations, nothing exported) means "none": blocking, quick.
-    """
-    try:
-        from pyNfsClient import Mount, NFSv3, Portmap  # noqa: PLC0415 (optional peer)
-
-        portmap = Portmap(host, timeout=_PROBE_TIMEOUT)
-        portmap.connect()
-        try:
-            nfsport = portmap.getport(_PROG_NFS, _VERSION_3)
-            mountport = portmap.getport(_PROG_MOUNT, _VERSION_3)
-        finally:
-            portmap.disconnect()
-        if not nfsport or not mountport:
-            return None
-        mount = Mount(host, mountport, _PROBE_TIMEOUT, _AUTH)
-        mount.connect()
-        try:
-            node = mount.export()
-            exports = []
-            while node:
-                item = node[0]
-                exports.append(item.ex_dir.decode())
-                node = item.ex_next
-            nfs = NFSv3(host, nfsport, _PROBE_TIMEOUT, _AUTH)
-            nfs.connect()
-            try:
-                for path in exports:
-                    res = mount.mnt(path, _AUTH)
-                    if res["status"] != 0:
-                        continue
-                    mount.umnt(_AUTH)
-                    # ACCESS3 (RFC 1813 §3.3.4): only an export we may write to will do.
-                    wanted = _ACCESS3_MODIFY | _ACCESS3_EXTEND
-                    acc = nfs.access(res["mountinfo"]["fhandle"], wanted, _AUTH)
-                    if acc["status"] == 0 and acc["resok"]["access"] & wanted == wanted:
-                        return f"nfs://{host}{path}?nfsport={nfsport}&mountport={mountport}"
-            finally:
-                nfs.disconnect()
-        finally:
-            mount.disconnect()
-    except Exception:  # probing is best effort by design: any failure means "no server"
-        return None
-    return None
