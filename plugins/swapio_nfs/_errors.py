@@ -3,9 +3,10 @@
 Whose fault, in h11's terms: :class:`XdrDecodeError`, :class:`RecordMarkError` and
 :class:`MalformedReplyError` mean the server sent bytes that break RFC 4506/5531;
 :class:`XdrEncodeError` means we were about to.  Status errors carry what the peer said:
-every ``accept_stat`` and ``reject_stat`` of RFC 5531 §9, every ``nfsstat3`` of RFC 1813 §2.6
-and every ``mountstat3`` of RFC 1813 §5.1.1 has its own class, found with
-:func:`nfs_error` / :func:`mount_error`.
+every ``accept_stat`` and ``reject_stat`` of RFC 5531 §9 has its own class.  Of the
+``nfsstat3`` (RFC 1813 §2.6) and ``mountstat3`` (§5.1.1) statuses, those the code acts on have
+classes; every status has its name, meaning and POSIX errno in a table, and
+:func:`nfs_error` / :func:`mount_error` build the exception.
 """
 
 from __future__ import annotations
@@ -187,281 +188,113 @@ class Nfsstat3(IntEnum):
     NFS3ERR_JUKEBOX = 10008
 
 
+_NFS_STATUS: dict[int, tuple[str, int | None]] = {
+    Nfsstat3.NFS3ERR_PERM: ("not owner", _errno.EPERM),
+    Nfsstat3.NFS3ERR_NOENT: ("no such file or directory", _errno.ENOENT),
+    Nfsstat3.NFS3ERR_IO: ("hard I/O error", _errno.EIO),
+    Nfsstat3.NFS3ERR_NXIO: ("no such device or address", _errno.ENXIO),
+    Nfsstat3.NFS3ERR_ACCES: ("permission denied", _errno.EACCES),
+    Nfsstat3.NFS3ERR_EXIST: ("file exists", _errno.EEXIST),
+    Nfsstat3.NFS3ERR_XDEV: ("attempt at a cross-device link", _errno.EXDEV),
+    Nfsstat3.NFS3ERR_NODEV: ("no such device", _errno.ENODEV),
+    Nfsstat3.NFS3ERR_NOTDIR: ("not a directory", _errno.ENOTDIR),
+    Nfsstat3.NFS3ERR_ISDIR: ("is a directory", _errno.EISDIR),
+    Nfsstat3.NFS3ERR_INVAL: ("invalid argument", _errno.EINVAL),
+    Nfsstat3.NFS3ERR_FBIG: ("file too large", _errno.EFBIG),
+    Nfsstat3.NFS3ERR_NOSPC: ("no space left on device", _errno.ENOSPC),
+    Nfsstat3.NFS3ERR_ROFS: ("read-only file system", _errno.EROFS),
+    Nfsstat3.NFS3ERR_MLINK: ("too many links", _errno.EMLINK),
+    Nfsstat3.NFS3ERR_NAMETOOLONG: ("name too long", _errno.ENAMETOOLONG),
+    Nfsstat3.NFS3ERR_NOTEMPTY: ("directory not empty", _errno.ENOTEMPTY),
+    Nfsstat3.NFS3ERR_DQUOT: ("disk quota exceeded", _errno.EDQUOT),
+    Nfsstat3.NFS3ERR_STALE: ("stale file handle", _errno.ESTALE),
+    Nfsstat3.NFS3ERR_REMOTE: ("too many levels of remote in path", _errno.EREMOTE),
+    Nfsstat3.NFS3ERR_BADHANDLE: ("illegal file handle", _errno.EBADF),
+    Nfsstat3.NFS3ERR_NOT_SYNC: ("SETATTR guard check failed", None),
+    Nfsstat3.NFS3ERR_BAD_COOKIE: ("READDIR cookie is stale", None),
+    Nfsstat3.NFS3ERR_NOTSUPP: ("operation not supported", _errno.EOPNOTSUPP),
+    Nfsstat3.NFS3ERR_TOOSMALL: ("buffer or request is too small", None),
+    Nfsstat3.NFS3ERR_SERVERFAULT: ("server fault", _errno.EIO),
+    Nfsstat3.NFS3ERR_BADTYPE: ("object type not supported", None),
+    Nfsstat3.NFS3ERR_JUKEBOX: ("server busy, try again later", _errno.EAGAIN),
+}
+"""Meaning and POSIX errno of every ``nfsstat3`` (RFC 1813 §2.6)."""
+_NFS_NAMES = {int(s): s.name for s in Nfsstat3}
+
+
 class NfsError(BackendIOError):
     """An NFSv3 procedure returned a status other than ``NFS3_OK``.
 
-    ``status`` is the raw ``nfsstat3``; ``errno`` the matching POSIX error where one exists.
+    ``status`` is the raw ``nfsstat3``, ``errno`` the matching POSIX error where one exists
+    (from the RFC 1813 §2.6 table); the message names the status and its meaning.  Statuses
+    the backend acts on have subclasses; the others are plain :class:`NfsError`.
     """
 
     status: int = -1
-    posix_errno: int | None = None
-    meaning: str = "unknown status"
 
     def __init__(self, procedure: str, status: int | None = None, context: str = "") -> None:
         code = self.status if status is None else status
+        meaning, posix = _NFS_STATUS.get(code, ("unknown status", None))
         name = _NFS_NAMES.get(code, f"nfsstat3 {code}")
         where = f" ({context})" if context else ""
-        super().__init__(f"NFS {procedure}{where} failed: {name}: {self.meaning}", detail=code)
+        super().__init__(f"NFS {procedure}{where} failed: {name}: {meaning}", detail=code)
         self.status = code
         self.procedure = procedure
-        self.errno = self.posix_errno
-
-
-class NfsPermError(NfsError, PermissionError):
-    """``NFS3ERR_PERM``: not owner (RFC 1813 §2.6)."""
-
-    status = Nfsstat3.NFS3ERR_PERM
-    posix_errno = _errno.EPERM
-    meaning = "not owner"
+        self.meaning = meaning
+        self.errno = posix
 
 
 class NfsNoEntError(NfsError):
-    """``NFS3ERR_NOENT``: no such file or directory (RFC 1813 §2.6)."""
+    """``NFS3ERR_NOENT``: activation tells a missing swap file from other failures."""
 
     status = Nfsstat3.NFS3ERR_NOENT
-    posix_errno = _errno.ENOENT
-    meaning = "no such file or directory"
-
-
-class NfsIOError(NfsError):
-    """``NFS3ERR_IO``: hard I/O error (RFC 1813 §2.6)."""
-
-    status = Nfsstat3.NFS3ERR_IO
-    posix_errno = _errno.EIO
-    meaning = "hard I/O error"
-
-
-class NfsNxioError(NfsError):
-    """``NFS3ERR_NXIO``: no such device or address (RFC 1813 §2.6)."""
-
-    status = Nfsstat3.NFS3ERR_NXIO
-    posix_errno = _errno.ENXIO
-    meaning = "no such device or address"
-
-
-class NfsAccesError(NfsError, PermissionError):
-    """``NFS3ERR_ACCES``: permission denied (RFC 1813 §2.6)."""
-
-    status = Nfsstat3.NFS3ERR_ACCES
-    posix_errno = _errno.EACCES
-    meaning = "permission denied"
 
 
 class NfsExistError(NfsError, FileExistsError):
-    """``NFS3ERR_EXIST``: file exists (RFC 1813 §2.6)."""
+    """``NFS3ERR_EXIST``: CREATE GUARDED found the file (never overwritten)."""
 
     status = Nfsstat3.NFS3ERR_EXIST
-    posix_errno = _errno.EEXIST
-    meaning = "file exists"
 
 
-class NfsXdevError(NfsError):
-    """``NFS3ERR_XDEV``: attempt at a cross-device link (RFC 1813 §2.6)."""
+class NfsAccesError(NfsError, PermissionError):
+    """``NFS3ERR_ACCES``: also raised by activation when ACCESS denies read and modify."""
 
-    status = Nfsstat3.NFS3ERR_XDEV
-    posix_errno = _errno.EXDEV
-    meaning = "attempt at a cross-device link"
+    status = Nfsstat3.NFS3ERR_ACCES
 
 
-class NfsNodevError(NfsError):
-    """``NFS3ERR_NODEV``: no such device (RFC 1813 §2.6)."""
+class NfsIOError(NfsError):
+    """``NFS3ERR_IO``: also raised for a short write the server did not complete."""
 
-    status = Nfsstat3.NFS3ERR_NODEV
-    posix_errno = _errno.ENODEV
-    meaning = "no such device"
-
-
-class NfsNotDirError(NfsError, NotADirectoryError):
-    """``NFS3ERR_NOTDIR``: not a directory (RFC 1813 §2.6)."""
-
-    status = Nfsstat3.NFS3ERR_NOTDIR
-    posix_errno = _errno.ENOTDIR
-    meaning = "not a directory"
-
-
-class NfsIsDirError(NfsError, IsADirectoryError):
-    """``NFS3ERR_ISDIR``: is a directory (RFC 1813 §2.6)."""
-
-    status = Nfsstat3.NFS3ERR_ISDIR
-    posix_errno = _errno.EISDIR
-    meaning = "is a directory"
-
-
-class NfsInvalError(NfsError):
-    """``NFS3ERR_INVAL``: invalid argument (RFC 1813 §2.6)."""
-
-    status = Nfsstat3.NFS3ERR_INVAL
-    posix_errno = _errno.EINVAL
-    meaning = "invalid argument"
-
-
-class NfsFbigError(NfsError):
-    """``NFS3ERR_FBIG``: file too large (RFC 1813 §2.6)."""
-
-    status = Nfsstat3.NFS3ERR_FBIG
-    posix_errno = _errno.EFBIG
-    meaning = "file too large"
-
-
-class NfsNospcError(NfsError):
-    """``NFS3ERR_NOSPC``: no space left on device (RFC 1813 §2.6)."""
-
-    status = Nfsstat3.NFS3ERR_NOSPC
-    posix_errno = _errno.ENOSPC
-    meaning = "no space left on device"
-
-
-class NfsRofsError(NfsError):
-    """``NFS3ERR_ROFS``: read-only file system (RFC 1813 §2.6)."""
-
-    status = Nfsstat3.NFS3ERR_ROFS
-    posix_errno = _errno.EROFS
-    meaning = "read-only file system"
-
-
-class NfsMlinkError(NfsError):
-    """``NFS3ERR_MLINK``: too many links (RFC 1813 §2.6)."""
-
-    status = Nfsstat3.NFS3ERR_MLINK
-    posix_errno = _errno.EMLINK
-    meaning = "too many links"
-
-
-class NfsNameTooLongError(NfsError):
-    """``NFS3ERR_NAMETOOLONG``: name too long (RFC 1813 §2.6)."""
-
-    status = Nfsstat3.NFS3ERR_NAMETOOLONG
-    posix_errno = _errno.ENAMETOOLONG
-    meaning = "name too long"
-
-
-class NfsNotEmptyError(NfsError):
-    """``NFS3ERR_NOTEMPTY``: directory not empty (RFC 1813 §2.6)."""
-
-    status = Nfsstat3.NFS3ERR_NOTEMPTY
-    posix_errno = _errno.ENOTEMPTY
-    meaning = "directory not empty"
-
-
-class NfsDquotError(NfsError):
-    """``NFS3ERR_DQUOT``: disk quota exceeded (RFC 1813 §2.6)."""
-
-    status = Nfsstat3.NFS3ERR_DQUOT
-    posix_errno = _errno.EDQUOT
-    meaning = "disk quota exceeded"
+    status = Nfsstat3.NFS3ERR_IO
 
 
 class NfsStaleError(NfsError):
-    """``NFS3ERR_STALE``: stale file handle (RFC 1813 §2.6)."""
+    """``NFS3ERR_STALE``: the swap file is looked up again (and refused if replaced)."""
 
     status = Nfsstat3.NFS3ERR_STALE
-    posix_errno = _errno.ESTALE
-    meaning = "stale file handle"
-
-
-class NfsRemoteError(NfsError):
-    """``NFS3ERR_REMOTE``: too many levels of remote in path (RFC 1813 §2.6)."""
-
-    status = Nfsstat3.NFS3ERR_REMOTE
-    posix_errno = _errno.EREMOTE
-    meaning = "too many levels of remote in path"
 
 
 class NfsBadHandleError(NfsError):
-    """``NFS3ERR_BADHANDLE``: illegal file handle (RFC 1813 §2.6)."""
+    """``NFS3ERR_BADHANDLE``: handled like a stale handle."""
 
     status = Nfsstat3.NFS3ERR_BADHANDLE
-    posix_errno = _errno.EBADF
-    meaning = "illegal file handle"
-
-
-class NfsNotSyncError(NfsError):
-    """``NFS3ERR_NOT_SYNC``: SETATTR guard check failed (RFC 1813 §2.6)."""
-
-    status = Nfsstat3.NFS3ERR_NOT_SYNC
-    posix_errno = None
-    meaning = "SETATTR guard check failed"
-
-
-class NfsBadCookieError(NfsError):
-    """``NFS3ERR_BAD_COOKIE``: READDIR cookie is stale (RFC 1813 §2.6)."""
-
-    status = Nfsstat3.NFS3ERR_BAD_COOKIE
-    posix_errno = None
-    meaning = "READDIR cookie is stale"
-
-
-class NfsNotSuppError(NfsError):
-    """``NFS3ERR_NOTSUPP``: operation not supported (RFC 1813 §2.6)."""
-
-    status = Nfsstat3.NFS3ERR_NOTSUPP
-    posix_errno = _errno.EOPNOTSUPP
-    meaning = "operation not supported"
-
-
-class NfsTooSmallError(NfsError):
-    """``NFS3ERR_TOOSMALL``: buffer or request is too small (RFC 1813 §2.6)."""
-
-    status = Nfsstat3.NFS3ERR_TOOSMALL
-    posix_errno = None
-    meaning = "buffer or request is too small"
-
-
-class NfsServerFaultError(NfsError):
-    """``NFS3ERR_SERVERFAULT``: server fault (RFC 1813 §2.6)."""
-
-    status = Nfsstat3.NFS3ERR_SERVERFAULT
-    posix_errno = _errno.EIO
-    meaning = "server fault"
-
-
-class NfsBadTypeError(NfsError):
-    """``NFS3ERR_BADTYPE``: object type not supported (RFC 1813 §2.6)."""
-
-    status = Nfsstat3.NFS3ERR_BADTYPE
-    posix_errno = None
-    meaning = "object type not supported"
 
 
 class NfsJukeboxError(NfsError):
-    """``NFS3ERR_JUKEBOX``: server busy, try again later (RFC 1813 §2.6)."""
+    """``NFS3ERR_JUKEBOX``: retried with backoff (``nfs3_rpc_wrapper``)."""
 
     status = Nfsstat3.NFS3ERR_JUKEBOX
-    posix_errno = _errno.EAGAIN
-    meaning = "server busy, try again later"
 
 
-_NFS_NAMES = {int(s): s.name for s in Nfsstat3}
 NFS_ERRORS: dict[int, type[NfsError]] = {
     cls.status: cls
     for cls in (
-        NfsPermError,
         NfsNoEntError,
-        NfsIOError,
-        NfsNxioError,
-        NfsAccesError,
         NfsExistError,
-        NfsXdevError,
-        NfsNodevError,
-        NfsNotDirError,
-        NfsIsDirError,
-        NfsInvalError,
-        NfsFbigError,
-        NfsNospcError,
-        NfsRofsError,
-        NfsMlinkError,
-        NfsNameTooLongError,
-        NfsNotEmptyError,
-        NfsDquotError,
+        NfsAccesError,
+        NfsIOError,
         NfsStaleError,
-        NfsRemoteError,
         NfsBadHandleError,
-        NfsNotSyncError,
-        NfsBadCookieError,
-        NfsNotSuppError,
-        NfsTooSmallError,
-        NfsServerFaultError,
-        NfsBadTypeError,
         NfsJukeboxError,
     )
 }
@@ -470,7 +303,8 @@ NFS_ERRORS: dict[int, type[NfsError]] = {
 def nfs_error(procedure: str, status: int, context: str = "") -> NfsError:
     """Return the exception for an ``nfsstat3`` other than ``NFS3_OK``.
 
-    A status RFC 1813 does not define still yields an :class:`NfsError` carrying the number.
+    A status with a class gets it; any other, defined by RFC 1813 or not, is an
+    :class:`NfsError` carrying its number, name and meaning.
     """
     cls = NFS_ERRORS.get(status, NfsError)
     return cls(procedure, status, context)
@@ -494,110 +328,53 @@ class Mountstat3(IntEnum):
     MNT3ERR_SERVERFAULT = 10006
 
 
+_MOUNT_STATUS: dict[int, tuple[str, int | None]] = {
+    Mountstat3.MNT3ERR_PERM: ("not owner", _errno.EPERM),
+    Mountstat3.MNT3ERR_NOENT: ("no such export", _errno.ENOENT),
+    Mountstat3.MNT3ERR_IO: ("I/O error", _errno.EIO),
+    Mountstat3.MNT3ERR_ACCES: ("permission denied", _errno.EACCES),
+    Mountstat3.MNT3ERR_NOTDIR: ("not a directory", _errno.ENOTDIR),
+    Mountstat3.MNT3ERR_INVAL: ("invalid argument", _errno.EINVAL),
+    Mountstat3.MNT3ERR_NAMETOOLONG: ("path too long", _errno.ENAMETOOLONG),
+    Mountstat3.MNT3ERR_NOTSUPP: ("operation not supported", _errno.EOPNOTSUPP),
+    Mountstat3.MNT3ERR_SERVERFAULT: ("server fault", _errno.EIO),
+}
+"""Meaning and POSIX errno of every ``mountstat3`` (RFC 1813 §5.1.1)."""
+
+
 class MountError(BackendIOError):
     """MOUNT v3 ``MNT`` refused the export path; ``status`` is the ``mountstat3``."""
 
     status: int = -1
-    posix_errno: int | None = None
-    meaning: str = "unknown status"
 
     def __init__(self, path: str, status: int | None = None) -> None:
         code = self.status if status is None else status
+        meaning, posix = _MOUNT_STATUS.get(code, ("unknown status", None))
         try:
             name = Mountstat3(code).name
         except ValueError:
             name = f"mountstat3 {code}"
-        super().__init__(f"mount of export {path!r} failed: {name}: {self.meaning}", detail=code)
+        super().__init__(f"mount of export {path!r} failed: {name}: {meaning}", detail=code)
         self.status = code
         self.path = path
-        self.errno = self.posix_errno
-
-
-class MountPermError(MountError, PermissionError):
-    """``MNT3ERR_PERM``: not owner (RFC 1813 §5.1.1)."""
-
-    status = Mountstat3.MNT3ERR_PERM
-    posix_errno = _errno.EPERM
-    meaning = "not owner"
+        self.meaning = meaning
+        self.errno = posix
 
 
 class MountNoEntError(MountError, FileNotFoundError):
-    """``MNT3ERR_NOENT``: no such export (RFC 1813 §5.1.1)."""
+    """``MNT3ERR_NOENT``: the export does not exist."""
 
     status = Mountstat3.MNT3ERR_NOENT
-    posix_errno = _errno.ENOENT
-    meaning = "no such export"
-
-
-class MountIOError(MountError):
-    """``MNT3ERR_IO``: I/O error (RFC 1813 §5.1.1)."""
-
-    status = Mountstat3.MNT3ERR_IO
-    posix_errno = _errno.EIO
-    meaning = "I/O error"
 
 
 class MountAccesError(MountError, PermissionError):
-    """``MNT3ERR_ACCES``: permission denied (RFC 1813 §5.1.1)."""
+    """``MNT3ERR_ACCES``: this client may not mount the export."""
 
     status = Mountstat3.MNT3ERR_ACCES
-    posix_errno = _errno.EACCES
-    meaning = "permission denied"
-
-
-class MountNotDirError(MountError):
-    """``MNT3ERR_NOTDIR``: not a directory (RFC 1813 §5.1.1)."""
-
-    status = Mountstat3.MNT3ERR_NOTDIR
-    posix_errno = _errno.ENOTDIR
-    meaning = "not a directory"
-
-
-class MountInvalError(MountError):
-    """``MNT3ERR_INVAL``: invalid argument (RFC 1813 §5.1.1)."""
-
-    status = Mountstat3.MNT3ERR_INVAL
-    posix_errno = _errno.EINVAL
-    meaning = "invalid argument"
-
-
-class MountNameTooLongError(MountError):
-    """``MNT3ERR_NAMETOOLONG``: path too long (RFC 1813 §5.1.1)."""
-
-    status = Mountstat3.MNT3ERR_NAMETOOLONG
-    posix_errno = _errno.ENAMETOOLONG
-    meaning = "path too long"
-
-
-class MountNotSuppError(MountError):
-    """``MNT3ERR_NOTSUPP``: operation not supported (RFC 1813 §5.1.1)."""
-
-    status = Mountstat3.MNT3ERR_NOTSUPP
-    posix_errno = _errno.EOPNOTSUPP
-    meaning = "operation not supported"
-
-
-class MountServerFaultError(MountError):
-    """``MNT3ERR_SERVERFAULT``: server fault (RFC 1813 §5.1.1)."""
-
-    status = Mountstat3.MNT3ERR_SERVERFAULT
-    posix_errno = _errno.EIO
-    meaning = "server fault"
 
 
 MOUNT_ERRORS: dict[int, type[MountError]] = {
-    cls.status: cls
-    for cls in (
-        MountPermError,
-        MountNoEntError,
-        MountIOError,
-        MountAccesError,
-        MountNotDirError,
-        MountInvalError,
-        MountNameTooLongError,
-        MountNotSuppError,
-        MountServerFaultError,
-    )
+    cls.status: cls for cls in (MountNoEntError, MountAccesError)
 }
 
 

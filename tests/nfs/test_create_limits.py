@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 from swapio_nfs import _backend
 from swapio_nfs._client import NfsClient
-from swapio_nfs._errors import NfsNospcError
+from swapio_nfs._errors import NfsError, Nfsstat3, nfs_error
 from swapio_nfs._nfs3 import StableHow, WriteResult
 from swapio_nfs._xdr import Buffer
 
@@ -81,12 +81,12 @@ async def test_failure_midway_through_preallocation_removes_the_file(
         nonlocal calls
         calls += 1
         if calls == 5:
-            raise NfsNospcError("WRITE")
+            raise nfs_error("WRITE", Nfsstat3.NFS3ERR_NOSPC)
         return await real_write(self, fh, offset, data, stable)
 
     monkeypatch.setattr(NfsClient, "write", failing_write)
     monkeypatch.setattr(_backend, "MAX_IO_BYTES", 8 * PAGE)  # many WRITEs for a small file
-    with pytest.raises(NfsNospcError):
+    with pytest.raises(NfsError, match="NFS3ERR_NOSPC"):
         await PluginHost().activate(ganesha.url(nfs_name), create=CreateRequest(256, PAGE))
     assert calls >= 5
     assert not (ganesha.export / nfs_name).exists()

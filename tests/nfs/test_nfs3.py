@@ -19,8 +19,11 @@ from swapio_nfs._errors import (
     MountNoEntError,
     Mountstat3,
     NfsAccesError,
+    NfsBadHandleError,
     NfsError,
-    NfsIsDirError,
+    NfsExistError,
+    NfsIOError,
+    NfsJukeboxError,
     NfsNoEntError,
     NfsStaleError,
     Nfsstat3,
@@ -224,22 +227,43 @@ def test_fsstat_result() -> None:
 
 
 @pytest.mark.parametrize("status", [s for s in Nfsstat3 if s != Nfsstat3.NFS3_OK])
-def test_every_nfsstat3_has_its_own_exception(status: Nfsstat3) -> None:
+def test_every_nfsstat3_is_reported_with_its_name_meaning_and_errno(status: Nfsstat3) -> None:
     exc = nfs_error("WRITE", status)
-    assert type(exc) is NFS_ERRORS[status]
-    assert type(exc) is not NfsError
+    assert isinstance(exc, NfsError)
     assert isinstance(exc, BackendIOError)
+    assert type(exc) is NFS_ERRORS.get(status, NfsError)
     assert exc.status == status
     assert status.name in str(exc)
+    assert exc.meaning in str(exc)
+    assert exc.meaning != "unknown status"
     assert "WRITE" in str(exc)
 
 
-def test_status_classes_carry_posix_meaning() -> None:
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [
+        (Nfsstat3.NFS3ERR_NOENT, NfsNoEntError),
+        (Nfsstat3.NFS3ERR_EXIST, NfsExistError),
+        (Nfsstat3.NFS3ERR_ACCES, NfsAccesError),
+        (Nfsstat3.NFS3ERR_IO, NfsIOError),
+        (Nfsstat3.NFS3ERR_STALE, NfsStaleError),
+        (Nfsstat3.NFS3ERR_BADHANDLE, NfsBadHandleError),
+        (Nfsstat3.NFS3ERR_JUKEBOX, NfsJukeboxError),
+    ],
+)
+def test_statuses_the_backend_acts_on_have_their_own_class(
+    status: Nfsstat3, cls: type[NfsError]
+) -> None:
+    assert type(nfs_error("READ", status)) is cls
+
+
+def test_status_errors_carry_posix_meaning() -> None:
     assert nfs_error("LOOKUP", Nfsstat3.NFS3ERR_STALE).errno == errno.ESTALE
-    assert isinstance(nfs_error("LOOKUP", Nfsstat3.NFS3ERR_ISDIR), IsADirectoryError)
+    assert nfs_error("LOOKUP", Nfsstat3.NFS3ERR_ISDIR).errno == errno.EISDIR
+    assert nfs_error("WRITE", Nfsstat3.NFS3ERR_NOSPC).errno == errno.ENOSPC
     assert isinstance(nfs_error("WRITE", Nfsstat3.NFS3ERR_ACCES), PermissionError)
+    assert isinstance(nfs_error("CREATE", Nfsstat3.NFS3ERR_EXIST), FileExistsError)
     assert NfsStaleError("READ").status == Nfsstat3.NFS3ERR_STALE
-    assert isinstance(NfsIsDirError("READ"), NfsError)
 
 
 def test_an_undefined_status_still_raises_with_its_number() -> None:
@@ -249,11 +273,13 @@ def test_an_undefined_status_still_raises_with_its_number() -> None:
 
 
 @pytest.mark.parametrize("status", [s for s in Mountstat3 if s != Mountstat3.MNT3_OK])
-def test_every_mountstat3_has_its_own_exception(status: Mountstat3) -> None:
+def test_every_mountstat3_is_reported_with_its_name_and_meaning(status: Mountstat3) -> None:
     exc = mount_error("/srv/x", status)
-    assert type(exc) is MOUNT_ERRORS[status]
+    assert type(exc) is MOUNT_ERRORS.get(status, MountError)
     assert isinstance(exc, MountError)
     assert "/srv/x" in str(exc)
+    assert status.name in str(exc)
+    assert exc.meaning != "unknown status"
 
 
 def test_mount_result_and_refusals() -> None:
