@@ -15,21 +15,41 @@ pool, :mod:`swapio.pool`); a batch longer than the buffer is programmed in piece
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from swapio_flashlog._index import NodeRef, RefKind
 from swapio_flashlog._nodes import (
+    INODE_SIZE,
     SUM_INODE_SIZE,
+    SUM_MARKER_SIZE,
+    SUMMARY_SIZE,
     Buf,
+    Compression,
     encode_entry,
     encode_sum_inode,
+    inode_fields_into,
     summary_span,
 )
 from swapio_flashlog._space import Head, Space
 from swapio_flashlog.device import FlashDevice
 
 Placed = Callable[[list["Pending"]], None]
+PlacedRefs = Callable[[list[NodeRef]], None]
+_ZEROS = bytes(1 << 16)
+_CRC_OF_ZEROS: dict[int, int] = {}
+
+
+def _linux_crc32(data: Buf) -> int:
+    return zlib.crc32(data, 0xFFFFFFFF) ^ 0xFFFFFFFF
+
+
+def _zero_crc(n: int) -> int:
+    value = _CRC_OF_ZEROS.get(n)
+    if value is None:
+        value = _CRC_OF_ZEROS[n] = _linux_crc32(bytes(n))
+    return value
 
 
 @dataclass(slots=True)
@@ -107,6 +127,105 @@ class Appender:
             space.placed(blk, [p.ref for p in run], pos, bytes(entries), summarised)
             self.nodes_programmed += len(run)
             placed(run)
+
+    def program_pages(
+        self,
+        head: Head,
+        inode: tuple[int, int, int, int, int],
+        offset: int,
+        pages: Sequence[memoryview],
+        scratch: memoryview | None,
+        placed: PlacedRefs,
+    ) -> None:
+        """The data path of :meth:`program`: one ``jffs2_raw_inode`` per page, encoded
+        straight into the scratch buffer (``inode`` is ino, first version, mode, isize and
+        time; the versions count up from the first); an all-zero page is a
+        ``JFFS2_COMPR_ZERO`` node."""
+        ino, version, mode, isize, now = inode
+        space = self.space
+        unit = space.align
+        buf = self._own if scratch is None else scratch
+        room = len(buf)
+        summaries = space.options.summaries
+        eb = space.eb
+        crcs = [_linux_crc32(p) for p in pages]
+        i, n = 0, len(pages)
+        foff = offset
+        while i < n:
+            blk = space.head(head, -(-(INODE_SIZE + len(pages[i])) // unit) * unit, SUM_INODE_SIZE)
+            base = blk.pos
+            start = blk.start + base
+            pos = 0
+            refs: list[NodeRef] = []
+            entries = bytearray()
+            sum_size = blk.sum_size
+            tail_wanted = summaries and blk.sum_ok
+            while i < n:
+                page = pages[i]
+                dsize = len(page)
+                data_crc = crcs[i]
+                zero = data_crc == _zero_crc(dsize) and page == _ZEROS[:dsize]
+                csize = 0 if zero else dsize
+                totlen = INODE_SIZE + csize
+                length = -(-totlen // unit) * unit
+                if refs:
+                    tail = 0
+                    if tail_wanted:
+                        # summary_span(sum_size + entries + this node's entry), inlined
+                        tail = (
+                            SUMMARY_SIZE
+                            + sum_size
+                            + len(entries)
+                            + SUM_INODE_SIZE
+                            + SUM_MARKER_SIZE
+                            + 3
+                        ) & ~3
+                    if base + pos + length + tail > eb or pos + length > room:
+                        break
+                elif length > room:
+                    raise ValueError(f"scratch buffer of {room} bytes holds no {length}-byte node")
+                compr = Compression.ZERO if zero else Compression.NONE
+                inode_fields_into(
+                    buf,
+                    pos,
+                    ino,
+                    version,
+                    mode,
+                    isize,
+                    foff,
+                    dsize,
+                    csize,
+                    compr,
+                    0 if zero else data_crc,
+                    now,
+                )
+                end = pos + totlen
+                if not zero:
+                    buf[pos + INODE_SIZE : end] = page
+                if length > totlen:
+                    buf[end : pos + length] = b"\xff" * (length - totlen)
+                entries += encode_sum_inode(ino, version, base + pos, totlen)
+                refs.append(
+                    NodeRef(
+                        RefKind.INODE,
+                        start + pos,
+                        totlen,
+                        length,
+                        blk.index,
+                        ino,
+                        version,
+                        foff,
+                        dsize,
+                    )
+                )
+                pos += length
+                foff += dsize
+                version += 1
+                i += 1
+            self.device.program(start, buf[:pos])
+            space.placed(blk, refs, pos, bytes(entries), True)
+            self.nodes_programmed += len(refs)
+            placed(refs)
 
 
 def _place(ref: NodeRef, block: int, block_start: int, offset: int, length: int) -> bytes:

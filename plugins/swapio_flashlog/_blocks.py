@@ -37,6 +37,7 @@ class Block:
     """Per-erase-block state (``struct jffs2_eraseblock``)."""
 
     __slots__ = (
+        "blank",
         "index",
         "live",
         "nodes",
@@ -68,6 +69,9 @@ class Block:
         #: Summary entries of the nodes programmed so far, encoded back to back (a write
         #: head's summary is built as it fills, not when it closes).
         self.sum_entries = bytearray()
+        #: Known erased after its write position (erased or formatted by this process);
+        #: otherwise a free block is read through before it is written.
+        self.blank = False
 
     def gain(self, eb: int) -> int:
         """Bytes a collection of this block would free (its size less what stays live)."""

@@ -78,6 +78,8 @@ class Collector:
             self.options,
             self.rng,
             wear_levelling=wear_levelling,
+            queue=space.victims,
+            bad=self.device.bad_blocks(),
         )
 
     def collect(self, victim: Block) -> None:

@@ -183,6 +183,36 @@ class FileState:
         for chunk, frags in crowded:
             self._settle(chunk, frags, obsolete)
 
+    def add_all(self, refs: list[NodeRef], mode: int, isize: int, obsolete: Obsoleter) -> None:
+        """:meth:`add` for a run of new nodes in version order (a request's pages), with the
+        whole-page case inlined: this runs once per page written."""
+        if not refs:
+            return
+        chunks = self.chunks
+        for ref in refs:
+            foff = ref.foff
+            if ref.dsize != JFFS2_PAGE or foff % JFFS2_PAGE:
+                self.add(ref, mode, isize, obsolete)
+                continue
+            chunk = foff // JFFS2_PAGE
+            frags = chunks.get(chunk)
+            if frags is not None and frags[-1].version >= ref.version:
+                self.add(ref, mode, isize, obsolete)
+                continue
+            ref.refs = 1
+            chunks[chunk] = [ref]
+            if frags is not None:
+                for frag in frags:
+                    frag.refs -= 1
+                    if frag.refs == 0:
+                        obsolete(frag)
+        last = refs[-1].version
+        self.highest_version = max(self.highest_version, last)
+        if last > self.meta_version:
+            self.meta_version = last
+            self.mode = mode
+            self.isize = isize
+
     def _settle(self, chunk: int, frags: list[NodeRef], obsolete: Obsoleter) -> None:
         """Drop fragments wholly hidden by newer ones (newest is last; ties: earlier wins)."""
         lo = chunk * JFFS2_PAGE

@@ -15,6 +15,7 @@ so choosing the next block costs one pass over the free blocks, not over the who
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 from typing import Literal
 
@@ -26,6 +27,7 @@ from swapio_flashlog._nodes import (
     encode_summary_entries,
     summary_span,
 )
+from swapio_flashlog._victim import VictimQueue
 from swapio_flashlog.device import FlashDevice
 from swapio_flashlog.errors import BadBlockError, LogFullError
 
@@ -46,13 +48,43 @@ class Space:
         self.blocks = [Block(i, i * g.erase_block) for i in range(g.blocks)]
         self.heads: dict[str, Block] = {}
         self.free: set[Block] = set()
+        # (erase count, index) of free blocks, least worn first / most worn first; entries
+        # of blocks taken or erased since are stale and skipped when they come up
+        self._least: list[tuple[int, int]] = []
+        self._most: list[tuple[int, int]] = []
+        #: Full blocks by live bytes, for the garbage collector's greedy choice.
+        self.victims = VictimQueue(self.blocks)
         #: Runs one garbage-collection step for a user write short of space; False when
         #: nothing can be collected.  Set by the log.
         self.reclaim: Callable[[bool], bool] = lambda _wear_levelling: False
 
     def recount(self) -> None:
         """Rebuild the free set from the block states (after a mount)."""
-        self.free = {b for b in self.blocks if b.state in _FREE_STATES}
+        self.free = set()
+        self._least, self._most = [], []
+        for b in self.blocks:
+            if b.state in _FREE_STATES:
+                self._add_free(b)
+        self.victims.rebuild(self.device.erase_counts())
+
+    def _add_free(self, blk: Block) -> None:
+        self.free.add(blk)
+        count = self.device.erase_count(blk.index)
+        heapq.heappush(self._least, (count, blk.index))
+        heapq.heappush(self._most, (-count, -blk.index))
+        if len(self._least) > 4 * len(self.blocks):  # too many stale entries: rebuild
+            self.recount()
+
+    def _pick_free(self, *, most_worn: bool) -> Block:
+        """The free block with the fewest (or most) erases, ties to the lower (higher) index."""
+        heap = self._most if most_worn else self._least
+        sign = -1 if most_worn else 1
+        while True:
+            count, index = heap[0]
+            blk = self.blocks[sign * index]
+            if blk in self.free and self.device.erase_count(blk.index) == sign * count:
+                return blk
+            heapq.heappop(heap)
 
     def free_blocks(self) -> list[Block]:
         return sorted(self.free, key=lambda b: b.index)
@@ -111,6 +143,7 @@ class Space:
         blk.state = BlockState.FULL
         blk.pos = self.eb
         blk.sum_entries = bytearray()
+        self.victims.note(blk, self.device.erase_count(blk.index))
 
     # --- allocation and erase -----------------------------------------------------------
 
@@ -136,14 +169,13 @@ class Space:
                     )
                 stepped = True
                 continue
-            counts = self.device.erase_counts()
-            pick = (max if gc else min)(free, key=lambda b: (counts[b.index], b.index))
-            if pick.state is BlockState.FREE and not self._blank_after(pick):
+            pick = self._pick_free(most_worn=gc)
+            if pick.state is BlockState.FREE and not pick.blank and not self._blank_after(pick):
                 pick.state = BlockState.ERASE  # a bit flipped in erased flash: erase again
             if pick.state is BlockState.ERASE and not self.erase(pick):
                 continue
             pick.state = BlockState.OPEN
-            free.discard(pick)
+            self.free.discard(pick)
             return pick
 
     def _blank_after(self, blk: Block) -> bool:
@@ -167,11 +199,12 @@ class Space:
         blk.sum_ok = True
         blk.pos = 0
         blk.state = BlockState.ERASE
-        self.free.add(blk)
+        self._add_free(blk)
         if self.cleanmarkers:
             marker = encode_cleanmarker()
             pad = align(CLEANMARKER_SIZE, self.align) - CLEANMARKER_SIZE
             self.device.program(blk.start, marker + b"\xff" * pad)
             blk.pos = align(CLEANMARKER_SIZE, self.align)
         blk.state = BlockState.FREE
+        blk.blank = True
         return True

@@ -57,6 +57,8 @@ _SIDE_HDR = struct.Struct("<8sIIIQIIQQQ")
 _FLAG_BAD = 1
 MIN_BLOCKS = 5  # "Too few erase blocks" (fs/jffs2/fs.c)
 ERASED = 0xFF
+_COUNTERS_AT = struct.calcsize("<8sIIIQII")  # programmed, erased, host: three u64 from here
+_U64 = struct.Struct("<Q")
 
 
 @dataclass(frozen=True)
@@ -163,8 +165,6 @@ class FlashDevice:
         self._fd = fd
         self._side = side
         self._side_fd = side_fd
-        access = mmap.ACCESS_READ if readonly else mmap.ACCESS_WRITE
-        self._mm = mmap.mmap(fd, geometry.size, access=access)
         units = geometry.size // geometry.write_unit
         # Units programmed this session; after a re-open a unit counts as programmed when
         # it does not read as erased (programming 0xFF changes nothing physically).
@@ -309,8 +309,7 @@ class FlashDevice:
         if self._fd < 0:
             return
         if not self.readonly and not self.dead:
-            self._mm.flush()
-        self._mm.close()
+            self._sync()
         if isinstance(self._side, mmap.mmap):
             self._side.flush()
             self._side.close()
@@ -336,9 +335,9 @@ class FlashDevice:
             ) from exc
 
     def flush(self) -> None:
-        """``msync`` the image: completed programs survive an OS crash too."""
+        """``fdatasync`` the image: completed programs survive an OS crash too."""
         if not self.readonly and not self.dead:
-            self._mm.flush()
+            self._sync()
 
     # --- reading ------------------------------------------------------------------------
 
@@ -348,7 +347,7 @@ class FlashDevice:
         if offset < 0 or length < 0 or offset + length > self.geometry.size:
             raise BackendIOError(f"{self.path}: read {offset}+{length} beyond the flash end")
         self.bytes_read += length
-        return self._mm[offset : offset + length]
+        return self._pread(offset, length)
 
     # --- state in the sidecar -------------------------------------------------------------
 
@@ -362,6 +361,14 @@ class FlashDevice:
 
     def is_bad(self, block: int) -> bool:
         return bool(self._side[self._flags_at + block] & _FLAG_BAD)
+
+    def bad_blocks(self) -> list[int]:
+        """Indices of the blocks marked bad (usually none: checked with one scan)."""
+        at = self._flags_at
+        flags = bytes(self._side[at : at + self.geometry.blocks])
+        if flags.count(0) == len(flags):
+            return []
+        return [i for i, f in enumerate(flags) if f & _FLAG_BAD]
 
     def mark_bad(self, block: int) -> None:
         """Retire ``block`` (``mtd_block_markbad``)."""
@@ -387,9 +394,9 @@ class FlashDevice:
     def _add_counter(self, index: int, delta: int) -> None:
         if self.readonly:
             return
-        offset = struct.calcsize("<8sIIIQII") + 8 * (index - 7)
-        (value,) = struct.unpack_from("<Q", self._side, offset)
-        struct.pack_into("<Q", self._side, offset, value + delta)
+        offset = _COUNTERS_AT + 8 * (index - 7)
+        (value,) = _U64.unpack_from(self._side, offset)
+        _U64.pack_into(self._side, offset, value + delta)
 
     # --- programming ----------------------------------------------------------------------
 
@@ -417,7 +424,7 @@ class FlashDevice:
         if self.is_bad(block):
             raise BadBlockError(f"{self.path}: erase block {block} is bad; not programming it")
         first, last = offset // wu, (offset + n) // wu
-        old = self._mm[offset : offset + n]
+        old = self._pread(offset, n)
         used = self._programmed.find(1, first, last)
         if used != -1 or old != self._blank[:n]:
             # erased units accept anything; otherwise say which rule the program breaks
@@ -433,7 +440,7 @@ class FlashDevice:
             )
         if self._tick():
             self._cut_program(offset, bytes(data))
-        self._mm[offset : offset + n] = bytes(data)
+        self._pwrite(offset, data)
         self._programmed[first:last] = b"\x01" * (last - first)
         self._add_counter(7, n)
 
@@ -457,9 +464,9 @@ class FlashDevice:
                 if self._cut_mode is not PowerLossMode.NOOP
                 else 0
             )
-            self._mm[start : start + keep] = b"\xff" * keep
+            self._pwrite(start, b"\xff" * keep)
             self._die()
-        self._mm[start : start + g.erase_block] = b"\xff" * g.erase_block
+        self._pwrite(start, self._blank)
         wu = g.write_unit
         self._programmed[start // wu : (start + g.erase_block) // wu] = bytes(g.erase_block // wu)
 
@@ -480,9 +487,37 @@ class FlashDevice:
 
     def flip_bit(self, offset: int, bit: int) -> None:
         """Invert one stored bit (a retention error); ignores every NOR rule."""
-        self._mm[offset] ^= 1 << bit
+        self._pwrite(offset, bytes([self._pread(offset, 1)[0] ^ 1 << bit]))
 
     # --- internals ------------------------------------------------------------------------
+
+    def _pread(self, offset: int, length: int) -> bytes:
+        """The image's bytes (``pread``: no page faults on a first touch, unlike a mapping,
+        which costs several times a copy on a large image)."""
+        try:
+            data = os.pread(self._fd, length, offset)
+        except OSError as exc:
+            raise BackendIOError(f"{self.path}: read failed: {exc.strerror or exc}") from exc
+        if len(data) != length:
+            raise BackendIOError(f"{self.path}: short read at 0x{offset:x} (image truncated?)")
+        return data
+
+    def _pwrite(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                done = os.pwrite(self._fd, view, offset)
+                view = view[done:]
+                offset += done
+        except OSError as exc:
+            raise BackendIOError(f"{self.path}: write failed: {exc.strerror or exc}") from exc
+
+    def _sync(self) -> None:
+        """Completed programs reach the disk (``fdatasync``; ``fsync`` where it is absent)."""
+        try:
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            raise BackendIOError(f"{self.path}: sync failed: {exc.strerror or exc}") from exc
 
     def _alive(self) -> None:
         if self.dead:
@@ -497,12 +532,12 @@ class FlashDevice:
     def _cut_program(self, offset: int, data: bytes) -> None:
         if self._cut_mode is not PowerLossMode.NOOP:
             keep = self._rng.randrange(len(data))
-            self._mm[offset : offset + keep] = data[:keep]
+            self._pwrite(offset, data[:keep])
             if self._cut_mode is PowerLossMode.SOMEBITS:
-                old = self._mm[offset + keep]
+                old = self._pread(offset + keep, 1)[0]
                 target = data[keep]
                 clear = (old & ~target) & self._rng.randrange(256)
-                self._mm[offset + keep] = old & ~clear
+                self._pwrite(offset + keep, bytes([old & ~clear]))
         self._die()
 
     def _die(self) -> None:

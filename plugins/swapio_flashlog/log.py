@@ -50,7 +50,6 @@ from swapio_flashlog._nodes import (
     Compression,
     Dirent,
     DirentType,
-    crc32,
     decode_inode,
     decode_inode_head,
     encode_cleanmarker,
@@ -78,14 +77,6 @@ __all__ = [
 ]
 
 _ZERO_PAGE = bytes(JFFS2_PAGE)
-_ZERO_CRCS: dict[int, int] = {}
-
-
-def _zero_crc(n: int) -> int:
-    value = _ZERO_CRCS.get(n)
-    if value is None:
-        value = _ZERO_CRCS[n] = crc32(bytes(n))
-    return value
 
 
 class FlashLog:
@@ -140,6 +131,8 @@ class FlashLog:
                         device.program(b * geometry.erase_block, marker)
             log = cls(device, _replace_cm(options, cleanmarkers))
             log.mount()
+            for blk in log.blocks:  # every block was written as 0xFF a moment ago
+                blk.blank = blk.state is BlockState.FREE
         except BaseException:
             remove_image(path)  # still locked: nobody else has seen the new image
             device.close()
@@ -263,6 +256,8 @@ class FlashLog:
         if ref.poisoned:
             blk.pinned -= 1
             ref.poisoned = False
+        if blk.state is BlockState.FULL:
+            self.space.victims.note(blk, self.device.erase_count(blk.index))
 
     # --- files ------------------------------------------------------------------------
 
@@ -365,29 +360,24 @@ class FlashLog:
         now = int(time.time()) & 0xFFFFFFFF
         mode = state.mode or FILE_MODE
         isize = state.isize
-        version = state.highest_version
-        items: list[Pending] = []
-        foff = offset
+        nodes: list[memoryview] = []
         total = 0
         for page in pages:
             view = memoryview(page).cast("B")
             size = len(view)
-            step = size if INODE_SIZE + size <= self._max_node else JFFS2_PAGE
-            for at in range(0, size, step):
-                version += 1
-                items.append(
-                    self._data_node(ino, version, mode, isize, foff + at, view[at : at + step], now)
-                )
-            foff += size
             total += size
+            if INODE_SIZE + size <= self._max_node:
+                nodes.append(view)
+            else:  # too large for one node: 4 KiB nodes (each atomic on its own)
+                nodes.extend(view[at : at + JFFS2_PAGE] for at in range(0, size, JFFS2_PAGE))
 
-        def placed(run: list[Pending]) -> None:
-            for item in run:
-                state.add(item.ref, mode, isize, self.obsolete)
+        def placed(refs: list[NodeRef]) -> None:
+            state.add_all(refs, mode, isize, self.obsolete)
 
         self.collector.scratch = scratch
         try:
-            self.appender.program("user", items, scratch, placed)
+            inode = (ino, state.highest_version + 1, mode, isize, now)
+            self.appender.program_pages("user", inode, offset, nodes, scratch, placed)
         finally:
             self.collector.scratch = None
         self.device.add_host_bytes(total)
@@ -413,18 +403,6 @@ class FlashLog:
         finally:
             self.collector.scratch = None
         self._synced()
-
-    @staticmethod
-    def _data_node(
-        ino: int, version: int, mode: int, isize: int, foff: int, data: memoryview, now: int
-    ) -> Pending:
-        n = len(data)
-        data_crc = crc32(data)
-        if data_crc == _zero_crc(n) and data == (_ZERO_PAGE if n == JFFS2_PAGE else bytes(n)):
-            return FlashLog._hole_node(ino, version, mode, isize, foff, n, now)
-        head = inode_header(ino, version, mode, isize, foff, n, n, Compression.NONE, data_crc, now)
-        ref = NodeRef(RefKind.INODE, 0, INODE_SIZE + n, 0, 0, ino, version, foff, n)
-        return Pending(ref, (head, data), INODE_SIZE + n)
 
     @staticmethod
     def _hole_node(

@@ -4,11 +4,18 @@ URL parameters: ``name`` (the file in the image, default ``/swapfile``), ``page_
 and, for creating a new image, ``size``, ``erase_block`` (default 65536), ``write_unit``
 (default 4) and ``cleanmarkers``; for any mount ``summary`` (default 1: read and write
 erase-block summaries), ``reserve`` (reserved erase blocks, default 2), ``policy``
-(``greedy`` or ``jffs2``) and ``sync`` (``msync`` after every write).
+(``greedy`` or ``jffs2``) and ``sync`` (``fdatasync`` after every write).
 
 One image may hold several swap files; every area on the same image shares one mounted
-log, owned by one worker thread (aiosqlite style): each request crosses to it once.  The
-mounted image is locked against other processes (see :mod:`swapio_flashlog.device`).
+log, owned by one thread (:class:`swapio.owner.OwnerThread`, aiosqlite style): each request
+crosses to it once, and requests queued meanwhile cross together.  The mounted image is
+locked against other processes (see :mod:`swapio_flashlog.device`).
+
+Memory: each swap-out, discard and background GC step allocates one erase block of scratch
+from the area's page pool (:mod:`swapio.pool`, in memalloc context when the caller is), lays
+its nodes out in it and programs them from it; a foreground GC step that the request runs
+reuses the same buffer.  That one erase block is the request's declared reserve need
+(``reserve_pages_per_request``).
 
 Creating an area checks the name, the size and whether it fits before an image is formatted;
 if it still fails, an image this activation formatted is removed again (with its sidecar).
@@ -20,14 +27,12 @@ import asyncio
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import swapio
 from swapio.area import (
-    DEFAULT_PAGE_SIZE,
     Capabilities,
     CreateRequest,
     PageBuffer,
@@ -35,6 +40,8 @@ from swapio.area import (
     SwapInfo,
 )
 from swapio.errors import AreaFormatError, LocationError
+from swapio.location import area_page_size
+from swapio.owner import OwnerThread
 from swapio_flashlog._nodes import INODE_SIZE, JFFS2_PAGE, SUM_INODE_SIZE, pad
 from swapio_flashlog.cli import flash
 from swapio_flashlog.device import Geometry, image_size, remove_image
@@ -68,10 +75,6 @@ PARAMS = frozenset(
     }
 )
 MAX_PAGES_PER_REQUEST = 64
-#: Pool pages one in-flight request may need under pressure: the node being encoded and
-#: the node a foreground GC step is copying.
-RESERVE_PAGES_PER_REQUEST = 2
-T = TypeVar("T")
 
 
 @dataclass
@@ -80,14 +83,11 @@ class SharedLog:
 
     path: str
     log: FlashLog
-    executor: ThreadPoolExecutor
+    owner: OwnerThread
     users: int = 0
     #: Formatted by the activation that mounted it, and no swap file attached yet: a
     #: failed create removes it again.
     created: bool = False
-
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
 
 @dataclass
@@ -109,6 +109,12 @@ class FlashArea:
         """Erase blocks kept back for garbage collection (the flash twin of the page
         reserve the area's capabilities declare)."""
         return self.shared.log.options.reserve_blocks
+
+    @property
+    def scratch_bytes(self) -> int:
+        """The pool buffer one request allocates: one erase block (a request's nodes are
+        programmed at most one erase block at a time, and a GC step moves at most one)."""
+        return self.shared.log.eb
 
 
 _open_logs: dict[str, SharedLog] = {}
@@ -175,7 +181,7 @@ def _path(area: SwapArea) -> str:
     return loc.path
 
 
-def _attach_log(area: SwapArea) -> SharedLog:
+def _attach_log(area: SwapArea, loop: asyncio.AbstractEventLoop) -> SharedLog:
     """Find or mount (or format) the image; count one more user.  Blocking."""
     path = _path(area)
     loc = area.location
@@ -199,7 +205,7 @@ def _attach_log(area: SwapArea) -> SharedLog:
                     given = Geometry(size, eb, wu)
                 log = FlashLog.open(path, given, options)
             shared = SharedLog(
-                key, log, ThreadPoolExecutor(1, thread_name_prefix="flashlog"), created=created
+                key, log, OwnerThread(f"swapio-flashlog:{path}", loop), created=created
             )
             _open_logs[key] = shared
         shared.users += 1
@@ -212,12 +218,11 @@ def _attach_file(shared: SharedLog, area: SwapArea) -> FlashArea:
     name = loc.query.get("name", "/swapfile")
     log = shared.log
     create = area.create
+    page_size = area_page_size(loc, create)
     if create is not None:
-        ino = log.create_file(name, create.pages * create.page_size, create.page_size)
-        page_size = create.page_size
+        ino = log.create_file(name, create.pages * page_size, page_size)
     else:
         ino = log.lookup(name)
-        page_size = loc.query_int("page_size", None, minimum=1) or DEFAULT_PAGE_SIZE
     isize = log.file(ino).isize
     if isize == 0 or isize % page_size:
         raise AreaFormatError(
@@ -228,27 +233,28 @@ def _attach_file(shared: SharedLog, area: SwapArea) -> FlashArea:
     return FlashArea(shared, ino, name, page_size, isize // page_size)
 
 
-def _release(shared: SharedLog, failed_create: bool = False) -> None:
-    """One user fewer; the last one closes the log.  Called when the log thread is idle.
+def _release(shared: SharedLog, failed_create: bool) -> bool:
+    """One user fewer; the last one closes the log (True).  Runs in the log's thread, after
+    everything queued before it.
 
     ``failed_create``: the user's activation failed; if the image was formatted for it
     and holds no swap file, remove it (still locked, so nobody else saw it)."""
-    with _registry_lock:
+    with _registry_lock:  # held while closing: a new activation waits, then re-mounts
         shared.users -= 1
         if shared.users > 0:
-            return
+            return False
         del _open_logs[shared.path]
         try:
             if failed_create and shared.created:
                 remove_image(shared.log.device.path)
-            shared.log.close()
         finally:
-            shared.executor.shutdown(wait=False)
+            shared.log.close()
+        return True
 
 
 async def _detach(shared: SharedLog, failed_create: bool = False) -> None:
-    await shared.run(lambda: None)  # the log's thread finishes what is queued first
-    await asyncio.get_running_loop().run_in_executor(None, _release, shared, failed_create)
+    if await shared.owner.submit(_release, shared, failed_create):
+        await shared.owner.stop()
 
 
 @swapio.hookimpl
@@ -273,9 +279,10 @@ async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
         state: FlashArea = area.private
         await _detach(state.shared)
         return None
-    shared = await asyncio.get_running_loop().run_in_executor(None, _attach_log, area)
+    loop = asyncio.get_running_loop()
+    shared = await loop.run_in_executor(None, _attach_log, area, loop)
     try:
-        state = await shared.run(_attach_file, shared, area)
+        state = await shared.owner.submit(_attach_file, shared, area)
     except BaseException:
         await _detach(shared, failed_create=True)
         raise
@@ -286,8 +293,8 @@ async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
             durable=True,
             discard=True,
             max_pages_per_request=MAX_PAGES_PER_REQUEST,
-            queue_depth=8,
-            reserve_pages_per_request=RESERVE_PAGES_PER_REQUEST,
+            queue_depth=32,
+            reserve_pages_per_request=area.pool.pages_for(state.scratch_bytes),
         ),
         private=state,
     )
@@ -296,8 +303,14 @@ async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
 @swapio.hookimpl
 async def swap_out(area: SwapArea, slot: int, pages: Sequence[PageBuffer]) -> None:
     state: FlashArea = area.private
-    data = b"".join(memoryview(p).cast("B") for p in pages)
-    await state.shared.run(state.log.write, state.ino, slot * state.page_size, data)
+    scratch = await area.pool.alloc(state.scratch_bytes)
+    try:
+        offset = slot * state.page_size
+        await state.shared.owner.submit(
+            state.log.write_pages, state.ino, offset, pages, scratch.view
+        )
+    finally:
+        scratch.release()
 
 
 @swapio.hookimpl
@@ -309,23 +322,38 @@ async def swap_in(area: SwapArea, slot: int, pages: Sequence[memoryview]) -> Non
         for i, view in enumerate(pages):
             state.log.read(state.ino, (slot + i) * size, view.cast("B"))
 
-    await state.shared.run(fill)
+    await state.shared.owner.submit(fill)
 
 
 @swapio.hookimpl
 async def swap_discard(area: SwapArea, slot: int, count: int) -> None:
     state: FlashArea = area.private
     size = state.page_size
-    await state.shared.run(state.log.discard, state.ino, slot * size, count * size)
+    scratch = await area.pool.alloc(state.scratch_bytes)
+    try:
+        await state.shared.owner.submit(
+            state.log.discard, state.ino, slot * size, count * size, scratch.view
+        )
+    finally:
+        scratch.release()
 
 
 # --- background garbage collection ---------------------------------------------------------
 
 
 async def gc_step(area: SwapArea) -> bool:
-    """Run one GC step on the area's log (in its thread); False if nothing to collect."""
+    """Run one GC step on the area's log (in its thread, with one erase block of scratch
+    from the area's pool); False if nothing to collect."""
     state: FlashArea = area.private
-    return await state.shared.run(state.log.gc_step)
+    scratch = await area.pool.alloc(state.scratch_bytes)
+    try:
+        return await state.shared.owner.submit(_gc_step, state.log, scratch.view)
+    finally:
+        scratch.release()
+
+
+def _gc_step(log: FlashLog, scratch: memoryview) -> bool:
+    return log.gc_step(scratch=scratch)
 
 
 async def run_background_gc(
@@ -349,8 +377,8 @@ async def run_background_gc(
         if scheduler is not None:
             snap = scheduler.stats(area)
             busy = bool(snap.inflight or snap.pending)
-        wanted = not busy and await state.shared.run(state.log.gc_wanted)
-        if wanted and await state.shared.run(state.log.gc_step):
+        wanted = not busy and await state.shared.owner.submit(state.log.gc_wanted)
+        if wanted and await gc_step(area):
             steps += 1
             continue
         with contextlib.suppress(TimeoutError):
