@@ -136,6 +136,7 @@ SwapfileOp = Callable[["SwapArea", bool], Awaitable["SwapInfo | None"]]
 SwapOutOp = Callable[["SwapArea", int, Sequence[PageBuffer]], Awaitable[None]]
 SwapInOp = Callable[["SwapArea", int, Sequence[memoryview]], Awaitable[None]]
 DiscardOp = Callable[["SwapArea", int, int], Awaitable[None]]
+CopyOp = Callable[["SwapArea", int, "SwapArea", int, int], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ class BoundOps:
     swap_out: SwapOutOp
     swap_in: SwapInOp
     swap_discard: DiscardOp | None
+    swap_copy: CopyOp | None = None  # optional range copy (hookspecs.swap_copy)
 
 
 class SwapArea:
@@ -319,6 +321,50 @@ class SwapArea:
             await self._ops.swap_discard(self, slot, count)
         finally:
             self._leave()
+
+    async def copy(self, slot: int, dest: SwapArea, dest_slot: int, count: int) -> None:
+        """Copy ``count`` slots from ``slot`` of this area to ``dest_slot`` of ``dest``.
+
+        One ``swap_copy`` request when both areas belong to one plugin that implements it
+        (see :func:`swapio.hookspecs.swap_copy`); otherwise ``swap_in`` + ``swap_out`` here,
+        in pieces of at most ``max_pages_per_request`` pages, each through one buffer of this
+        area's pool.  Both areas must be active and have the same page size; ``dest`` must
+        not be read-only; a copy within one area must not overlap itself.
+        """
+        info = self._begin(slot, count)
+        dest_info = dest._begin(dest_slot, count)
+        if dest_info.capabilities.read_only:
+            raise ReadOnlyAreaError(f"area {dest.location} is read-only; copy refused")
+        size = info.page_size
+        if dest_info.page_size != size:
+            raise PageSizeError(
+                f"copy from {self.location} ({size}-byte pages) to {dest.location} "
+                f"({dest_info.page_size}-byte pages): page sizes differ"
+            )
+        if dest is self and slot < dest_slot + count and dest_slot < slot + count:
+            raise UsageError(
+                f"copy within {self.location}: slots {slot}..{slot + count - 1} overlap "
+                f"{dest_slot}..{dest_slot + count - 1}"
+            )
+        op = self._ops.swap_copy
+        if op is not None and dest._ops.plugin_name == self._ops.plugin_name:
+            self._enter()
+            dest._enter()
+            try:
+                await op(self, slot, dest, dest_slot, count)
+            finally:
+                dest._leave()
+                self._leave()
+            return
+        step = min(
+            info.capabilities.max_pages_per_request, dest_info.capabilities.max_pages_per_request
+        )
+        for done in range(0, count, step):
+            n = min(step, count - done)
+            with await self.pool.alloc(n * size) as buf:
+                views = [buf.view[i * size : (i + 1) * size] for i in range(n)]
+                await self.swap_in(slot + done, views)
+                await dest.swap_out(dest_slot + done, views)
 
     async def read(self, slot: int, count: int = 1) -> bytearray:
         """Convenience: swap in ``count`` pages and return them as one bytearray."""

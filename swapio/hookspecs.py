@@ -40,7 +40,7 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 #: The data hooks: async, bound per area to the owning plugin.
-DATA_HOOKS = ("swapfile", "swap_out", "swap_in", "swap_discard")
+DATA_HOOKS = ("swapfile", "swap_out", "swap_in", "swap_discard", "swap_copy")
 #: Data hooks an owner of a scheme must implement.
 REQUIRED_DATA_HOOKS = ("swapfile", "swap_out", "swap_in")
 #: The registration hooks: synchronous, broadcast.
@@ -176,4 +176,36 @@ async def swap_discard(area: SwapArea, slot: int, count: int) -> None:
 
     Only called on areas whose capabilities declare ``discard``.  After it returns, those
     slots read as zeros.  Errors: :class:`~swapio.errors.BackendIOError`.
+    """
+
+
+@hookspec
+async def swap_copy(area: SwapArea, slot: int, dest: SwapArea, dest_slot: int, count: int) -> None:
+    """Copy ``count`` slots from ``slot`` of ``area`` to ``dest_slot`` of ``dest``: one request.
+
+    Optional.  A range copy between two areas of the same backend without moving the bytes
+    through the event loop (the file backend: ``copy_file_range(2)``, which the kernel may
+    serve by reflink or a server-side copy).  Callers use
+    :meth:`swapio.area.SwapArea.copy`; the core calls this hook only when ``area`` and
+    ``dest`` are both owned by this plugin, and otherwise (or when the plugin does not
+    implement it) copies by ``swap_in`` + ``swap_out`` itself, in pieces of at most
+    ``max_pages_per_request`` pages with buffers from ``area.pool``.
+
+    :param area: the source, an active area owned by this plugin.
+    :param slot: first source slot; the core checked ``slot + count <= area.pages``.
+    :param dest: the destination, an active area owned by this plugin (possibly ``area``
+        itself: then the core has refused overlapping ranges), not read-only, with the same
+        ``page_size``.
+    :param dest_slot: first destination slot (range checked by the core).
+    :param count: pages to copy, ``>= 1``; **not** bounded by ``max_pages_per_request``
+        (nothing is buffered by the caller): an implementation splits as it needs.
+
+    On return, a ``swap_in`` of the destination slots returns what the source slots held
+    when the copy started; if ``dest`` is ``durable``, that survives a crash as for
+    ``swap_out``.  The source is not modified.
+
+    Errors: :class:`~swapio.errors.BackendIOError` (or a subclass) when either store fails
+    (name the one that did); on error, none of the destination slots may be assumed
+    written.  Concurrency: counted in flight on both areas; the caller keeps writes off
+    both ranges meanwhile, as for any request.
     """

@@ -8,12 +8,14 @@ URL parameters: ``page_size`` (default 4096; the file has no header, so slot *n*
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import swapio
 from swapio.area import Capabilities, PageBuffer, SwapArea, SwapInfo
-from swapio.errors import LocationError
+from swapio.errors import BackendIOError, LocationError
 from swapio.location import area_page_size
 from swapio.owner import OwnerThread
 from swapio_file.store import FileStore, create_store, open_store
@@ -100,6 +102,44 @@ async def swap_in(area: SwapArea, slot: int, pages: Sequence[memoryview]) -> Non
 async def swap_discard(area: SwapArea, slot: int, count: int) -> None:
     state: _Open = area.private
     await state.owner.submit(state.store.zero, slot * state.store.page_size, count)
+
+
+#: ``copy_file_range`` errors that mean "not between these files" (another filesystem, a
+#: block device, an old kernel): the copy then goes through a buffer in the owner thread.
+_NO_RANGE_COPY = frozenset({errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP})
+_BOUNCE = 1 << 20
+
+
+def _copy_range(src: FileStore, offset: int, dst: FileStore, dest_offset: int, size: int) -> None:
+    """Copy ``size`` bytes in the kernel (``copy_file_range(2)``); ``fdatasync`` if durable."""
+    try:
+        while size:
+            try:
+                done = os.copy_file_range(src.fd, dst.fd, size, offset, dest_offset)
+            except OSError as exc:
+                if exc.errno not in _NO_RANGE_COPY:
+                    raise
+                data = os.pread(src.fd, min(size, _BOUNCE), offset)
+                done = os.pwrite(dst.fd, data, dest_offset) if data else 0
+            if done == 0:
+                raise BackendIOError(f"{src.path}: short copy at byte {offset}; file truncated?")
+            offset, dest_offset, size = offset + done, dest_offset + done, size - done
+        if dst.durable:
+            os.fdatasync(dst.fd)
+    except OSError as exc:
+        raise BackendIOError(
+            f"copy {src.path} byte {offset} -> {dst.path} byte {dest_offset} failed: {exc}"
+        ) from exc
+
+
+@swapio.hookimpl
+async def swap_copy(area: SwapArea, slot: int, dest: SwapArea, dest_slot: int, count: int) -> None:
+    src: _Open = area.private
+    dst: _Open = dest.private
+    size = src.store.page_size
+    await dst.owner.submit(
+        _copy_range, src.store, slot * size, dst.store, dest_slot * size, count * size
+    )
 
 
 @swapio.hookimpl
