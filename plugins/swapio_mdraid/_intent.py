@@ -54,6 +54,11 @@ class WriteIntent:
         self.need_sync = False
         self.counters = array("H", bytes(2 * bitmap.chunks))
         self._attrs: dict[int, PageAttr] = {}
+        self._dirty: set[int] = set()  # pages with DIRTY: set bits not yet taken by a flush
+        self._dirty_chunks: set[int] = set()  # their chunks
+        #: Chunks whose bits the flush being written carries (between flush_before_write
+        #: and flush_done).
+        self.in_flight: set[int] = set()
         self._sb_dirty = False
         if bitmap.superblock.state & BitmapState.STALE:
             # md_bitmap_init_from_disk: an out-of-date bitmap means a full resync.
@@ -75,6 +80,9 @@ class WriteIntent:
     def _mark(self, chunk: int, attr: PageAttr) -> None:
         page = self.page_of(chunk)
         self._attrs[page] = self._attrs.get(page, PageAttr(0)) | attr
+        if attr & PageAttr.DIRTY:
+            self._dirty.add(page)
+            self._dirty_chunks.add(chunk)
 
     # --- superblock -----------------------------------------------------------------
 
@@ -106,6 +114,32 @@ class WriteIntent:
                 count = 2
             self.counters[chunk] = (counter & ~COUNTER_MASK) | (count + 1)
 
+    def set_ahead(self, chunks: range) -> None:
+        """Set the bits of chunks a sequential stream is about to write, with no write counted.
+
+        Not in md (swapio's addition for one-request-at-a-time streams): the bits reach disk
+        in a flush *before* the stream gets there, so its writes need not wait for one.  A
+        chunk gets the state of a completed write (count 2, lazily cleared by two sweeps if
+        no write comes), so a bit set ahead is only ever *more* than the invariant needs.
+        """
+        for chunk in chunks:
+            counter = self.counters[chunk]
+            if counter & COUNTER_MASK >= 2:
+                continue
+            if self.bitmap.set(chunk):
+                self._mark(chunk, PageAttr.DIRTY)
+            self.counters[chunk] = (counter & ~COUNTER_MASK) | 2
+            self._mark(chunk, PageAttr.PENDING)
+
+    def unflushed(self, chunks: range) -> tuple[bool, bool]:
+        """Where the bits of ``chunks`` are: ``(not yet taken by a flush, in the flush being
+        written)``; ``(False, False)`` means on disk."""
+        dirty = self._dirty_chunks
+        if any(c in dirty for c in chunks):
+            return True, False
+        flying = self.in_flight
+        return False, bool(flying) and any(c in flying for c in chunks)
+
     def end_write(self, chunks: range, success: bool) -> None:
         """``md_bitmap_endwrite``: uncount; a failed or degraded write keeps the bit (NEEDED)."""
         sb = self.bitmap.superblock
@@ -123,16 +157,36 @@ class WriteIntent:
             if counter & COUNTER_MASK <= 2:
                 self._mark(chunk, PageAttr.PENDING)
 
+    @property
+    def has_dirty(self) -> bool:
+        """Some bit was set in memory and no flush has taken its page yet."""
+        return bool(self._dirty)
+
     def flush_before_write(self) -> list[int]:
-        """Pages to write *now*, before the data (``md_bitmap_unplug``); superblock first."""
-        pages = sorted(p for p, a in self._attrs.items() if a & PageAttr.DIRTY)
+        """Pages to write *now*, before the data (``md_bitmap_unplug``); superblock first.
+
+        Every page whose bits were set since the last call, whatever write set them: the
+        shell calls this once per batch of writes (plugging), not once per write.
+        """
+        pages = sorted(self._dirty)
+        self._dirty.clear()
+        self.in_flight = self._dirty_chunks
+        self._dirty_chunks = set()
         for page in pages:
             self._attrs[page] &= ~PageAttr.DIRTY
+            if not self._attrs[page]:
+                del self._attrs[page]
         if self._sb_dirty:
             self._sb_dirty = False
             if 0 not in pages:
                 pages.insert(0, 0)
         return pages
+
+    def flush_done(self, pages: list[int], ok: bool) -> None:
+        """The flush of ``pages`` (from :meth:`flush_before_write`) completed, or failed."""
+        if not ok:
+            self.redirty(pages)
+        self.in_flight = set()
 
     def redirty(self, pages: list[int]) -> None:
         """Writing ``pages`` failed: they must be flushed again before the next data write."""
@@ -140,6 +194,8 @@ class WriteIntent:
             if page == 0:
                 self._sb_dirty = True
             self._attrs[page] = self._attrs.get(page, PageAttr(0)) | PageAttr.DIRTY
+            self._dirty.add(page)
+        self._dirty_chunks |= self.in_flight
 
     # --- the daemon -----------------------------------------------------------------
 
@@ -148,7 +204,9 @@ class WriteIntent:
 
         Returns the pages to write (page 0 first when ``events_cleared`` changed, since the
         superblock must reach disk before the cleared bits).  A chunk's bit is therefore
-        cleared only after two sweeps without a write in between.
+        cleared only after two sweeps without a write in between.  ``DIRTY`` pages are left
+        to the next flush (writers wait for *that* flush; the page this sweep writes may
+        carry their bits too, which is harmless).
         """
         out: set[int] = set()
         if self.need_sync:
@@ -162,9 +220,6 @@ class WriteIntent:
             if attr & PageAttr.NEEDWRITE:
                 out.add(page)
                 attr &= ~PageAttr.NEEDWRITE
-            if attr & PageAttr.DIRTY:
-                out.add(page)
-                attr &= ~PageAttr.DIRTY
             if attr & PageAttr.PENDING:
                 attr = self._sweep_page(page, attr & ~PageAttr.PENDING)
                 if attr & PageAttr.NEEDWRITE:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from swapio.area import CreateRequest, SwapArea
@@ -18,6 +19,9 @@ from swapio.location import Location
 from swapio.plugins import PluginHost
 from swapio_mdraid._format import SUPERBLOCK_SIZE, BitmapSuperblock
 from swapio_mdraid.errors import BitmapFormatError
+
+if TYPE_CHECKING:
+    from swapio.pool import PagePool
 
 #: Page size of ``file://`` areas made from plain paths.
 PATH_PAGE_SIZE = 4096
@@ -109,6 +113,12 @@ def padded_copy(path: str, directory: str, page_size: int = PATH_PAGE_SIZE) -> s
     return copy
 
 
-async def activate(host: PluginHost, text: str, *, create: CreateRequest | None = None) -> SwapArea:
-    """Activate the area named by ``text`` (path or URL) through the host."""
-    return await host.activate(location_of(text), create=create)
+async def activate(
+    host: PluginHost,
+    text: str,
+    *,
+    create: CreateRequest | None = None,
+    pool: PagePool | None = None,
+) -> SwapArea:
+    """Activate the area named by ``text`` (path or URL) through the host, on ``pool``."""
+    return await host.activate(location_of(text), create=create, pool=pool)

@@ -2,10 +2,15 @@
 
 The I/O shell around :class:`~swapio_mdraid._intent.WriteIntent`, following ``raid1.c``:
 
-* a write counts its chunks (``md_bitmap_startwrite``), and every bitmap page whose bits it
-  set is written *before* any leg sees the data (``flush_bio_list`` → ``md_bitmap_unplug``);
-  then the data goes to every healthy leg; then ``md_bitmap_endwrite`` (success only if no
-  leg was missing, so a degraded array keeps its bits for the re-add);
+* a write counts its chunks (``md_bitmap_startwrite``: bits set in memory), and every bitmap
+  page holding its bits is on disk *before* any leg sees the data (``flush_bio_list`` →
+  ``md_bitmap_unplug``); writes that arrive while a bitmap write is in flight join the next
+  one (plugging, :mod:`~swapio_mdraid._plug`), so one flush serves a batch of writes; then
+  the data goes to every healthy leg; then ``md_bitmap_endwrite`` (success only if no leg
+  was missing, so a degraded array keeps its bits for the re-add);
+* legs are written write-back unless their URL asks for ``durable=1``
+  (:mod:`~swapio_mdraid._legs`); before a sweep that may clear bits every leg is flushed,
+  so a bit is cleared on disk only over data that is stable on every leg;
 * reads go to a healthy leg, balanced by fewest requests in flight, except chunks that
   still need a resync, which are read from the first in-sync leg (the resync source);
 * a write goes to every healthy leg at once (``asyncio.gather``), so its latency is the
@@ -22,7 +27,10 @@ The I/O shell around :class:`~swapio_mdraid._intent.WriteIntent`, following ``ra
   writes to the chunk being copied.
 
 Every bitmap page write holds one lock, so a lazy clear can never overwrite a page that a
-concurrent write has just set a bit in.  ``fault`` is a test hook: it is awaited at each
+concurrent write has just set a bit in.  The legs, the bitmap store and the mirror's own
+buffers all allocate from the mirror area's pool, whose reserve the mirror sizes for one
+in-flight request across legs and bitmap (:meth:`Mirror.reserve_pages_per_request`).
+``fault`` is a test hook: it is awaited at each
 step of the protocol (``bitmap_flushed``, ``leg_written``, ``write_done``, ``swept``) so that
 tests can "crash" the mirror exactly there.  While a hook is installed the legs of a write
 are written one after another, in leg order, so that "between the legs" is a deterministic
@@ -33,8 +41,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from swapio.area import CreateRequest, PageBuffer, SwapArea
 from swapio.errors import (
@@ -44,14 +52,26 @@ from swapio.errors import (
     UsageError,
 )
 from swapio.plugins import PluginHost
-from swapio_mdraid import _locate
 from swapio_mdraid._config import MirrorConfig
 from swapio_mdraid._format import SECTOR_SIZE, Bitmap
 from swapio_mdraid._intent import WriteIntent
+from swapio_mdraid._legs import Leg, open_leg
+from swapio_mdraid._plug import FlushPlug
 from swapio_mdraid._store import BitmapStore, precheck, precheck_new, remove_created
 from swapio_mdraid.errors import MirrorError, NoHealthyLegError
 
+if TYPE_CHECKING:
+    from swapio.pool import PagePool
+
+__all__ = ["Leg", "Mirror", "is_leg_failure"]
+
 FaultHook = Callable[[str, dict[str, int]], Awaitable[None]]
+
+#: How far ahead of a sequential stream bits are set: a stream of one request at a time
+#: then pays one bitmap flush per half of this, in the background, instead of one per
+#: request that enters a new chunk.  At most this much more is copied by a resync after a
+#: crash, per stream.
+AHEAD_BYTES = 4 << 20
 
 
 def is_leg_failure(exc: BaseException) -> bool:
@@ -65,19 +85,6 @@ def is_leg_failure(exc: BaseException) -> bool:
     return isinstance(exc, SwapioError) and not isinstance(
         exc, (UsageError, SlotRangeError, PageSizeError)
     )
-
-
-@dataclass
-class Leg:
-    """One member of the mirror."""
-
-    index: int
-    name: str
-    area: SwapArea
-    faulty: bool = False
-    in_sync: bool = True  # False after a re-add, until a resync has copied to it
-    inflight: int = 0
-    reads: int = 0
 
 
 class Mirror:
@@ -94,9 +101,14 @@ class Mirror:
         self.intent = WriteIntent(store.bitmap, store.page_size)
         self.intent.degraded = any(leg.faulty for leg in legs)
         self._bitmap_lock = asyncio.Lock()
-        self._chunks = asyncio.Condition()  # guards _writing / _syncing and counter overflow
+        self._plug = FlushPlug(self._write_dirty)
+        #: Sequential streams: bits are set this many chunks ahead (``WriteIntent.set_ahead``).
+        self.ahead_chunks = max(1, AHEAD_BYTES // self.chunk_size)
+        self._next_slot: int | None = None  # where the last write ended
+        self._ahead_end = 0  # bits set ahead up to this chunk
+        self._chunks = asyncio.Condition()  # guards _writing / _held and counter overflow
         self._writing: dict[int, int] = {}
-        self._syncing: set[int] = set()
+        self._held: dict[int, int] = {}  # chunks writes must keep off (resync, leg flush)
         self._daemon: asyncio.Task[None] | None = None
         self._resyncer: asyncio.Task[int] | None = None
         self._resync_lock = asyncio.Lock()
@@ -112,9 +124,16 @@ class Mirror:
 
     @classmethod
     async def assemble(
-        cls, host: PluginHost, config: MirrorConfig, create: CreateRequest | None = None
+        cls,
+        host: PluginHost,
+        config: MirrorConfig,
+        create: CreateRequest | None = None,
+        pool: PagePool | None = None,
     ) -> Mirror:
-        """Activate (or create) the legs and the bitmap, check they match, start the daemon."""
+        """Activate (or create) the legs and the bitmap, check they match, start the daemon.
+
+        Every part is activated on ``pool`` (the mirror area's pool; None: the host's).
+        """
         legs: list[Leg] = []
         store: BitmapStore | None = None
         created: list[str] = []  # stores this call created, removed again if it fails
@@ -128,20 +147,20 @@ class Mirror:
             Bitmap.create(sync_size_bytes=size, chunk_size=config.chunk_size, all_dirty=False)
         try:
             for index, text in enumerate(config.legs):
-                area = await _locate.activate(host, text, create=create)
+                leg = await open_leg(host, index, text, create=create, pool=pool)
                 if create is not None:
                     created.append(text)
-                legs.append(Leg(index, text, area))
+                legs.append(leg)
             _check_legs(config, legs)
             size = legs[0].area.pages * legs[0].area.page_size
             if create is not None:
                 bitmap = Bitmap.create(
                     sync_size_bytes=size, chunk_size=config.chunk_size, all_dirty=False
                 )
-                store = await BitmapStore.create(host, config.bitmap, bitmap)
+                store = await BitmapStore.create(host, config.bitmap, bitmap, pool=pool)
                 created.append(config.bitmap)
             else:
-                store = await BitmapStore.open(host, config.bitmap)
+                store = await BitmapStore.open(host, config.bitmap, pool=pool)
             sync = store.bitmap.superblock.sync_size
             if sync * SECTOR_SIZE != size:
                 raise MirrorError(
@@ -154,7 +173,7 @@ class Mirror:
         except BaseException:
             for leg in legs:
                 with contextlib.suppress(SwapioError):
-                    await leg.area.deactivate()
+                    await leg.deactivate()
             if store is not None:
                 with contextlib.suppress(SwapioError):
                     await store.close()
@@ -206,6 +225,8 @@ class Mirror:
             self._daemon = None
         try:
             if clean:
+                if self.intent.has_dirty:  # a flush failed earlier: its bits go first
+                    await self._flush_bitmap()
                 for _ in range(3):  # md_bitmap_flush: three daemon passes, then the sb
                     await self.sweep()
                 async with self._bitmap_lock:
@@ -213,7 +234,7 @@ class Mirror:
         finally:
             for leg in self.legs:
                 with contextlib.suppress(SwapioError):
-                    await leg.area.deactivate()
+                    await leg.deactivate()
             await self.store.close()
 
     # --- the daemon -----------------------------------------------------------------
@@ -229,24 +250,107 @@ class Mirror:
                 self.daemon_error = exc
 
     async def sweep(self) -> None:
-        """One daemon pass: lazily clear bits and write the pages that changed."""
+        """One daemon pass: lazily clear bits and write the pages that changed.
+
+        A bit cleared now belongs to a chunk whose last write ended before the previous
+        sweep, so flushing the legs first makes its data stable on every leg before the
+        cleared bit can reach disk.  If a leg cannot be flushed, nothing is cleared.
+        """
+        if not self.intent.idle:
+            await self._flush_legs()
         async with self._bitmap_lock:
             pages = self.intent.sweep()
             await self.store.write_pages(pages)
         await self._step("swept", pages=len(pages))
 
+    async def _flush_legs(self) -> None:
+        """Make every completed write durable on every healthy write-back leg."""
+        legs = [leg for leg in self.healthy() if leg.handle is not None]
+        if not legs:
+            return
+        async with self._hold(*self.chunks_of(0, 1)):  # Leg.flush re-writes slot 0
+            results = await asyncio.gather(*(leg.flush() for leg in legs), return_exceptions=True)
+        failed: BaseException | None = None
+        for leg, result in zip(legs, results, strict=True):
+            if result is None:
+                continue
+            if not is_leg_failure(result):
+                raise result
+            failed = result
+            with contextlib.suppress(NoHealthyLegError):
+                await self.fail_leg(leg, result)
+        if failed is not None:
+            raise failed  # this sweep clears nothing
+
     async def _flush_bitmap(self) -> None:
+        """Write every dirty bitmap page and a changed superblock (through the plug)."""
+        await self._plug.flush()
+
+    async def _write_dirty(self) -> None:
+        """The plug's flush: every page with bits set since the last flush, in one go."""
         async with self._bitmap_lock:
             pages = self.intent.flush_before_write()
+            ok = False
             try:
                 await self.store.write_pages(pages)
-            except BaseException:
-                self.intent.redirty(pages)
-                raise
+                ok = True
+            finally:
+                self.intent.flush_done(pages, ok)
+
+    @contextlib.asynccontextmanager
+    async def _hold(self, *chunks: int) -> AsyncIterator[None]:
+        """Keep writes off ``chunks`` (after those in flight finished) for the body."""
+
+        def no_writes() -> bool:
+            return not any(c in self._writing for c in chunks)
+
+        async with self._chunks:
+            await self._chunks.wait_for(no_writes)
+            for chunk in chunks:
+                self._held[chunk] = self._held.get(chunk, 0) + 1
+        try:
+            yield
+        finally:
+            async with self._chunks:
+                for chunk in chunks:
+                    left = self._held[chunk] - 1
+                    if left:
+                        self._held[chunk] = left
+                    else:
+                        del self._held[chunk]
+                self._chunks.notify_all()
 
     async def _step(self, name: str, **info: int) -> None:
         if self.fault is not None:
             await self.fault(name, info)
+
+    # --- memory -----------------------------------------------------------------------
+
+    def _parts(self) -> list[SwapArea]:
+        areas = [self.store.area]
+        for leg in self.legs:
+            areas.append(leg.area)
+            if leg.handle is not None:
+                areas.append(leg.handle)
+        return areas
+
+    def reserve_pages_per_request(self) -> int:
+        """Pool pages one in-flight mirror request may need, across the legs and the bitmap.
+
+        The mirror's own buffers (the bitmap pages one request's flush encodes, and a zero
+        page for a discard on a leg without discard) plus one request of every leg and of
+        the bitmap area — all from the mirror's pool.
+        """
+        chunks = self.chunks_of(0, min(self.pages, self._max_pages())).stop
+        own = self.store.pages_per_request(chunks) + 1
+        return own + sum(a.capabilities.reserve_pages_per_request for a in self._parts())
+
+    def memalloc_requests(self) -> int:
+        """Mirror requests the reserve is sized for: as many as every part allows."""
+        return max(1, min(a.capabilities.memalloc_requests for a in self._parts()))
+
+    def _max_pages(self) -> int:
+        return min(leg.area.capabilities.max_pages_per_request for leg in self.legs)
 
     # --- geometry -------------------------------------------------------------------
 
@@ -291,7 +395,7 @@ class Mirror:
         await self._enter_chunks(chunks)
         try:
             if self.use_bitmap:
-                await self._start_write(chunks)
+                await self._start_write(slot, count, chunks)
             success = False
             try:
                 success = await self._write_legs(slot, count, pages)
@@ -306,10 +410,11 @@ class Mirror:
         """Wait until no resync copies these chunks and no counter is at its maximum."""
 
         def free() -> bool:
-            return self.intent.can_start(chunks) and not any(c in self._syncing for c in chunks)
+            return self.intent.can_start(chunks) and not any(c in self._held for c in chunks)
 
         async with self._chunks:
-            await self._chunks.wait_for(free)
+            if not free():
+                await self._chunks.wait_for(free)
             for chunk in chunks:
                 self._writing[chunk] = self._writing.get(chunk, 0) + 1
 
@@ -323,18 +428,34 @@ class Mirror:
                     del self._writing[chunk]
             self._chunks.notify_all()
 
-    async def _start_write(self, chunks: range) -> None:
-        async with self._bitmap_lock:
-            self.intent.start_write(chunks)
-            pages = self.intent.flush_before_write()
-            try:
-                await self.store.write_pages(pages)
-            except BaseException:
-                # no leg has seen the data; the bits are not known to be on disk
-                self.intent.redirty(pages)
-                self.intent.end_write(chunks, success=False)
-                raise
+    async def _start_write(self, slot: int, count: int, chunks: range) -> None:
+        intent = self.intent
+        intent.start_write(chunks)  # bits set in memory, their pages marked dirty
+        dirty, in_flight = intent.unflushed(chunks)
+        self._set_ahead(slot, count, chunks)
+        try:
+            await self._plug.wait(dirty, in_flight)
+        except BaseException:
+            # no leg has seen the data; the bits are not known to be on disk (the failed
+            # flush re-dirtied its pages: the next flush writes them again)
+            self.intent.end_write(chunks, success=False)
+            raise
         await self._step("bitmap_flushed", chunk=chunks.start)
+
+    def _set_ahead(self, slot: int, count: int, chunks: range) -> None:
+        """A sequential stream gets its next bits set (and flushed) before it gets there."""
+        sequential = slot == self._next_slot
+        self._next_slot = slot + count
+        if not sequential:
+            self._ahead_end = chunks.stop
+            return
+        if chunks.stop < self._ahead_end - self.ahead_chunks // 2:
+            return
+        end = min(chunks.stop + self.ahead_chunks, self.intent.bitmap.chunks)
+        self.intent.set_ahead(range(max(chunks.stop, self._ahead_end), end))
+        self._ahead_end = end
+        if self.intent.has_dirty:
+            self._plug.kick()
 
     async def _write_legs(self, slot: int, count: int, pages: Sequence[PageBuffer] | None) -> bool:
         """Write to every healthy leg; True when every leg of the array took the data.
@@ -357,12 +478,7 @@ class Mirror:
                 else:
                     results.append(None)
         else:
-            results = list(
-                await asyncio.gather(
-                    *(self._write_leg(leg, slot, count, pages) for leg in targets),
-                    return_exceptions=True,
-                )
-            )
+            results = await self._write_concurrently(targets, slot, count, pages)
         caller_error: BaseException | None = None
         for leg, result in zip(targets, results, strict=True):
             if result is None:
@@ -375,6 +491,28 @@ class Mirror:
             raise caller_error
         return not self.degraded
 
+    async def _write_concurrently(
+        self, targets: list[Leg], slot: int, count: int, pages: Sequence[PageBuffer] | None
+    ) -> list[BaseException | None]:
+        """Every leg's write at once; the first leg's in this task (one task fewer)."""
+        others = [
+            asyncio.ensure_future(self._write_leg(leg, slot, count, pages)) for leg in targets[1:]
+        ]
+        results: list[BaseException | None] = []
+        try:
+            await self._write_leg(targets[0], slot, count, pages)
+            results.append(None)
+        except Exception as exc:  # collected, as gather(return_exceptions=True) would
+            results.append(exc)
+        finally:
+            # the other legs' writes finish whatever happened here (cancellation included)
+            done = await asyncio.gather(*others, return_exceptions=True)
+        for result in done:
+            if isinstance(result, BaseException) and not isinstance(result, Exception):
+                raise result
+            results.append(result)
+        return results
+
     async def _write_leg(
         self, leg: Leg, slot: int, count: int, pages: Sequence[PageBuffer] | None
     ) -> None:
@@ -383,7 +521,8 @@ class Mirror:
         elif leg.area.capabilities.discard:
             await leg.area.discard(slot, count)
         else:
-            await leg.area.swap_out(slot, [bytes(self.page_size)] * count)
+            with await leg.area.pool.alloc(self.page_size) as zero:  # fresh: all zeros
+                await leg.area.swap_out(slot, [zero.view] * count)
         await self._step("leg_written", leg=leg.index, slot=slot)
 
     async def swap_in(self, slot: int, pages: Sequence[memoryview]) -> None:
@@ -455,46 +594,46 @@ class Mirror:
         for chunk in range(self.intent.bitmap.chunks):
             if not self.intent.needs_sync(chunk):
                 continue
-
-            def no_writes(c: int = chunk) -> bool:
-                return c not in self._writing
-
-            async with self._chunks:
-                await self._chunks.wait_for(no_writes)
-                self._syncing.add(chunk)
-            aborted = True
-            try:
-                if self.intent.start_sync(chunk):
-                    # a target that failed mid-copy keeps the chunk NEEDED
-                    aborted = not await self._copy_chunk(chunk, source, targets)
-                    copied += 1
-                else:
-                    aborted = False
-            finally:
-                self.intent.end_sync(chunk, aborted)
-                async with self._chunks:
-                    self._syncing.discard(chunk)
-                    self._chunks.notify_all()
+            first, count = self._chunk_slots(chunk)
+            # every chunk sharing the copied pages is held (chunks smaller than a page)
+            async with self._hold(*self.chunks_of(first, count)):
+                aborted = True
+                try:
+                    if self.intent.start_sync(chunk):
+                        # a target that failed mid-copy keeps the chunk NEEDED
+                        aborted = not await self._copy_chunk(first, count, source, targets)
+                        copied += 1
+                    else:
+                        aborted = False
+                finally:
+                    self.intent.end_sync(chunk, aborted)
         for leg in targets:
             if not leg.faulty:
                 leg.in_sync = True
         return copied
 
-    async def _copy_chunk(self, chunk: int, source: Leg, targets: list[Leg]) -> bool:
+    def _chunk_slots(self, chunk: int) -> tuple[int, int]:
+        """``(first slot, slot count)`` of the pages holding ``chunk``."""
         first = chunk * self.chunk_size // self.page_size
         end = min((chunk + 1) * self.chunk_size, self.pages * self.page_size)
-        count = -(-end // self.page_size) - first
-        data = await source.area.read(first, count)
+        return first, -(-end // self.page_size) - first
+
+    async def _copy_chunk(self, first: int, count: int, source: Leg, targets: list[Leg]) -> bool:
+        """Copy slots to every target: one range copy each (:meth:`SwapArea.copy`)."""
         complete = True
         for leg in targets:
             if leg.faulty:
                 complete = False
                 continue
             try:
-                await leg.area.write(first, data)
+                await source.area.copy(first, leg.area, first, count)
             except SwapioError as exc:
                 if not is_leg_failure(exc):
                     raise
+                # a copy fails for the source's reasons too: the source is read alone
+                # (its error propagates, as a failed read always did) before the target
+                # is blamed
+                await source.area.read(first, 1)
                 await self.fail_leg(leg, exc)
                 complete = False
         return complete

@@ -14,6 +14,7 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from swapio.area import CreateRequest, SwapArea
 from swapio.errors import AreaError, AreaExistsError, AreaNotFoundError
@@ -22,6 +23,9 @@ from swapio.plugins import PluginHost
 from swapio_mdraid import _locate
 from swapio_mdraid._format import SUPERBLOCK_SIZE, Bitmap, BitmapSuperblock, bits_bytes
 from swapio_mdraid.errors import BitmapFormatError
+
+if TYPE_CHECKING:
+    from swapio.pool import PagePool
 
 
 class NotDurableError(AreaError):
@@ -47,13 +51,21 @@ class BitmapStore:
     # --- opening --------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, host: PluginHost, text: str, *, read_only: bool = False) -> BitmapStore:
+    async def open(
+        cls,
+        host: PluginHost,
+        text: str,
+        *,
+        read_only: bool = False,
+        pool: PagePool | None = None,
+    ) -> BitmapStore:
         """Activate the area named by ``text`` and load the bitmap in it.
 
         An mdadm-made bitmap file that is not a whole number of pages is padded with zeros
         (see :func:`~swapio_mdraid._locate.pad_to_pages`) — unless ``read_only``: then the
         store reads a padded copy in a temporary directory and the file is left as it is.
-        A ``read_only`` store need not be durable; it must not be written.
+        A ``read_only`` store need not be durable; it must not be written.  The area is
+        activated on ``pool`` (None: the host's), and page writes allocate from it.
         """
         path = _locate.local_path(text)
         scratch: tempfile.TemporaryDirectory[str] | None = None
@@ -69,7 +81,7 @@ class BitmapStore:
         elif path is not None:
             _locate.pad_to_pages(path)
         try:
-            area = await _locate.activate(host, target)
+            area = await _locate.activate(host, target, pool=pool)
             try:
                 if not read_only:
                     check_durable(area, "bitmap")
@@ -86,7 +98,9 @@ class BitmapStore:
         return store
 
     @classmethod
-    async def create(cls, host: PluginHost, text: str, bitmap: Bitmap) -> BitmapStore:
+    async def create(
+        cls, host: PluginHost, text: str, bitmap: Bitmap, *, pool: PagePool | None = None
+    ) -> BitmapStore:
         """Create a new area just large enough for ``bitmap`` and write it whole.
 
         If anything fails after the area was created, a local file (path or ``file://``) is
@@ -97,7 +111,7 @@ class BitmapStore:
         page_size = location.query_int("page_size", _locate.PATH_PAGE_SIZE, minimum=1)
         assert page_size is not None
         pages = bitmap.image_pages(page_size)
-        area = await host.activate(location, create=CreateRequest(pages, page_size))
+        area = await host.activate(location, create=CreateRequest(pages, page_size), pool=pool)
         try:
             check_durable(area, "bitmap")
             store = cls(area, bitmap, text)
@@ -129,16 +143,28 @@ class BitmapStore:
     async def write_pages(self, pages: Iterable[int]) -> None:
         """Write image pages, in the order given (the superblock page first, by the caller).
 
-        Runs of adjacent pages go out in one ``swap_out`` request each (the area splits
-        requests larger than its ``max_pages_per_request``), so flushing many dirty bitmap
-        pages costs one round trip per run, not one per page.
+        Runs of adjacent pages go out in one ``swap_out`` request each (at most
+        ``max_pages_per_request`` pages), so flushing many dirty bitmap pages costs one
+        round trip per run, not one per page.  Each request's pages are encoded into one
+        buffer of the area's pool (the mirror's, when the store is a mirror's), so under
+        memory pressure a memalloc flush draws on the reserve the mirror declared.
         """
-        for first, count in _runs(pages):
-            await self.area.swap_out(
-                first, [self.bitmap.page(p, self.page_size) for p in range(first, first + count)]
-            )
+        size = self.page_size
+        step = self.area.capabilities.max_pages_per_request
+        for first, count in _runs(pages, step):
+            with await self.area.pool.alloc(count * size) as buf:
+                view = buf.view
+                for i in range(count):
+                    view[i * size : (i + 1) * size] = self.bitmap.page(first + i, size)
+                await self.area.swap_out(
+                    first, [view[i * size : (i + 1) * size] for i in range(count)]
+                )
             self.writes += count
             self.requests += 1
+
+    def pages_per_request(self, chunks: int) -> int:
+        """Most image pages a flush for a write over ``chunks`` chunks writes (with page 0)."""
+        return (chunks - 1) // (8 * self.page_size) + 2 + 1
 
     async def write_superblock(self) -> None:
         await self.write_pages([0])
@@ -149,11 +175,12 @@ class BitmapStore:
         return self.bitmap
 
 
-def _runs(pages: Iterable[int]) -> list[tuple[int, int]]:
-    """``(first, count)`` for each run of consecutive page numbers, in the order given."""
+def _runs(pages: Iterable[int], limit: int) -> list[tuple[int, int]]:
+    """``(first, count)`` for each run of consecutive page numbers, in the order given, of at
+    most ``limit`` pages."""
     runs: list[tuple[int, int]] = []
     for page in pages:
-        if runs and runs[-1][0] + runs[-1][1] == page:
+        if runs and runs[-1][0] + runs[-1][1] == page and runs[-1][1] < limit:
             runs[-1] = (runs[-1][0], runs[-1][1] + 1)
         else:
             runs.append((page, 1))

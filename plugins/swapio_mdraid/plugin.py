@@ -41,7 +41,7 @@ async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
         return None
     config = MirrorConfig.from_location(area.location)
     host = area.host if area.host is not None else PluginHost()
-    mirror = await Mirror.assemble(host, config, area.create)
+    mirror = await Mirror.assemble(host, config, area.create, pool=area.pool)
     caps = [leg.area.capabilities for leg in mirror.legs]
     return SwapInfo(
         pages=mirror.pages,
@@ -51,8 +51,8 @@ async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
             discard=True,
             max_pages_per_request=min(c.max_pages_per_request for c in caps),
             queue_depth=min(c.queue_depth for c in caps),
-            reserve_pages_per_request=max(c.reserve_pages_per_request for c in caps),
-            memalloc_requests=max(c.memalloc_requests for c in caps),
+            reserve_pages_per_request=mirror.reserve_pages_per_request(),
+            memalloc_requests=mirror.memalloc_requests(),
         ),
         private=mirror,
     )

@@ -55,6 +55,7 @@ def test_bit_clears_only_after_two_sweeps_without_writes() -> None:
 def test_a_write_between_sweeps_keeps_the_bit() -> None:
     intent = clean_intent()
     intent.start_write(range(7, 8))
+    assert intent.flush_before_write() == [0]
     intent.end_write(range(7, 8), success=True)
     intent.sweep()  # 2 -> 1
     intent.start_write(range(7, 8))  # 1 -> 2 -> 3, no new flush needed
@@ -64,6 +65,25 @@ def test_a_write_between_sweeps_keeps_the_bit() -> None:
     assert intent.bitmap.test(7)
     intent.sweep()
     assert not intent.bitmap.test(7)
+
+
+def test_a_sweep_leaves_set_bits_to_the_next_flush() -> None:
+    """Writers wait for the flush that takes their page (plugging), so a sweep must not."""
+    intent = clean_intent()
+    intent.start_write(range(7, 8))
+    assert intent.has_dirty
+    intent.sweep()
+    assert intent.has_dirty
+    assert intent.flush_before_write() == [0]
+    assert not intent.has_dirty
+
+
+def test_pages_dirtied_by_many_writes_go_in_one_flush() -> None:
+    intent = clean_intent(65536)
+    for chunk in (3, 9, 40000):  # 40000: a bit on the second page of a 4 KiB-page image
+        intent.start_write(range(chunk, chunk + 1))
+    assert intent.flush_before_write() == [0, intent.page_of(40000)]
+    assert intent.flush_before_write() == []
 
 
 def test_in_flight_write_blocks_the_clear() -> None:

@@ -351,12 +351,12 @@ async def test_stopping_mid_resync_keeps_the_bits_of_unfinished_chunks(
     real_copy = mirror._copy_chunk
     copies = 0
 
-    async def slow_copy(chunk: int, source: object, targets: object) -> bool:
+    async def slow_copy(first: int, count: int, source: object, targets: object) -> bool:
         nonlocal copies
         copies += 1
         if copies == 2:
             await asyncio.sleep(3600)  # stop() cancels us here
-        return await real_copy(chunk, source, targets)  # type: ignore[arg-type]
+        return await real_copy(first, count, source, targets)  # type: ignore[arg-type]
 
     mirror._copy_chunk = slow_copy  # type: ignore[method-assign]
     for _ in range(50):

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import signal
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -27,30 +26,8 @@ from swapio.errors import (
     SwapTimeoutError,
 )
 from swapio.plugins import PluginHost
+from tests.mdraid.conftest import TOKEN
 from tests.mdraid.helpers import PAGE, MirrorFiles, create_mirror, mirror_of, mirror_url, page
-
-TOKEN = "review-token-0123456789abcdef"
-
-
-@pytest.fixture
-def server() -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """A real ``swapio serve`` on a free port, with its URL."""
-    proc = subprocess.Popen(
-        ["swapio", "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "SWAPIO_TOKEN": TOKEN},
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("listening on "), (line, proc.stderr and proc.stderr.read())
-        yield proc, line.split()[-1]
-    finally:
-        proc.send_signal(signal.SIGCONT)
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 async def test_stopped_http_leg_times_out_and_the_mirror_runs_degraded(
