@@ -213,3 +213,17 @@ async def activate(location: Location, create: CreateRequest | None) -> RedisAre
     except BaseException:
         await topology.close()
         raise
+
+
+async def remove_area(url: str) -> None:
+    """Delete the area at ``url``: every page key, then its metadata record."""
+    from swapio.pool import PagePool  # noqa: PLC0415 (only the bench removes areas)
+
+    store = await activate(Location.parse(url), None)
+    try:
+        await store.engine.discard(PagePool.unbounded(store.meta.page_size), 0, store.meta.pages)
+        await call(
+            store.topology, store.options, store.layout.meta_hash_slot, "DEL", store.layout.meta_key
+        )
+    finally:
+        await store.close()

@@ -86,3 +86,11 @@ async def swap_in(area: SwapArea, slot: int, pages: Sequence[memoryview]) -> Non
 async def swap_discard(area: SwapArea, slot: int, count: int) -> None:
     store: RedisArea = area.private
     await store.engine.discard(area.pool, slot, count)
+
+
+@swapio.hookimpl
+def swapio_bench() -> Sequence[object]:
+    """This backend's ``swapio bench`` targets (BenchTarget records; swapio_redis.bench)."""
+    from swapio_redis.bench import targets  # noqa: PLC0415 (imported only when the bench runs)
+
+    return targets()
