@@ -55,7 +55,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from swapio.area import PageBuffer
-from swapio.errors import BackendIOError, RemoteProtocolError, SwapTimeoutError
+from swapio.errors import BackendIOError, RemoteProtocolError
 from swapio.memalloc import in_memalloc, memalloc
 from swapio.pool import PagePool, PoolBuffer
 
@@ -366,9 +366,10 @@ class Engine:
             self.retries += 1
             if time.monotonic() + backoff > deadline:
                 assert last is not None
-                raise SwapTimeoutError(
+                raise RedisIOError(
                     f"redis {self.options.where}: {len(retry)} command(s) still failing after "
-                    f"{self.options.timeout:g} s; last error: {_first_line(last)}"
+                    f"{self.options.timeout:g} s (timeout=); last error: {_first_line(last)}",
+                    detail=last,
                 )
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, _BACKOFF_MAX)

@@ -26,6 +26,7 @@ from swapio.errors import (
     AreaExistsError,
     AreaFormatError,
     AreaNotFoundError,
+    BackendIOError,
     CapabilityError,
     SwapioError,
 )
@@ -41,6 +42,8 @@ log = logging.getLogger("swapio_redis")
 #: Requests the core may have in flight on one area.
 QUEUE_DEPTH: Final = 32
 _SCAN_COUNT: Final = 1000
+#: How long activation's ``WAIT`` for the metadata record's replicas may take.
+WAIT_MS: Final = 5000
 
 
 @dataclass
@@ -60,15 +63,31 @@ class RedisArea:
         await self.topology.close()
 
 
-async def call(topology: Topology, options: RedisOptions, hash_slot: int, *args: Any) -> Any:
-    """One command on the master of ``hash_slot``, following redirections until ``timeout``."""
+async def call(
+    topology: Topology, options: RedisOptions, hash_slot: int, *args: Any, wait: int | None = None
+) -> Any:
+    """One command on the master of ``hash_slot``, following redirections until ``timeout``.
+
+    With ``wait``, a ``WAIT wait`` follows on the same connection, and fewer confirmations
+    than ``wait`` is a :class:`BackendIOError`.
+    """
     deadline = time.monotonic() + options.timeout
     ask: tuple[str, int] | None = None
     while True:
         endpoint = topology.endpoint(*ask) if ask else topology.route(hash_slot)
-        wire = [("ASKING",), args] if ask else [args]
-        reply = (await endpoint.roundtrip(wire))[-1]
+        wire: list[Any] = [("ASKING",), args] if ask else [args]
+        if wait is not None:
+            wire.append(("WAIT", wait, WAIT_MS))
+        replies = await endpoint.roundtrip(wire)
+        reply = replies[1 if ask else 0]
         if not isinstance(reply, ResponseError):
+            if wait is not None and (
+                isinstance(replies[-1], ResponseError) or int(replies[-1]) < wait
+            ):
+                raise BackendIOError(
+                    f"redis {endpoint.name}: {args[0]} not confirmed by {wait} replica(s) "
+                    f"within {WAIT_MS} ms ({replies[-1]})"
+                )
             return reply
         if time.monotonic() > deadline:
             raise reply
@@ -160,8 +179,22 @@ async def _create(
             "metadata record (foreign or leftover data); choose another prefix"
         )
     meta = Meta(pages=req.pages, page_size=req.page_size)
+    wait = None
+    if options.durable:
+        wait = (
+            options.replicas
+            if options.replicas is not None
+            else topology.replicas(topology.route(layout.meta_hash_slot))
+        )
     won = await call(
-        topology, options, layout.meta_hash_slot, "SET", layout.meta_key, meta.encode(), "NX"
+        topology,
+        options,
+        layout.meta_hash_slot,
+        "SET",
+        layout.meta_key,
+        meta.encode(),
+        "NX",
+        wait=wait,
     )
     if won is None:
         raise AreaExistsError(f"{where} was created by someone else meanwhile; not overwritten")
