@@ -74,8 +74,18 @@ class OwnerThread:
         self._cv = threading.Condition()
         self._queue: deque[_Job] = deque()
         self._stopping = False
+        self._pending = 0  # calls submitted and not yet settled; touched on the loop only
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+
+    @property
+    def idle(self) -> bool:
+        """True when no call is queued, running, or waiting for its result to be posted.
+
+        A backend may then use the resource from the loop itself for a call it knows cannot
+        block (e.g. a ``preadv`` with ``RWF_NOWAIT``) without racing the owner thread.
+        """
+        return self._pending == 0
 
     @property
     def alive(self) -> bool:
@@ -96,6 +106,7 @@ class OwnerThread:
             self._queue.append((future, fn, args))
             if len(self._queue) == 1:  # the thread may be asleep: it sleeps only when empty
                 self._cv.notify()
+        self._pending += 1
         return future
 
     async def stop(self, final: Callable[[], Any] | None = None) -> None:
@@ -135,9 +146,14 @@ class OwnerThread:
                 except BaseException as exc:  # delivered to the awaiting coroutine
                     results.append((future, None, exc))
             try:
-                self._loop.call_soon_threadsafe(_complete, results)
+                self._loop.call_soon_threadsafe(self._settle, results)
             except RuntimeError:
                 return  # the loop is closed: nobody is waiting any more
+
+    def _settle(self, results: list[_Result]) -> None:
+        """Runs on the loop: the batch is done."""
+        self._pending -= len(results)
+        _complete(results)
 
     def __repr__(self) -> str:
         state = "running" if self.alive else "stopped"

@@ -18,6 +18,7 @@ from swapio.area import Capabilities, PageBuffer, SwapArea, SwapInfo
 from swapio.errors import BackendIOError, LocationError
 from swapio.location import area_page_size
 from swapio.owner import OwnerThread
+from swapio_file.inline import InlinePath
 from swapio_file.store import FileStore, create_store, open_store
 
 VERSION = "0.1.0"
@@ -74,28 +75,39 @@ async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
             queue_depth=32,
             read_only=store.read_only,
         ),
-        private=_Open(store, OwnerThread(f"swapio-file:{path}", loop)),
+        private=_Open.start(store, f"swapio-file:{path}", loop),
     )
 
 
 @dataclass(frozen=True)
 class _Open:
-    """An active area's state: the store and the one thread that owns its descriptor."""
+    """An active area's state: the store, the one thread that owns its descriptor, and the
+    rules for running a request on the loop instead (:mod:`swapio_file.inline`)."""
 
     store: FileStore
     owner: OwnerThread
+    inline: InlinePath
+
+    @classmethod
+    def start(cls, store: FileStore, name: str, loop: asyncio.AbstractEventLoop) -> _Open:
+        owner = OwnerThread(name, loop)
+        return cls(store, owner, InlinePath(store, owner))
 
 
 @swapio.hookimpl
 async def swap_out(area: SwapArea, slot: int, pages: Sequence[PageBuffer]) -> None:
     state: _Open = area.private
-    await state.owner.submit(state.store.pwritev, slot * state.store.page_size, pages)
+    offset = slot * state.store.page_size
+    if not state.inline.write(offset, pages):
+        await state.owner.submit(state.store.pwritev, offset, pages)
 
 
 @swapio.hookimpl
 async def swap_in(area: SwapArea, slot: int, pages: Sequence[memoryview]) -> None:
     state: _Open = area.private
-    await state.owner.submit(state.store.preadv, slot * state.store.page_size, pages)
+    offset = slot * state.store.page_size
+    if not state.inline.read(offset, pages):
+        await state.owner.submit(state.store.preadv, offset, pages)
 
 
 @swapio.hookimpl

@@ -177,24 +177,29 @@ async def test_block_device_area(host: PluginHost, loop_device: str) -> None:
         assert dev.read(4096) == page
 
 
-async def test_one_thread_hop_per_request(
-    host: PluginHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _count_hops(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the calls handed to any owner thread from now on (one list item each)."""
     from swapio.owner import OwnerThread
 
-    area = await host.activate(f"file://{tmp_path}/s", create=CreateRequest(pages=128))
-    hops = 0
+    hops: list[int] = []
     real = OwnerThread.submit
 
     def counting(self: OwnerThread, fn: object, *args: object) -> object:
-        nonlocal hops
-        hops += 1
+        hops.append(1)
         return real(self, fn, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(OwnerThread, "submit", counting)
-    await area.write(0, bytes(64 * 4096))
-    await area.read(0, 64)
-    assert hops == 2
+    return hops
+
+
+async def test_at_most_one_thread_hop_per_request(
+    host: PluginHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    area = await host.activate(f"file://{tmp_path}/s?durable=1", create=CreateRequest(pages=512))
+    hops = _count_hops(monkeypatch)
+    await area.write(0, bytes(256 * 4096))  # durable: never on the loop
+    await area.read(256, 256)  # more than the inline limit
+    assert len(hops) == 2
     monkeypatch.undo()
     await area.deactivate()
 

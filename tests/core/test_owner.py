@@ -109,3 +109,15 @@ async def test_a_cancelled_awaiter_does_not_withdraw_a_taken_call() -> None:
         await task
     await owner.stop()
     assert ran.is_set()
+
+
+async def test_idle_until_a_call_is_submitted_and_again_once_it_is_settled() -> None:
+    owner = OwnerThread("owner-test")
+    assert owner.idle
+    gate = threading.Event()
+    pending = owner.submit(gate.wait, 10.0)
+    assert not owner.idle
+    gate.set()
+    await pending
+    assert owner.idle
+    await owner.stop()
