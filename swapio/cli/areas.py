@@ -16,6 +16,7 @@ import click
 
 from swapio.area import DEFAULT_PAGE_SIZE, CreateRequest, SwapArea, check_page_size
 from swapio.errors import AreaError, PageSizeError, UsageError
+from swapio.location import Location, url_page_size
 from swapio.output import emit_bytes, emit_json, say
 from swapio.plugins import PluginHost
 
@@ -114,11 +115,18 @@ def say_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 @click.command()
 @click.argument("url")
 @click.option("--pages", type=int, required=True, help="Number of slots.")
-@click.option("--page-size", type=int, default=DEFAULT_PAGE_SIZE, show_default=True)
+@click.option(
+    "--page-size",
+    type=int,
+    default=None,
+    help=f"Bytes per page (default: the URL's page_size, else {DEFAULT_PAGE_SIZE}).",
+)
 @json_option
 @click.pass_context
-def create(ctx: click.Context, url: str, pages: int, page_size: int, as_json: bool) -> None:
+def create(ctx: click.Context, url: str, pages: int, page_size: int | None, as_json: bool) -> None:
     """Create a new swap area at URL (never overwrites an existing store)."""
+    if page_size is None:
+        page_size = url_page_size(Location.parse(url)) or DEFAULT_PAGE_SIZE
     check_page_size(page_size)
     request = CreateRequest(pages=pages, page_size=page_size)
     host = _host(ctx)

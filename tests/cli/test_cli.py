@@ -193,3 +193,18 @@ def test_immutable_file_can_be_read_but_not_written(tmp_path: Path) -> None:
     finally:
         subprocess.run(["chattr", "-i", str(path)], check=True)
     assert path.read_bytes() == page_pattern(0, 0, 4096)
+
+
+def test_create_takes_the_page_size_from_the_url_when_none_is_given(tmp_path: Path) -> None:
+    url = f"file://{tmp_path}/p.swap?page_size=8192"
+    assert run("create", url, "--pages", "4").returncode == 0
+    assert (tmp_path / "p.swap").stat().st_size == 4 * 8192
+    doc = json.loads(run("info", url, "--json").stdout)
+    assert doc["page_size"] == 8192
+
+
+def test_create_with_a_page_size_other_than_the_urls_is_one_line_error(tmp_path: Path) -> None:
+    url = f"file://{tmp_path}/p.swap?page_size=8192"
+    proc = run("create", url, "--pages", "4", "--page-size", "4096")
+    assert_one_line_error(proc, 2, "page_size=8192")
+    assert not (tmp_path / "p.swap").exists()
