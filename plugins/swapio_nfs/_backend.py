@@ -34,6 +34,7 @@ from swapio.errors import (
     AreaNotFoundError,
     UsageError,
 )
+from swapio.memalloc import in_memalloc
 from swapio_nfs._client import NfsClient
 from swapio_nfs._errors import (
     NfsAccesError,
@@ -48,6 +49,7 @@ from swapio_nfs._receive import RESERVE_PAGES_PER_REPLY
 from swapio_nfs._record import DEFAULT_MAX_RECORD
 from swapio_nfs._transport import RetryPolicy
 from swapio_nfs._url import NfsUrl, parse_nfs_url
+from swapio_nfs._window import run_windowed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -56,6 +58,11 @@ T = TypeVar("T")
 MAX_IO_BYTES = 1 << 20
 #: Headroom in a reply record beyond its data (RPC header, attributes).
 REPLY_OVERHEAD = 1024
+#: Largest request the area accepts; larger than one transfer, it is sent as several.
+MAX_REQUEST_BYTES = 16 << 20
+#: Transfers of one ordinary request in flight at once (memalloc requests send theirs one at
+#: a time, so that one request never pins more than one reserve receive buffer).
+TRANSFER_WINDOW = 4
 QUEUE_DEPTH = 32
 PREALLOC_CONCURRENCY = 4
 FILE_MODE = 0o600
@@ -238,30 +245,20 @@ class NfsSwapFile:
         zeros = memoryview(bytes(min(max_io, size)))
 
         async def write_all(stable: StableHow) -> set[bytes]:
-            offsets = iter(range(0, size, len(zeros)))
             verifiers: set[bytes] = set()
 
-            async def worker() -> None:
-                for offset in offsets:
-                    n = min(len(zeros), size - offset)
-                    res = await client.write(fh, offset, zeros[:n], stable)
-                    if res.count != n:
-                        raise NfsIOError(
-                            "WRITE",
-                            context=f"preallocation: server wrote {res.count} of {n} bytes "
-                            f"at offset {offset}",
-                        )
-                    verifiers.add(res.verifier)
+            async def write_at(offset: int) -> None:
+                n = min(len(zeros), size - offset)
+                res = await client.write(fh, offset, zeros[:n], stable)
+                if res.count != n:
+                    raise NfsIOError(
+                        "WRITE",
+                        context=f"preallocation: server wrote {res.count} of {n} bytes "
+                        f"at offset {offset}",
+                    )
+                verifiers.add(res.verifier)
 
-            workers = [asyncio.ensure_future(worker()) for _ in range(PREALLOC_CONCURRENCY)]
-            try:
-                await asyncio.gather(*workers)
-            except BaseException:
-                # stop the others before the caller removes the file, then raise the first
-                for task in workers:
-                    task.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
-                raise
+            await run_windowed(range(0, size, len(zeros)), PREALLOC_CONCURRENCY, write_at)
             return verifiers
 
         verifiers = await write_all(StableHow.UNSTABLE)
@@ -282,7 +279,7 @@ class NfsSwapFile:
         return Capabilities(
             durable=True,
             discard=False,
-            max_pages_per_request=self.max_io // self.page_size,
+            max_pages_per_request=max(self.max_io, MAX_REQUEST_BYTES) // self.page_size,
             queue_depth=QUEUE_DEPTH,
             reserve_pages_per_request=RESERVE_PAGES_PER_REPLY,
             memalloc_requests=QUEUE_DEPTH,
@@ -324,22 +321,42 @@ class NfsSwapFile:
 
     # ----------------------------------------------------------------- data path
 
+    def _transfers(self, slot: int, pages: Sequence[T]) -> list[tuple[int, Sequence[T]]]:
+        """The request as ``(offset, pages)`` pieces of at most one transfer (``max_io``)."""
+        per = self.max_io // self.page_size
+        size = self.page_size
+        if len(pages) <= per:
+            return [(slot * size, pages)]
+        return [((slot + i) * size, pages[i : i + per]) for i in range(0, len(pages), per)]
+
+    @staticmethod
+    def _window() -> int:
+        return 1 if in_memalloc() else TRANSFER_WINDOW
+
     async def swap_out(self, slot: int, pages: Sequence[PageBuffer]) -> None:
-        """WRITE UNSTABLE, then a (shared) COMMIT; rewrite FILE_SYNC if the verifier moved."""
-        offset = slot * self.page_size
-        res = await self._retry_stale(
-            lambda: self.client.write(self.fh, offset, pages, StableHow.UNSTABLE)
-        )
-        total = len(pages) * self.page_size
-        if res.count != total or res.committed == StableHow.FILE_SYNC:
-            if res.count != total:  # a short write: finish it stably
-                await self._rewrite(offset, pages)
+        """WRITE UNSTABLE (one WRITE per transfer size, several in flight), then one (shared)
+        COMMIT; a WRITE whose verifier differs from the COMMIT's is rewritten FILE_SYNC."""
+        unstable: list[tuple[int, Sequence[PageBuffer], bytes]] = []
+
+        async def write(piece: tuple[int, Sequence[PageBuffer]]) -> None:
+            offset, chunk = piece
+            res = await self._retry_stale(
+                lambda: self.client.write(self.fh, offset, chunk, StableHow.UNSTABLE)
+            )
+            if res.count != len(chunk) * self.page_size:  # a short write: finish it stably
+                await self._rewrite(offset, chunk)
+            elif res.committed != StableHow.FILE_SYNC:
+                self._note_verifier(res.verifier)
+                unstable.append((offset, chunk, res.verifier))
+
+        await run_windowed(self._transfers(slot, pages), self._window(), write)
+        if not unstable:
             return
-        self._note_verifier(res.verifier)
         self._writes_done += 1
         committed = await self._commit_covering(self._writes_done)
-        if committed != res.verifier:
-            await self._rewrite(offset, pages)
+        for offset, chunk, verifier in unstable:
+            if verifier != committed:
+                await self._rewrite(offset, chunk)
 
     async def _rewrite(self, offset: int, pages: Sequence[PageBuffer]) -> None:
         self.rewrites += 1
@@ -373,14 +390,20 @@ class NfsSwapFile:
             return res.verifier
 
     async def swap_in(self, slot: int, pages: Sequence[memoryview]) -> None:
-        """One READ per request; bytes past end of file read as zeros."""
-        offset = slot * self.page_size
-        count, _ = await self._retry_stale(lambda: self.client.read_pages(self.fh, offset, pages))
-        total = len(pages) * self.page_size
-        if count < total:
-            pos = 0
-            for page in pages:
-                start = max(0, count - pos)
-                if start < page.nbytes:
-                    page[start:] = bytes(page.nbytes - start)
-                pos += page.nbytes
+        """One READ per transfer size, several in flight; bytes past end of file read as
+        zeros."""
+
+        async def read(piece: tuple[int, Sequence[memoryview]]) -> None:
+            offset, chunk = piece
+            count, _ = await self._retry_stale(
+                lambda: self.client.read_pages(self.fh, offset, chunk)
+            )
+            if count < len(chunk) * self.page_size:
+                pos = 0
+                for page in chunk:
+                    start = max(0, count - pos)
+                    if start < page.nbytes:
+                        page[start:] = bytes(page.nbytes - start)
+                    pos += page.nbytes
+
+        await run_windowed(self._transfers(slot, pages), self._window(), read)

@@ -9,7 +9,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from swapio_nfs._backend import NfsSwapFile
+from swapio_nfs._backend import MAX_REQUEST_BYTES, NfsSwapFile
 from swapio_nfs._client import NfsClient
 from swapio_nfs._errors import (
     MountAccesError,
@@ -58,8 +58,8 @@ async def test_requests_are_sized_from_fsinfo(
     try:
         swap: NfsSwapFile = area.private
         info = await swap.client.fsinfo()
-        expected = min(info.rtmax, info.wtmax, 1 << 20) // PAGE
-        assert area.capabilities.max_pages_per_request == expected
+        assert swap.max_io == min(info.rtmax, info.wtmax, 1 << 20)  # bytes per READ/WRITE
+        assert area.capabilities.max_pages_per_request == MAX_REQUEST_BYTES // PAGE
     finally:
         await area.deactivate()
 
@@ -77,6 +77,25 @@ async def test_merged_request_is_one_write_and_one_read_call(
         before = swap.client.conn.calls
         assert bytes(await area.read(4, 32)) == data
         assert swap.client.conn.calls - before == 1
+    finally:
+        await area.deactivate()
+
+
+async def test_a_request_larger_than_a_transfer_is_several_calls_and_one_commit(
+    host: PluginHost, ganesha: GaneshaServer, nfs_name: str
+) -> None:
+    area = await host.activate(ganesha.url(nfs_name), create=CreateRequest(1024, PAGE))
+    try:
+        swap: NfsSwapFile = area.private
+        pieces = 4 * swap.max_io // PAGE
+        data = os.urandom(pieces * PAGE - PAGE)  # three whole transfers and a shorter one
+        before, commits = swap.client.conn.calls, swap.commits
+        await area.write(0, data)
+        assert swap.client.conn.calls - before == 5  # 4 WRITEs + 1 COMMIT
+        assert swap.commits - commits == 1
+        before = swap.client.conn.calls
+        assert bytes(await area.read(0, pieces - 1)) == data
+        assert swap.client.conn.calls - before == 4
     finally:
         await area.deactivate()
 
@@ -218,7 +237,8 @@ async def test_create_with_another_page_size_keeps_whole_pages(
     area = await host.activate(ganesha.url(nfs_name), create=CreateRequest(16, 65536))
     try:
         assert area.page_size == 65536
-        assert area.capabilities.max_pages_per_request == (1 << 20) // 65536
+        assert area.private.max_io == 1 << 20  # transfers of whole 64 KiB pages
+        assert area.capabilities.max_pages_per_request == MAX_REQUEST_BYTES // 65536
         data = os.urandom(3 * 65536)
         await area.write(5, data)
         assert bytes(await area.read(5, 3)) == data
