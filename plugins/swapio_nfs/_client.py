@@ -310,7 +310,7 @@ class NfsClient:
                     pos += n
             return count, eof
 
-        placement = Placement(span, pages, READ3RES_HEAD_MAX)
+        placement = Placement(span, pages, READ3RES_HEAD_MAX, total)
         return await self._call(
             NfsProc.READ, encode_read_args(fh, offset, total), decode, placement
         )

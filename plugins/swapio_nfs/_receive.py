@@ -64,6 +64,8 @@ class Placement:
     pages: Sequence[memoryview]
     head_max: int
     """Bytes of results after which ``span`` never answers None."""
+    capacity: int
+    """Bytes the pages hold (``sum(p.nbytes for p in pages)``)."""
 
 
 class ReplyTarget(Protocol):
@@ -529,7 +531,7 @@ def locate_data(
         return span
     offset, size = span
     tail = record_len - head - offset - size
-    if not 0 <= tail <= 3 or size > sum(p.nbytes for p in placement.pages):
+    if not 0 <= tail <= 3 or size > placement.capacity:
         return NOT_PLACEABLE
     return head + offset, size
 

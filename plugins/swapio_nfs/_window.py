@@ -8,7 +8,7 @@ pieces in parallel, ``nfs_pageio_doio``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sized
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -22,6 +22,8 @@ async def run_windowed(
     Items are taken lazily, so memory does not grow with their number.  The first exception
     cancels the other workers and is raised once they have ended.
     """
+    if isinstance(items, Sized):
+        window = min(window, len(items))
     if window <= 1:
         for item in items:
             await work(item)

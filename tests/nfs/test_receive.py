@@ -97,7 +97,9 @@ def read3resok(data: bytes, *, attributes: bool = True, eof: bool = False) -> by
 
 def read_target(pages: list[memoryview]) -> Target:
     total = sum(p.nbytes for p in pages)
-    return Target(placement=Placement(lambda r: read_data_span(r, total), pages, READ3RES_HEAD_MAX))
+    return Target(
+        placement=Placement(lambda r: read_data_span(r, total), pages, READ3RES_HEAD_MAX, total)
+    )
 
 
 # ----------------------------------------------------------------- records
