@@ -64,8 +64,11 @@ class LocalRedis:
         password: str | None = None,
         cluster: bool = False,
         extra: tuple[str, ...] = (),
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
+        """``tls``: (certificate, key) PEM files; the server then speaks TLS only."""
         self.directory = directory
+        self.tls = tls
         self.port = port
         self.password = password
         self.cluster = cluster
@@ -84,13 +87,21 @@ class LocalRedis:
         args = [
             "redis-server",
             "--bind", "127.0.0.1",
-            "--port", str(self.port),
             "--dir", str(self.directory),
             "--logfile", str(self.log_path),
             "--save", "",
             "--appendonly", "no",
             "--daemonize", "no",
         ]  # fmt: skip
+        if self.tls:
+            cert, key = self.tls
+            args += [
+                "--port", "0", "--tls-port", str(self.port),
+                "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+                "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no",
+            ]  # fmt: skip
+        else:
+            args += ["--port", str(self.port)]
         if self.password:
             args += ["--requirepass", self.password, "--masterauth", self.password]
         if self.cluster:
@@ -104,6 +115,8 @@ class LocalRedis:
     def cli(self, *command: str, check: bool = True, timeout: float = 30.0) -> str:
         """Run ``redis-cli -p PORT COMMAND...`` and return its output."""
         args = ["redis-cli", "-h", "127.0.0.1", "-p", str(self.port)]
+        if self.tls:
+            args += ["--tls", "--cacert", str(self.tls[0])]
         if self.password:
             args += ["-a", self.password, "--no-auth-warning"]
         done = subprocess.run(
