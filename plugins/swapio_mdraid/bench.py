@@ -395,10 +395,14 @@ RESYNC_DURABILITY = {
 
 
 def mirror_url(directory: Path, tag: str) -> str:
-    """A mirror of two durable file legs and a bitmap file in ``directory``."""
+    """A mirror of two durable file legs and a bitmap file in ``directory``.
+
+    The legs say ``durable=1`` (legs are written back lazily otherwise, and the mirror is
+    then not durable); the bitmap is always flushed before the data write.
+    """
 
     def q(path: Path) -> str:
-        return quote(str(path), safe="/")
+        return quote(f"file://{quote(str(path))}?durable=1", safe="")
 
     return (
         f"mirror://{tag}?bitmap={q(directory / f'{tag}.bitmap')}"

@@ -277,6 +277,13 @@ async def _run_backend(
     durability = target.durability
     if target.name in run.plan.derived:
         durability = Durability.DURABLE if area.capabilities.durable else Durability.VOLATILE
+    elif durability is Durability.DURABLE and not area.capabilities.durable:
+        # The area's own capabilities win: a claim the area does not make is not reported.
+        durability = Durability.PAGE_CACHE
+        run.out.warnings.append(
+            f"{target.name}: declared durable by its plugin, but its area does not declare "
+            "durable; reported as page cache"
+        )
     try:
         for name in run.plan.workloads:
             run.tick(f"{target.name} {name}")

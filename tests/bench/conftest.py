@@ -62,6 +62,7 @@ def memory_target_plugin(
     hint: str = "",
     seen: list[BenchSite] | None = None,
     fail: bool = False,
+    durability: Durability = Durability.VOLATILE,
 ) -> Any:
     """A plugin contributing a target ``name`` that places memory:// areas."""
 
@@ -75,9 +76,7 @@ def memory_target_plugin(
 
     @swapio.hookimpl
     def swapio_bench() -> list[BenchTarget]:
-        return [
-            BenchTarget(name, "memory", Durability.VOLATILE, place, needs=needs, install_hint=hint)
-        ]
+        return [BenchTarget(name, "memory", durability, place, needs=needs, install_hint=hint)]
 
     return SimpleNamespace(swapio_bench=swapio_bench)
 

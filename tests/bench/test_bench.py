@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from swapio.bench.hook import Durability
 from swapio.bench.results import SCHEMA_VERSION, Kind, Latency, Result, percentile
 from swapio.bench.workloads import BenchConfig, rand_in, rand_out, seq_in, seq_out
 from swapio.plugins import PluginHost
@@ -206,6 +207,14 @@ def test_a_target_that_fails_to_start_fails_the_run() -> None:
     assert result.exit_code == 1
     assert "FAILED broken (seq-out): RuntimeError: the server would not start" in result.stdout
     assert " memory " in result.stdout  # the other figures are still printed
+
+
+def test_a_durability_claim_the_area_does_not_make_is_not_reported() -> None:
+    host = builtin_only("memory")
+    host.register(memory_target_plugin("boast", durability=Durability.DURABLE), "boast")
+    doc = doc_of(invoke(host, "--json", "-b", "boast", "-w", "seq-out", *SMALL))
+    assert [r["durability"] for r in doc["results"]] == ["page cache"]
+    assert any("boast: declared durable" in w for w in doc["warnings"])
 
 
 def test_two_plugins_contributing_one_target_name_is_a_plugin_error() -> None:
