@@ -12,7 +12,6 @@ unless ``dry_run``.
 from __future__ import annotations
 
 import asyncio
-import mmap
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,16 +24,18 @@ from swapio_mdraid.errors import ResyncError
 
 #: Batches in flight: while one batch is being written, the next ones are being read.
 DEPTH = 3
-#: Bytes read (then written) per batch: every request of a batch is queued at once, so the
-#: file backend's owner thread takes them in one wake-up and completes them in one hand-off.
+#: Bytes range-copied per batch: every copy of a batch is queued at once, so the file
+#: backend's owner thread takes them in one wake-up and completes them in one hand-off.
 BATCH_BYTES = 512 << 10
 #: Adjacent dirty chunks are merged into one request of at most this many bytes.
 RUN_BYTES = 1 << 20
 #: Largest page size of the bulk twins (the file backend's and swapio's page size limit).
 TWIN_PAGE_MAX = 1 << 20
 #: Start a checkpoint (barrier, then cleared bits written) once this many chunks wait for
-#: one, or this many seconds passed; it runs while copies go on.
-CHECKPOINT_CHUNKS = 32
+#: one, or this many seconds passed; it runs while copies go on.  Each checkpoint costs two
+#: ``fdatasync`` calls, so a short resync (10 MiB in ~10 ms) does only the final one; an
+#: interrupted resync loses at most half a second of copying.
+CHECKPOINT_CHUNKS = 1024
 CHECKPOINT_SECONDS = 0.5
 #: With ``--max-speed``, a batch holds at most this fraction of a second's worth of bytes.
 THROTTLED_BATCH_SECONDS = 0.1
@@ -123,18 +124,18 @@ class _Target:
 
     A ``file://`` leg is opened a second time without ``durable`` (and with pages as large
     as a chunk): chunks are copied through the twin (no ``fdatasync`` per chunk) and
-    :meth:`barrier` re-writes one page through the durable area, whose ``fdatasync`` flushes
-    every earlier write to the same file.  Bits are cleared only after the barrier, so a
-    crash never finds a clear bit over a lost copy.  Other backends have no such twin: each
-    copy is durable when it completes.
+    :meth:`barrier` re-writes one copied page through the durable area, whose ``fdatasync``
+    flushes every earlier write to the same file.  Bits are cleared only after the barrier,
+    so a crash never finds a clear bit over a lost copy.  Other backends have no such twin:
+    each copy is durable when it completes.
     """
 
     def __init__(self, area: SwapArea, twin: SwapArea | None) -> None:
         self.area = area
         self.twin = twin
-        self.last: tuple[int, bytes] | None = None  # a copied page, to re-write as barrier
-        self.written = 0  # bulk writes completed
-        self.flushed = 0  # bulk writes known durable
+        self.last: int | None = None  # a copied slot of the durable area, re-written as barrier
+        self.written = 0  # bulk copies completed
+        self.flushed = 0  # bulk copies known durable
 
     @classmethod
     async def open(cls, area: SwapArea, batched: bool, page_size: int | None = None) -> _Target:
@@ -146,24 +147,38 @@ class _Target:
     def bulk(self) -> SwapArea:
         return self.twin if self.twin is not None else self.area
 
+    def _copied(self, offset: int) -> None:
+        if self.twin is not None:
+            self.last = offset // self.area.page_size
+            self.written += 1
+
+    async def copy_from(self, source: SwapArea, offset: int, length: int) -> None:
+        """Copy ``length`` bytes at byte ``offset`` from ``source`` (a leg of the same geometry):
+        one range copy (:meth:`SwapArea.copy`) into the bulk area, or the leg's own when the
+        page sizes differ."""
+        bulk = self.bulk if self.bulk.page_size == source.page_size else self.area
+        size = source.page_size
+        await source.copy(offset // size, bulk, offset // size, length // size)
+        if bulk is self.twin:
+            self._copied(offset)
+
     async def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         """Write ``data`` (whole pages of the bulk area) at byte ``offset`` of the leg."""
         await self.bulk.write(offset // self.bulk.page_size, data)
-        if self.twin is not None:
-            page = self.area.page_size
-            self.last = (offset // page, bytes(data[:page]))
-            self.written += 1
+        self._copied(offset)
 
     async def barrier(self) -> None:
-        """Every bulk write completed before this call is durable when it returns.
+        """Every bulk copy completed before this call is durable when it returns.
 
         Copies go on concurrently: re-writing any page already copied (with the bytes it
-        already holds) is enough, since the ``fdatasync`` covers the whole file.
+        already holds; nothing else writes an offline leg) is enough, since the
+        ``fdatasync`` covers the whole file.
         """
         if self.last is None or self.flushed == self.written:
             return
         upto = self.written
-        await self.area.write(*self.last)
+        slot = self.last
+        await self.area.write(slot, await self.area.read(slot))
         self.flushed = max(self.flushed, upto)
 
     async def close(self) -> None:
@@ -293,16 +308,11 @@ class _Copier:
         await _read_into(area, start, memoryview(out))
         return out
 
-    async def read_runs(self, runs: Sequence[_Run], views: Sequence[memoryview]) -> None:
-        """Read every run from the source at once (one batch for the source's owner)."""
+    async def copy_runs(self, runs: Sequence[_Run]) -> None:
+        """Copy every run to every target at once: one range copy per run and target, all
+        queued together (one batch for each target's owner thread)."""
         await asyncio.gather(
-            *(_read_into(self.bulk_source, r.offset, v) for r, v in zip(runs, views, strict=True))
-        )
-
-    async def write_runs(self, runs: Sequence[_Run], views: Sequence[memoryview]) -> None:
-        """Write every run to every target at once."""
-        await asyncio.gather(
-            *(t.write(r.offset, v) for t in self.targets for r, v in zip(runs, views, strict=True))
+            *(t.copy_from(self.bulk_source, r.offset, r.length) for t in self.targets for r in runs)
         )
 
     async def copy(self, chunk: int, data: bytes | bytearray | None = None) -> int:
@@ -364,7 +374,7 @@ async def resync(
         elif dry_run:
             report.would_copy = dirty
         else:
-            await _copy_dirty(store, copier, dirty, report, max_speed, progress)
+            await _DirtyCopy(store, copier, report, max_speed, progress).run(dirty)
     finally:
         if copier is not None:
             await copier.close()
@@ -395,141 +405,140 @@ def _batches(runs: Sequence[_Run], limit: int) -> Iterator[list[_Run]]:
         yield batch
 
 
-async def _copy_dirty(
-    store: BitmapStore,
-    copier: _Copier,
-    dirty: list[int],
-    report: ResyncReport,
-    max_speed: int | None,
-    progress: Progress | None,
-) -> None:
-    """The copy pipeline: ``DEPTH`` batches in flight, checkpoints running alongside.
+class _DirtyCopy:
+    """The copy pipeline of a resync: ``DEPTH`` batches in flight, checkpoints alongside.
 
-    Each batch reads all its runs from the source in one go, then writes them to every
-    target in one go; while one batch is written the next is read.  Completed chunks wait in
-    ``completed`` for a checkpoint: a barrier on every target, then their bits are cleared
-    and the bitmap pages holding them written.  A checkpoint runs in the background while
-    the copies go on (one at a time); the last one runs after every copy has finished or
-    failed, so the progress made is kept whatever happened.
+    Each batch range-copies its runs to every target in one go (no byte passes through
+    this process when the legs share a backend with ``swap_copy``).  Completed chunks wait
+    in :attr:`completed` for a checkpoint: a barrier on every target, then their bits are
+    cleared and the bitmap pages holding them written.  A checkpoint runs in the background
+    while the copies go on (one at a time); the last one runs after every copy has finished
+    or failed, so the progress made is kept whatever happened.
     """
-    bitmap = store.bitmap
-    throttle = _Throttle(max_speed)
-    batch_limit = BATCH_BYTES
-    run_limit = RUN_BYTES
-    if max_speed:
-        batch_limit = min(batch_limit, max(copier.unit, int(max_speed * THROTTLED_BATCH_SECONDS)))
-        run_limit = min(run_limit, batch_limit)
-    completed: list[int] = []  # copied, not yet known durable
-    unwritten: set[int] = set()  # bitmap pages holding bits cleared in memory only
-    last_checkpoint = time.monotonic()
-    barrier_lock = asyncio.Lock()
-    bitmap_lock = asyncio.Lock()
-    background: asyncio.Task[None] | None = None
-    copying = True
 
-    async def write_bitmap(final: bool) -> None:
-        """Write the pages with cleared bits, in checkpoint order (each write encodes the
-        page as it is then, so a later write never carries older bits)."""
-        async with bitmap_lock:
-            pages = set(unwritten)
-            unwritten.clear()
-            if final and report.copied and bitmap.count_dirty() == 0:
-                _complete(bitmap)
-                pages.add(0)
-            await store.write_pages(sorted(pages))
+    def __init__(
+        self,
+        store: BitmapStore,
+        copier: _Copier,
+        report: ResyncReport,
+        max_speed: int | None,
+        progress: Progress | None,
+    ) -> None:
+        self.store = store
+        self.bitmap = store.bitmap
+        self.copier = copier
+        self.report = report
+        self.progress = progress
+        self.throttle = _Throttle(max_speed)
+        self.batch_limit = BATCH_BYTES
+        self.run_limit = RUN_BYTES
+        if max_speed:
+            self.batch_limit = min(
+                BATCH_BYTES, max(copier.unit, int(max_speed * THROTTLED_BATCH_SECONDS))
+            )
+            self.run_limit = min(RUN_BYTES, self.batch_limit)
+        self.completed: list[int] = []  # copied, not yet known durable
+        self.unwritten: set[int] = set()  # bitmap pages holding bits cleared in memory only
+        self.last_checkpoint = time.monotonic()
+        self.barrier_lock = asyncio.Lock()
+        self.bitmap_lock = asyncio.Lock()
+        self.background: asyncio.Task[None] | None = None
+        self.copying = True
+        self.failed = False
+        self.total = 0
 
-    async def checkpoint(final: bool = False) -> None:
+    async def run(self, dirty: list[int]) -> None:
+        """Copy ``dirty``; always end with the final checkpoint (then re-raise a failure)."""
+        self.total = len(dirty)
+        batches = _batches(self.copier.runs(dirty, self.run_limit), self.batch_limit)
+        tasks = [asyncio.ensure_future(self._worker(batches)) for _ in range(DEPTH if dirty else 0)]
+        try:
+            for failure in await asyncio.gather(*tasks, return_exceptions=True):
+                if isinstance(failure, BaseException):
+                    raise failure
+        finally:
+            self.copying = False
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            # Keep the progress made, even when a leg failed (the final checkpoint follows
+            # any still running).  The twins are no longer needed — barriers go through the
+            # durable areas — so they are released meanwhile.
+            finishing: list[Awaitable[None]] = [self._checkpoint(final=True), self.copier.close()]
+            if self.background is not None:
+                finishing.insert(0, self.background)
+            for failure in await asyncio.gather(*finishing, return_exceptions=True):
+                if isinstance(failure, BaseException):
+                    raise failure
+
+    async def _worker(self, batches: Iterator[list[_Run]]) -> None:
+        """Copy batches from the shared iterator until it is empty or a worker failed."""
+        try:
+            for batch in batches:  # one shared iterator: DEPTH batches in flight, no more
+                if self.failed:
+                    return
+                await self.throttle.account(sum(run.length for run in batch))
+                await self.copier.copy_runs(batch)
+                for run in batch:
+                    self._record(run)
+                self._maybe_checkpoint()
+        except BaseException:
+            self.failed = True  # the others finish the batch they copy, then stop
+            raise
+
+    def _record(self, run: _Run) -> None:
+        for chunk in run.chunks:
+            self.completed.append(chunk)  # before progress(): a raising callback keeps it
+            self.report.copied += 1
+            self.report.bytes_copied += self.copier.chunk_bytes(chunk)
+            if self.progress is not None:
+                self.progress(self.report.copied, self.total)
+
+    def _maybe_checkpoint(self) -> None:
+        if self.background is not None and self.background.done():
+            task, self.background = self.background, None
+            task.result()  # a failed checkpoint fails the resync
+        now = time.monotonic()
+        due = (
+            len(self.completed) >= CHECKPOINT_CHUNKS
+            or now - self.last_checkpoint > CHECKPOINT_SECONDS
+        )
+        if self.background is None and self.completed and due:
+            self.last_checkpoint = now
+            self.background = asyncio.ensure_future(self._checkpoint())
+
+    async def _checkpoint(self, final: bool = False) -> None:
         """Make the copies durable, then clear their bits and write those bitmap pages.
 
         The barrier of the next checkpoint may run while this one's bitmap pages are
         written.  Once every copy has ended, only the final checkpoint writes the bitmap.
         """
         try:
-            async with barrier_lock:
-                done = completed[:]
-                completed.clear()
+            async with self.barrier_lock:
+                done = self.completed[:]
+                self.completed.clear()
                 if done:
-                    await copier.barrier()
+                    await self.copier.barrier()
                     for chunk in done:
-                        bitmap.clear(chunk)
-                    unwritten.update(bitmap.chunk_byte_offset(c) // store.page_size for c in done)
+                        self.bitmap.clear(chunk)
+                    page = self.store.page_size
+                    self.unwritten.update(self.bitmap.chunk_byte_offset(c) // page for c in done)
         finally:  # a failed final barrier still writes what earlier checkpoints cleared
             if final:
-                await write_bitmap(final=True)
-        if not final and copying:
-            await write_bitmap(final=False)
+                await self._write_bitmap(final=True)
+        if not final and self.copying:
+            await self._write_bitmap(final=False)
 
-    def maybe_checkpoint() -> None:
-        nonlocal background, last_checkpoint
-        if background is not None and background.done():
-            task, background = background, None
-            task.result()  # a failed checkpoint fails the resync
-        now = time.monotonic()
-        due = len(completed) >= CHECKPOINT_CHUNKS or now - last_checkpoint > CHECKPOINT_SECONDS
-        if background is None and completed and due:
-            last_checkpoint = now
-            background = asyncio.ensure_future(checkpoint())
-
-    def record(run: _Run) -> None:
-        for chunk in run.chunks:
-            completed.append(chunk)  # before progress(): a raising callback keeps it
-            report.copied += 1
-            report.bytes_copied += copier.chunk_bytes(chunk)
-            if progress is not None:
-                progress(report.copied, len(dirty))
-
-    runs = copier.runs(dirty, run_limit)
-    pending = _batches(runs, batch_limit)
-    buffer_size = max(batch_limit, *(run.length for run in runs)) if runs else 0
-
-    failed = False
-
-    async def worker() -> None:
-        nonlocal failed
-        # One buffer per worker, reused for every batch it copies: fresh memory for every
-        # chunk cost more (page faults) than the copies themselves.  An anonymous mapping,
-        # not a bytearray: nothing zero-fills it here, its pages are first touched by the
-        # reads, in the backend's threads.
-        buffer = memoryview(mmap.mmap(-1, buffer_size)) if buffer_size else memoryview(b"")
-        try:
-            for batch in pending:  # one shared iterator: DEPTH batches in flight, no more
-                if failed:
-                    return
-                need = sum(run.length for run in batch)
-                await throttle.account(need)
-                views: list[memoryview] = []
-                at = 0
-                for run in batch:
-                    views.append(buffer[at : at + run.length])
-                    at += run.length
-                await copier.read_runs(batch, views)
-                await copier.write_runs(batch, views)
-                for run in batch:
-                    record(run)
-                maybe_checkpoint()
-        except BaseException:
-            failed = True  # the others finish the batch they copy, then stop
-            raise
-
-    tasks = [asyncio.ensure_future(worker()) for _ in range(DEPTH if dirty else 0)]
-    try:
-        for failure in await asyncio.gather(*tasks, return_exceptions=True):
-            if isinstance(failure, BaseException):
-                raise failure
-    finally:
-        copying = False
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        # Keep the progress made, even when a leg failed (the final checkpoint follows any
-        # still running).  The twins are no longer needed — barriers go through the
-        # durable areas — so they are released meanwhile.
-        finishing: list[Awaitable[None]] = [checkpoint(final=True), copier.close()]
-        if background is not None:
-            finishing.insert(0, background)
-        for failure in await asyncio.gather(*finishing, return_exceptions=True):
-            if isinstance(failure, BaseException):
-                raise failure
+    async def _write_bitmap(self, final: bool) -> None:
+        """Write the pages with cleared bits, in checkpoint order (each write encodes the
+        page as it is then, so a later write never carries older bits)."""
+        async with self.bitmap_lock:
+            pages = set(self.unwritten)
+            self.unwritten.clear()
+            if final and self.report.copied and self.bitmap.count_dirty() == 0:
+                _complete(self.bitmap)
+                pages.add(0)
+            await self.store.write_pages(sorted(pages))
 
 
 async def _verify(

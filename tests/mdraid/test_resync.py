@@ -379,17 +379,17 @@ async def test_a_target_failing_mid_resync_keeps_the_progress_made(
     for chunk in dirty:
         new.set(chunk)
     await (await BitmapStore.create(host, str(bitmap), new)).close()
-    real_write = _resync._Target.write
+    real_copy = _resync._Target.copy_from
     calls = 0
 
-    async def failing_write(self: _resync._Target, offset: int, data: bytes | bytearray) -> None:
+    async def failing_copy(self: _resync._Target, source: object, offset: int, n: int) -> None:
         nonlocal calls
         calls += 1
         if calls > 20:
             raise BackendIOError("injected: target went away")
-        await real_write(self, offset, data)
+        await real_copy(self, source, offset, n)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(_resync._Target, "write", failing_write)
+    monkeypatch.setattr(_resync._Target, "copy_from", failing_copy)
     store = await BitmapStore.open(host, str(bitmap))
     areas = [await activate(host, str(a)), await activate(host, str(b))]
     try:

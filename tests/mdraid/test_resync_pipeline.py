@@ -104,21 +104,21 @@ class Ledger:
         self.barriers = 0
         self.max_inflight = 0
         self.inflight = 0
-        real_write = _resync._Target.write
+        real_copy = _resync._Target.copy_from
         real_barrier = _resync._Target.barrier
         real_pages = BitmapStore.write_pages
         ledger = self
 
-        async def write(target: _resync._Target, offset: int, data: bytes | bytearray) -> None:
+        async def copy(target: _resync._Target, source: object, offset: int, length: int) -> None:
             ledger.inflight += 1
             ledger.max_inflight = max(ledger.max_inflight, ledger.inflight)
             try:
-                await real_write(target, offset, data)
+                await real_copy(target, source, offset, length)  # type: ignore[arg-type]
             finally:
                 ledger.inflight -= 1
             ledger.seq += 1
             first = offset // CHUNK
-            for chunk in range(first, first + max(1, len(data) // CHUNK)):
+            for chunk in range(first, first + max(1, length // CHUNK)):
                 ledger.written[(id(target), chunk)] = ledger.seq
 
         async def barrier(target: _resync._Target) -> None:
@@ -139,7 +139,7 @@ class Ledger:
             ledger.targets.add(id(target))
             return target
 
-        monkeypatch.setattr(_resync._Target, "write", write)
+        monkeypatch.setattr(_resync._Target, "copy_from", copy)
         monkeypatch.setattr(_resync._Target, "barrier", barrier)
         monkeypatch.setattr(_resync._Target, "open", classmethod(open_target))
         monkeypatch.setattr(BitmapStore, "write_pages", write_pages)
@@ -256,7 +256,9 @@ async def test_a_failing_barrier_keeps_bits_of_copies_it_did_not_cover(
 
     monkeypatch.setattr(_resync._Target, "barrier", failing_barrier)
     with pytest.raises(BackendIOError, match="fdatasync failed"):
-        await run_resync(host, tmp_path / "bm", legs)
+        # paced (~0.5 s for the 150 chunks) so that several checkpoints run whatever the
+        # machine's speed: the third barrier fails with copies before and after it
+        await run_resync(host, tmp_path / "bm", legs, max_speed=20_000_000)
     bitmap = on_disk(tmp_path / "bm")
     left = bitmap.count_dirty()
     assert 0 < left < len(dirty)
@@ -268,7 +270,7 @@ async def test_a_failing_barrier_keeps_bits_of_copies_it_did_not_cover(
     assert differing(legs[0], legs[1]) == []
 
 
-async def test_a_read_failing_mid_pipeline_keeps_the_progress_made(
+async def test_a_copy_failing_mid_pipeline_keeps_the_progress_made(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(_resync, "BATCH_BYTES", 4 * CHUNK)
@@ -276,17 +278,17 @@ async def test_a_read_failing_mid_pipeline_keeps_the_progress_made(
     legs = make_legs(tmp_path, dirty)
     host = PluginHost()
     await make_bitmap(host, tmp_path / "bm", dirty)
-    real_read = _resync._Copier.read_runs
+    real_copy = _resync._Copier.copy_runs
     batches = 0
 
-    async def failing_read(copier: _resync._Copier, runs: object, views: object) -> None:
+    async def failing_copy(copier: _resync._Copier, runs: object) -> None:
         nonlocal batches
         batches += 1
         if batches == 10:
             raise BackendIOError("injected: source read failed")
-        await real_read(copier, runs, views)  # type: ignore[arg-type]
+        await real_copy(copier, runs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(_resync._Copier, "read_runs", failing_read)
+    monkeypatch.setattr(_resync._Copier, "copy_runs", failing_copy)
     with pytest.raises(BackendIOError, match="source read failed"):
         await run_resync(host, tmp_path / "bm", legs)
     bitmap = on_disk(tmp_path / "bm")
