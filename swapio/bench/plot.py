@@ -52,11 +52,16 @@ def check_target(path: str) -> None:
 
 
 def styles(targets: Sequence[str]) -> dict[str, tuple[Any, str]]:
-    """A distinct (colour, hatch) per target: 20 colours, then the hatch changes."""
+    """A distinct (colour, hatch) per target.
+
+    tab20's colours come in light/dark pairs, so neighbours also differ in hatch; after 20
+    targets the colours repeat with the hatches shifted, so no pair repeats for 200 targets.
+    """
     plt = _pyplot()
     palette = plt.get_cmap("tab20").colors
+    n = len(palette)
     return {
-        name: (palette[i % len(palette)], _HATCHES[(i // len(palette)) % len(_HATCHES)])
+        name: (palette[i % n], _HATCHES[(i + i // n) % len(_HATCHES)])
         for i, name in enumerate(targets)
     }
 
@@ -126,7 +131,8 @@ def plot(
             colour, hatch = style[r.target]
             xs = sorted(s / 1000 for s in r.samples)
             ys = [(i + 1) / len(xs) for i in range(len(xs))]
-            cdf.plot(xs, ys, color=colour, linestyle="-" if not hatch else "--", label=_label(r))
+            line = "-" if hatch in ("", "..", "oo", "**") else "--"
+            cdf.plot(xs, ys, color=colour, linestyle=line, label=_label(r))
         cdf.set_xscale("log")
         cdf.set_xlabel("latency per call (us, log)")
         cdf.set_ylabel("CDF")

@@ -80,3 +80,16 @@ def test_the_check_catches_a_named_backend(tmp_path: Path) -> None:
     probe.write_text('"""Docstrings may say nfs."""\n\nURL = "nfs://host/x"\n')
     strings = [t.string for t in _code_tokens(probe) if t.type == tokenize.STRING]
     assert strings == ['"nfs://host/x"']
+
+
+def test_importing_the_bench_command_loads_no_plugin() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, swapio.bench.cli\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('swapio_'))\n"
+        "print(','.join(loaded))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

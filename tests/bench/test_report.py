@@ -204,6 +204,8 @@ def test_plot_decodes_and_has_a_panel_per_workload_and_the_resync(
 
 
 def test_every_target_gets_its_own_colour_and_hatch() -> None:
-    names = [f"t{i}" for i in range(25)]
+    names = [f"t{i}" for i in range(45)]
     styles = plot.styles(names)
-    assert len({(tuple(c), h) for c, h in styles.values()}) == 25
+    assert len({(tuple(c), h) for c, h in styles.values()}) == 45
+    # neighbours (tab20's light/dark pairs) differ in hatch, not only in shade
+    assert all(styles[f"t{i}"][1] != styles[f"t{i + 1}"][1] for i in range(44))
