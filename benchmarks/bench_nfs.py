@@ -13,6 +13,7 @@ Run standalone (starts its own nfs-ganesha on loopback unless ``--nfs`` names an
 
     python benchmarks/bench_nfs.py [--nfs 'nfs://127.0.0.1/EXPORT?nfsport=N&mountport=N']
                                    [--mib 256] [--ops 20000] [--qd 32] [--json]
+                                   [--workload seq-out|rand-in] [--runs N]
 
 ``run_nfs_bench()`` returns the result dicts (keys ``target kind workload page_size pages
 seconds pages_per_s bw_bytes lat_ns{p50,p99,max}``) for ``swapio bench``.
@@ -39,6 +40,7 @@ from swapio.plugins import PluginHost
 
 PAGE = 4096
 Result = dict[str, Any]
+WORKLOADS = ("seq-out", "rand-in")
 
 
 def _lat(samples_ns: list[int]) -> dict[str, int]:
@@ -191,6 +193,7 @@ async def _run_swapio(
     qd: int,
     data: bytes,
     nconnect: int,
+    workloads: tuple[str, ...] = WORKLOADS,
 ) -> list[Result]:
     host = PluginHost()
     url = _file_url(export_url, name)
@@ -199,18 +202,22 @@ async def _run_swapio(
     t0 = time.perf_counter()
     area = await host.activate(url, create=CreateRequest(pages, PAGE))
     create_s = time.perf_counter() - t0
+    results: list[Result] = []
     try:
-        out = await swapio_seq_out(area, pages, batch, depth, data)
-        rand = await swapio_rand_in(area, ops, qd)
+        if "seq-out" in workloads:
+            out = await swapio_seq_out(area, pages, batch, depth, data)
+            # the conservative figure: creating the swap file preallocates it (zeros over the
+            # whole length, committed) before the first swap-out, so count that time too
+            total = create_s + out["seconds"]
+            with_create = _result(
+                "nfs", "backend", "create+seq-out", pages, total, [], batch=batch, qd=depth
+            )
+            results += [out, with_create]
+        if "rand-in" in workloads:
+            results.append(await swapio_rand_in(area, ops, qd))
     finally:
         await area.deactivate()
-    # the conservative figure: creating the swap file preallocates it (zeros over the whole
-    # length, committed) before the first swap-out, so count that time too
-    total = create_s + out["seconds"]
-    with_create = _result(
-        "nfs", "backend", "create+seq-out", pages, total, [], batch=batch, qd=depth
-    )
-    return [out, with_create, rand]
+    return results
 
 
 def run_nfs_bench(
@@ -223,6 +230,7 @@ def run_nfs_bench(
     qd: int = 32,
     nconnect: int = 1,
     workdir: str | None = None,
+    workloads: tuple[str, ...] = WORKLOADS,
 ) -> list[Result]:
     """Run both workloads and both peers; start a private nfs-ganesha when no URL is given.
 
@@ -254,19 +262,23 @@ def run_nfs_bench(
         tag = f"{os.getpid()}-{time.time_ns()}"
         swap_name = f"bench-swap-{tag}"
         results = asyncio.run(
-            _run_swapio(export_url, swap_name, pages, batch, depth, ops, qd, data, nconnect)
+            _run_swapio(
+                export_url, swap_name, pages, batch, depth, ops, qd, data, nconnect, workloads
+            )
         )
-        results.append(nfs_cp_seq_out(export_url, source, f"bench-cp-{tag}"))
-        results.append(pynfsclient_rand_in(export_url, swap_name, pages, min(ops, 20000)))
-        by = {(r["target"], r["workload"]): r for r in results}
-        ratios = {
-            "seq-out-vs-nfs-cp": by[("nfs", "seq-out")]["bw_bytes"]
-            / max(1, by[("nfs-cp", "seq-out")]["bw_bytes"]),
-            "create+seq-out-vs-nfs-cp": by[("nfs", "create+seq-out")]["bw_bytes"]
-            / max(1, by[("nfs-cp", "seq-out")]["bw_bytes"]),
-            "rand-in-vs-pynfsclient": by[("nfs", "rand-in")]["pages_per_s"]
-            / max(1e-9, by[("pynfsclient", "rand-in")]["pages_per_s"]),
-        }
+        ratios: dict[str, float] = {}
+        if "seq-out" in workloads:
+            results.append(nfs_cp_seq_out(export_url, source, f"bench-cp-{tag}"))
+            by = {(r["target"], r["workload"]): r for r in results}
+            cp = max(1, by[("nfs-cp", "seq-out")]["bw_bytes"])
+            ratios["seq-out-vs-nfs-cp"] = by[("nfs", "seq-out")]["bw_bytes"] / cp
+            ratios["create+seq-out-vs-nfs-cp"] = by[("nfs", "create+seq-out")]["bw_bytes"] / cp
+        if "rand-in" in workloads:
+            results.append(pynfsclient_rand_in(export_url, swap_name, pages, min(ops, 20000)))
+            by = {(r["target"], r["workload"]): r for r in results}
+            ratios["rand-in-vs-pynfsclient"] = by[("nfs", "rand-in")]["pages_per_s"] / max(
+                1e-9, by[("pynfsclient", "rand-in")]["pages_per_s"]
+            )
         for workload, ratio in ratios.items():
             results.append({"target": "nfs", "kind": "ratio", "workload": workload, "ratio": ratio})
         if server is not None:
@@ -304,18 +316,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ops", type=int, default=20000, help="rand-in pages")
     parser.add_argument("--qd", type=int, default=32, help="rand-in queue depth")
     parser.add_argument("--nconnect", type=int, default=1, help="TCP connections of the area")
+    parser.add_argument(
+        "--workload", action="append", choices=WORKLOADS, help="run only this (repeatable)"
+    )
+    parser.add_argument("--runs", type=int, default=1, help="repeat the whole run N times")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
-    results = run_nfs_bench(
-        args.nfs,
-        mib=args.mib,
-        batch=args.batch,
-        depth=args.depth,
-        ops=args.ops,
-        qd=args.qd,
-        nconnect=args.nconnect,
-    )
-    print(json.dumps(results, indent=2) if args.json else _table(results))
+    every: list[Result] = []
+    for run in range(1, args.runs + 1):
+        results = run_nfs_bench(
+            args.nfs,
+            mib=args.mib,
+            batch=args.batch,
+            depth=args.depth,
+            ops=args.ops,
+            qd=args.qd,
+            nconnect=args.nconnect,
+            workloads=tuple(args.workload or WORKLOADS),
+        )
+        load = os.getloadavg()
+        for r in results:
+            r["run"] = run
+            r["loadavg"] = load
+        every += results
+        if not args.json:
+            print(f"run {run}: load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+            print(_table(results), flush=True)
+    if args.json:
+        print(json.dumps(every, indent=2))
     return 0
 
 
