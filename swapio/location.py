@@ -62,7 +62,7 @@ class Location:
             raise LocationError(f"swap-area URL {url!r}: invalid scheme {parts.scheme!r}")
         if parts.fragment:
             raise LocationError(f"swap-area URL {url!r}: fragments (#...) are not allowed")
-        # A list of seed nodes (redis+cluster://HOST:PORT,HOST:PORT) is kept whole in ``host``
+        # A list of seed nodes (SCHEME://HOST:PORT,HOST:PORT, a cluster's) is kept whole in ``host``
         # (user info dropped) and ``port`` stays None: the owner plugin parses and checks it.
         seeds = parts.netloc.rpartition("@")[2]
         seed_list = "," in seeds
