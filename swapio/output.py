@@ -7,7 +7,6 @@ silent success.  A reader that went away (``| head``) is handled by the CLI grou
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any, BinaryIO, TextIO
 
@@ -31,6 +30,8 @@ def say(text: str) -> None:
 
 def emit_json(document: Any) -> None:
     """Write ``document`` as one JSON document on stdout."""
+    import json  # noqa: PLC0415 - only --json needs it, not every start
+
     _flush(_text(), json.dumps(document, indent=2) + "\n")
 
 

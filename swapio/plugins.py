@@ -36,12 +36,12 @@ from swapio.errors import (
     SchemeConflictError,
 )
 from swapio.location import Location
-from swapio.pool import PagePool
 
 if TYPE_CHECKING:
     import click
 
     from swapio.discovery import EntryPoint
+    from swapio.pool import PagePool
 
 ENTRY_POINT_GROUP = "swapio"
 ENV_DISABLE_AUTOLOAD = "SWAPIO_DISABLE_PLUGIN_AUTOLOAD"
@@ -296,6 +296,8 @@ class PluginHost:
         """The pool areas use when the caller passes none (:meth:`PagePool.default`: bounded,
         derived watermarks, so the reserve is live)."""
         if self._pool is None:
+            from swapio.pool import PagePool  # noqa: PLC0415 - only areas need it: not --help
+
             self._pool = PagePool.default()
         return self._pool
 
