@@ -40,8 +40,12 @@ def test_bench_starts_a_server_measures_redis_and_its_peers_then_stops_it() -> N
         ("redis-py-per-page", "rand-in"),
         ("redis-benchmark", "rand-in"),
     }
-    (started,) = doc["started"]  # type: ignore[misc]
-    pid = int(re.search(r"pid (\d+)", started).group(1))  # type: ignore[union-attr]
+    started = doc["started"]
+    assert isinstance(started, list)
+    assert len(started) == 1
+    found = re.search(r"pid (\d+)", str(started[0]))
+    assert found is not None
+    pid = int(found.group(1))
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # the server it started is gone
 
