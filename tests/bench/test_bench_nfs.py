@@ -65,3 +65,14 @@ def test_nfs_url_from_the_environment(ganesha: GaneshaServer, monkeypatch) -> No
     doc = doc_of(invoke(PluginHost(), "--json", "-b", "nfs", "--no-peers", "-w", "seq-out", *SMALL))
     assert doc["started"] == []
     assert [r["target"] for r in doc["results"]] == ["nfs"]
+
+
+def test_an_nfs_url_area_is_removed_after_the_run(ganesha: GaneshaServer) -> None:
+    url = ganesha.url("bench-given.swap")
+    args = ["--json", "-b", "nfs", "--no-peers", "-w", "seq-out", "--url", f"nfs={url}"]
+    for _ in range(2):  # a second run with the same URL finds nothing in the way
+        doc = doc_of(invoke(PluginHost(), *args, *SMALL))
+        assert doc["failed"] == []
+        assert not [w for w in doc["warnings"] if "already exists" in w]
+        assert [r["target"] for r in doc["results"]] == ["nfs"]
+        assert not (ganesha.export / "bench-given.swap").exists()
