@@ -392,18 +392,26 @@ class NfsSwapFile:
     async def swap_in(self, slot: int, pages: Sequence[memoryview]) -> None:
         """One READ per transfer size, several in flight; bytes past end of file read as
         zeros."""
+        if len(pages) * self.page_size <= self.max_io:  # the common case: one READ, inline
+            await self._read(slot * self.page_size, pages)
+            return
 
         async def read(piece: tuple[int, Sequence[memoryview]]) -> None:
-            offset, chunk = piece
-            count, _ = await self._retry_stale(
-                lambda: self.client.read_pages(self.fh, offset, chunk)
-            )
-            if count < len(chunk) * self.page_size:
-                pos = 0
-                for page in chunk:
-                    start = max(0, count - pos)
-                    if start < page.nbytes:
-                        page[start:] = bytes(page.nbytes - start)
-                    pos += page.nbytes
+            await self._read(*piece)
 
         await run_windowed(self._transfers(slot, pages), self._window(), read)
+
+    async def _read(self, offset: int, pages: Sequence[memoryview]) -> None:
+        """READ ``pages`` at ``offset`` (ESTALE retried once after a new lookup)."""
+        try:
+            count, _ = await self.client.read_pages(self.fh, offset, pages)
+        except (NfsStaleError, NfsBadHandleError):
+            await self._relookup()
+            count, _ = await self.client.read_pages(self.fh, offset, pages)
+        if count < len(pages) * self.page_size:
+            pos = 0
+            for page in pages:
+                start = max(0, count - pos)
+                if start < page.nbytes:
+                    page[start:] = bytes(page.nbytes - start)
+                pos += page.nbytes

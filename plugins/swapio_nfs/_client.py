@@ -83,6 +83,31 @@ JUKEBOX_DELAY = 0.1
 JUKEBOX_DELAY_MAX = 2.0
 _PROGRAM = {proc: f"NFS {proc.name}" for proc in NfsProc}
 
+_ReadCodec = tuple[
+    Callable[[memoryview], "tuple[int, int] | None"],
+    Callable[[memoryview], "tuple[int, bool, bytes]"],
+]
+_READ_CODECS: dict[int, _ReadCodec] = {}
+_READ_CODECS_MAX = 1024
+
+
+def _read_codec(total: int) -> _ReadCodec:
+    """The data-span finder and decoder of a READ of ``total`` bytes (made once per size)."""
+    codec = _READ_CODECS.get(total)
+    if codec is None:
+
+        def span(res: memoryview) -> tuple[int, int] | None:
+            return read_data_span(res, total)
+
+        def decode(res: memoryview) -> tuple[int, bool, bytes]:
+            count, eof, inline = decode_read_placed(res, total)
+            return count, eof, bytes(inline)  # empty when the data was placed
+
+        if len(_READ_CODECS) >= _READ_CODECS_MAX:
+            _READ_CODECS.clear()
+        codec = _READ_CODECS[total] = (span, decode)
+    return codec
+
 
 async def getport(
     host: str, prog: int, vers: int, *, policy: RetryPolicy | None = None, port: int = PMAP_PORT
@@ -294,26 +319,22 @@ class NfsClient:
         header has arrived).  Returns ``(count, eof)``; bytes past ``count`` are untouched.
         """
         total = sum(p.nbytes for p in pages)
-
-        def span(res: memoryview) -> tuple[int, int] | None:
-            return read_data_span(res, total)
-
-        def decode(res: memoryview) -> tuple[int, bool]:
-            count, eof, inline = decode_read_placed(res, total)
-            if inline.nbytes:  # received whole without placement: copy it out
-                pos = 0
-                for page in pages:
-                    n = min(page.nbytes, inline.nbytes - pos)
-                    if n <= 0:
-                        break
-                    page[:n] = inline[pos : pos + n]
-                    pos += n
-            return count, eof
-
-        placement = Placement(span, pages, READ3RES_HEAD_MAX, total)
-        return await self._call(
-            NfsProc.READ, encode_read_args(fh, offset, total), decode, placement
+        span, decode = _read_codec(total)
+        count, eof, inline = await self._call(
+            NfsProc.READ,
+            encode_read_args(fh, offset, total),
+            decode,
+            Placement(span, pages, READ3RES_HEAD_MAX, total),
         )
+        if inline:  # the reply was received whole without placement: copy it out
+            view, pos = memoryview(inline), 0
+            for page in pages:
+                n = min(page.nbytes, len(inline) - pos)
+                if n <= 0:
+                    break
+                page[:n] = view[pos : pos + n]
+                pos += n
+        return count, eof
 
     async def read(self, fh: bytes, offset: int, count: int) -> bytes:
         """READ returning a copy of the data (short at end of file)."""

@@ -107,7 +107,7 @@ class _ReplyDropped(Exception):
     """The reply landed in reserve memory and the call is not memalloc work."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Pending:
     xid: int
     message: list[Buffer]
