@@ -54,7 +54,7 @@ class Link:
         self._receiver = receiver
         self._on_lost = on_lost
         self._on_failure = on_failure
-        self._queue: deque[bytes] = deque()
+        self._queue: deque[memoryview] = deque()
         self._queued = 0
         self._drained = asyncio.Event()
         self._drained.set()
@@ -175,9 +175,9 @@ class Link:
 
     def _enqueue(self, views: Sequence[Buffer], i: int, offset: int) -> None:
         rest = [memoryview(views[i])[offset:], *views[i + 1 :]]
-        data = b"".join(rest)  # only bytes the kernel did not take are copied
+        data = memoryview(b"".join(rest))  # only bytes the kernel did not take are copied
         self._queue.append(data)
-        self._queued += len(data)
+        self._queued += data.nbytes
         self._drained.clear()
 
     def _on_writable(self) -> None:
@@ -186,10 +186,9 @@ class Link:
         if self._closed:
             return
         for _ in range(i):
-            self._queued -= len(self._queue.popleft())
+            self._queued -= self._queue.popleft().nbytes
         if offset:
-            head = self._queue.popleft()
-            self._queue.appendleft(head[offset:])
+            self._queue[0] = self._queue[0][offset:]  # a view: the rest is not copied again
             self._queued -= offset
         if not self._queue:
             self._loop.remove_writer(self._fd)
