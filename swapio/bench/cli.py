@@ -55,6 +55,15 @@ class BenchCommand(click.Command):
 
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
         params = super().get_params(ctx)
+        registry = registry_of(ctx)
+        for param in params:
+            if isinstance(param, click.Option) and param.name == "workloads":
+                param.help = f"Workload(s): {', '.join(registry.workload_names)}; default: all."
+            elif isinstance(param, click.Option) and param.name == "peers":
+                param.help = (
+                    f"Peer(s): {', '.join(registry.peers) or 'none installed'}; default: "
+                    "every peer of the selected targets."
+                )
         taken = {opt for p in params for opt in p.opts}
         extra = [
             click.Option(
@@ -64,7 +73,7 @@ class BenchCommand(click.Command):
                 envvar=o.envvar,
                 show_envvar=o.envvar is not None,
             )
-            for o in registry_of(ctx).options
+            for o in registry.options
             if f"--{o.name}" not in taken
         ]
         return params[:-1] + extra + params[-1:]  # keep --help last
@@ -200,8 +209,7 @@ def build_plan(
     "--workload",
     "workloads",
     multiple=True,
-    help=f"Workload(s): {', '.join(reg.CORE_WORKLOADS)}, and the targets' own "
-    "(listed in errors); default: all.",
+    help=f"Workload(s): {', '.join(reg.CORE_WORKLOADS)} and the targets' own; default: all.",
 )
 @click.option("--peer", "peers", multiple=True, help="Peer(s) to run; default: every peer.")
 @click.option("--no-peers", is_flag=True, help="Measure backends only.")

@@ -69,7 +69,7 @@ def collect(host: PluginHost) -> Registry:
     try:
         contributions = host.collect(HOOK)
     except PluginError:
-        raise
+        raise  # a plugin that failed to load says so itself
     except Exception as exc:  # the hook contract says: return, never raise
         raise PluginError(f"a plugin's {HOOK} hook failed: {type(exc).__name__}: {exc}") from exc
     for plugin, contributed in contributions:

@@ -311,3 +311,11 @@ def test_unwritable_plot_path_is_refused_before_running(host: PluginHost) -> Non
 def test_json_is_one_document(host: PluginHost) -> None:
     result = invoke(host, "--json", "-b", "memory", "--no-peers", "-w", "seq-out", *SMALL)
     assert json.loads(result.stdout)["schema_version"] == SCHEMA_VERSION
+
+
+def test_the_help_lists_the_workloads_and_peers_the_plugins_contribute(host: PluginHost) -> None:
+    result = invoke(host, "--help")
+    text = " ".join(result.output.split())
+    assert "pressure, resync-1pct; default: all." in text
+    assert "raw-pwritev" in text
+    assert "nfs-cp" in text
