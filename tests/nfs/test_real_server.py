@@ -17,6 +17,7 @@ from swapio_nfs._errors import (
     NfsAccesError,
     RpcConnectionError,
 )
+from swapio_nfs._receive import RX_BUFFER_BYTES
 from swapio_nfs.ganesha import GaneshaError, GaneshaServer
 
 from swapio.area import CreateRequest
@@ -96,6 +97,26 @@ async def test_a_request_larger_than_a_transfer_is_several_calls_and_one_commit(
         before = swap.client.conn.calls
         assert bytes(await area.read(0, pieces - 1)) == data
         assert swap.client.conn.calls - before == 4
+    finally:
+        await area.deactivate()
+
+
+async def test_read_data_is_received_straight_into_the_callers_pages(
+    host: PluginHost, ganesha: GaneshaServer, nfs_name: str
+) -> None:
+    area = await host.activate(ganesha.url(nfs_name), create=CreateRequest(64, PAGE))
+    try:
+        swap: NfsSwapFile = area.private
+        data = os.urandom(64 * PAGE)
+        await area.write(0, data)
+        stats = swap.client.conn.receive
+        placed, copied = stats.placed_bytes, stats.copied_bytes
+        out = bytearray(64 * PAGE)
+        await area.swap_in(0, [memoryview(out)[i * PAGE : (i + 1) * PAGE] for i in range(64)])
+        assert bytes(out) == data
+        # at most one receive buffer's worth arrives with the header and is copied once
+        assert stats.copied_bytes - copied <= RX_BUFFER_BYTES
+        assert stats.placed_bytes - placed >= len(data) - RX_BUFFER_BYTES
     finally:
         await area.deactivate()
 
