@@ -12,9 +12,11 @@ run on the loop instead, under these rules (docs/file-backend.md, "I/O"):
 * a write tries ``pwritev2(RWF_NOWAIT)`` first, which never waits for dirty-page throttling
   or a lock where the filesystem supports it (XFS and btrfs since Linux 6.0); where it does
   not (``EOPNOTSUPP``: ext4 and tmpfs on Linux 6.18) a plain ``pwritev`` runs on the loop,
-  guarded: one that takes longer than :data:`STALL_S` (the kernel throttled it, or reclaimed
-  memory) stops inline writes on this area for a back-off that doubles with each stall,
-  from :data:`FIRST_BACKOFF_S` up to :data:`MAX_BACKOFF_S`;
+  guarded: one that slept in the kernel (a voluntary context switch, ``getrusage``
+  ``ru_nvcsw``: dirty-page throttling, direct reclaim, a lock) and took longer than
+  :data:`STALL_S` stops inline writes on this area for a back-off that doubles with each
+  such stall, from :data:`FIRST_BACKOFF_S` up to :data:`MAX_BACKOFF_S`.  Being preempted
+  for the CPU (an involuntary switch) is not a stall: any code on the loop suffers it alike;
 * never for a ``durable`` area (``fdatasync`` waits for the disk), a block device, a
   read-only store or a discard.
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import errno
 import os
+import resource
 import time
 from collections.abc import Callable, Sequence
 
@@ -33,13 +36,17 @@ from swapio_file.store import FileStore
 
 #: Largest request run on the loop: 64 pages of 4 KiB, ~20 µs of copying.
 INLINE_MAX_BYTES = 256 * 1024
-#: An inline write slower than this was throttled or reclaiming (a CPU time slice of another
-#: process is ~3 ms: not counted): stop inlining for a while.
-STALL_S = 0.005
+#: An inline write that slept in the kernel longer than this blocked the loop: back off.
+STALL_S = 0.001
 FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 64.0
 
 _NOWAIT = getattr(os, "RWF_NOWAIT", 0)
+
+
+def _slept() -> int:
+    """Voluntary context switches of this thread so far (it blocked in the kernel)."""
+    return resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw
 
 
 class InlinePath:
@@ -59,7 +66,7 @@ class InlinePath:
         self._nowait_read = bool(_NOWAIT)
         self._resume_at = 0.0
         self._backoff = FIRST_BACKOFF_S
-        #: inline writes that took longer than STALL_S (each started a back-off)
+        #: inline writes that slept in the kernel longer than STALL_S (each began a back-off)
         self.stalls = 0
         #: the longest of them, in seconds (the event loop was blocked that long)
         self.worst_stall_s = 0.0
@@ -87,10 +94,11 @@ class InlinePath:
         now = self._clock()
         if now < self._resume_at:
             return False
+        slept = _slept()
         start = time.perf_counter()
         self._store.pwritev(offset, pages)
         took = time.perf_counter() - start
-        if took > STALL_S:
+        if took > STALL_S and _slept() > slept:
             self.stalls += 1
             self.worst_stall_s = max(self.worst_stall_s, took)
             self._resume_at = now + took + self._backoff

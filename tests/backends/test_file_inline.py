@@ -134,3 +134,25 @@ async def test_a_slow_inline_write_stops_inline_writes_for_a_doubling_back_off(
     assert path.write(0, page)
     assert path.stalls == 2
     await area.deactivate()
+
+
+async def test_a_slow_inline_write_that_never_slept_is_not_a_stall(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    area = await PluginHost().activate(f"file://{tmp_path}/s", create=CreateRequest(pages=8))
+    state = area.private
+    path = InlinePath(state.store, state.owner)
+    path._nowait_write = False
+    real = state.store.pwritev
+
+    def busy(offset: int, pages: list[bytes]) -> None:
+        end = time.perf_counter() + inline_mod.STALL_S * 5
+        while time.perf_counter() < end:  # on the CPU all along (preempted at worst)
+            pass
+        real(offset, pages)
+
+    monkeypatch.setattr(state.store, "pwritev", busy)
+    assert path.write(0, [pattern(0, 1)])
+    assert path.stalls == 0
+    assert path.write(0, [pattern(0, 1)])  # still on the loop
+    await area.deactivate()
