@@ -322,6 +322,26 @@ class SwapArea:
         finally:
             self._leave()
 
+    async def call_validated(self, op: str, slot: int, pages: Sequence[Any], count: int) -> None:
+        """Run ``op`` (``"swap_out"``, ``"swap_in"`` or ``"discard"``) for a request whose
+        slots, buffers, read-only-ness and discard capability the caller already checked
+        against this area — the I/O scheduler validates each request once, at submission.
+        Only the state is checked again: the area may have begun draining since."""
+        if self.state is not AreaState.ACTIVE:
+            raise AreaInactiveError(f"area {self.location} is {self.state.value}; no new I/O")
+        ops = self._ops
+        if op == "discard":
+            if ops.swap_discard is None:
+                raise CapabilityError(f"area {self.location} does not support discard")
+            self._enter()
+            try:
+                await ops.swap_discard(self, slot, count)
+            finally:
+                self._leave()
+            return
+        step = self.info.capabilities.max_pages_per_request
+        await self._split(ops.swap_out if op == "swap_out" else ops.swap_in, slot, pages, step)
+
     async def copy(self, slot: int, dest: SwapArea, dest_slot: int, count: int) -> None:
         """Copy ``count`` slots from ``slot`` of this area to ``dest_slot`` of ``dest``.
 

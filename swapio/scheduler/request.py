@@ -123,7 +123,17 @@ class IORequest:
         return fut
 
     def settle(self, error: BaseException | None) -> None:
-        """Record the outcome (scheduler use); wakes the future's waiters if there are any."""
+        """Complete the request with ``error`` (None: success) and wake its waiters; the
+        scheduler calls this once, when the batch carrying the request finished."""
+        self.state = RequestState.DONE
+        self._settle(error)
+
+    def abandon(self, error: BaseException) -> None:
+        """Fail a request that never left the queue (scheduler shutdown)."""
+        self.state = RequestState.CANCELLED
+        self._settle(error)
+
+    def _settle(self, error: BaseException | None) -> None:
         self._settled = True
         self._error = error
         fut = self._future
@@ -161,11 +171,15 @@ class Batch:
 
     def __init__(self, requests: list[IORequest], started_ns: int) -> None:
         first = requests[0]
+        inflight = RequestState.INFLIGHT
+        for req in requests:  # the batch takes its members in flight
+            req.batch = self
+            req.state = inflight
         self.requests = requests
         self.direction = first.direction
         self.memalloc = first.memalloc
         self.started_ns = started_ns
-        self.done: asyncio.Future[None] | None = None
+        self.done: asyncio.Future[None] | None = None  # created when someone waits to settle
         self.finished = False
 
     @property
@@ -183,9 +197,33 @@ class Batch:
         """Slots covered by the batch."""
         return self.requests[-1].end - self.requests[0].slot
 
-    def page_buffers(self) -> list[PageBuffer]:
-        """The members' buffers in slot order."""
+    def page_buffers(self) -> Sequence[PageBuffer]:
+        """The members' buffers in slot order (a lone request's own sequence, not a copy)."""
+        requests = self.requests
+        if len(requests) == 1:
+            return requests[0].buffers
         out: list[PageBuffer] = []
-        for req in self.requests:
+        for req in requests:
             out.extend(req.buffers)
         return out
+
+    def describe(self) -> str:
+        """``"<direction> of slots a..b"`` for error messages."""
+        first = self.requests[0].slot
+        return f"{self.direction.value} of slots {first}..{self.requests[-1].end - 1}"
+
+    def finish(self) -> None:
+        """Mark the area call over; wakes cancelled waiters that wait for it to settle."""
+        self.finished = True
+        done = self.done
+        if done is not None and not done.done():
+            done.set_result(None)
+
+    async def settled(self) -> None:
+        """Wait until :meth:`finish` ran (shielded: the waiter's own cancellation does not
+        cancel the wait of others)."""
+        if self.finished:
+            return
+        if self.done is None:
+            self.done = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self.done)

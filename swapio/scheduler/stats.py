@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from swapio.scheduler.histogram import HistogramSummary, LatencyHistogram
-from swapio.scheduler.request import Direction, Priority
+from swapio.scheduler.request import Batch, Direction, Priority
 
 
 @dataclass
@@ -27,6 +27,52 @@ class AreaStats:
     latency: dict[Priority, LatencyHistogram] = field(
         default_factory=lambda: {p: LatencyHistogram() for p in Priority}
     )
+
+    def queued(self, pending: int) -> None:
+        """A request was accepted into the queue, which now holds ``pending``."""
+        self.submitted += 1
+        self.pending = pending
+        self.peak_pending = max(self.peak_pending, pending)
+
+    def issued_directly(self) -> None:
+        """A request was accepted and goes to the area at once, without queueing."""
+        self.submitted += 1
+
+    def dequeued(self, pending: int, *, cancelled: bool = False) -> None:
+        """Requests left the queue (dispatched, or cancelled by their waiter)."""
+        self.pending = pending
+        if cancelled:
+            self.cancelled += 1
+
+    def started(self, batch: Batch) -> None:
+        """``batch`` was handed to the area."""
+        self.batches += 1
+        self.merged += len(batch.requests) - 1
+        inflight = self.inflight = self.inflight + 1
+        self.peak_inflight = max(self.peak_inflight, inflight)
+        if batch.memalloc:
+            self.inflight_memalloc += 1
+
+    def finished(self, batch: Batch, error: BaseException | None, now_ns: int) -> None:
+        """``batch`` settled at ``now_ns``: submit-to-completion latency of every member."""
+        latency = self.latency
+        hist = None
+        hist_priority = None
+        pages = 0
+        for req in batch.requests:
+            pages += req.count
+            if req.priority is not hist_priority:
+                hist_priority = req.priority
+                hist = latency[hist_priority]
+            assert hist is not None
+            hist.record(now_ns - req.submitted_ns)
+        if error is None:
+            self.pages[batch.direction] += pages
+        else:
+            self.errors += len(batch.requests)
+        self.inflight -= 1
+        if batch.memalloc:
+            self.inflight_memalloc -= 1
 
     def snapshot(self) -> AreaStatsSnapshot:
         """A frozen copy with latency summaries."""

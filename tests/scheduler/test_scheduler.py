@@ -13,8 +13,10 @@ from swapio.area import Capabilities, PageBuffer, SwapArea
 from swapio.errors import (
     AreaInactiveError,
     BackendIOError,
+    CapabilityError,
     MemoryPressureError,
     PageSizeError,
+    ReadOnlyAreaError,
     SchedulerClosedError,
     SlotRangeError,
     SwapTimeoutError,
@@ -152,6 +154,66 @@ async def test_memalloc_requests_in_flight_are_limited_to_what_the_reserve_cover
     backend.gate.set()
     await asyncio.gather(*(r.future for r in reclaim + reads))
     assert backend.peak_concurrent_memalloc == 1
+
+
+async def test_the_memalloc_cap_is_per_area_across_schedulers() -> None:
+    # the reserve holds exactly memalloc_requests requests' worth of pages for the AREA: two
+    # schedulers feeding one area (a pager's and a resync's) must share the cap
+    caps = Capabilities(queue_depth=8, reserve_pages_per_request=2, memalloc_requests=1)
+    backend = ControlledBackend(capabilities=caps)
+    backend.gate = asyncio.Event()
+    area = await activate(backend, PagePool(256))
+    first, second = IOScheduler(), IOScheduler()
+    reqs = [first.submit(area, OUT, 0, [page(0)]), second.submit(area, OUT, 10, [page(1)])]
+    await ticks()
+    assert backend.concurrent_memalloc == 1
+    assert second.stats(area).pending + first.stats(area).pending == 1
+    backend.gate.set()  # the first finishing wakes the other scheduler
+    await asyncio.wait_for(asyncio.gather(*(r.future for r in reqs)), 5.0)
+    assert backend.peak_concurrent_memalloc == 1
+    assert sorted(c.slot for c in backend.calls) == [0, 10]
+
+
+async def test_the_memalloc_cap_admits_exactly_the_declared_number() -> None:
+    caps = Capabilities(queue_depth=8, reserve_pages_per_request=1, memalloc_requests=2)
+    backend = ControlledBackend(capabilities=caps)
+    backend.gate = asyncio.Event()
+    area = await activate(backend, PagePool(256))
+    scheds = [IOScheduler() for _ in range(3)]
+    reqs = [s.submit(area, OUT, 10 * i, [page(i)]) for i, s in enumerate(scheds)]
+    await ticks()
+    assert backend.concurrent_memalloc == 2
+    backend.gate.set()
+    await asyncio.wait_for(asyncio.gather(*(r.future for r in reqs)), 5.0)
+    assert backend.peak_concurrent_memalloc == 2
+
+
+async def test_a_direct_memalloc_swap_out_waits_for_the_areas_cap() -> None:
+    caps = Capabilities(queue_depth=8, reserve_pages_per_request=2, memalloc_requests=1)
+    backend = ControlledBackend(capabilities=caps)
+    backend.gate = asyncio.Event()
+    area = await activate(backend, PagePool(256))
+    other = IOScheduler()
+    held = other.submit(area, OUT, 0, [page(0)])  # holds the area's one memalloc slot
+    await ticks()
+    writer = asyncio.create_task(IOScheduler().swap_out(area, 10, [page(1)]))
+    await ticks()
+    assert [c.slot for c in backend.calls] == [0]  # queued, not issued directly
+    backend.gate.set()
+    await asyncio.wait_for(asyncio.gather(held.future, writer), 5.0)
+    assert backend.peak_concurrent_memalloc == 1
+
+
+async def test_areas_without_a_reserve_need_have_no_memalloc_cap() -> None:
+    backend = ControlledBackend(capabilities=Capabilities(queue_depth=8))
+    backend.gate = asyncio.Event()
+    area = await activate(backend)
+    sched = IOScheduler()
+    reqs = [sched.submit(area, OUT, 10 * i, [page(i)]) for i in range(3)]
+    await ticks()
+    assert backend.concurrent_memalloc == 3
+    backend.gate.set()
+    await asyncio.gather(*(r.future for r in reqs))
 
 
 async def test_reclaim_swap_out_runs_in_memalloc_context_and_demand_reads_do_not() -> None:
@@ -522,13 +584,123 @@ async def test_aged_background_work_is_not_held() -> None:
     await asyncio.wait_for(background.future, 1.0)
 
 
-async def test_without_anticipation_background_goes_at_once() -> None:
+async def test_without_anticipation_background_goes_while_a_demand_read_is_in_flight() -> None:
+    # the demand read is still in flight (gated) when the background write is queued in
+    # the same tick: any hold at all — even the 2 ms default — would keep it queued
+    backend = ControlledBackend()
+    backend.gate = asyncio.Event()
+    area = await activate(backend)
+    sched = IOScheduler(anticipation=0, aging_interval=3600)
+    demand = sched.submit(area, IN, 0, [memoryview(bytearray(4096))])
+    background = sched.submit(area, OUT, 10, [page(1)], priority=Priority.BACKGROUND)
+    await ticks()
+    assert [(c.op, c.slot) for c in backend.calls] == [("in", 0), ("out", 10)]
+    backend.gate.set()
+    await asyncio.gather(demand.future, background.future)
+
+
+async def test_with_anticipation_the_same_background_write_is_held() -> None:
+    # the control of the test above: same sequence, default anticipation
+    backend = ControlledBackend()
+    backend.gate = asyncio.Event()
+    area = await activate(backend)
+    sched = IOScheduler(anticipation=0.5, aging_interval=3600)
+    demand = sched.submit(area, IN, 0, [memoryview(bytearray(4096))])
+    background = sched.submit(area, OUT, 10, [page(1)], priority=Priority.BACKGROUND)
+    await ticks()
+    assert [(c.op, c.slot) for c in backend.calls] == [("in", 0)]
+    backend.gate.set()
+    await asyncio.gather(demand.future, background.future)
+
+
+async def test_a_demand_swap_out_to_a_known_area_starts_anticipation() -> None:
+    # submit() once had a fast path for swap-outs to an area it already knew that skipped
+    # anticipation; every request now takes one path
     backend = ControlledBackend()
     area = await activate(backend)
-    sched = IOScheduler(anticipation=0)
-    await sched.swap_in(area, 0, [memoryview(bytearray(4096))])
-    await sched.swap_out(area, 10, [page(1)], priority=Priority.BACKGROUND)
-    assert [c.op for c in backend.calls] == ["in", "out"]
+    sched = IOScheduler(anticipation=0.5, aging_interval=3600)
+    await sched.wait(sched.submit(area, OUT, 0, [page(0)]))  # RECLAIM: the area is now known
+    backend.gate = asyncio.Event()
+    demand = sched.submit(area, OUT, 1, [page(1)], priority=Priority.DEMAND)
+    background = sched.submit(area, OUT, 10, [page(2)], priority=Priority.BACKGROUND)
+    await ticks()
+    assert [c.slot for c in backend.calls] == [0, 1]  # background held while demand runs
+    backend.gate.set()
+    await asyncio.wait_for(asyncio.gather(demand.future, background.future), 5.0)
+
+
+@pytest.mark.parametrize("timeout", [30.0, None])
+async def test_each_request_is_validated_once_whether_queued_or_issued_directly(
+    monkeypatch: pytest.MonkeyPatch, timeout: float | None
+) -> None:
+    from swapio.scheduler import admission, scheduler
+
+    checks: list[int] = []
+    area_checks: list[int] = []
+    real_check = admission.check_request
+    real_begin = SwapArea._begin
+
+    def counting_check(*args: object, **kwargs: object) -> int:
+        checks.append(1)
+        return real_check(*args, **kwargs)  # type: ignore[arg-type]
+
+    def counting_begin(self: SwapArea, slot: int, count: int) -> object:
+        area_checks.append(1)
+        return real_begin(self, slot, count)
+
+    monkeypatch.setattr(scheduler, "check_request", counting_check)
+    monkeypatch.setattr(SwapArea, "_begin", counting_begin)
+    backend = ControlledBackend()
+    area = await activate(backend)
+    sched = IOScheduler(request_timeout=timeout)
+    await asyncio.gather(*(sched.submit(area, OUT, s, [page(s)]).future for s in range(8)))
+    await sched.swap_in(area, 3, [memoryview(bytearray(4096))])  # issued directly
+    assert [(c.op, c.slot, c.count) for c in backend.calls] == [("out", 0, 8), ("in", 3, 1)]
+    assert len(checks) == 9  # one per request
+    assert area_checks == []  # the area does not check them again
+
+
+async def test_a_bad_request_fails_alone_and_never_reaches_a_merged_batch() -> None:
+    backend = ControlledBackend(pages=16)
+    area = await activate(backend)
+    sched = IOScheduler()
+    good = [sched.submit(area, OUT, s, [page(s)]) for s in (0, 1)]
+    with pytest.raises(PageSizeError):
+        sched.submit(area, OUT, 2, [bytes(100)])
+    good.append(sched.submit(area, OUT, 2, [page(2)]))
+    await asyncio.gather(*(r.future for r in good))
+    assert [(c.slot, c.count) for c in backend.calls] == [(0, 3)]
+
+
+async def test_read_only_area_refuses_swap_out_at_submission() -> None:
+    backend = ControlledBackend(capabilities=Capabilities(read_only=True))
+    area = await activate(backend)
+    sched = IOScheduler()
+    with pytest.raises(ReadOnlyAreaError, match="read-only; swap_out refused"):
+        sched.submit(area, OUT, 0, [page(0)])
+    with pytest.raises(ReadOnlyAreaError, match="read-only; swap_out refused"):
+        await sched.swap_out(area, 0, [page(0)])
+    assert backend.calls == []
+
+
+async def test_discard_on_an_area_without_discard_is_refused_at_submission() -> None:
+    backend = ControlledBackend()
+    area = await activate(backend)
+    with pytest.raises(CapabilityError, match="does not support discard"):
+        await IOScheduler().discard(area, 0, 4)
+    assert backend.calls == []
+
+
+async def test_a_queued_request_fails_if_its_area_is_deactivated_before_the_call() -> None:
+    backend = ControlledBackend()
+    area = await activate(backend)
+    sched = IOScheduler()
+    req = sched.submit(area, OUT, 0, [page(0)])
+    deactivating = asyncio.create_task(area.deactivate())  # before the end of the tick
+    with pytest.raises(AreaInactiveError, match="no new I/O"):
+        await req
+    await deactivating
+    assert backend.calls == []
 
 
 @pytest.mark.parametrize(
@@ -540,7 +712,7 @@ async def test_without_anticipation_background_goes_at_once() -> None:
         ([], 0, UsageError, "at least one page"),
     ],
 )
-async def test_the_swap_out_fast_path_validates_like_the_first_submission(
+async def test_requests_to_a_known_area_are_validated_like_the_first(
     buffers: list[bytes], slot: int, error: type[Exception], message: str
 ) -> None:
     backend = ControlledBackend(pages=1024)
