@@ -31,6 +31,7 @@ resent command cannot overwrite newer data.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import time
 from collections import deque
@@ -73,6 +74,8 @@ COALESCE_MAX_PAGES: Final = 8
 ROUND_PAGES: Final = 64
 #: Commands one discard round carries at most.
 DISCARD_COMMANDS: Final = 64
+#: Seconds after which a durable area re-reads how many replicas each master has.
+REPLICAS_REFRESH: Final = 10.0
 _BACKOFF_FIRST: Final = 0.02
 _BACKOFF_MAX: Final = 0.5
 _WAIT_MS_MAX: Final = 2000
@@ -178,6 +181,7 @@ class Engine:
         self.round_trips = 0
         self.retries = 0
         self.coalesced_rounds = 0
+        self._replicas_read = time.monotonic()
         #: Reserve-backed reply charges dropped by non-memalloc work (SOCK_MEMALLOC rule).
         self.dropped_reserve = 0
 
@@ -426,7 +430,25 @@ class Engine:
             return None
         if self.options.replicas is not None:
             return self.options.replicas
+        self._refresh_if_stale()
         return self.topology.replicas(endpoint)
+
+    def _refresh_if_stale(self) -> None:
+        """Re-read the replica counts in the background every REPLICAS_REFRESH seconds, so
+        that "every replica the shard has" follows replicas that joined (a restarted master
+        comes back as a replica of the one promoted in its place)."""
+        now = time.monotonic()
+        if now - self._replicas_read < REPLICAS_REFRESH:
+            return
+        self._replicas_read = now
+        task = asyncio.ensure_future(self._quiet_refresh())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _quiet_refresh(self) -> None:
+        # on failure, the next failing command refreshes again, and reports
+        with contextlib.suppress(RedisError, RedisClusterException, OSError):
+            await self.topology.refresh()
 
     def _settle(
         self, endpoint: Endpoint, ops: list[Op], replies: list[Any], wanted: int | None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
 
 import pytest
+from swapio_redis import _engine as engine_module
 from swapio_redis.local import LocalCluster, LocalRedis
 
 from swapio.area import CreateRequest
@@ -102,3 +104,33 @@ async def test_durable_on_aof_with_fsync_always_is_accepted_and_reported(
     finally:
         redis_server.cli("CONFIG", "SET", "appendfsync", "everysec")
         redis_server.cli("CONFIG", "SET", "appendonly", "no")
+
+
+async def test_every_replica_of_the_shard_follows_a_replica_that_joins(
+    redis_cluster: LocalCluster, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"redis+cluster://{redis_cluster.seeds}?prefix={prefix}&durable=1&timeout=60"
+    area = await PluginHost().activate(url, create=CreateRequest(64))
+    store = area.private
+    hash_slot = store.layout.hash_slot(0)
+    victim = owner_of(redis_cluster.masters(), store.layout.key(0).decode())
+    try:
+        assert store.topology.replicas(store.topology.route(hash_slot)) == 1
+        victim.kill()
+        await area.write(0, page_pattern(0, 1, PAGE))  # retried until the replica took over
+        promoted = store.topology.route(hash_slot)
+        assert promoted.name != victim.address
+        assert store.topology.replicas(promoted) == 0  # the shard has no replica left
+        victim.start()  # comes back as a replica of the promoted master
+        redis_cluster.wait_ok()
+        monkeypatch.setattr(engine_module, "REPLICAS_REFRESH", 0.0)
+        await area.write(1, page_pattern(1, 1, PAGE))  # starts a background re-read
+        for _ in range(100):  # the re-read runs in the background: give it up to 10 s
+            if store.topology.replicas(store.topology.route(hash_slot)) == 1:
+                break
+            await asyncio.sleep(0.1)
+        assert store.topology.replicas(store.topology.route(hash_slot)) == 1
+        await area.write(2, page_pattern(2, 1, PAGE))  # and now WAITs for it
+        assert await area.read(0, 3) == b"".join(page_pattern(s, 1, PAGE) for s in range(3))
+    finally:
+        await area.deactivate()
