@@ -1,4 +1,4 @@
-"""JFFS2 data compression on read: none, zero, zlib and rtime (``fs/jffs2/compr*.c``).
+"""JFFS2 data compression on read: none, zero, zlib, rtime and LZO (``fs/jffs2/compr*.c``).
 
 Sans-I/O.  Every decompressor is bounded by ``dsize`` (a hostile ``csize``/``dsize`` pair
 cannot make it allocate more than ``dsize`` bytes) and reports malformed input as
@@ -66,6 +66,114 @@ def rtime_decompress(data: bytes, dsize: int) -> bytes:
     return bytes(out)
 
 
+def lzo1x_decompress(data: bytes, dsize: int) -> bytes:
+    """LZO1X, as ``lzo1x_decompress_safe`` (``lib/lzo/lzo1x_decompress_safe.c``) reads it
+    for ``jffs2_lzo_decompress``: exactly ``dsize`` bytes out, every read and back-reference
+    bounds-checked.  (``mkfs.jffs2 -X lzo`` writes it with liblzo2's ``lzo1x_999``.)"""
+    out = bytearray()
+    src = data
+    n = len(src)
+    ip = 0
+
+    def need(count: int) -> None:
+        if ip + count > n:
+            raise CompressionError(f"lzo stream ends early (input {n} bytes)")
+
+    def long_length(base: int) -> int:
+        nonlocal ip
+        zeros = 0
+        need(1)
+        while src[ip] == 0:
+            zeros += 1
+            ip += 1
+            need(1)
+        value = zeros * 255 + base + src[ip]
+        ip += 1
+        return value
+
+    def literals(count: int) -> None:
+        nonlocal ip
+        need(count)
+        if len(out) + count > dsize:
+            raise CompressionError(f"lzo literals overflow dsize {dsize}")
+        out.extend(src[ip : ip + count])
+        ip += count
+
+    def match(distance: int, length: int) -> None:
+        start = len(out) - distance
+        if start < 0 or distance <= 0:
+            raise CompressionError("lzo back-reference before the start of the output")
+        if len(out) + length > dsize:
+            raise CompressionError(f"lzo match overflows dsize {dsize}")
+        if distance >= length:
+            out.extend(out[start : start + length])
+        else:  # overlapping: a repeating pattern, byte by byte
+            for i in range(length):
+                out.append(out[start + i])
+
+    need(1)
+    state = 0
+    if src[0] > 17:
+        t = src[0] - 17
+        ip = 1
+        literals(t)
+        state = t if t < 4 else 4
+    while True:
+        need(1)
+        t = src[ip]
+        ip += 1
+        if t < 16:
+            if state == 0:  # a literal run
+                length = long_length(15) if t == 0 else t
+                literals(length + 3)
+                state = 4
+                continue
+            need(1)
+            if state != 4:  # a 2-byte match just after a short literal run (M1)
+                distance = 1 + (t >> 2) + (src[ip] << 2)
+                length = 2
+            else:  # a 3-byte match after a long literal run
+                distance = 1 + 0x800 + (t >> 2) + (src[ip] << 2)
+                length = 3
+            ip += 1
+            tail = t & 3
+        elif t >= 64:  # M2: 3..8 bytes, distance up to 2 KiB
+            need(1)
+            distance = 1 + ((t >> 2) & 7) + (src[ip] << 3)
+            ip += 1
+            length = (t >> 5) + 1
+            tail = t & 3
+        elif t >= 32:  # M3: distance up to 16 KiB
+            length = (t & 31) + 2
+            if length == 2:
+                length = long_length(31) + 2
+            need(2)
+            word = src[ip] | src[ip + 1] << 8
+            ip += 2
+            distance = 1 + (word >> 2)
+            tail = word & 3
+        else:  # M4: distance 16..48 KiB, or the end of the stream
+            length = (t & 7) + 2
+            if length == 2:
+                length = long_length(7) + 2
+            need(2)
+            word = src[ip] | src[ip + 1] << 8
+            ip += 2
+            distance = ((t & 8) << 11) + (word >> 2)
+            if distance == 0:
+                if length != 3 or ip != n:
+                    raise CompressionError("lzo end-of-stream marker is malformed")
+                break
+            distance += 0x4000
+            tail = word & 3
+        match(distance, length)
+        literals(tail)
+        state = tail
+    if len(out) != dsize:
+        raise CompressionError(f"lzo data decompresses to {len(out)} bytes, dsize is {dsize}")
+    return bytes(out)
+
+
 def decompress(compr: int, data: bytes, dsize: int) -> bytes:
     """Return the ``dsize`` uncompressed bytes of a node's payload ``data``."""
     if dsize < 0 or dsize > MAX_DSIZE:
@@ -89,8 +197,10 @@ def decompress(compr: int, data: bytes, dsize: int) -> bytes:
         return out
     if compr == Compression.RTIME:
         return rtime_decompress(data, dsize)
+    if compr == Compression.LZO:
+        return lzo1x_decompress(data, dsize)
     try:
         name = Compression(compr).name.lower()
     except ValueError:
         name = f"unknown ({compr})"
-    raise CompressionError(f"compression {name} is not supported (only none/zero/zlib/rtime)")
+    raise CompressionError(f"compression {name} is not supported (only none/zero/zlib/rtime/lzo)")

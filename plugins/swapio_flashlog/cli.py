@@ -15,7 +15,7 @@ import click
 
 from swapio.errors import UsageError
 from swapio.output import emit_json
-from swapio_flashlog.device import Geometry, image_size
+from swapio_flashlog.device import Geometry, image_geometry, image_size
 from swapio_flashlog.log import FlashLog, LogOptions, LogReport
 
 _UNITS = {"": 1, "k": 1024, "kib": 1024, "m": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30}
@@ -47,7 +47,7 @@ SIZE = SizeType()
 def _geometry(image: str, erase_block: int | None) -> Geometry | None:
     if erase_block is None:
         return None
-    return Geometry(image_size(image), erase_block)
+    return image_geometry(image, image_size(image), erase_block)
 
 
 @click.group()

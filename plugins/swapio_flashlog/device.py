@@ -35,11 +35,20 @@ import fcntl
 import mmap
 import os
 import random
+import shlex
 import stat
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from swapio.errors import AreaExistsError, AreaNotFoundError, BackendIOError, SwapioError
+from swapio.errors import (
+    AreaError,
+    AreaExistsError,
+    AreaNotFoundError,
+    BackendIOError,
+    SwapioError,
+    UsageError,
+)
 from swapio_flashlog.errors import (
     BadBlockError,
     FlashProgramError,
@@ -91,6 +100,14 @@ class Geometry:
         return self.size // self.erase_block
 
 
+#: Finds an image's erase-block size from its bytes: ``detect(read(offset, n), size)``.
+Detector = Callable[[Callable[[int, int], bytes], int], "int | None"]
+
+
+def _read_at(fd: int, offset: int, length: int) -> bytes:
+    return os.pread(fd, length, offset)
+
+
 class PowerLossMode(enum.Enum):
     """What a cut operation leaves behind (``lfs_emubd`` ``powerloss_behavior``)."""
 
@@ -106,16 +123,77 @@ def sidecar_path(image: str) -> str:
 
 def image_size(path: str) -> int:
     """Bytes in the image at ``path`` (a file or a block device); a clear error when missing."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise AreaNotFoundError(f"{path}: no such flash image") from None
-    except OSError as exc:
-        raise BackendIOError(f"{path}: cannot open: {exc.strerror or exc}", detail=exc) from exc
+    fd = open_image(path, readonly=True)
     try:
         return _fd_size(path, fd)
     finally:
         os.close(fd)
+
+
+def open_image(path: str, *, readonly: bool) -> int:
+    """Open an existing image without ever blocking: a FIFO (or a socket, a directory) is
+    refused at once, as ``file://`` refuses it, instead of waiting in ``open()``."""
+    if "\0" in path:
+        raise UsageError(f"{path!r}: an image path cannot contain a NUL byte")
+    flags = (os.O_RDONLY if readonly else os.O_RDWR) | os.O_CLOEXEC | os.O_NONBLOCK
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise AreaNotFoundError(f"{path}: no such flash image") from None
+    except IsADirectoryError:
+        raise ImageFormatError(f"{path}: is a directory, not a flash image") from None
+    except OSError as exc:
+        raise BackendIOError(f"{path}: cannot open: {exc.strerror or exc}", detail=exc) from exc
+    try:
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
+            raise ImageFormatError(f"{path}: not a regular file or a block device")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def image_geometry(path: str, size: int, erase_block: int, write_unit: int = 4) -> Geometry:
+    """The geometry of an image of ``size`` bytes (its own size, not the caller's word): an
+    impossible one is the image's fault (exit 3, as with a sidecar), and says how to pad it."""
+    try:
+        return Geometry(size, erase_block, write_unit)
+    except GeometryError as exc:
+        raise ImageFormatError(f"{path}: {exc}{pad_hint(path, size, erase_block)}") from None
+
+
+def pad_hint(path: str, size: int, erase_block: int) -> str:
+    """How to pad an image written by ``mkfs.jffs2`` without ``--pad`` (the kernel reads the
+    rest of the partition as erased flash, 0xFF) to whole erase blocks, at least five."""
+    if erase_block < 4096 or erase_block & (erase_block - 1):
+        return ""
+    want = max(-(-size // erase_block), MIN_BLOCKS) * erase_block
+    if want <= size:
+        return ""
+    return (
+        f"; if it came from mkfs.jffs2 without --pad, pad it with erased flash (0xFF) to "
+        f"{want} bytes: head -c {want - size} /dev/zero | tr '\\000' '\\377' >> {shlex.quote(path)}"
+        f" (or run mkfs.jffs2 with --pad={want}); if it was truncated, restore it"
+    )
+
+
+def check_free_space(path: str, nbytes: int) -> None:
+    """Refuse to create ``nbytes`` at ``path`` when its filesystem has less free space."""
+    parent = os.path.dirname(os.path.abspath(path))
+    try:
+        st = os.statvfs(parent)
+    except FileNotFoundError:
+        raise AreaNotFoundError(f"{path}: parent directory does not exist") from None
+    except OSError:
+        return  # cannot tell: the writes themselves will decide
+    free = st.f_bavail * st.f_frsize
+    if nbytes > free:
+        raise AreaError(
+            f"{path}: a {nbytes}-byte flash image (with its sidecar) does not fit: only "
+            f"{free} bytes are free on that filesystem; nothing was written"
+        )
 
 
 def remove_image(path: str) -> None:
@@ -160,6 +238,8 @@ class FlashDevice:
         readonly: bool,
     ) -> None:
         self.path = path
+        #: Set while a new image still has its temporary name (see :meth:`publish`).
+        self.final_path: str | None = None
         self.geometry = geometry
         self.readonly = readonly
         self._fd = fd
@@ -183,25 +263,46 @@ class FlashDevice:
     # --- construction ---------------------------------------------------------------
 
     @classmethod
-    def format(cls, path: str, geometry: Geometry, bad_blocks: tuple[int, ...] = ()) -> FlashDevice:
+    def format(
+        cls,
+        path: str,
+        geometry: Geometry,
+        bad_blocks: tuple[int, ...] = (),
+        *,
+        publish: bool = True,
+    ) -> FlashDevice:
         """Create a new, fully erased image and its sidecar; never touches existing files.
 
         Either both files are made and the device is returned open (and locked), or
-        neither is left behind: a full disk is a :class:`BackendIOError`.
+        neither is left behind: too little free space is refused before anything is
+        written (:class:`~swapio.errors.AreaError`), a failed write is a
+        :class:`BackendIOError`.  The image is written under a temporary name; with
+        ``publish=False`` it keeps it until :meth:`publish` (the caller finishes the
+        image first).
         """
         for block in bad_blocks:
             if not 0 <= block < geometry.blocks:
                 raise GeometryError(f"bad block {block} outside 0..{geometry.blocks - 1}")
         spath = sidecar_path(path)
+        if "\0" in path:
+            raise UsageError(f"{path!r}: an image path cannot contain a NUL byte")
         if os.path.lexists(spath):
             raise AreaExistsError(
                 f"{spath}: a sidecar already exists; refusing to format over it "
                 "(remove it if its image is gone)"
             )
+        if os.path.lexists(path):
+            raise AreaExistsError(f"{path}: already exists; refusing to format over it")
+        check_free_space(path, geometry.size + _SIDE_HDR.size + 5 * geometry.blocks)
+        side = bytes(_new_sidecar(geometry, bad_blocks))
+        # Written under a temporary name and published by publish(): a format killed
+        # half-way leaves no image under the name asked for (the next format sweeps it).
+        _sweep_stale_formats(path)
+        tmp = _format_name(path, os.getpid())
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        except FileExistsError:
-            raise AreaExistsError(f"{path}: already exists; refusing to format over it") from None
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            raise AreaNotFoundError(f"{path}: parent directory does not exist") from None
         except OSError as exc:
             raise BackendIOError(f"{path}: cannot create: {exc.strerror or exc}") from exc
         made_side = False
@@ -211,14 +312,18 @@ class FlashDevice:
             done = 0
             while done < geometry.size:
                 done += os.pwrite(fd, chunk[: min(len(chunk), geometry.size - done)], done)
-            _write_new_file(spath, bytes(_new_sidecar(geometry, bad_blocks)))
+            _write_new_file(sidecar_path(tmp), side)
             made_side = True
-            return cls._attach(path, fd, geometry, readonly=False)
+            device = cls._attach(tmp, fd, geometry, readonly=False)
+            device.final_path = path
+            if publish:
+                device.publish()
+            return device
         except BaseException as exc:
             os.close(fd)
-            os.unlink(path)
-            if made_side:
-                os.unlink(spath)
+            for victim in (tmp, sidecar_path(tmp)) if made_side else (tmp,):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(victim)
             if isinstance(exc, OSError) and not isinstance(exc, SwapioError):
                 raise BackendIOError(
                     f"{path}: cannot format a {geometry.size}-byte flash image: "
@@ -227,20 +332,47 @@ class FlashDevice:
                 ) from exc
             raise
 
+    def publish(self) -> None:
+        """Give a freshly formatted image (and its sidecar) the name it was asked for; never
+        over an existing file.  Nothing to do for an image opened by its name."""
+        final = self.final_path
+        if final is None:
+            return
+        tmp = self.path
+        try:
+            _move_new(tmp, final)
+        except FileExistsError:
+            raise AreaExistsError(
+                f"{final}: appeared while the image was being formatted; not replacing it"
+            ) from None
+        self.path = final
+        try:
+            _move_new(sidecar_path(tmp), sidecar_path(final))
+        except FileExistsError:
+            self.path = tmp
+            os.rename(final, tmp)  # ours: take it back under the temporary name
+            raise AreaExistsError(
+                f"{sidecar_path(final)}: appeared while the image was being formatted; "
+                "not replacing it"
+            ) from None
+        self.path = final
+        self.final_path = None
+
     @classmethod
     def open(
-        cls, path: str, geometry: Geometry | None = None, *, readonly: bool = False
+        cls,
+        path: str,
+        geometry: Geometry | None = None,
+        *,
+        readonly: bool = False,
+        detect: Detector | None = None,
     ) -> FlashDevice:
-        """Open an image.  ``geometry`` is required when it has no sidecar yet (a foreign
-        image, e.g. from ``mkfs.jffs2``); a sidecar that disagrees with it is an error."""
+        """Open an image.  Without a sidecar (a foreign image, e.g. from ``mkfs.jffs2``) the
+        geometry is ``geometry``, else the erase block ``detect`` finds in the image's
+        bytes, else the default; a sidecar that disagrees with ``geometry`` is an error."""
+        fd = open_image(path, readonly=readonly)
         try:
-            fd = os.open(path, (os.O_RDONLY if readonly else os.O_RDWR) | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise AreaNotFoundError(f"{path}: no such flash image") from None
-        except OSError as exc:
-            raise BackendIOError(f"{path}: cannot open: {exc.strerror or exc}") from exc
-        try:
-            return cls._attach(path, fd, geometry, readonly=readonly)
+            return cls._attach(path, fd, geometry, readonly=readonly, detect=detect)
         except BaseException as exc:
             os.close(fd)
             if isinstance(exc, OSError) and not isinstance(exc, SwapioError):
@@ -251,7 +383,13 @@ class FlashDevice:
 
     @classmethod
     def _attach(
-        cls, path: str, fd: int, geometry: Geometry | None, *, readonly: bool
+        cls,
+        path: str,
+        fd: int,
+        geometry: Geometry | None,
+        *,
+        readonly: bool,
+        detect: Detector | None = None,
     ) -> FlashDevice:
         """Lock ``fd``, check it against its sidecar and ``geometry``, map it.  The caller
         closes ``fd`` when this raises."""
@@ -280,13 +418,14 @@ class FlashDevice:
                     raise
         else:
             if geometry is None:
-                try:
-                    geometry = Geometry(size)
-                except GeometryError as exc:  # the image's own size: not the caller's fault
+                found = None if detect is None else detect(lambda at, n: _read_at(fd, at, n), size)
+                if found is None and size % Geometry.erase_block:
                     raise ImageFormatError(
-                        f"{path}: a {size}-byte image without a sidecar does not fit the "
-                        f"default geometry ({exc}); give its erase block"
-                    ) from None
+                        f"{path}: a {size}-byte image without a sidecar: no cleanmarker or "
+                        "summary node gives its erase-block size away, and it is not a whole "
+                        "number of the default 65536-byte blocks; give its erase block"
+                    )
+                geometry = image_geometry(path, size, found or Geometry.erase_block)
             # a foreign image: chip state starts fresh, written by commit_sidecar()
             # once the image has mounted, so a refused image gains no file
             side = _new_sidecar(geometry, ())
@@ -295,6 +434,7 @@ class FlashDevice:
                 raise ImageFormatError(
                     f"{path}: image is {size} bytes, geometry says {geometry.size} "
                     f"({_describe(geometry)}); truncated or wrong --size?"
+                    + pad_hint(path, size, geometry.erase_block)
                 )
             return cls(path, fd, geometry, side, side_fd, readonly)
         except BaseException:
@@ -546,6 +686,56 @@ class FlashDevice:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._cut_at = None
         raise PowerLoss(f"{self.path}: power cut during operation {self.ops}")
+
+
+_FORMAT_TAG = ".swapio-format-"
+
+
+def _format_name(path: str, pid: int) -> str:
+    """The temporary name of an image being formatted (hidden, beside it, with the pid)."""
+    head, tail = os.path.split(path)
+    return os.path.join(head, f".{tail}{_FORMAT_TAG}{pid}")
+
+
+def _sweep_stale_formats(path: str) -> None:
+    """Remove what a killed format of ``path`` left under its temporary name."""
+    head, tail = os.path.split(path)
+    prefix = f".{tail}{_FORMAT_TAG}"
+    try:
+        names = os.listdir(head or ".")
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(prefix) :]
+        if not name.startswith(prefix) or not pid.isdigit() or _alive(int(pid)):
+            continue
+        for victim in (os.path.join(head, name), sidecar_path(os.path.join(head, name))):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(victim)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _move_new(src: str, dst: str) -> None:
+    """Rename ``src`` to ``dst``, never over an existing ``dst`` (FileExistsError)."""
+    try:
+        os.link(src, dst)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links on this filesystem: check, then rename
+        if os.path.lexists(dst):
+            raise FileExistsError(dst) from None
+        os.rename(src, dst)
+        return
+    os.unlink(src)
 
 
 def _describe(g: Geometry) -> str:

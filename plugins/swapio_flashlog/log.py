@@ -31,6 +31,7 @@ from swapio_flashlog._blocks import (
     align,
 )
 from swapio_flashlog._compress import decompress
+from swapio_flashlog._detect import detect_erase_block
 from swapio_flashlog._files import (
     capacity_chunks,
     check_file_size,
@@ -122,7 +123,7 @@ class FlashLog:
         """Create an image, erase every block (cleanmarkers unless disabled), mount it."""
         options = options or LogOptions()
         cleanmarkers = True if options.cleanmarkers is None else options.cleanmarkers
-        device = FlashDevice.format(path, geometry, bad_blocks)
+        device = FlashDevice.format(path, geometry, bad_blocks, publish=False)
         try:
             if cleanmarkers:
                 marker = encode_cleanmarker() + b"\xff" * (-CLEANMARKER_SIZE % geometry.write_unit)
@@ -133,8 +134,9 @@ class FlashLog:
             log.mount()
             for blk in log.blocks:  # every block was written as 0xFF a moment ago
                 blk.blank = blk.state is BlockState.FREE
+            device.publish()  # only a complete, mounted image gets the name asked for
         except BaseException:
-            remove_image(path)  # still locked: nobody else has seen the new image
+            remove_image(device.path)  # still locked: nobody else has seen the new image
             device.close()
             raise
         return log
@@ -148,7 +150,7 @@ class FlashLog:
         *,
         readonly: bool = False,
     ) -> FlashLog:
-        device = FlashDevice.open(path, geometry, readonly=readonly)
+        device = FlashDevice.open(path, geometry, readonly=readonly, detect=detect_erase_block)
         try:
             log = cls(device, options)
             log.mount(readonly=readonly)

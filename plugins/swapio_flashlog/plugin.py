@@ -44,7 +44,7 @@ from swapio.location import area_page_size
 from swapio.owner import OwnerThread
 from swapio_flashlog._nodes import INODE_SIZE, JFFS2_PAGE, SUM_INODE_SIZE, pad
 from swapio_flashlog.cli import flash
-from swapio_flashlog.device import Geometry, image_size, remove_image
+from swapio_flashlog.device import Geometry, image_geometry, image_size, remove_image
 from swapio_flashlog.log import (
     FlashLog,
     LogOptions,
@@ -178,6 +178,8 @@ def _path(area: SwapArea) -> str:
         raise LocationError(f"{loc.url!r}: flashlog URLs name a local image (flashlog:///path)")
     if not loc.path.startswith("/"):
         raise LocationError(f"{loc.url!r}: flashlog URLs need an absolute image path")
+    if "\0" in loc.path:
+        raise LocationError(f"{loc.url!r}: the image path contains a NUL byte (%00)")
     return loc.path
 
 
@@ -200,9 +202,12 @@ def _attach_log(area: SwapArea, loop: asyncio.AbstractEventLoop) -> SharedLog:
                 given = None
                 if "erase_block" in loc.query or "size" in loc.query:
                     eb = loc.query_int("erase_block", 64 * 1024, minimum=1) or 64 * 1024
-                    size = loc.query_int("size", None, minimum=1) or image_size(path)
                     wu = loc.query_int("write_unit", 4, minimum=1) or 4
-                    given = Geometry(size, eb, wu)
+                    size = loc.query_int("size", None, minimum=1)
+                    if size is None:  # the image's own size: its fault if it does not fit
+                        given = image_geometry(path, image_size(path), eb, wu)
+                    else:
+                        given = Geometry(size, eb, wu)
                 log = FlashLog.open(path, given, options)
             shared = SharedLog(
                 key, log, OwnerThread(f"swapio-flashlog:{path}", loop), created=created
