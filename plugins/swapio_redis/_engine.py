@@ -125,6 +125,8 @@ class _Request:
     slot: int
     pages: Sequence[Any]
     future: asyncio.Future[None]
+    #: Taken into a round: its pages are (or will be) on the wire.
+    sent: bool = False
 
 
 class RedisIOError(BackendIOError):
@@ -235,11 +237,28 @@ class Engine:
             request = _Request(kind, slot, pages, loop.create_future())
             self._pending.append(request)
             self._schedule_flush(pool)
-            await request.future
+            await self._outcome(request)
             return
         await self.run(pool, self._ops(kind, list(enumerate(pages, slot))))
 
     # --- coalescing ---------------------------------------------------------------------
+
+    @staticmethod
+    async def _outcome(request: _Request) -> None:
+        """Wait for ``request``'s round.  A caller cancelled while its request is on the wire
+        still waits for the round to end before the cancellation propagates: its pages (a
+        swap-out's source, a swap-in's destination) are in use until then, and the core may
+        only issue another request on those slots afterwards."""
+        try:
+            await asyncio.shield(request.future)
+        except asyncio.CancelledError:
+            if not request.sent:
+                request.future.cancel()  # still queued: it is never sent
+                raise
+            await asyncio.wait({request.future})
+            if not request.future.cancelled():
+                request.future.exception()  # retrieved: the caller is gone
+            raise
 
     def _schedule_flush(self, pool: PagePool) -> None:
         if not self._flush_scheduled and self._rounds < self.options.rounds:
@@ -257,6 +276,7 @@ class Engine:
                 request = self._pending.popleft()
                 if request.future.done():  # the caller was cancelled while queued
                     continue
+                request.sent = True
                 group.append(request)
                 pages += len(request.pages)
             if not group:

@@ -156,3 +156,43 @@ async def test_an_ordinary_swap_in_drops_a_reserve_backed_reply_charge(standalon
         assert pool.stats.pfmemalloc_pages == 0
     finally:
         await area.deactivate()
+
+
+async def test_a_cancelled_swap_in_returns_only_after_its_round_ended(standalone_url: str) -> None:
+    area = await _area(standalone_url)
+    try:
+        await _fill(area, 8)
+        engine = area.private.engine
+        view = memoryview(bytearray(PAGE))
+        task = asyncio.ensure_future(area.swap_in(3, [view]))
+        await asyncio.sleep(0)  # queued; the flush runs on the next loop turn
+        await asyncio.sleep(0)  # the round is on its way
+        assert engine._rounds == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert engine._rounds == 0  # nothing writes into `view` after the caller left
+        assert bytes(view) == page_pattern(3, 0, PAGE)
+    finally:
+        await area.deactivate()
+
+
+async def test_a_swap_in_cancelled_while_queued_is_never_sent(standalone_url: str) -> None:
+    area = await _area(f"{standalone_url}&rounds=1")
+    try:
+        engine = area.private.engine
+        before = engine.round_trips
+        first = asyncio.ensure_future(area.swap_in(1, [memoryview(bytearray(PAGE))]))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert engine._rounds == 1  # the only round allowed is on the wire
+        queued = asyncio.ensure_future(area.swap_in(3, [memoryview(bytearray(PAGE))]))
+        await asyncio.sleep(0)  # queued behind it
+        queued.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        await first
+        await asyncio.sleep(0.05)
+        assert engine.round_trips - before == 1  # the cancelled request never went out
+    finally:
+        await area.deactivate()
