@@ -549,24 +549,39 @@ async def _verify(
     dry_run: bool,
     progress: Progress | None,
 ) -> None:
+    """md's ``check`` / ``repair``: compare every chunk's own bytes on every target.
+
+    Chunks smaller than a page share a read span; the span is read once from every leg,
+    each chunk is judged by its own bytes in it, and a repair copies the span once, after
+    all of its chunks were judged — so a difference is charged to the chunk holding it.
+    """
     bitmap = store.bitmap
     dirty_set = set(dirty)
-    for chunk in range(bitmap.chunks):
+    size = copier.chunk_size
+    chunk = 0
+    while chunk < bitmap.chunks:
+        start, end = copier.span(chunk, copier.unit)
+        group = range(chunk, min(-(-end // size), bitmap.chunks))
         data = await copier.read(copier.source, chunk)
-        differs = False
-        for target in copier.targets:
-            if await copier.read(target.bulk, chunk) != data:
-                differs = True
-        report.verified += 1
-        if differs:
-            report.mismatched.append(chunk)
-            if chunk not in dirty_set:
-                report.mismatched_outside_bitmap.append(chunk)
-            if not dry_run:
-                report.bytes_copied += await copier.copy(chunk, data)
-                report.copied += 1
+        others = [await copier.read(target.bulk, chunk) for target in copier.targets]
+        differing = []
+        for c in group:
+            lo = c * size - start
+            hi = min(lo + size, end - start)
+            if any(other[lo:hi] != data[lo:hi] for other in others):
+                differing.append(c)
+        report.verified += len(group)
+        report.mismatched += differing
+        report.mismatched_outside_bitmap += [c for c in differing if c not in dirty_set]
+        if differing and not dry_run:
+            await copier.copy(chunk, data)
+            report.bytes_copied += len(differing) * min(size, end - start)
+            report.copied += len(differing)
         if progress is not None:
-            progress(chunk + 1, bitmap.chunks)
+            progress(group.stop, bitmap.chunks)
+        chunk = group.stop
+    if dry_run:
+        report.would_copy = list(report.mismatched)
     if not dry_run:
         await copier.barrier()
         for chunk in dirty:

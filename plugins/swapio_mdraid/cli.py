@@ -3,7 +3,8 @@
 BITMAP and every leg are a path (image file, block device, bitmap file) or a swapio URL.
 Exit codes (docs/bitmap-and-mirror.md): 0 done / in sync, 1 I/O failure (progress kept),
 2 usage error, 3 input refused (bad bitmap, mismatched legs; nothing written),
-8 ``--dry-run`` found work to do (mdadm ``--test`` style), 130 interrupted (progress kept).
+8 ``--dry-run`` found work to do (mdadm ``--test`` style), 9 ``--verify`` found chunks that
+differed although their bit was clear, 130 interrupted (progress kept).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import dataclasses
 import os
 import re
 import sys
+import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -33,19 +35,34 @@ from swapio_mdraid.errors import BitmapParameterError
 T = TypeVar("T")
 
 EXIT_NEEDS_RESYNC = 8
+EXIT_OUTSIDE_BITMAP = 9
 EXIT_INTERRUPTED = 130
+#: Text output shows at most this many chunk ranges (all of them with --list or --json).
+RANGES_SHOWN = 20
 
-_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtpe])?(i?b)?\s*(/s)?\s*$", re.IGNORECASE)
+_POWERS = "kmgtpe"
 
 
-def parse_size(text: str, what: str) -> int:
-    """``4096``, ``64K``, ``1MiB``, ``2G``: binary units."""
+def parse_size(text: str, what: str, *, rate: bool = False) -> int:
+    """A size as ``dd`` and ``numfmt`` read it: ``K``/``M``/``G``... and ``KiB``/``MiB``...
+    are powers of 1024, ``kB``/``KB``/``MB``/``GB``... powers of 1000; a fraction is allowed
+    when a unit makes it whole bytes (``1.5M``); ``rate``: a trailing ``/s`` is accepted."""
     match = _SIZE.match(text)
-    if not match:
-        raise BitmapParameterError(f"{what} {text!r} is not a size (e.g. 4096, 64K, 1G)")
-    unit = (match.group(2) or "").lower()[:1]
-    return int(match.group(1)) * _UNITS[unit]
+    if not match or (match.group(4) and not rate) or (match.group(3) and not match.group(2)):
+        example = "8M/s, 1.5MB/s, 100M" if rate else "4096, 64K, 1.5MiB, 2GB"
+        raise BitmapParameterError(f"{what} {text!r} is not a size (e.g. {example})")
+    number, prefix, suffix = match.group(1), match.group(2), (match.group(3) or "").lower()
+    power = _POWERS.index(prefix.lower()) + 1 if prefix else 0
+    base = 1000 if suffix == "b" else 1024
+    whole, _, frac = number.partition(".")
+    scale = 1
+    for _ in range(power):
+        scale *= base
+    value = int(whole) * scale + (int(frac) * scale // 10 ** len(frac) if frac else 0)
+    if frac and int(frac) * scale % 10 ** len(frac):
+        raise BitmapParameterError(f"{what} {text!r} is not a whole number of bytes")
+    return value
 
 
 def _host(ctx: click.Context) -> PluginHost:
@@ -69,7 +86,9 @@ def bitmap() -> None:
     "--chunk-size", required=True, help="Bytes per bit: a power of two >= 512; at most 2^21 chunks."
 )
 @click.option("--daemon-sleep", type=int, default=DEFAULT_DAEMON_SLEEP, show_default=True)
-@click.option("--uuid", "uuid_text", default=None, help="32 hex digits (default: zeros).")
+@click.option(
+    "--uuid", "uuid_text", default=None, help="32 hex digits (default: a random UUID, as mdadm)."
+)
 @click.option("--write-behind", type=int, default=0, show_default=True)
 @click.option("--clean", is_flag=True, help="All bits clear (legs known identical).")
 @click.option("--json", "as_json", is_flag=True)
@@ -90,7 +109,7 @@ def create(
         sync_size_bytes=parse_size(sync_size, "sync size"),
         chunk_size=parse_size(chunk_size, "chunk size"),
         daemon_sleep=daemon_sleep,
-        uuid=parse_uuid(uuid_text) if uuid_text else bytes(16),
+        uuid=parse_uuid(uuid_text) if uuid_text else uuid.uuid4().bytes,
         write_behind=write_behind,
         all_dirty=not clean,
     )
@@ -104,18 +123,27 @@ def create(
 
 
 @bitmap.command("examine")
-@click.argument("bitmap_name", metavar="BITMAP")
+@click.argument("bitmap_names", metavar="BITMAP...", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Add chunks, dirty, dirty_chunks.")
 @click.pass_context
-def examine(ctx: click.Context, bitmap_name: str, as_json: bool) -> None:
-    """Print what `mdadm --examine-bitmap` prints."""
+def examine(ctx: click.Context, bitmap_names: tuple[str, ...], as_json: bool) -> None:
+    """Print what `mdadm --examine-bitmap` prints, for each BITMAP in turn.
 
-    async def body() -> Bitmap:
-        store = await BitmapStore.open(_host(ctx), bitmap_name, read_only=True)
+    With several files, --json prints one list of documents.
+    """
+
+    async def body(name: str) -> Bitmap:
+        store = await BitmapStore.open(_host(ctx), name, read_only=True)
         await store.close()
         return store.bitmap
 
-    _report_examine(_run(body), bitmap_name, as_json)
+    found = [(name, _run(lambda name=name: body(name))) for name in bitmap_names]  # type: ignore[misc]
+    if len(found) == 1:
+        _report_examine(found[0][1], found[0][0], as_json)
+    elif as_json:
+        emit_json([examine_json(bitmap, name) for name, bitmap in found])
+    else:
+        click.echo("\n\n".join("\n".join(examine_lines(b, name)) for name, b in found))
 
 
 def _report_examine(found: Bitmap, name: str, as_json: bool) -> None:
@@ -196,7 +224,8 @@ class _Bar:
 @click.option("--target", "targets", multiple=True, required=True, help="A leg to copy to.")
 @click.option("--dry-run", is_flag=True, help="List what would be copied; write nothing.")
 @click.option("--verify", is_flag=True, help="Compare every chunk; repair differences.")
-@click.option("--max-speed", default=None, help="Bytes per second at most (e.g. 100M).")
+@click.option("--max-speed", default=None, help="Bytes per second at most (e.g. 100M, 8M/s).")
+@click.option("--list", "full_list", is_flag=True, help="List every chunk, not merged ranges.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.pass_context
 def resync_command(
@@ -207,6 +236,7 @@ def resync_command(
     dry_run: bool,
     verify: bool,
     max_speed: str | None,
+    full_list: bool,
     as_json: bool,
 ) -> None:
     """Copy every chunk whose bit is set from --source to each --target, clearing bits.
@@ -214,9 +244,11 @@ def resync_command(
     \b
     Exit codes: 0 legs in sync; 1 I/O failure (progress kept, rerun);
     2 usage error; 3 input refused, nothing written; 8 --dry-run found work;
-    130 interrupted (progress kept, rerun).
+    9 --verify found differences outside the bitmap; 130 interrupted (progress kept, rerun).
     """
-    speed = parse_size(max_speed, "max speed") if max_speed else None
+    speed = parse_size(max_speed, "max speed", rate=True) if max_speed is not None else None
+    if speed == 0:
+        raise BitmapParameterError("--max-speed 0 would copy nothing; omit it for no limit")
     names = [source, *targets]
     if len({_identity(n) for n in names}) != len(names):
         raise BitmapParameterError("a --target is the --source or is given twice")
@@ -251,30 +283,78 @@ def resync_command(
         click.echo("swapio: resync interrupted; progress is kept, run it again", err=True)
         ctx.exit(EXIT_INTERRUPTED)
     bar.close()
-    _report_resync(report, as_json)
+    _report_resync(report, as_json, full_list)
+    if report.mismatched_outside_bitmap:
+        ctx.exit(EXIT_OUTSIDE_BITMAP)
     if dry_run and (report.would_copy or report.mismatched):
         ctx.exit(EXIT_NEEDS_RESYNC)
 
 
-def _report_resync(report: ResyncReport, as_json: bool) -> None:
+def chunk_ranges(chunks: list[int]) -> list[tuple[int, int]]:
+    """Sorted chunk indices as ``(first, last)`` runs of consecutive chunks."""
+    out: list[tuple[int, int]] = []
+    for chunk in chunks:
+        if out and out[-1][1] + 1 == chunk:
+            out[-1] = (out[-1][0], chunk)
+        else:
+            out.append((chunk, chunk))
+    return out
+
+
+def _range_lines(
+    chunks: list[int], chunk_size: int, full: bool, outside: frozenset[int] = frozenset()
+) -> list[str]:
+    """One line per run of chunks (every chunk with ``full``), at most RANGES_SHOWN."""
+    runs = [(c, c) for c in chunks] if full else chunk_ranges(chunks)
+    lines = []
+    for first, last in runs if full else runs[:RANGES_SHOWN]:
+        count = last - first + 1
+        what = f"chunk {first}" if count == 1 else f"chunks {first}..{last} ({count})"
+        mark = ""
+        if outside:
+            n = sum(1 for c in range(first, last + 1) if c in outside)
+            mark = f"  <- {n} outside the bitmap" if n else ""
+        start, end = first * chunk_size, (last + 1) * chunk_size - 1
+        lines.append(f"  {what} bytes {start}..{end}{mark}")
+    if not full and len(runs) > RANGES_SHOWN:
+        lines.append(f"  ... {len(runs) - RANGES_SHOWN} more ranges (--list or --json for all)")
+    return lines
+
+
+def _report_resync(report: ResyncReport, as_json: bool, full: bool = False) -> None:
     if as_json:
         emit_json(dataclasses.asdict(report))
         return
+    outside = frozenset(report.mismatched_outside_bitmap)
+    size = report.chunk_size
     if report.dry_run:
         chunks = report.mismatched if report.verified else report.would_copy
         verb = "differ" if report.verified else "would be copied"
-        click.echo(f"{len(chunks)} of {report.chunks} chunks {verb}")
-        for chunk in chunks:
-            start = chunk * report.chunk_size
-            click.echo(f"chunk {chunk} bytes {start}..{start + report.chunk_size - 1}")
+        click.echo(
+            f"{len(chunks)} of {report.chunks} chunks {verb}, in "
+            f"{len(chunk_ranges(chunks))} ranges"
+            + (f"; {len(outside)} of them outside the bitmap" if outside else "")
+        )
+        for line in _range_lines(chunks, size, full, outside):
+            click.echo(line)
         return
     rate = report.bytes_copied / report.seconds / (1 << 20) if report.seconds else 0.0
+    clean = report.chunks - report.dirty_before
     click.echo(
-        f"resynced {report.copied} of {report.chunks} chunks ({report.bytes_copied} bytes, "
-        f"{rate:.1f} MiB/s); events {report.events}, events cleared {report.events_cleared}"
+        f"resynced {report.copied} dirty chunks ({report.bytes_copied} bytes, {rate:.1f} MiB/s); "
+        f"the other {clean} of {report.chunks} were clean; events {report.events}, "
+        f"events cleared {report.events_cleared}"
     )
     if report.verified:
         click.echo(
             f"verified {report.verified} chunks: {len(report.mismatched)} differed "
-            f"({len(report.mismatched_outside_bitmap)} outside the bitmap), repaired"
+            f"({len(outside)} outside the bitmap), repaired"
         )
+        for line in _range_lines(report.mismatched, size, full, outside):
+            click.echo(line)
+        if outside:
+            click.echo(
+                "swapio: warning: chunks differed whose bit was clear: the bitmap did not "
+                "cover every write (exit 9)",
+                err=True,
+            )

@@ -94,8 +94,8 @@ def test_dry_run_lists_chunks_writes_nothing_and_exits_8(legs: tuple[Path, Path,
     before = digest(bitmap, a, b)
     done = swapio("bitmap", "resync", str(bitmap), "--source", str(a), "--target", str(b),
                   "--dry-run", check_rc=8)  # fmt: skip
-    assert "4 of 64 chunks would be copied" in done.stdout
-    assert f"chunk 10 bytes {10 * CHUNK}..{11 * CHUNK - 1}" in done.stdout
+    assert "4 of 64 chunks would be copied, in 3 ranges" in done.stdout
+    assert f"chunks 10..11 (2) bytes {10 * CHUNK}..{12 * CHUNK - 1}" in done.stdout
     assert digest(bitmap, a, b) == before
 
 
@@ -114,7 +114,7 @@ def test_verify_finds_and_repairs_differences_outside_the_bitmap(
     bitmap, a, b = legs
     scribble(b, 30, 0x99, size=10)
     done = swapio("bitmap", "resync", str(bitmap), "--source", str(a), "--target", str(b),
-                  "--verify", "--json")  # fmt: skip
+                  "--verify", "--json", check_rc=9)  # fmt: skip
     report = json.loads(done.stdout)
     assert report["verified"] == CHUNKS
     assert report["mismatched"] == [3, 10, 11, 30, 63]
@@ -167,7 +167,7 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(legs: tuple[Path, Path, P
     )
     assert done.returncode == 0
     assert done.stderr == ""
-    assert done.stdout.startswith("resynced 4 of 64 chunks")
+    assert done.stdout.startswith("resynced 4 dirty chunks")
 
 
 def test_progress_bar_on_a_terminal(legs: tuple[Path, Path, Path]) -> None:
