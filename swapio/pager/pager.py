@@ -6,20 +6,33 @@ set, the backends' transient buffers and the reserve share one budget — which 
 the memalloc reserve meaningful.
 
 * **Faults**: a page never written to the area is zero-filled without I/O (minor fault);
-  otherwise it is swapped in at DEMAND priority (major fault), together with a **readahead**
-  of the not-resident neighbours in its aligned cluster (``swap_cluster_readahead``, window
-  ``2**page_cluster``), which the scheduler merges into the same request.
+  otherwise it is swapped in at DEMAND priority (major fault), in one request together with
+  its **readahead**: the window of :class:`~swapio.pager.readahead.Readahead`
+  (``__swapin_nr_pages``: grows on readahead hits and adjacent faults, collapses on random
+  faults and under memory pressure), aligned like ``swap_cluster_readahead``.  Readahead
+  takes frames only for that request, only from free frame slots and only above the pool's
+  *low* watermark (with room left for the reply), so it never evicts and a demand read never
+  waits for memory because of it.
+* **Frames**: a fault frame may take the pool down to *min* (``ALLOC_WMARK_MIN`` of the slow
+  path).  When none is free the faulting task reclaims directly (throttled by
+  :meth:`~swapio.pool.PagePool.throttle_direct_reclaim`) and the first frame evicted — by
+  it, by kswapd or by a finishing writeback — is handed straight to it.
 * **Eviction**: CLOCK (:mod:`swapio.pager.clock`) picks victims in clusters of
   ``reclaim_batch`` (``SWAP_CLUSTER_MAX``).  A clean page whose area copy is valid is
-  dropped without I/O (the **swap cache**); a dirty page is written out at RECLAIM priority,
-  in memalloc context, so the backend may use the reserve.  A failed write leaves the page
-  dirty and resident (``sio_write_complete`` re-dirties the page), so no data is lost.
-* **Direct reclaim** happens in the faulting task, throttled by
-  :meth:`~swapio.pool.PagePool.throttle_direct_reclaim`; a **kswapd** task, woken by the pool
-  when free pages fall below *low*, reclaims in memalloc context until they are above
-  *high*, so other users of the pool (a backend's reply buffers) are not starved.
-* **Dirty limit**: a writer that would exceed the pool's dirty limit first writes back a
-  cluster of its own dirty pages (``balance_dirty_pages``), then waits on the pool.
+  dropped without I/O (the **swap cache**); dirty pages are written out at RECLAIM priority,
+  in memalloc context (so the backend may use the reserve), as contiguous runs of one
+  request each, and evicted when the write completes unless touched meanwhile.  A failed
+  write leaves the page dirty and resident (``sio_write_complete`` re-dirties the page), so
+  no data is lost.
+* **kswapd**: a background task in memalloc context, for every pool, woken when the pool
+  falls below *low*, when the pager's free frame slots fall below its low mark (derived from
+  the resident budget like the pool's watermarks), when a fault waits, and by every page I/O
+  completion while reclaim is wanted (no lost wake-ups); it reclaims until the pool is above
+  *high* and the pager has its high mark of free slots.
+* **Dirty limit** (opt-in, ``throttle_dirty=True``): a writer that would exceed the pool's
+  dirty limit first writes back a cluster of its own dirty pages (``balance_dirty_pages``),
+  then waits on the pool.  Off by default: pager pages are anonymous memory, which Linux
+  does not dirty-throttle.
 * Pages being written back stay readable; writers wait for the write to finish (stable
   pages).  The pager never has two requests for one page in flight.
 
@@ -29,6 +42,7 @@ The pager is not thread-safe; use it from one event loop.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import time
@@ -45,8 +59,9 @@ from swapio.errors import (
 )
 from swapio.memalloc import memalloc
 from swapio.pager.clock import Clock
+from swapio.pager.readahead import Readahead
 from swapio.pager.stats import PagerCounters, PagerStats
-from swapio.pool import PagePool, PoolBuffer
+from swapio.pool import PagePool, PoolBuffer, derive_watermarks
 from swapio.scheduler import Direction, IORequest, IOScheduler, LatencyHistogram, Priority
 
 __all__ = ["DEFAULT_READAHEAD", "DEFAULT_RECLAIM_BATCH", "Pager"]
@@ -94,6 +109,26 @@ def _evictable(page: _Page) -> bool:
     return page.io is None and page.view is not None
 
 
+def _clean_evictable(page: _Page) -> bool:
+    return page.io is None and page.view is not None and not page.dirty
+
+
+def _all_failed(reqs: list[IORequest]) -> BaseException | None:
+    """The first error when every request in ``reqs`` has settled and none succeeded."""
+    error: BaseException | None = None
+    for req in reqs:
+        fut = req.future
+        if not fut.done():
+            return None
+        if fut.cancelled():
+            continue
+        exc = fut.exception()
+        if exc is None:
+            return None
+        error = error or exc
+    return error
+
+
 class Pager:
     """Addressable pages over a swap area with a bounded resident set.
 
@@ -104,6 +139,10 @@ class Pager:
     :param readahead: readahead cluster in pages (a power of two; 0 or 1 disables).
     :param reclaim_batch: victims per reclaim pass.
     :param timeout: seconds any wait for memory may last (default: the pool's).
+    :param throttle_dirty: apply the pool's dirty limit to writers (``balance_dirty_pages``,
+        as for a shared file mapping).  Off by default: the pager's pages are anonymous
+        memory, which Linux never dirty-throttles — every swap-backed page may be dirty,
+        which is exactly why writing one out must be able to use the reserve.
     """
 
     def __init__(
@@ -116,6 +155,7 @@ class Pager:
         readahead: int = DEFAULT_READAHEAD,
         reclaim_batch: int = DEFAULT_RECLAIM_BATCH,
         timeout: float | None = None,
+        throttle_dirty: bool = False,
     ) -> None:
         if isinstance(resident_pages, bool) or not isinstance(resident_pages, int):
             raise UsageError(f"resident_pages must be an int, got {resident_pages!r}")
@@ -138,6 +178,7 @@ class Pager:
         self.readahead = readahead if readahead > 1 else 0
         self.reclaim_batch = reclaim_batch
         self.timeout = timeout
+        self.throttle_dirty = throttle_dirty
         self._own_scheduler = scheduler is None
         self._sched = scheduler if scheduler is not None else IOScheduler()
         self._table: list[_Page | None] = [None] * npages
@@ -145,7 +186,17 @@ class Pager:
         self._dirty = 0
         self._c = PagerCounters()
         self._pool_start = self.pool.snapshot()
-        self._io_waiters: list[asyncio.Future[None]] = []
+        self._ra = Readahead(self.readahead)
+        self._zero_page = bytes(self.page_size)
+        # the pager's own free-slot marks, derived from its budget as the pool's watermarks
+        w_min, w_low, _ = derive_watermarks(resident_pages, self.page_size)
+        self._frames_low = min(max(w_low - w_min, 1), reclaim_batch)
+        self._frames_high = min(2 * self._frames_low, resident_pages)
+        self._frame_waiters: collections.deque[asyncio.Future[PoolBuffer | None]] = (
+            collections.deque()
+        )
+        self._handed = 0  # frames handed to waiting faults, not installed yet
+        self._evicting = 0  # pages under writeback that are evicted when it completes
         self._kswapd_task: asyncio.Task[None] | None = None
         self._kswapd_wake: asyncio.Event | None = None
         self._remove_kswapd: Callable[[], None] | None = None
@@ -163,6 +214,7 @@ class Pager:
                 if page.readahead:
                     page.readahead = False
                     self._c.readahead_hits += 1
+                    self._ra.hit()
                 return bytes(page.view)
         page = await self._resident(index, for_write=False)
         assert page.view is not None
@@ -187,7 +239,7 @@ class Pager:
                 first = False
                 if page.dirty:
                     break
-                if self.pool.dirty_exceeded():
+                if self.throttle_dirty and self.pool.dirty_exceeded():
                     await self._balance_dirty()
                     continue  # the page may have moved while we waited
                 page.dirty = True
@@ -224,6 +276,7 @@ class Pager:
         if page.readahead:
             page.readahead = False
             self._c.readahead_hits += 1
+            self._ra.hit()
         return page
 
     # ------------------------------------------------------------------ faults
@@ -232,99 +285,137 @@ class Pager:
         start = time.perf_counter_ns()
         buf = await self._get_frame()
         if page.view is not None or page.io is not None:
-            buf.release()
+            self._give_frame(buf)
             return False
         self._install(page, buf)
         if not page.stored:
+            buf.view[:] = self._zero_page  # the frame may be a recycled one
             self._c.minor_faults += 1
             self._c.fault_latency.record(time.perf_counter_ns() - start)
             return True
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        page.io = done
-        assert page.view is not None
+        run = self._readahead_run(page)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        views: list[memoryview] = []
+        for p in run:
+            p.io = done
+            assert p.view is not None
+            views.append(p.view)
         try:
-            if self._readahead_around(page.index):
-                # submitted in the same tick as the readahead: merged into one area call
-                req = self._sched.submit(
-                    self.area, Direction.SWAP_IN, page.index, [page.view], priority=Priority.DEMAND
-                )
-                await self._sched.wait(req)
-            else:  # nothing to merge with: issue directly when the queue allows
-                await self._sched.swap_in(self.area, page.index, [page.view])
+            await self._sched.swap_in(self.area, run[0].index, views)
         except BaseException:
             self._c.fault_errors += 1
-            page.io = None
-            self._uninstall(page)
+            for p in run:
+                p.io = None
+                self._uninstall(p)
             done.set_result(None)
             self._io_changed()
             raise
-        page.io = None
-        page.on_area = True
+        for p in run:
+            p.io = None
+            p.on_area = True
         done.set_result(None)
         self._io_changed()
         self._c.major_faults += 1
         self._c.fault_latency.record(time.perf_counter_ns() - start)
         return True
 
-    def _readahead_around(self, index: int) -> int:
-        """Queue reads of the cluster's not-resident, stored neighbours, using only frames
-        that are free now and only while the pool is above *high* (readahead never evicts,
-        and never takes the memory a read in flight may need to complete).  Returns how
-        many reads were queued."""
-        window = self.readahead
-        issued = 0
-        if not window:
-            return issued
-        start = index & ~(window - 1)
-        table = self._table
-        for j in range(start, min(start + window, self.pages)):
-            if j == index:
-                continue
-            page = table[j]
-            if page is None or not page.stored or page.view is not None or page.io is not None:
-                continue
-            if self._clock.full or self.pool.below_high() or self.pool.waiters:
-                # readahead frames pin memory until their reads complete, and a read may
-                # itself need buffers: only speculate while the pool is above *high*
-                return issued
-            buf = self.pool.try_alloc(self.page_size)
-            if buf is None:
-                return issued
-            self._install(page, buf)
-            page.referenced = False
-            page.readahead = True
-            page.io = asyncio.get_running_loop().create_future()
-            assert page.view is not None
-            req = self._sched.submit(
-                self.area, Direction.SWAP_IN, j, [page.view], priority=Priority.READAHEAD
-            )
-            req.future.add_done_callback(lambda fut, page=page: self._readahead_done(page, fut))
-            self._c.readahead_issued += 1
-            issued += 1
-        return issued
+    def _readahead_run(self, page: _Page) -> list[_Page]:
+        """The demand page plus the readahead pages read with it, as one contiguous run.
 
-    def _readahead_done(self, page: _Page, fut: asyncio.Future[None]) -> None:
-        done = page.io
-        page.io = None
-        failed = fut.cancelled() or fut.exception() is not None
-        if failed:
-            page.readahead = False
-            self._uninstall(page)
-        else:
-            page.on_area = True
-        if done is not None and not done.done():
-            done.set_result(None)
-        self._io_changed()
+        The window comes from :class:`Readahead` (``__swapin_nr_pages``), aligned as in
+        ``swap_cluster_readahead``.  A readahead page joins only if it is stored and not
+        resident, a frame slot is free (readahead never evicts), and the pool stays above
+        *low* with room for the run's reply buffer too, so the demand read never waits for
+        memory because of its readahead.  Under pressure the window collapses first.
+        """
+        index = page.index
+        if self._under_pressure():
+            self._ra.collapse()
+            return [page]
+        window = self._ra.window(index)
+        if window <= 1:
+            return [page]
+        pool = self.pool
+        if self._free_slots() < window - 1:
+            # make room by dropping clean, unreferenced pages (no I/O): readahead never
+            # waits for a writeback and never takes a frame a fault waits for
+            for victim in self._clock.select(window - 1 - self._free_slots(), _clean_evictable):
+                if victim is not page:
+                    self._c.clean_drops += 1
+                    self._evict(victim)
+        budget = self._free_slots()
+        if not pool.is_unbounded:
+            # each readahead page needs a frame now and (for a network backend) reply room
+            budget = min(budget, (pool.free_pages - pool.low_pages) // 2 - 1)
+        if budget <= 0:
+            return [page]
+        lo_bound = index & ~(window - 1)
+        hi_bound = min(lo_bound + window, self.pages)
+        before: list[_Page] = []
+        after: list[_Page] = []
+        j = index + 1
+        while j < hi_bound and len(before) + len(after) < budget:
+            p = self._ra_candidate(j)
+            if p is None:
+                break
+            after.append(p)
+            j += 1
+        j = index - 1
+        while j >= lo_bound and len(before) + len(after) < budget:
+            p = self._ra_candidate(j)
+            if p is None:
+                break
+            before.append(p)
+            j -= 1
+        extra = before[::-1] + after
+        taken: list[_Page] = []
+        for p in extra:
+            buf = pool.try_alloc(self.page_size)
+            if buf is None:
+                break
+            self._install(p, buf)
+            p.referenced = False
+            p.readahead = True
+            taken.append(p)
+        if len(taken) < len(extra):  # keep the run contiguous around the demand page
+            keep = {p.index for p in taken}
+            lo = index
+            while lo - 1 in keep:
+                lo -= 1
+            hi = index
+            while hi + 1 in keep:
+                hi += 1
+            for p in taken:
+                if not lo <= p.index <= hi:
+                    self._uninstall(p)
+            taken = [p for p in taken if lo <= p.index <= hi]
+        self._c.readahead_issued += len(taken)
+        run = [*taken, page]
+        run.sort(key=lambda p: p.index)
+        return run
+
+    def _ra_candidate(self, index: int) -> _Page | None:
+        page = self._table[index]
+        if page is None:
+            return None  # never written: nothing stored to read ahead
+        if not page.stored or page.view is not None or page.io is not None:
+            return None
+        return page
+
+    def _under_pressure(self) -> bool:
+        """Memory is short: someone waits for a frame or the pool is below *low*."""
+        return bool(self._frame_waiters) or self.pool.below_low() or self.pool.waiters > 0
 
     def _install(self, page: _Page, buf: PoolBuffer) -> None:
         page.buf = buf
         page.view = buf.view
         page.referenced = True
         self._clock.insert(page)
+        if self._free_slots() < self._frames_low:
+            self._wake_kswapd()
 
-    def _uninstall(self, page: _Page) -> None:
-        """Drop a page's frame (its data must be on the area, or be discarded on purpose)."""
+    def _detach(self, page: _Page) -> PoolBuffer | None:
+        """Take a page's frame away (its data must be on the area, or be discarded on purpose)."""
         if page.dirty:
             page.dirty = False
             self._dirty -= 1
@@ -334,20 +425,57 @@ class Pager:
         page.buf = None
         page.view = None
         page.readahead = False
+        return buf
+
+    def _uninstall(self, page: _Page) -> None:
+        """Drop a page's frame back to the pool."""
+        buf = self._detach(page)
         if buf is not None:
             buf.release()
 
+    def _evict(self, page: _Page) -> None:
+        """Evict a clean page: its frame goes straight to a fault waiting for one, if any."""
+        buf = self._detach(page)
+        self._c.evictions += 1
+        if buf is not None:
+            self._give_frame(buf)
+
+    def _give_frame(self, buf: PoolBuffer) -> None:
+        """Hand a frame (and its frame slot) to the first waiting fault, else free it."""
+        while self._frame_waiters:
+            fut = self._frame_waiters.popleft()
+            if not fut.done():
+                fut.set_result(buf)
+                self._handed += 1  # its slot stays taken until the fault installs it
+                return
+        buf.release()
+
+    def _free_slots(self) -> int:
+        """Frame slots neither resident nor promised to a waiting fault."""
+        return self._clock.capacity - len(self._clock) - self._handed
+
     # ------------------------------------------------------------------ frames
     async def _get_frame(self) -> PoolBuffer:
-        """A frame for a faulting page: free room first, else reclaim, else wait."""
+        """A frame for a faulting page: a free one, else one handed over by reclaim.
+
+        Fault frames may take the pool down to *min* (the slow path's ``ALLOC_WMARK_MIN``);
+        below that, or when the resident set is full, the faulting task reclaims directly
+        (throttled as ``allow_direct_reclaim``) and the first frame evicted — by it, by
+        kswapd, or by a finishing writeback — is handed to it without passing the pool.
+        """
         self._ensure_kswapd()
         pool = self.pool
+        if self._free_slots() > 0 and not self._frame_waiters:
+            buf = pool.try_alloc(self.page_size, to_min=True)
+            if buf is not None:
+                return buf
         loop = asyncio.get_running_loop()
-        limit = self.pool.wait_timeout if self.timeout is None else self.timeout
+        limit = pool.wait_timeout if self.timeout is None else self.timeout
         deadline = loop.time() + limit
         while True:
-            if not self._clock.full:
-                buf = pool.try_alloc(self.page_size)
+            self._check_open()
+            if self._free_slots() > 0:
+                buf = pool.try_alloc(self.page_size, to_min=True)
                 if buf is not None:
                     return buf
             remaining = deadline - loop.time()
@@ -357,124 +485,183 @@ class Pager:
                     f"{self.resident_budget} resident, {self._dirty} dirty, pool {pool!r}"
                 )
             await pool.throttle_direct_reclaim(timeout=remaining)
+            fut: asyncio.Future[PoolBuffer | None] = loop.create_future()
+            self._frame_waiters.append(fut)
             self._c.direct_reclaims += 1
-            freed = await self._reclaim(self.reclaim_batch)
-            if freed:
-                continue
-            self._c.frame_waits += 1
-            if not self._clock.full:
-                # our own set has room but the pool is short: someone else must give back
-                buf = await pool.alloc(self.page_size, timeout=remaining)
-                if not self._clock.full:
-                    return buf
-                buf.release()  # other faults filled our set while we waited
-                continue
-            await self._wait_io_change(remaining)
+            _, reqs = self._reclaim(self.reclaim_batch)
+            self._wake_kswapd()
+            if not fut.done():
+                self._c.frame_waits += 1
+                if self._free_slots() > 0:
+                    # our set has room but the pool is short: others must give pages back
+                    self._pool_watch(fut)
+                try:
+                    async with asyncio.timeout(deadline - loop.time()):
+                        await asyncio.shield(fut)
+                except TimeoutError:
+                    pass
+                except BaseException:
+                    got = self._drop_waiter(fut)
+                    if got is not None:
+                        self._handed -= 1
+                        got.release()
+                    raise
+            got = self._drop_waiter(fut)
+            if got is not None:
+                self._handed -= 1
+                return got
+            error = _all_failed(reqs)
+            if error is not None:
+                # our victims could not be written: they stay dirty; the caller learns why
+                raise error
 
-    async def _reclaim(self, n: int) -> int:
-        """Evict up to ``n`` pages; return how many frames were freed."""
-        victims = self._clock.select(n, _evictable)
-        if not victims:
-            return 0
-        freed = 0
+    def _drop_waiter(self, fut: asyncio.Future[PoolBuffer | None]) -> PoolBuffer | None:
+        """Withdraw a frame waiter; returns the frame it was handed, if any."""
+        with contextlib.suppress(ValueError):
+            self._frame_waiters.remove(fut)
+        if fut.done():
+            return fut.result()
+        fut.set_result(None)
+        return None
+
+    def _pool_watch(self, fut: asyncio.Future[PoolBuffer | None]) -> None:
+        """Wake ``fut`` (with no frame) when the pool's state changes, to retry allocating."""
+
+        async def watch() -> None:
+            with contextlib.suppress(Exception):
+                await self.pool.wait_for_change()
+            if not fut.done():
+                fut.set_result(None)
+
+        task = asyncio.get_running_loop().create_task(watch())
+        fut.add_done_callback(lambda _f: task.cancel())
+
+    def _deficit(self) -> int:
+        """Pages reclaim still has to free to reach the high marks (the pager's free frame
+        slots and the pool's *high*), counting pages already on their way out."""
+        want = self._frames_high - self._free_slots()
+        pool = self.pool
+        if not pool.is_unbounded:
+            want = max(want, pool.high_pages - pool.free_pages, pool.waiters)
+        return want + len(self._frame_waiters) - self._evicting
+
+    def _reclaim(self, n: int) -> tuple[int, list[IORequest]]:
+        """Evict up to ``n`` pages — no more than the deficit, at least one — clean ones at
+        once, dirty ones after their writeback (``shrink_node`` toward the watermark, in
+        batches of at most ``SWAP_CLUSTER_MAX``).
+
+        Returns how many were evicted now and the writeback requests started (their
+        completion evicts the pages).
+        """
+        victims = self._clock.select(max(1, min(n, self._deficit())), _evictable)
         dirty: list[_Page] = []
+        evicted = 0
         for page in victims:
             if page.dirty:
                 dirty.append(page)
                 continue
             # swap cache: a clean page either has a valid copy on the area or was never
             # stored (all zeros, which a never-written slot also reads as): drop, no I/O
-            self._uninstall(page)
-            self._c.evictions += 1
             self._c.clean_drops += 1
-            freed += 1
-        if dirty:
-            freed += await self._write_out(dirty, Priority.RECLAIM, evict=True)
-        return freed
+            self._evict(page)
+            evicted += 1
+        if not dirty:
+            return evicted, []
+        self._evicting += len(dirty)
+        return evicted, self._start_writeback(dirty, Priority.RECLAIM, evict=True)
 
-    async def _write_out(self, pages: list[_Page], priority: Priority, *, evict: bool) -> int:
-        """Write ``pages`` to the area; evict the ones not touched meanwhile when ``evict``.
+    def _start_writeback(
+        self, pages: list[_Page], priority: Priority, *, evict: bool
+    ) -> list[IORequest]:
+        """Write ``pages`` out as contiguous runs, one request per run.
 
-        Returns the number of frames freed.  Raises the first error if nothing was written.
+        Reclaim writeback (RECLAIM priority) runs in memalloc context so the backend may use
+        the reserve.  When a run completes its pages are clean; with ``evict`` the ones not
+        touched meanwhile are evicted (their frames handed to waiting faults first).
         """
         loop = asyncio.get_running_loop()
+        pages.sort(key=lambda p: p.index)
         reqs: list[IORequest] = []
-        started = time.perf_counter_ns()
+        run: list[_Page] = []
         for page in pages:
-            page.io = loop.create_future()
+            if run and page.index != run[-1].index + 1:
+                reqs.append(self._submit_run(run, priority, evict, loop))
+                run = []
+            run.append(page)
+        if run:
+            reqs.append(self._submit_run(run, priority, evict, loop))
+        return reqs
+
+    def _submit_run(
+        self,
+        run: list[_Page],
+        priority: Priority,
+        evict: bool,
+        loop: asyncio.AbstractEventLoop,
+    ) -> IORequest:
+        done: asyncio.Future[None] = loop.create_future()
+        for page in run:
+            page.io = done
             page.writeback = True
             page.referenced = False
-            assert page.view is not None
-            try:
-                req = self._sched.submit(
-                    self.area,
-                    Direction.SWAP_OUT,
-                    page.index,
-                    [page.view],
-                    priority=priority,
-                    memalloc=priority is Priority.RECLAIM or None,
-                )
-            except BaseException:
-                self._end_writeback(page, None)
-                if reqs:  # let what was submitted settle; its callbacks finish the pages
-                    await asyncio.wait([r.future for r in reqs])
-                raise
-            req.future.add_done_callback(
-                lambda fut, page=page: self._end_writeback(page, fut)  # type: ignore[misc]
+        try:
+            req = self._sched.submit(
+                self.area,
+                Direction.SWAP_OUT,
+                run[0].index,
+                [p.view for p in run if p.view is not None],
+                priority=priority,
+                memalloc=priority is Priority.RECLAIM or None,
             )
-            reqs.append(req)
-        await asyncio.wait([r.future for r in reqs])
-        self._c.writeback_latency.record(time.perf_counter_ns() - started)
-        freed = 0
-        first_error: BaseException | None = None
-        for page, req in zip(pages, reqs, strict=True):
-            fut = req.future
-            if fut.cancelled():
-                continue
-            exc = fut.exception()
-            if exc is not None:
-                first_error = first_error or exc
-                continue
-            evictable = page.view is not None and page.io is None and not page.dirty
-            if evict and evictable and not page.referenced:
-                self._uninstall(page)
-                self._c.evictions += 1
-                freed += 1
-        if first_error is not None and not freed and evict:
-            raise first_error
-        return freed
+        except BaseException:
+            self._end_writeback(run, evict, 0, None)
+            raise
+        req.future.add_done_callback(
+            functools.partial(self._end_writeback, run, evict, time.perf_counter_ns())
+        )
+        return req
 
-    def _end_writeback(self, page: _Page, fut: asyncio.Future[None] | None) -> None:
+    def _end_writeback(
+        self,
+        run: list[_Page],
+        evict: bool,
+        started: int,
+        fut: asyncio.Future[None] | None,
+    ) -> None:
         ok = fut is not None and not fut.cancelled() and fut.exception() is None
-        if ok:
-            page.dirty = False
-            page.on_area = True
-            page.stored = True
-            self._dirty -= 1
-            self.pool.account_dirty(-1)
-            self._c.writebacks += 1
-        else:
-            self._c.writeback_errors += fut is not None
-        page.writeback = False
-        done = page.io
-        page.io = None
+        if fut is not None:
+            self._c.writeback_latency.record(time.perf_counter_ns() - started)
+        done = run[0].io
+        if evict:
+            self._evicting -= len(run)
+        for page in run:
+            page.writeback = False
+            page.io = None
+            if ok:
+                page.dirty = False
+                page.on_area = True
+                page.stored = True
+                self._dirty -= 1
+                self.pool.account_dirty(-1)
+                self._c.writebacks += 1
+                if evict and not page.referenced and page.view is not None:
+                    self._evict(page)
+            else:
+                self._c.writeback_errors += fut is not None
         if done is not None and not done.done():
             done.set_result(None)
-        self._io_changed()
+        self._io_changed(progress=ok)
 
-    def _io_changed(self) -> None:
-        if self._io_waiters:
-            waiters, self._io_waiters = self._io_waiters, []
-            for fut in waiters:
+    def _io_changed(self, progress: bool = True) -> None:
+        """Page I/O finished: faults waiting for a frame retry; kswapd re-checks when the
+        I/O freed or cleaned something (a failed write is no reason to retry at once)."""
+        if self._frame_waiters:
+            for fut in list(self._frame_waiters):
                 if not fut.done():
                     fut.set_result(None)
-
-    async def _wait_io_change(self, timeout: float) -> None:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._io_waiters.append(fut)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await fut
+            self._frame_waiters.clear()
+        if progress and self._kswapd_wake is not None and self._reclaim_wanted():
+            self._kswapd_wake.set()
 
     # ------------------------------------------------------------------ dirty limits
     async def _balance_dirty(self) -> None:
@@ -483,8 +670,15 @@ class Pager:
             p for p in self._clock.entries() if p.dirty and p.io is None and p.view is not None
         ][: self.reclaim_batch]
         if victims:
-            await self._write_out(victims, Priority.BACKGROUND, evict=False)
+            await self._wait_requests(
+                self._start_writeback(victims, Priority.BACKGROUND, evict=False)
+            )
         await self.pool.balance_dirty_pages(timeout=self.timeout)
+
+    @staticmethod
+    async def _wait_requests(reqs: list[IORequest]) -> None:
+        if reqs:
+            await asyncio.wait([r.future for r in reqs])
 
     async def sync(self) -> None:
         """Write every dirty resident page to the area (they stay resident, now clean)."""
@@ -497,7 +691,9 @@ class Pager:
                     return
                 await asyncio.wait(busy)
                 continue
-            await self._write_out(dirty, Priority.BACKGROUND, evict=False)
+            await self._wait_requests(
+                self._start_writeback(dirty, Priority.BACKGROUND, evict=False)
+            )
             if self._closed:  # close() discarded the frames meanwhile: nothing is synced
                 raise UsageError("the pager was closed during sync; dirty pages were discarded")
             failed = [p for p in dirty if p.dirty]
@@ -511,8 +707,23 @@ class Pager:
         )
 
     # ------------------------------------------------------------------ kswapd
+    def _reclaim_wanted(self) -> bool:
+        """Background reclaim should run: the pool wants pages, a fault waits for a frame,
+        or fewer than the pager's high mark of frame slots are free."""
+        if not len(self._clock):
+            return False
+        return (
+            bool(self._frame_waiters)
+            or self.pool.reclaim_wanted()
+            or self._free_slots() < self._frames_high
+        )
+
+    def _wake_kswapd(self) -> None:
+        if self._kswapd_wake is not None:
+            self._kswapd_wake.set()
+
     def _ensure_kswapd(self) -> None:
-        if self._kswapd_task is not None or self._closed or self.pool.is_unbounded:
+        if self._kswapd_task is not None or self._closed:
             return
         wake = self._kswapd_wake = asyncio.Event()
         self._remove_kswapd = self.pool.add_kswapd(wake.set)
@@ -520,18 +731,34 @@ class Pager:
             self._kswapd_task = asyncio.get_running_loop().create_task(self._kswapd(wake))
 
     async def _kswapd(self, wake: asyncio.Event) -> None:
-        """Background reclaim in memalloc context until the pool is above *high*."""
+        """Background reclaim in memalloc context (``kswapd``/``balance_pgdat``).
+
+        Woken when the pool falls below *low*, when the pager's free frame slots fall below
+        its low mark, when a fault waits for a frame, and by every page I/O completion while
+        reclaim is wanted — so a pass that found every page busy never waits for a wake-up
+        that cannot come.  It reclaims a batch at a time, waiting for the batch's writeback,
+        until the pool is above *high* and the pager has its high mark of free slots.
+        """
         while True:
             await wake.wait()
             wake.clear()
-            while self.pool.reclaim_wanted() and len(self._clock):
+            while self._reclaim_wanted():
                 self._c.kswapd_runs += 1
+                cleaned = self._c.writebacks
                 try:
-                    freed = await self._reclaim(self.reclaim_batch)
-                except Exception:  # counted as writeback_errors; the faulting path reports
-                    freed = 0
-                if not freed:
+                    evicted, reqs = self._reclaim(self.reclaim_batch)
+                except Exception:  # e.g. the scheduler closed: faults reclaim and report
                     break
+                if reqs:
+                    await self._wait_requests(reqs)
+                    if not evicted and self._c.writebacks == cleaned:
+                        # every write failed: back off until a fault or the pool asks again
+                        # (faults reclaim directly and report the error); no busy retry loop
+                        break
+                elif evicted:
+                    await asyncio.sleep(0)  # stay cooperative between clean-only passes
+                else:
+                    break  # every page busy: the next page I/O completion sets ``wake``
 
     # ------------------------------------------------------------------ lifecycle
     def _check_open(self) -> None:
@@ -550,6 +777,10 @@ class Pager:
         if self._closed:
             return
         self._closed = True
+        for fut in self._frame_waiters:
+            if not fut.done():
+                fut.set_result(None)
+        self._frame_waiters.clear()
         if self._remove_kswapd is not None:
             self._remove_kswapd()
         if self._kswapd_task is not None:

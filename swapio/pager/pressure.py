@@ -1,6 +1,7 @@
 """The deadlock demonstration: writing out memory needs memory.
 
-Every resident page is dirty and the pool is drained down to *min*; the backend needs fresh
+Every resident page is dirty and the pool is drained down to *min* (a pool sized by
+:meth:`~swapio.pool.PagePool.for_resident`, derived watermarks); the backend needs fresh
 buffers to complete each swap-out (it allocates ``reply_pages`` pool pages per request, like
 the NFS client's reply buffers).  Evicting a page is the only way to free one, and evicting
 needs a buffer first:
@@ -8,8 +9,9 @@ needs a buffer first:
 * **with the reserve** the swap-out runs in memalloc context, its buffer comes from below
   *min* (``pfmemalloc``), the write completes, the frame is freed — the workload finishes and
   the reserve never goes below zero;
-* **without it** (``reserve=False``, i.e. ``PagePool(reserve_enabled=False)``) the buffer
-  allocation waits for memory that only the stuck swap-out could free; a watchdog sees no
+* **without it** (``reserve=False``, i.e. ``reserve_enabled=False``: memalloc work stops at
+  *min* like everyone else) the buffer allocation waits for memory that only the stuck
+  swap-out could free; a watchdog sees no
   progress for ``stall_timeout`` seconds, reports the stall and tears everything down.
 
 :func:`run_pressure` is both the test's subject and the ``pressure`` benchmark workload.
@@ -25,16 +27,15 @@ from dataclasses import dataclass
 
 import swapio
 from swapio.area import Capabilities, PageBuffer, SwapArea, SwapInfo
-from swapio.pager.pager import Pager
+from swapio.pager.pager import DEFAULT_READAHEAD, Pager
 from swapio.pager.stats import PagerStats
 from swapio.plugins import PluginHost
 from swapio.pool import PagePool
 from swapio.scheduler import IOScheduler
 
-__all__ = ["PressureResult", "ReplyBufferBackend", "run_pressure"]
+__all__ = ["PressureResult", "ReplyBufferBackend", "pressure_run", "run_pressure"]
 
 SCHEME = "pressure"
-_BASE_MIN_PAGES = 2
 
 
 class ReplyBufferBackend:
@@ -97,7 +98,7 @@ class ReplyBufferBackend:
 
 @dataclass(frozen=True)
 class PressureResult:
-    """What :func:`run_pressure` observed."""
+    """What :func:`run_pressure` / :func:`pressure_run` observed."""
 
     reserve_enabled: bool
     completed: bool
@@ -114,6 +115,7 @@ class PressureResult:
     reserve_dips: int
     pool_balanced: bool
     pager: PagerStats
+    reads_done: int = 0
 
     @property
     def writes_per_s(self) -> float:
@@ -121,74 +123,84 @@ class PressureResult:
         return self.writes_done / self.elapsed_s if self.elapsed_s else 0.0
 
 
-async def run_pressure(
+def _value_page(value: int, page_size: int) -> bytes:
+    return value.to_bytes(8, "little") * (page_size // 8)
+
+
+async def pressure_run(
+    area: SwapArea,
     *,
-    reserve: bool = True,
-    resident_pages: int = 64,
-    pages: int = 1024,
-    writes: int = 2048,
-    reply_pages: int = 2,
-    memalloc_requests: int = 2,
+    resident_pages: int,
+    ops: int = 2048,
+    writers: int = 4,
+    read_share: float = 0.0,
+    sequential: bool = False,
     stall_timeout: float = 1.0,
     seed: int = 0,
-    page_size: int = 4096,
+    readahead: int = DEFAULT_READAHEAD,
 ) -> PressureResult:
-    """Run the demonstration; never raises for a stall (the result reports it).
+    """Drive a pager on ``area`` (activated on a pool from :meth:`PagePool.for_resident`)
+    until memory is exhausted, watch for a stall, and verify every page.
 
-    The pool's budget is exactly the resident set plus *min*; *low* equals *min*, so once
-    every resident page is dirty only the reserve is left.  ``writes`` random page writes
-    over ``pages`` addressable pages follow the initial fill.
+    ``writers`` tasks run at once, each owning the pages ``≡ w (mod writers)`` of the area
+    (so faults arrive together and drain the pool to *min*, the situation the reserve is
+    for): every task first dirties its share of the resident set, then makes ``ops //
+    writers`` accesses — uniform random or a sequential scan of its pages — of which
+    ``read_share`` are reads checked against the model at once.  A watchdog reports a stall
+    when neither accesses nor writebacks progress for ``stall_timeout`` seconds.  Never
+    raises for a stall or a mismatch (the result says so); the area stays active.
     """
-    backend = ReplyBufferBackend(pages, page_size, reply_pages, memalloc_requests)
-    need = reply_pages * memalloc_requests
-    budget = resident_pages + _BASE_MIN_PAGES + need
-    pool = PagePool(
-        budget,
-        page_size,
-        min_pages=_BASE_MIN_PAGES,
-        low_pages=_BASE_MIN_PAGES,
-        high_pages=_BASE_MIN_PAGES + reply_pages + 1,
-        reserve_enabled=reserve,
-        dirty_ratio=100,
-        dirty_background_ratio=100,
-        wait_timeout=max(30.0, 10 * stall_timeout),
-    )
+    pool = area.pool
     start_accounting = pool.accounting()
-    host = PluginHost(autoload=False)
-    host.register(backend, SCHEME)
-    area = await host.activate(f"{SCHEME}://demo", pool=pool)
+    dips_before = pool.snapshot().reserve_dips
     sched = IOScheduler(request_timeout=None)
-    pager = Pager(area, resident_pages=resident_pages, scheduler=sched, reclaim_batch=8)
+    pager = Pager(area, resident_pages=resident_pages, scheduler=sched, readahead=readahead)
     rng = random.Random(seed)
-    plan = [(i, i) for i in range(resident_pages)]
-    plan += [(rng.randrange(pages), n) for n in range(resident_pages, resident_pages + writes)]
+    span = area.pages
     model: dict[int, int] = {}
-    done = 0
+    counts = {"writes": 0, "reads": 0, "bad": 0}
     min_free = pool.free_pages
+    per_writer = max(1, ops // writers)
+    plans: list[list[tuple[int, bool]]] = []
+    for w in range(writers):
+        mine = list(range(w, span, writers))
+        plan = [(i, True) for i in mine[: max(1, resident_pages // writers + 1)]]
+        if sequential:
+            plan += [(mine[n % len(mine)], rng.random() >= read_share) for n in range(per_writer)]
+        else:
+            plan += [(rng.choice(mine), rng.random() >= read_share) for _ in range(per_writer)]
+        plans.append(plan)
+    total = sum(len(p) for p in plans)
+    next_value = iter(range(1, 1 << 62))
 
-    async def workload() -> None:
-        nonlocal done, min_free
-        for index, value in plan:
-            data = value.to_bytes(8, "little") * (page_size // 8)
-            await pager.write(index, data)
-            model[index] = value
-            done += 1
+    async def writer(plan: list[tuple[int, bool]]) -> None:
+        nonlocal min_free
+        for index, is_write in plan:
+            if is_write or index not in model:
+                value = next(next_value)
+                await pager.write(index, _value_page(value, area.page_size))
+                model[index] = value
+                counts["writes"] += 1
+            else:
+                data = await pager.read(index)
+                counts["bad"] += data[:8] != model[index].to_bytes(8, "little")
+                counts["reads"] += 1
             min_free = min(min_free, pool.free_pages)
 
     t0 = time.perf_counter()
-    task = asyncio.create_task(workload())
+    task = asyncio.ensure_future(asyncio.gather(*(writer(p) for p in plans)))
     stall_report: str | None = None
-    last_progress = (-1, -1)
+    last_progress = (-1, -1, -1)
     last_change = time.monotonic()
     while not task.done():
         await asyncio.wait([task], timeout=stall_timeout / 5)
         min_free = min(min_free, pool.free_pages)
-        progress = (done, pager.stats().writebacks)
+        progress = (counts["writes"], counts["reads"], pager.stats().writebacks)
         now = time.monotonic()
         if progress != last_progress:
             last_progress, last_change = progress, now
         elif now - last_change >= stall_timeout and not task.done():
-            stall_report = _stall_report(pool, pager, sched, area, done, stall_timeout)
+            stall_report = _stall_report(pool, pager, sched, area, counts["writes"], stall_timeout)
             task.cancel()
             break
     elapsed = time.perf_counter() - t0
@@ -199,7 +211,7 @@ async def run_pressure(
         completed = False
     verified = False
     if completed:
-        verified = True
+        verified = counts["bad"] == 0
         for index, value in model.items():
             data = await pager.read(index)
             if data[:8] != value.to_bytes(8, "little"):
@@ -216,24 +228,67 @@ async def run_pressure(
         # SchedulerClosedError), after which the pager's close returns at once
         await sched.aclose()
         await pager.close()
-    await area.deactivate()
     return PressureResult(
-        reserve_enabled=reserve,
+        reserve_enabled=pool.reserve_enabled,
         completed=completed,
         stalled=stall_report is not None,
         stall_report=stall_report,
-        writes=len(plan),
-        writes_done=done,
+        writes=total,
+        writes_done=counts["writes"] + counts["reads"],
+        reads_done=counts["reads"],
         verified=verified,
         elapsed_s=elapsed,
-        budget_pages=budget,
+        budget_pages=pool.budget_pages,
         reserve_pages=snap.reserve_pages,
         peak_reserve_used_pages=snap.peak_reserve_used_pages,
-        min_free_pages=min(min_free, budget - snap.peak_used_pages),
-        reserve_dips=snap.reserve_dips,
+        min_free_pages=min(min_free, pool.budget_pages - snap.peak_used_pages),
+        reserve_dips=snap.reserve_dips - dips_before,
         pool_balanced=pool.accounting() == start_accounting,
         pager=pager_stats,
     )
+
+
+async def run_pressure(
+    *,
+    reserve: bool = True,
+    resident_pages: int = 64,
+    pages: int = 1024,
+    writes: int = 2048,
+    reply_pages: int = 2,
+    memalloc_requests: int = 2,
+    stall_timeout: float = 1.0,
+    seed: int = 0,
+    page_size: int = 4096,
+    writers: int = 4,
+) -> PressureResult:
+    """The demonstration on the model backend; never raises for a stall (the result says).
+
+    The pool is the one a pager gets by default (:meth:`PagePool.for_resident`: the resident
+    set plus the derived *min*, the area's reserve need on top), with derived watermarks
+    and readahead on — nothing tuned.  Once every frame holds a dirty page only the reserve
+    is left, so each swap-out's reply buffer must come from it.
+    """
+    backend = ReplyBufferBackend(pages, page_size, reply_pages, memalloc_requests)
+    pool = PagePool.for_resident(
+        resident_pages,
+        page_size,
+        reserve_enabled=reserve,
+        wait_timeout=max(30.0, 10 * stall_timeout),
+    )
+    host = PluginHost(autoload=False)
+    host.register(backend, SCHEME)
+    area = await host.activate(f"{SCHEME}://demo", pool=pool)
+    try:
+        return await pressure_run(
+            area,
+            resident_pages=resident_pages,
+            ops=writes,
+            writers=writers,
+            stall_timeout=stall_timeout,
+            seed=seed,
+        )
+    finally:
+        await area.deactivate()
 
 
 def _stall_report(

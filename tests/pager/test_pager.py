@@ -83,7 +83,7 @@ async def test_never_written_pages_read_as_zeros_without_io() -> None:
             assert await pager.read(i) == bytes(PAGE)
         assert backend.calls == []
         assert pager.stats().minor_faults == 20
-        assert pager.stats().clean_drops == 16
+        assert pager.stats().clean_drops == 20 - pager.resident
 
 
 async def test_clean_page_with_a_valid_copy_is_dropped_without_io() -> None:
@@ -115,24 +115,60 @@ async def test_partial_write_keeps_the_rest_of_the_page() -> None:
         assert await pager.read(5) == bytes(expected)
 
 
-async def test_readahead_brings_the_cluster_in_one_merged_read() -> None:
+async def _pushed_out(backend: ControlledBackend, pager: Pager, pages: int) -> None:
+    """Write pages 0..pages-1, sync them, then push them out by touching other pages."""
+    for i in range(pages):
+        await pager.write(i, page(i))
+    await pager.sync()
+    for i in range(500, 500 + pager.resident_budget):
+        await pager.read(i)
+    backend.calls.clear()
+
+
+async def test_sequential_faults_grow_the_readahead_window_to_whole_clusters() -> None:
     backend = ControlledBackend()
     area = await activate(backend)
-    async with Pager(area, resident_pages=16, reclaim_batch=16, readahead=8) as pager:
-        for i in range(32):
-            await pager.write(i, page(i))
-        await pager.sync()
-        for i in range(100, 116):  # push pages 16..31 out as well
-            await pager.read(i)
-        backend.calls.clear()
-        assert await pager.read(8) == page(8)
-        assert ins(backend) == [(8, 8)]
-        for i in range(9, 16):
+    async with Pager(area, resident_pages=64, reclaim_batch=16, readahead=8) as pager:
+        await _pushed_out(backend, pager, 64)
+        for i in range(64):
             assert await pager.read(i) == page(i)
-        assert ins(backend) == [(8, 8)]
+        reads = ins(backend)
+        # the window grows 1, 2, 4, then whole aligned clusters of 8 read in one request
+        assert reads[-4:] == [(32, 8), (40, 8), (48, 8), (56, 8)]
+        assert len(reads) < 16
         stats = pager.stats()
-        assert stats.readahead_issued == 7
-        assert stats.readahead_hits == 7
+        assert stats.readahead_issued == 64 - len(reads)
+        assert stats.readahead_hits == stats.readahead_issued  # none wasted
+
+
+async def test_random_faults_issue_no_readahead() -> None:
+    backend = ControlledBackend()
+    area = await activate(backend)
+    async with Pager(area, resident_pages=64, reclaim_batch=16, readahead=8) as pager:
+        await _pushed_out(backend, pager, 256)
+        for i in random.Random(3).sample(range(0, 256, 3), 40):
+            assert await pager.read(i) == page(i)
+        assert pager.stats().readahead_issued == 0
+        assert all(count == 1 for _, count in ins(backend))
+
+
+async def test_readahead_is_dropped_when_the_pool_is_below_low() -> None:
+    backend = ControlledBackend()
+    pool = PagePool.for_resident(64)
+    area = await activate(backend, pool)
+    async with Pager(area, resident_pages=64, reclaim_batch=16, readahead=8) as pager:
+        await _pushed_out(backend, pager, 64)
+        await pager.read(0)
+        await pager.read(1)  # adjacent: the next fault would read ahead
+        hog = []
+        while not pool.below_low():
+            hog.append(pool.try_alloc(4096, to_min=True))
+        await pager.read(2)
+        assert ins(backend)[-1] == (2, 1)
+        assert pager.stats().readahead_issued == 0
+        for buf in hog:
+            assert buf is not None
+            buf.release()
 
 
 async def test_eviction_writes_back_in_memalloc_context_and_merges() -> None:
@@ -144,7 +180,9 @@ async def test_eviction_writes_back_in_memalloc_context_and_merges() -> None:
         writes = [c for c in backend.calls if c.op == "out"]
         assert writes
         assert all(c.memalloc for c in writes)
-        assert [(c.slot, c.count) for c in writes] == [(0, 8)]
+        # the victims 0..k-1 are one contiguous run: one request, not one per page
+        assert [(c.slot, c.count) for c in writes] == [(0, writes[0].count)]
+        assert writes[0].count > 1
 
 
 async def test_failed_swap_out_leaves_the_page_dirty_and_loses_nothing() -> None:
@@ -286,7 +324,7 @@ async def test_dirty_limit_makes_writers_write_back_first() -> None:
     backend = ControlledBackend()
     pool = PagePool(110, min_pages=10, low_pages=12, high_pages=14)  # dirty limit 20
     area = await activate(backend, pool)
-    async with Pager(area, resident_pages=80) as pager:
+    async with Pager(area, resident_pages=80, throttle_dirty=True) as pager:
         for i in range(60):
             await pager.write(i, page(i))
             assert pool.dirty_pages <= pool.dirty_limit_pages
@@ -297,6 +335,17 @@ async def test_dirty_limit_makes_writers_write_back_first() -> None:
         assert stats.hits + stats.faults == stats.accesses  # each access counted once
         for i in range(60):
             assert await pager.read(i) == page(i)
+
+
+async def test_anonymous_pages_are_not_dirty_throttled_by_default() -> None:
+    backend = ControlledBackend()
+    pool = PagePool(110, min_pages=10, low_pages=12, high_pages=14)  # dirty limit 20
+    area = await activate(backend, pool)
+    async with Pager(area, resident_pages=80) as pager:
+        for i in range(60):
+            await pager.write(i, page(i))
+        assert pool.dirty_pages == 60 > pool.dirty_limit_pages
+        assert pager.stats().dirty_throttles == 0
 
 
 async def test_concurrent_tasks_see_their_writes() -> None:

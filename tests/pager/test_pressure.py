@@ -27,9 +27,9 @@ async def test_without_the_reserve_the_watchdog_reports_the_stall() -> None:
     assert result.stall_report is not None
     assert "no progress for 0.3 s" in result.stall_report
     assert "reserve DISABLED" in result.stall_report
-    assert result.writes_done == 32  # the initial fill, then nothing
+    assert result.writes_done < result.writes
     assert result.reserve_dips == 0
-    assert result.pager.writebacks == 0
+    assert result.pager.writebacks == 0  # no swap-out could get its reply buffer
     assert result.pool_balanced  # tearing down the stuck requests leaks nothing
 
 
