@@ -30,13 +30,14 @@ reads into them (``recvmsg_into``), and reports how many arrived with
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from swapio.memalloc import memalloc
 from swapio_nfs._errors import MalformedReplyError, RecordMarkError
-from swapio_nfs._record import MARK_SIZE, decode_mark
+from swapio_nfs._record import LAST_FRAGMENT, MARK_SIZE, MAX_FRAGMENT, decode_mark
 from swapio_nfs._rpc import ACCEPTED_HEADER_SIZE, accepted_results_offset, peek_xid
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ SpanFinder = Callable[[memoryview], "tuple[int, int] | None"]
 whole (an error status, an inconsistent header)."""
 
 NOT_PLACEABLE = (-1, 0)
+_MARK_XID = struct.Struct(">II")
 
 
 @dataclass(eq=False, slots=True)
@@ -278,6 +280,8 @@ class ReplyReceiver:
         while True:
             state = self._state
             if state == _MARK:
+                if self._whole_record():
+                    continue
                 if not self._read_mark():
                     return
             elif state == _RECORD:
@@ -302,6 +306,43 @@ class ReplyReceiver:
                 self._state = _MARK
             else:  # _DIRECT: the stream continues in the caller's pages
                 return
+
+    def _whole_record(self) -> bool:
+        """The common case: a whole single-fragment record is in the buffer; handle it at once.
+
+        Same outcome as the general path (:meth:`_read_mark` onwards) without its states.
+        """
+        rx = self._rx
+        pos = self._pos
+        if rx is None or self._assembly is not None or self._end - pos < MARK_SIZE + 4:
+            return False
+        view = rx.view
+        mark, xid = _MARK_XID.unpack_from(view, pos)
+        length = mark & MAX_FRAGMENT
+        start = pos + MARK_SIZE
+        if not mark & LAST_FRAGMENT or length < 4 or start + length > self._end:
+            return False
+        if length > self._max:
+            return False  # refused by the general path
+        self._pos = start + length
+        target = self._owner.target(xid)
+        if target is None:
+            self._owner.unknown_reply(xid)
+            return True
+        if not rx.may_keep(target.memalloc):
+            self._owner.drop_reply(xid)  # SOCK_MEMALLOC: not for this call
+            return True
+        record = view[start : start + length]
+        placement = target.placement
+        if placement is not None:
+            span = locate_data(record, length, True, placement)
+            if span is not None and span != NOT_PLACEABLE:
+                offset, size = span
+                _copy_into(placement.pages, record[offset : offset + size])
+                self.stats.copied_bytes += size
+                record = record[:offset]
+        self._owner.deliver(xid, record, rx)
+        return True
 
     def _read_mark(self) -> bool:
         assert self._rx is not None
