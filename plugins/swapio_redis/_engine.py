@@ -125,8 +125,8 @@ class _Request:
     slot: int
     pages: Sequence[Any]
     future: asyncio.Future[None]
-    #: Taken into a round: its pages are (or will be) on the wire.
-    sent: bool = False
+    #: Set when the request is taken into a round: done when that round has ended.
+    round_done: asyncio.Future[None] | None = None
 
 
 class RedisIOError(BackendIOError):
@@ -250,14 +250,10 @@ class Engine:
         swap-out's source, a swap-in's destination) are in use until then, and the core may
         only issue another request on those slots afterwards."""
         try:
-            await asyncio.shield(request.future)
+            await request.future
         except asyncio.CancelledError:
-            if not request.sent:
-                request.future.cancel()  # still queued: it is never sent
-                raise
-            await asyncio.wait({request.future})
-            if not request.future.cancelled():
-                request.future.exception()  # retrieved: the caller is gone
+            if request.round_done is not None:  # taken into a round: wait until it ended
+                await asyncio.wait({request.round_done})
             raise
 
     def _schedule_flush(self, pool: PagePool) -> None:
@@ -267,26 +263,30 @@ class Engine:
 
     def _flush(self, pool: PagePool) -> None:
         self._flush_scheduled = False
+        loop = asyncio.get_running_loop()
         while self._pending and self._rounds < self.options.rounds:
             group: list[_Request] = []
             pages = 0
+            done = loop.create_future()
             while self._pending and (
                 not group or pages + len(self._pending[0].pages) <= ROUND_PAGES
             ):
                 request = self._pending.popleft()
                 if request.future.done():  # the caller was cancelled while queued
                     continue
-                request.sent = True
+                request.round_done = done
                 group.append(request)
                 pages += len(request.pages)
             if not group:
                 continue
             self._rounds += 1
-            task = asyncio.ensure_future(self._round(group, pool))
+            task = asyncio.ensure_future(self._round(group, pool, done))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _round(self, group: list[_Request], pool: PagePool) -> None:
+    async def _round(
+        self, group: list[_Request], pool: PagePool, done: asyncio.Future[None]
+    ) -> None:
         try:
             ops: list[Op] = []
             for kind in (Kind.GET, Kind.SET):
@@ -314,6 +314,7 @@ class Engine:
                 if not request.future.done():
                     request.future.set_result(None)
         finally:
+            done.set_result(None)
             self._rounds -= 1
             if self._pending:
                 self._schedule_flush(pool)
