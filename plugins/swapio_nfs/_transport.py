@@ -1,6 +1,7 @@
 """ONC RPC over TCP on asyncio: many outstanding calls on one connection.
 
-The thin I/O shell around :mod:`swapio_nfs._rpc` and :mod:`swapio_nfs._record`:
+The call layer over :mod:`swapio_nfs._rpc` (messages), :mod:`swapio_nfs._receive` (records in
+pool buffers) and :mod:`swapio_nfs._link` (the socket):
 
 * Calls are matched to replies by XID (RFC 5531 §9); any number may be outstanding.
 * Each call has a deadline.  When it passes the call is **retransmitted with the same XID** (so
