@@ -84,21 +84,24 @@ def unaligned_bitmap(path: str, page_size: int = PATH_PAGE_SIZE) -> int:
     return page_size - st.st_size % page_size
 
 
-def pad_to_pages(path: str, page_size: int = PATH_PAGE_SIZE) -> int:
-    """Zero-fill a checked bitmap file up to a whole number of pages; return the bytes added.
+def pad_to_pages(path: str, page_size: int = PATH_PAGE_SIZE) -> tuple[int, int] | None:
+    """Zero-fill a checked bitmap file up to a whole number of pages; return ``(old size,
+    new size)``, or None if it was whole pages already.
 
     md rounds bitmap storage up to pages too, and mdadm ignores bytes after the bits, so
     written zeros (never a hole, which ``swapon`` would refuse) are harmless.
     """
     extra = unaligned_bitmap(path, page_size)
-    if extra:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.pwrite(fd, bytes(extra), os.fstat(fd).st_size)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    return extra
+    if not extra:
+        return None
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        old = os.fstat(fd).st_size
+        os.pwrite(fd, bytes(extra), old)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return old, old + extra
 
 
 def padded_copy(path: str, directory: str, page_size: int = PATH_PAGE_SIZE) -> str | None:

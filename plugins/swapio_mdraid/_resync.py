@@ -61,10 +61,24 @@ class ResyncReport:
     events_cleared: int = 0
     dirty_after: int = 0
     would_copy: list[int] = field(default_factory=list)
+    interrupted: bool = False
 
 
-def check_legs(store: BitmapStore, source: SwapArea, targets: Sequence[SwapArea]) -> int:
-    """Refuse mismatched input before anything is written; return the leg size in bytes."""
+def check_legs(
+    store: BitmapStore,
+    source: SwapArea,
+    targets: Sequence[SwapArea],
+    names: Sequence[str] | None = None,
+) -> int:
+    """Refuse mismatched input before anything is written; return the leg size in bytes.
+
+    ``names``: the source and targets as the user typed them (messages use those, not the
+    URLs a path was turned into)."""
+    typed = dict(zip((id(a) for a in (source, *targets)), names or (), strict=False))
+
+    def name(area: SwapArea) -> str:
+        return typed.get(id(area), str(area.location))
+
     if not targets:
         raise ResyncError("resync needs at least one --target leg")
     urls = [source.location.url, *(t.location.url for t in targets)]
@@ -75,13 +89,13 @@ def check_legs(store: BitmapStore, source: SwapArea, targets: Sequence[SwapArea]
         other = target.pages * target.page_size
         if other != size:
             raise ResyncError(
-                f"legs differ in size: source {source.location} has {size} bytes, "
-                f"target {target.location} has {other}"
+                f"legs differ in size: source {name(source)} has {size} bytes, "
+                f"target {name(target)} has {other}"
             )
         if target.page_size != source.page_size:
             raise ResyncError(
-                f"legs differ in page size: source {source.location} has "
-                f"{source.page_size}-byte pages, target {target.location} {target.page_size}"
+                f"legs differ in page size: source {name(source)} has "
+                f"{source.page_size}-byte pages, target {name(target)} {target.page_size}"
             )
     sync = store.bitmap.superblock.sync_size * SECTOR_SIZE
     if sync != size:
@@ -353,19 +367,27 @@ async def resync(
     verify: bool = False,
     max_speed: int | None = None,
     progress: Progress | None = None,
+    started: Callable[[ResyncReport], None] | None = None,
+    names: Sequence[str] | None = None,
 ) -> ResyncReport:
-    """Copy dirty chunks source → targets and clear their bits; see the module docstring."""
-    check_legs(store, source, targets)
+    """Copy dirty chunks source → targets and clear their bits; see the module docstring.
+
+    ``started`` receives the report as soon as it exists: it is filled in as the resync
+    goes, so a caller interrupted meanwhile can still say what was done.
+    """
+    check_legs(store, source, targets, names)
     if not dry_run:
-        for target in targets:
-            check_durable(target, "target leg")
+        for index, target in enumerate(targets, 1):
+            check_durable(target, "target leg", names[index] if names else None)
     bitmap = store.bitmap
     sb = bitmap.superblock
     dirty = list(bitmap.dirty_chunks())
     report = ResyncReport(
         chunks=bitmap.chunks, chunk_size=sb.chunksize, dirty_before=len(dirty), dry_run=dry_run
     )
-    started = time.monotonic()
+    begin = time.monotonic()
+    if started is not None:
+        started(report)
     copier: _Copier | None = None
     try:
         copier = await _Copier.open(source, targets, sb.chunksize, bulk=not dry_run)
@@ -378,10 +400,10 @@ async def resync(
     finally:
         if copier is not None:
             await copier.close()
-    report.events = bitmap.superblock.events
-    report.events_cleared = bitmap.superblock.events_cleared
-    report.dirty_after = bitmap.count_dirty()
-    report.seconds = time.monotonic() - started
+        report.events = bitmap.superblock.events
+        report.events_cleared = bitmap.superblock.events_cleared
+        report.dirty_after = bitmap.count_dirty()
+        report.seconds = time.monotonic() - begin
     return report
 
 

@@ -47,6 +47,8 @@ class BitmapStore:
         self.writes = 0  # pages written, for tests and the benchmark
         self.requests = 0  # swap_out requests those pages took
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        #: ``(old size, new size)`` when opening padded an mdadm-sized file to whole pages.
+        self.padded: tuple[int, int] | None = None
 
     # --- opening --------------------------------------------------------------------
 
@@ -78,8 +80,9 @@ class BitmapStore:
                 scratch = None
             else:
                 target = copy
-        elif path is not None:
-            _locate.pad_to_pages(path)
+        padded: tuple[int, int] | None = None
+        if path is not None and not read_only:
+            padded = _locate.pad_to_pages(path)
         try:
             area = await _locate.activate(host, target, pool=pool)
             try:
@@ -95,6 +98,7 @@ class BitmapStore:
             raise
         store = cls(area, bitmap, text)
         store._scratch = scratch
+        store.padded = padded
         return store
 
     @classmethod
@@ -219,11 +223,13 @@ def precheck(text: str) -> Location:
     return location
 
 
-def check_durable(area: SwapArea, role: str) -> None:
+def check_durable(area: SwapArea, role: str, name: str | None = None) -> None:
+    """Refuse a non-durable area; ``name``: the area as the user typed it."""
     if not area.capabilities.durable:
         raise NotDurableError(
-            f"{role} area {area.location} is not durable (owner {area.owner!r}); a write-intent "
-            "bitmap must survive a crash — use a durable backend (file URLs: durable=1)"
+            f"{role} {name or area.location} is not durable (owner {area.owner!r}); a "
+            "write-intent bitmap must survive a crash — use a durable backend "
+            "(file URLs: durable=1)"
         )
 
 

@@ -14,10 +14,12 @@ import contextlib
 import dataclasses
 import os
 import re
+import signal
 import sys
+import time
 import uuid
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 
@@ -37,6 +39,7 @@ T = TypeVar("T")
 EXIT_NEEDS_RESYNC = 8
 EXIT_OUTSIDE_BITMAP = 9
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 #: Text output shows at most this many chunk ranges (all of them with --list or --json).
 RANGES_SHOWN = 20
 
@@ -164,6 +167,7 @@ def dirty(ctx: click.Context, bitmap_name: str, offset: str, length: str, as_jso
 
     async def body() -> dict[str, Any]:
         store = await BitmapStore.open(_host(ctx), bitmap_name)
+        _note_padding(store)
         try:
             chunks = store.bitmap.chunks_for_range(
                 parse_size(offset, "offset"), parse_size(length, "length")
@@ -190,32 +194,90 @@ def dirty(ctx: click.Context, bitmap_name: str, offset: str, length: str, as_jso
         )
 
 
+def _note_padding(store: BitmapStore) -> None:
+    """Say so when opening grew an mdadm-sized bitmap file (never silently)."""
+    if store.padded is not None:
+        old, new = store.padded
+        click.echo(
+            f"swapio: note: {store.name}: padded from {old} to {new} bytes with zeros (a swap "
+            "area is whole pages; mdadm ignores bytes past the bits)",
+            err=True,
+        )
+
+
 def _identity(name: str) -> str:
     """What a leg is, whether given as a path or as a URL (a local file: its real path)."""
     path = _locate.local_path(name)
     return os.path.realpath(path) if path is not None else _locate.location_of(name).url
 
 
-class _Bar:
-    """A one-line progress bar on stderr, only when stderr is a terminal."""
+def _iec(nbytes: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if nbytes < 1024:
+            return f"{nbytes:.1f} {unit}" if unit != "B" else f"{nbytes:.0f} B"
+        nbytes /= 1024
+    return f"{nbytes:.1f} TiB"
 
-    def __init__(self, label: str) -> None:
+
+class _Bar:
+    """A one-line progress bar on stderr, only when stderr is a terminal.
+
+    Chunks done / to do, percent, bytes, rate and ETA; redrawn at most ``HZ`` times a
+    second (and once at the end).  ``clock`` and ``stream`` are for the tests.
+    """
+
+    HZ = 10
+
+    def __init__(
+        self,
+        label: str,
+        chunk_size: int = 0,
+        *,
+        enabled: bool | None = None,
+        stream: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.label = label
-        self.enabled = stderr_is_tty()
+        self.chunk_size = chunk_size
+        self.enabled = stderr_is_tty() if enabled is None else enabled
+        self.stream = stream or sys.stderr
+        self.clock = clock
+        self.start = clock()
+        self.last = -1.0
         self.shown = False
+        self.draws = 0
+
+    def note(self, text: str) -> None:
+        """A line above the bar (the resume note), only where the bar is drawn."""
+        if self.enabled:
+            self.stream.write(f"{text}\n")
+            self.stream.flush()
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled:
             return
-        width = 30
-        filled = width * done // max(total, 1)
-        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-        sys.stderr.flush()
+        now = self.clock()
+        if done < total and now - self.last < 1 / self.HZ:
+            return
+        self.last = now
+        width = 24
+        total = max(total, 1)
+        filled = width * done // total
+        elapsed = max(now - self.start, 1e-9)
+        nbytes = done * self.chunk_size
+        rate = nbytes / elapsed
+        left = (total - done) * elapsed / done if done else 0.0
+        self.stream.write(
+            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
+            f"{100 * done / total:5.1f}% {_iec(nbytes)} {_iec(rate)}/s ETA {left:4.1f} s "
+        )
+        self.stream.flush()
         self.shown = True
+        self.draws += 1
 
     def close(self) -> None:
         if self.shown:
-            sys.stderr.write("\n")
+            self.stream.write("\n")
 
 
 @bitmap.command("resync")
@@ -253,11 +315,34 @@ def resync_command(
     if len({_identity(n) for n in names}) != len(names):
         raise BitmapParameterError("a --target is the --source or is given twice")
     bar = _Bar("resync")
+    partial: list[ResyncReport] = []
+    terminated = False
+
+    def started(report: ResyncReport) -> None:
+        partial.append(report)
+        bar.chunk_size = report.chunk_size
+        clean = report.chunks - report.dirty_before
+        if not (dry_run or verify):
+            bar.note(
+                f"resync: {report.dirty_before} dirty chunks to copy; {clean} of "
+                f"{report.chunks} already clean"
+            )
 
     async def body() -> ResyncReport:
+        nonlocal terminated
+        task = asyncio.current_task()
+        assert task is not None
+
+        def terminate() -> None:
+            nonlocal terminated
+            terminated = True
+            task.cancel()
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminate)
         host = _host(ctx)
         areas: list[SwapArea] = []
         store = await BitmapStore.open(host, bitmap_name, read_only=dry_run)
+        _note_padding(store)
         try:
             for name in names:
                 areas.append(await _locate.activate(host, name))
@@ -269,6 +354,8 @@ def resync_command(
                 verify=verify,
                 max_speed=speed,
                 progress=bar,
+                started=started,
+                names=names,
             )
         finally:
             for area in areas:
@@ -278,10 +365,14 @@ def resync_command(
 
     try:
         report = _run(body)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         bar.close()
-        click.echo("swapio: resync interrupted; progress is kept, run it again", err=True)
-        ctx.exit(EXIT_INTERRUPTED)
+        how = "terminated (SIGTERM)" if terminated else "interrupted"
+        if as_json and partial:
+            partial[0].interrupted = True
+            emit_json(dataclasses.asdict(partial[0]))
+        click.echo(f"swapio: resync {how}; progress is kept, run it again", err=True)
+        ctx.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
     bar.close()
     _report_resync(report, as_json, full_list)
     if report.mismatched_outside_bitmap:

@@ -5,13 +5,18 @@ Each test fails on the code before the change it specifies.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import pty
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from swapio_mdraid import Bitmap
-from swapio_mdraid.cli import parse_size
+from swapio_mdraid.cli import _Bar, parse_size
 from swapio_mdraid.errors import BitmapParameterError
 
 from tests.mdraid.helpers import cli, make_image, mirror_url, run_cli
@@ -198,3 +203,113 @@ def test_a_mirror_of_plain_path_legs_is_created_with_8k_pages(tmp_path: Path) ->
     cli("create", url, "--pages", "16", "--page-size", "8192")
     assert (tmp_path / "l0").stat().st_size == 16 * 8192
     assert (tmp_path / "l1").stat().st_size == 16 * 8192
+
+
+# --- progress, interruption -------------------------------------------------------------
+
+
+def test_progress_line_has_percent_bytes_rate_eta_and_redraws_at_most_10_a_second() -> None:
+    now = [0.0]
+    out = io.StringIO()
+    bar = _Bar("resync", CHUNK, enabled=True, stream=out, clock=lambda: now[0])
+    for done in range(1, 1001):
+        now[0] = done * 0.0005  # 1000 chunks in 0.5 s
+        bar(done, 1000)
+    assert bar.draws <= 0.5 * _Bar.HZ + 2
+    last = out.getvalue().split("\r")[-1]
+    assert "1000/1000" in last
+    assert "100.0%" in last
+    assert "62.5 MiB" in last  # 1000 chunks of 64 KiB
+    assert "/s" in last
+    assert "ETA" in last
+
+
+def _on_a_terminal(args: list[str]) -> tuple[int, bytes]:
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=slave, timeout=60, check=False)
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(master)
+    return proc.returncode, seen
+
+
+def test_a_resync_on_a_terminal_says_how_much_was_already_clean(tmp_path: Path) -> None:
+    a, b = legs(tmp_path)
+    write_bitmap(tmp_path / "bm", [1, 2, 3, 9])
+    rc, seen = _on_a_terminal(
+        ["swapio", "bitmap", "resync", str(tmp_path / "bm"), "--source", str(a),
+         "--target", str(b)]
+    )  # fmt: skip
+    assert rc == 0
+    assert b"4 dirty chunks to copy; 60 of 64 already clean" in seen
+
+
+def _interrupt(tmp_path: Path, sig: int) -> subprocess.CompletedProcess[str]:
+    size = 128 * CHUNK
+    a, b = legs(tmp_path, size=size)
+    make_image(a, size, 0x42)
+    write_bitmap(tmp_path / "bm", list(range(128)), size=size)
+    proc = subprocess.Popen(
+        ["swapio", "bitmap", "resync", str(tmp_path / "bm"), "--source", str(a),
+         "--target", str(b), "--max-speed", "2M", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(1.5)  # about a third of the 8 MiB at 2 MiB/s
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=60)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+@pytest.mark.parametrize(("sig", "rc", "word"), [(signal.SIGTERM, 143, "terminated"),
+                                                  (signal.SIGINT, 130, "interrupted")])  # fmt: skip
+def test_an_interrupted_resync_prints_its_json_and_keeps_progress(
+    tmp_path: Path, sig: int, rc: int, word: str
+) -> None:
+    done = _interrupt(tmp_path, sig)
+    assert done.returncode == rc, done.stderr
+    assert word in done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["interrupted"] is True
+    assert 0 < doc["copied"] < 128
+    left = Bitmap.decode((tmp_path / "bm").read_bytes()).count_dirty()
+    assert left == doc["dirty_after"]
+    assert 0 < left < 128
+
+
+# --- messages -----------------------------------------------------------------------------
+
+
+def test_growing_an_mdadm_sized_bitmap_file_is_said(tmp_path: Path) -> None:
+    legs(tmp_path)
+    bitmap = Bitmap.create(sync_size_bytes=SIZE, chunk_size=CHUNK, all_dirty=False)
+    bitmap.set(3)
+    (tmp_path / "bm").write_bytes(bitmap.encode())  # 256 + 8 bytes, as mdadm leaves it
+    result = run_cli("bitmap", "resync", str(tmp_path / "bm"), "--source", str(tmp_path / "a"),
+                     "--target", str(tmp_path / "b"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"{tmp_path / 'bm'}: padded from 264 to 4096 bytes" in result.stderr
+
+
+def test_errors_name_legs_as_typed_not_as_internal_urls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    make_image(tmp_path / "a", SIZE)
+    make_image(tmp_path / "b", 2 * SIZE)
+    write_bitmap(tmp_path / "bm", [1])
+    result = run_cli("bitmap", "resync", "bm", "--source", "a", "--target", "b")
+    assert result.returncode == 3
+    assert "source a has" in result.stderr
+    assert "target b has" in result.stderr
+    assert "file://" not in result.stderr
+    assert "durable=1" not in result.stderr
