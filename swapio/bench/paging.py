@@ -17,9 +17,8 @@ from swapio.bench.targets import Target
 from swapio.bench.workloads import BenchConfig, Workload
 from swapio.errors import SwapioError
 from swapio.pager import Pager
-from swapio.pager.pressure import run_pressure
+from swapio.pager.pressure import pressure_run, run_pressure
 from swapio.pool import PagePool
-from swapio.scheduler import IOScheduler
 
 
 class Unavailable(Exception):
@@ -100,12 +99,9 @@ async def pager_100(target: Target, cfg: BenchConfig) -> Result:
     return await _pager(target, cfg, 100)
 
 
-#: Pressure workload geometry: resident frames, pool floor, stall watchdog.
+#: Pressure workload geometry: resident frames, writer tasks, stall watchdog.
 PRESSURE_RESIDENT = 64
-PRESSURE_MIN_PAGES = 2
-#: Pages above *low* that kswapd restores (``high - low``): room for the largest ordinary
-#: (non-memalloc) allocation a backend makes, e.g. a readahead cluster's reply buffer.
-PRESSURE_HEADROOM = 16
+PRESSURE_WRITERS = 4
 #: Seconds the cleanup after a stall may take before the bench moves on.
 CLEANUP_SECONDS = 5.0
 STALL_SECONDS = 5.0
@@ -114,99 +110,52 @@ STALL_SECONDS = 5.0
 async def pressure(target: Target, cfg: BenchConfig) -> Result:
     """The deadlock workload on this backend: every frame dirty, only the reserve left.
 
-    The backend's area is activated again (the bench closed it first) on a bounded pool
-    whose budget is the pager's resident set, the pool floor and the area's declared
-    reserve need, so once every
-    resident page is dirty only the reserve remains and each eviction must swap out (in
-    memalloc context) before a frame is free.  Backends that allocate transient buffers
-    (http, NFS) draw them from the reserve here.  A watchdog ends the run if nothing
-    progresses for a few seconds and reports the stall; the result carries the reserve
-    statistics (``reserve_pages``, ``peak_reserve_used_pages``, ``reserve_dips``).
+    The backend's area is activated again (the bench closed it first) on the pool a pager
+    gets by default, :meth:`PagePool.for_resident` (the resident set plus the derived *min*,
+    the area's declared reserve need on top; derived watermarks, nothing tuned).  Writer
+    tasks dirty pages until only the reserve is left, so each eviction must swap out in
+    memalloc context before a frame is free; backends that allocate transient buffers
+    (http, NFS, redis) draw them from the reserve here.  A watchdog ends the run if nothing
+    progresses for a few seconds and reports the stall; every page is verified afterwards.
     """
     if target.reopen is None:
         raise Unavailable("pressure needs a swap area (peers have none)")
-    need = target.reserve_need
-    budget = PRESSURE_RESIDENT + PRESSURE_MIN_PAGES + need + PRESSURE_HEADROOM
-    pool = PagePool(
-        budget,
-        target.page_size,
-        min_pages=PRESSURE_MIN_PAGES,
-        low_pages=PRESSURE_MIN_PAGES,
-        high_pages=PRESSURE_MIN_PAGES + PRESSURE_HEADROOM,
-        dirty_ratio=100,
-        dirty_background_ratio=100,
-        wait_timeout=STALL_SECONDS * 4,
-    )
+    pool = PagePool.for_resident(PRESSURE_RESIDENT, target.page_size)
     area = await target.reopen(pool)
-    span = min(cfg.pages, 1024, area.pages)
-    writes = min(cfg.ops, 2 * span)
-    rng = random.Random(cfg.seed + 99)
-    plan = list(range(min(span, PRESSURE_RESIDENT)))
-    plan += [rng.randrange(span) for _ in range(writes)]
-    samples: list[int] = []
-    sched = IOScheduler(request_timeout=None)
-    pager = Pager(area, resident_pages=PRESSURE_RESIDENT, pages=span, scheduler=sched)
-    deadline = time.perf_counter() + cfg.seconds
-    min_free = pool.free_pages
-
-    async def workload() -> None:
-        nonlocal min_free
-        for n, index in enumerate(plan):
-            data = (n + 1).to_bytes(8, "little") * (target.page_size // 8)
-            t0 = time.perf_counter_ns()
-            await pager.write(index, data)
-            samples.append(time.perf_counter_ns() - t0)
-            min_free = min(min_free, pool.free_pages)
-            if time.perf_counter() > deadline and n >= PRESSURE_RESIDENT:
-                return
-
-    start = time.perf_counter()
-    task = asyncio.create_task(workload())
-    stalled = False
-    seen = -1
-    last_change = time.monotonic()
     try:
-        while not task.done():
-            await asyncio.wait([task], timeout=0.1)
-            progress = len(samples) + pager.stats().writebacks
-            if progress != seen:
-                seen, last_change = progress, time.monotonic()
-            elif time.monotonic() - last_change > STALL_SECONDS:
-                stalled = True
-                task.cancel()
-                break
-        # A stalled task may sit in I/O that ignores cancellation; do not wait forever.
-        await asyncio.wait([task], timeout=CLEANUP_SECONDS)
-        if task.done() and not task.cancelled() and task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]
-        seconds = time.perf_counter() - start
-        stats = pager.stats()
-        snap = pool.snapshot()
+        span = min(cfg.pages, 1024, area.pages)
+        result = await pressure_run(
+            area,
+            resident_pages=PRESSURE_RESIDENT,
+            ops=min(cfg.ops, 2 * span),
+            writers=PRESSURE_WRITERS,
+            stall_timeout=STALL_SECONDS,
+            seed=cfg.seed + 99,
+            span=span,
+        )
     finally:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(CLEANUP_SECONDS):
-                await pager.close()
-                await sched.aclose()
                 await area.deactivate()
     return Result(
         target=target.name,
         kind=target.kind,
         workload="pressure",
         page_size=target.page_size,
-        pages=len(samples),
-        seconds=seconds,
-        samples=tuple(samples),
+        pages=result.writes_done,
+        seconds=result.elapsed_s,
+        samples=result.samples,
         extra={
-            "completed": not stalled,
-            "budget_pages": budget,
+            "completed": result.completed and result.verified,
+            "budget_pages": result.budget_pages,
             "resident_pages": PRESSURE_RESIDENT,
-            "reserve_pages": snap.reserve_pages,
-            "area_reserve_pages": need,
-            "peak_reserve_used_pages": snap.peak_reserve_used_pages,
-            "reserve_dips": snap.reserve_dips,
-            "min_free_pages": min(min_free, budget - snap.peak_used_pages),
-            "writebacks": stats.writebacks,
-            "throttle_waits": stats.throttle_waits,
+            "reserve_pages": result.reserve_pages,
+            "area_reserve_pages": target.reserve_need,
+            "peak_reserve_used_pages": result.peak_reserve_used_pages,
+            "reserve_dips": result.reserve_dips,
+            "min_free_pages": result.min_free_pages,
+            "writebacks": result.pager.writebacks,
+            "throttle_waits": result.pager.throttle_waits,
         },
     )
 

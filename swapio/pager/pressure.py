@@ -116,6 +116,7 @@ class PressureResult:
     pool_balanced: bool
     pager: PagerStats
     reads_done: int = 0
+    samples: tuple[int, ...] = ()
 
     @property
     def writes_per_s(self) -> float:
@@ -138,6 +139,7 @@ async def pressure_run(
     stall_timeout: float = 1.0,
     seed: int = 0,
     readahead: int = DEFAULT_READAHEAD,
+    span: int | None = None,
 ) -> PressureResult:
     """Drive a pager on ``area`` (activated on a pool from :meth:`PagePool.for_resident`)
     until memory is exhausted, watch for a stall, and verify every page.
@@ -149,6 +151,8 @@ async def pressure_run(
     ``read_share`` are reads checked against the model at once.  A watchdog reports a stall
     when neither accesses nor writebacks progress for ``stall_timeout`` seconds.  Never
     raises for a stall or a mismatch (the result says so); the area stays active.
+    ``span`` limits the pages used (default: the whole area); ``samples`` of the result are
+    the latencies of every access, in ns.
     """
     pool = area.pool
     start_accounting = pool.accounting()
@@ -156,9 +160,10 @@ async def pressure_run(
     sched = IOScheduler(request_timeout=None)
     pager = Pager(area, resident_pages=resident_pages, scheduler=sched, readahead=readahead)
     rng = random.Random(seed)
-    span = area.pages
+    span = area.pages if span is None else min(span, area.pages)
     model: dict[int, int] = {}
     counts = {"writes": 0, "reads": 0, "bad": 0}
+    samples: list[int] = []
     min_free = pool.free_pages
     per_writer = max(1, ops // writers)
     plans: list[list[tuple[int, bool]]] = []
@@ -176,6 +181,7 @@ async def pressure_run(
     async def writer(plan: list[tuple[int, bool]]) -> None:
         nonlocal min_free
         for index, is_write in plan:
+            t0 = time.perf_counter_ns()
             if is_write or index not in model:
                 value = next(next_value)
                 await pager.write(index, _value_page(value, area.page_size))
@@ -185,6 +191,7 @@ async def pressure_run(
                 data = await pager.read(index)
                 counts["bad"] += data[:8] != model[index].to_bytes(8, "little")
                 counts["reads"] += 1
+            samples.append(time.perf_counter_ns() - t0)
             min_free = min(min_free, pool.free_pages)
 
     t0 = time.perf_counter()
@@ -236,6 +243,7 @@ async def pressure_run(
         writes=total,
         writes_done=counts["writes"] + counts["reads"],
         reads_done=counts["reads"],
+        samples=tuple(samples),
         verified=verified,
         elapsed_s=elapsed,
         budget_pages=pool.budget_pages,
