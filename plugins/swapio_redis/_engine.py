@@ -32,11 +32,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from redis.exceptions import (
@@ -57,15 +56,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from swapio.area import PageBuffer
 from swapio.errors import BackendIOError, RemoteProtocolError
-from swapio.memalloc import in_memalloc, memalloc
+from swapio.memalloc import in_memalloc
 from swapio.pool import PagePool, PoolBuffer
 
+from ._charges import reply_charge, request_charge
 from ._layout import Layout
 from ._net import Command, Endpoint, Topology
+from ._ops import Kind, Op, build_ops
 from ._options import RedisOptions
 
-#: Keys one MGET/MSET/DEL carries at most (its payload is charged to the pool as one buffer).
-MAX_KEYS_PER_COMMAND: Final = 16
 #: Pages a memalloc request sends at once (``SWAP_CLUSTER_MAX``); sized into the reserve.
 MEMALLOC_PAGES: Final = 32
 #: Requests of at most this many pages are coalesced with others.
@@ -89,34 +88,6 @@ _CONNECTION_FAILURES: Final = (
 )
 
 
-class Kind(enum.Enum):
-    GET = "MGET"
-    SET = "MSET"
-    DEL = "DEL"
-
-
-@dataclass(slots=True)
-class Op:
-    """One multi-key command on keys of one hash slot."""
-
-    kind: Kind
-    hash_slot: int
-    slots: list[int]
-    keys: list[bytes]
-    values: list[PageBuffer] = field(default_factory=list)
-    dests: list[memoryview] = field(default_factory=list)
-    ask: tuple[str, int] | None = None
-
-    def command(self) -> tuple[Any, ...]:
-        if self.kind is Kind.SET:
-            args: list[Any] = ["MSET"]
-            for key, value in zip(self.keys, self.values, strict=True):
-                args.append(key)
-                args.append(value)
-            return tuple(args)
-        return (self.kind.value, *self.keys)
-
-
 @dataclass(slots=True)
 class _Request:
     """A small request waiting to share a round with others."""
@@ -136,32 +107,6 @@ class RedisIOError(BackendIOError):
 def _first_line(exc: BaseException) -> str:
     text = str(exc)
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-async def request_charge(pool: PagePool, nbytes: int) -> PoolBuffer:
-    """The charge for a request payload (``MSET``): allocated in the caller's own context."""
-    return await pool.alloc(nbytes)
-
-
-async def reply_charge(pool: PagePool, nbytes: int, on_drop: Callable[[], None]) -> PoolBuffer:
-    """The charge for a reply payload (``MGET``), as the receive path allocates.
-
-    Like ``__netdev_alloc_skb`` for a ``SOCK_MEMALLOC`` socket: at once, with the reserve
-    allowed, because the receive side does not know whose work the reply is; then, in the
-    caller's context, the ``SOCK_MEMALLOC`` rule (``sk_filter``): a reserve-backed buffer
-    (``may_keep()`` false) is only for memalloc work, so anyone else drops it and waits for
-    ordinary memory before asking.  The charge is taken before the command is sent, so a
-    dropped charge costs no resent command.  ``on_drop`` is called when one is dropped.
-    """
-    with memalloc():
-        buf = pool.try_alloc(nbytes)
-    if buf is None:
-        buf = await pool.alloc(nbytes)
-    if buf.may_keep():
-        return buf
-    buf.release()
-    on_drop()
-    return await pool.alloc(nbytes)
 
 
 class Engine:
@@ -187,32 +132,6 @@ class Engine:
         #: Reserve-backed reply charges dropped by non-memalloc work (SOCK_MEMALLOC rule).
         self.dropped_reserve = 0
 
-    # --- building ops -------------------------------------------------------------------
-
-    def _ops(self, kind: Kind, items: Sequence[tuple[int, Any]]) -> list[Op]:
-        """Group ``(slot, page)`` items into ops of one hash slot and <= 16 keys each.
-
-        On a single server every key may share a command, so only the size limit applies.
-        """
-        layout = self.layout
-        cluster = self.topology.cluster
-        open_ops: dict[int, Op] = {}
-        done: list[Op] = []
-        for slot, page in items:
-            hs = layout.hash_slot(slot) if cluster else 0
-            op = open_ops.get(hs)
-            if op is None or len(op.keys) >= MAX_KEYS_PER_COMMAND:
-                op = Op(kind, layout.hash_slot(slot) if cluster else 0, [], [])
-                open_ops[hs] = op
-                done.append(op)
-            op.slots.append(slot)
-            op.keys.append(layout.key(slot))
-            if kind is Kind.SET:
-                op.values.append(page)
-            elif kind is Kind.GET:
-                op.dests.append(page)
-        return done
-
     # --- public entry points ------------------------------------------------------------
 
     async def swap_out(self, pool: PagePool, slot: int, pages: Sequence[PageBuffer]) -> None:
@@ -222,7 +141,12 @@ class Engine:
         await self._submit(pool, Kind.GET, slot, pages)
 
     async def discard(self, pool: PagePool, slot: int, count: int) -> None:
-        ops = self._ops(Kind.DEL, [(s, None) for s in range(slot, slot + count)])
+        ops = build_ops(
+            self.layout,
+            self.topology.cluster,
+            Kind.DEL,
+            [(s, None) for s in range(slot, slot + count)],
+        )
         for i in range(0, len(ops), DISCARD_COMMANDS):
             await self.run(pool, ops[i : i + DISCARD_COMMANDS])
 
@@ -230,7 +154,12 @@ class Engine:
         if in_memalloc():
             for i in range(0, len(pages), MEMALLOC_PAGES):
                 chunk = pages[i : i + MEMALLOC_PAGES]
-                await self.run(pool, self._ops(kind, list(enumerate(chunk, slot + i))))
+                await self.run(
+                    pool,
+                    build_ops(
+                        self.layout, self.topology.cluster, kind, list(enumerate(chunk, slot + i))
+                    ),
+                )
             return
         if self.options.coalesce and len(pages) <= COALESCE_MAX_PAGES:
             loop = asyncio.get_running_loop()
@@ -239,7 +168,9 @@ class Engine:
             self._schedule_flush(pool)
             await self._outcome(request)
             return
-        await self.run(pool, self._ops(kind, list(enumerate(pages, slot))))
+        await self.run(
+            pool, build_ops(self.layout, self.topology.cluster, kind, list(enumerate(pages, slot)))
+        )
 
     # --- coalescing ---------------------------------------------------------------------
 
@@ -297,7 +228,7 @@ class Engine:
                     for i, page in enumerate(r.pages)
                 ]
                 if items:
-                    ops.extend(self._ops(kind, items))
+                    ops.extend(build_ops(self.layout, self.topology.cluster, kind, items))
             if len(group) > 1:
                 self.coalesced_rounds += 1
             await self.run(pool, ops)

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import swapio
 from swapio.area import Capabilities, PageBuffer, SwapArea, SwapInfo
 
-from ._engine import MAX_KEYS_PER_COMMAND, MEMALLOC_PAGES
+from ._engine import MEMALLOC_PAGES
+from ._ops import MAX_KEYS_PER_COMMAND
 from ._options import SCHEMES
 from ._store import QUEUE_DEPTH, RedisArea, activate
 

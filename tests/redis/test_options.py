@@ -119,3 +119,15 @@ def test_metadata_round_trips_and_refuses_foreign_records() -> None:
         Meta.decode(b'{"format":"swapio-redis","version":9}', "w")
     with pytest.raises(AreaFormatError, match="damaged"):
         Meta.decode(b'{"format":"swapio-redis","version":1,"pages":-1}', "w")
+
+
+def test_ops_group_keys_by_hash_slot_on_a_cluster_only() -> None:
+    from swapio_redis._ops import Kind, build_ops  # noqa: PLC0415
+
+    layout = Layout("p")
+    items = [(s, None) for s in (0, 16, 1, 17, 2)]
+    cluster = build_ops(layout, True, Kind.DEL, items)
+    assert [op.slots for op in cluster] == [[0, 1, 2], [16, 17]]
+    assert all(len({key_slot(k) for k in op.keys}) == 1 for op in cluster)
+    single = build_ops(layout, False, Kind.DEL, [(s, None) for s in range(40)])
+    assert [len(op.keys) for op in single] == [16, 16, 8]  # 16 keys per command at most
