@@ -122,7 +122,7 @@ def test_metadata_round_trips_and_refuses_foreign_records() -> None:
 
 
 def test_ops_group_keys_by_hash_slot_on_a_cluster_only() -> None:
-    from swapio_redis._ops import Kind, build_ops  # noqa: PLC0415
+    from swapio_redis._ops import Kind, build_ops
 
     layout = Layout("p")
     items = [(s, None) for s in (0, 16, 1, 17, 2)]
