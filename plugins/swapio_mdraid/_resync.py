@@ -326,8 +326,18 @@ class _Copier:
         """Copy every run to every target at once: one range copy per run and target, all
         queued together (one batch for each target's owner thread)."""
         await asyncio.gather(
-            *(t.copy_from(self.bulk_source, r.offset, r.length) for t in self.targets for r in runs)
+            *(
+                t.copy_from(self._source_for(t), r.offset, r.length)
+                for t in self.targets
+                for r in runs
+            )
         )
+
+    def _source_for(self, target: _Target) -> SwapArea:
+        """The source twin when its pages match the target's bulk area, else the leg."""
+        if target.bulk.page_size == self.bulk_source.page_size:
+            return self.bulk_source
+        return self.source
 
     async def copy(self, chunk: int, data: bytes | bytearray | None = None) -> int:
         """Copy one chunk (``data``: its bytes as :meth:`read` returned them, if read)."""
