@@ -89,6 +89,10 @@ class NfsSwapFile:
         self.max_io = max_io
         self.verifier: bytes | None = None
         self._commit_lock = asyncio.Lock()
+        # the reserve is sized for QUEUE_DEPTH memalloc requests: never more in flight, whoever
+        # the caller (the scheduler caps them too; a direct caller of the area would not)
+        self._memalloc_slots = asyncio.Semaphore(QUEUE_DEPTH)
+        self._memalloc_inflight = 0
         self._writes_done = 0
         self._committed_upto = 0
         self._commit_verifier = b""
@@ -97,6 +101,7 @@ class NfsSwapFile:
         self.rewrites = 0
         self.verifier_changes = 0
         self.relookups = 0
+        self.peak_memalloc_inflight = 0
 
     # ----------------------------------------------------------------- activation
 
@@ -335,7 +340,23 @@ class NfsSwapFile:
 
     async def swap_out(self, slot: int, pages: Sequence[PageBuffer]) -> None:
         """WRITE UNSTABLE (one WRITE per transfer size, several in flight), then one (shared)
-        COMMIT; a WRITE whose verifier differs from the COMMIT's is rewritten FILE_SYNC."""
+        COMMIT; a WRITE whose verifier differs from the COMMIT's is rewritten FILE_SYNC.
+
+        At most ``memalloc_requests`` memalloc swap-outs run at once (the number the area's
+        reserve is sized for); more wait for a slot.
+        """
+        if not in_memalloc():
+            await self._swap_out(slot, pages)
+            return
+        async with self._memalloc_slots:
+            self._memalloc_inflight += 1
+            self.peak_memalloc_inflight = max(self.peak_memalloc_inflight, self._memalloc_inflight)
+            try:
+                await self._swap_out(slot, pages)
+            finally:
+                self._memalloc_inflight -= 1
+
+    async def _swap_out(self, slot: int, pages: Sequence[PageBuffer]) -> None:
         unstable: list[tuple[int, Sequence[PageBuffer], bytes]] = []
 
         async def write(piece: tuple[int, Sequence[PageBuffer]]) -> None:

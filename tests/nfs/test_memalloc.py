@@ -152,3 +152,24 @@ async def test_a_full_queue_of_memalloc_swap_outs_stays_within_the_declared_need
         await area.swap_in(i, [memoryview(out)])
         assert bytes(out) == page
     await area.deactivate()
+
+
+async def test_memalloc_swap_outs_beyond_the_declared_count_wait_for_a_slot(
+    ganesha: GaneshaServer, nfs_name: str
+) -> None:
+    pool = PagePool(BUDGET, PAGE)
+    area = await activate(ganesha, nfs_name, pool)
+    caps = area.capabilities
+    swap: NfsSwapFile = area.private
+    pages = [os.urandom(PAGE) for _ in range(2 * caps.memalloc_requests)]
+    hog = squeeze(pool, pool.min_pages)
+    try:
+        with memalloc():
+            await asyncio.wait_for(
+                asyncio.gather(*(area.swap_out(i, [p]) for i, p in enumerate(pages))), 60
+            )
+        assert swap.peak_memalloc_inflight == caps.memalloc_requests
+        assert 0 < pool.snapshot().peak_reserve_used_pages <= caps.reserve_need
+    finally:
+        release(hog)
+    await area.deactivate()
