@@ -12,8 +12,9 @@ async def test_with_the_reserve_the_workload_completes_and_the_reserve_holds() -
     assert result.verified  # every page reads back what was last written
     assert result.writes_done == result.writes
     assert result.reserve_dips > 0  # the swap-outs really needed the reserve
-    assert 0 < result.peak_reserve_used_pages <= result.reserve_pages
-    assert result.min_free_pages >= 0  # the reserve never went negative
+    # the area declared 2 memalloc requests x 2 reply pages: in-flight memalloc work is
+    # capped per area, so the reserve use never exceeds that need (3 requests would)
+    assert 0 < result.peak_reserve_used_pages <= 2 * 2
     assert result.pager.writebacks > 0
     assert result.pool_balanced
 

@@ -207,22 +207,59 @@ async def test_grant_racing_with_cancellation_goes_back_to_the_pool() -> None:
 
 
 async def test_memalloc_waiters_are_served_before_ordinary_ones() -> None:
+    # one release makes room for either waiter but not both: the order decides who wins
     pool = PagePool(64, min_pages=8, low_pages=10, high_pages=12, reserve_enabled=False)
     bufs = fill_to_low(pool)
     with memalloc():
-        bufs += fill_to_low(pool)
-    ordinary = asyncio.create_task(pool.alloc(PAGE))
-    with memalloc():
-        reclaim = asyncio.create_task(pool.alloc(PAGE))
+        bufs += fill_to_low(pool)  # down to min
+    ordinary = asyncio.create_task(pool.alloc(PAGE))  # queued first
     await asyncio.sleep(0)
-    bufs.pop().release()
+    with memalloc():
+        # wants everything between min and low + 1: granted only if served before ordinary
+        reclaim = asyncio.create_task(pool.alloc(PAGE * (pool.low_pages + 1 - pool.min_pages)))
+    await asyncio.sleep(0)
+    for _ in range(pool.low_pages + 1 - pool.free_pages):
+        bufs.pop().release()
     await asyncio.sleep(0)
     assert reclaim.done()
     assert not ordinary.done()
     (await reclaim).release()
-    release_all(bufs)
+    await asyncio.sleep(0)
+    assert ordinary.done()
     (await ordinary).release()
+    release_all(bufs)
     assert pool.used_pages == 0
+
+
+def test_page_fault_frames_go_down_to_min_but_not_into_the_reserve() -> None:
+    pool = PagePool(64, min_pages=8, low_pages=10, high_pages=12)
+    bufs = fill_to_low(pool)
+    assert pool.try_alloc(PAGE) is None  # ordinary: stops at low
+    while (buf := pool.try_alloc(PAGE, to_min=True)) is not None:
+        bufs.append(buf)
+        assert not buf.pfmemalloc
+    assert pool.free_pages == pool.min_pages
+    release_all(bufs)
+
+
+def test_for_resident_leaves_exactly_the_reserve_when_every_frame_is_used() -> None:
+    pool = PagePool.for_resident(100)
+    pool.adjust_reserve(6)  # an area's need goes on top of the budget
+    frames = [pool.try_alloc(PAGE * 8 // 8, to_min=True) for _ in range(100)]
+    assert all(f is not None for f in frames)
+    assert pool.free_pages == pool.min_pages
+    assert pool.try_alloc(PAGE, to_min=True) is None
+    for f in frames:
+        assert f is not None
+        f.release()
+    pool.adjust_reserve(-6)
+
+
+def test_default_pool_is_bounded_with_derived_watermarks() -> None:
+    pool = PagePool.default()
+    assert not pool.is_unbounded
+    assert 64 << 20 <= pool.budget_pages * pool.page_size <= 1 << 30
+    assert 0 < pool.min_pages < pool.low_pages < pool.high_pages < pool.budget_pages
 
 
 def test_kswapd_is_woken_below_low() -> None:

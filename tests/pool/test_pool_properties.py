@@ -16,6 +16,7 @@ PAGE = 512
 
 op = st.one_of(
     st.tuples(st.just("try"), st.integers(1, 4 * PAGE), st.booleans()),
+    st.tuples(st.just("fault"), st.integers(1, 2 * PAGE), st.just(False)),
     st.tuples(st.just("wait"), st.integers(1, 3 * PAGE), st.booleans()),
     st.tuples(st.just("release"), st.integers(0, 1000)),
     st.tuples(st.just("reserve"), st.integers(-4, 4)),
@@ -28,8 +29,10 @@ def check_invariants(pool: PagePool, held: list[PoolBuffer]) -> None:
     assert pool.used_pages == sum(b.pages for b in held)
     assert pool.snapshot().pfmemalloc_pages == sum(b.pages for b in held if b.pfmemalloc)
     assert pool.snapshot().buffers_outstanding == len(held)
-    assert pool.free_pages >= 0
-    assert pool.reserve_used_pages <= pool.reserve_pages
+    assert pool.free_pages == pool.budget_pages - pool.used_pages
+    # nothing is lent beyond the budget: the reserve is the last thing to go, never more
+    assert pool.used_pages <= pool.budget_pages
+    assert pool.reserve_used_pages == max(0, pool.min_pages - pool.free_pages)
 
 
 async def run(ops: list[tuple[object, ...]], reserve_enabled: bool) -> None:
@@ -66,6 +69,15 @@ async def run(ops: list[tuple[object, ...]], reserve_enabled: bool) -> None:
                 elif buf.pfmemalloc:
                     assert free_before - buf.pages < pool.min_pages
                     assert reserve_enabled
+        elif kind == "fault":  # a page-fault frame: the slow path's floor is min
+            free_before = pool.free_pages
+            buf = pool.try_alloc(int(item[1]), to_min=True)  # type: ignore[call-overload]
+            if buf is not None:
+                held.append(buf)
+                assert not buf.pfmemalloc
+                assert free_before - buf.pages >= pool.min_pages
+            else:
+                assert free_before - pool.pages_for(int(item[1])) < pool.min_pages  # type: ignore[call-overload]
         elif kind == "wait":
             nbytes, is_memalloc = int(item[1]), bool(item[2])  # type: ignore[call-overload]
             with memalloc(is_memalloc):
