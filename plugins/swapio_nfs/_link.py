@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 #: Pieces per ``sendmsg`` (Linux ``UIO_MAXIOV``).
 IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
+#: Reads per readable event while each read fills the buffers it was given.
+READS_PER_EVENT = 4
 #: Queued (unsent) bytes above which callers wait before sending more.
 HIGH_WATER = 1 << 20
 
@@ -94,28 +96,34 @@ class Link:
     # ----------------------------------------------------------------- reading
 
     def _on_readable(self) -> None:
-        views = self._receiver.buffers()
-        if not views:  # no receive buffer can be had: stop reading until one can
-            self._loop.remove_reader(self._fd)
-            self._memory_wait = self._loop.create_task(self._wait_for_memory())
-            return
-        try:
-            if len(views) == 1:
-                n = self._sock.recv_into(views[0])
-            else:
-                n = self._sock.recvmsg_into(views)[0]
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._lose(exc)
-            return
-        if n == 0:
-            self._lose(None)
-            return
-        try:
-            self._receiver.received(n)
-        except RemoteProtocolError as exc:
-            self._on_failure(self, exc)
+        # a read that fills every view given may leave more bytes waiting: read again at once
+        # (a few times at most, so one busy connection does not starve the loop)
+        for _ in range(READS_PER_EVENT):
+            views = self._receiver.buffers()
+            if not views:  # no receive buffer can be had: stop reading until one can
+                self._loop.remove_reader(self._fd)
+                self._memory_wait = self._loop.create_task(self._wait_for_memory())
+                return
+            try:
+                if len(views) == 1:
+                    n = self._sock.recv_into(views[0])
+                else:
+                    n = self._sock.recvmsg_into(views)[0]
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._lose(exc)
+                return
+            if n == 0:
+                self._lose(None)
+                return
+            try:
+                self._receiver.received(n)
+            except RemoteProtocolError as exc:
+                self._on_failure(self, exc)
+                return
+            if self._closed or n < sum(v.nbytes for v in views):
+                return
 
     async def _wait_for_memory(self) -> None:
         while not self._closed:

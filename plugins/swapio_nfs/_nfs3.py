@@ -447,10 +447,14 @@ def decode_read_placed(res: Buffer, max_count: int) -> tuple[int, bool, memoryvi
     :func:`decode_read_res`, which raises the precise error.
     """
     view = memoryview(res)
-    span = read_data_span(view, max_count)
-    if span is not None and span[0] == len(view):
-        count, eof, _ = _READ_TAIL.unpack_from(view, span[0] - 12)
-        return count, eof == 1, view[len(view) :]
+    size = len(view)
+    if size >= 20:
+        status, follows = _READ_HEAD.unpack_from(view, 0)
+        pos = 8 + (FATTR3_SIZE if follows == 1 else 0)
+        if status == 0 and follows <= 1 and size == pos + 12:
+            count, eof, length = _READ_TAIL.unpack_from(view, pos)
+            if length == count <= max_count and eof <= 1:
+                return count, eof == 1, view[size:]
     result = decode_read_res(view, max_count)
     return result.count, result.eof, result.data
 
