@@ -1,6 +1,12 @@
 """Benchmarks of the flashlog backend (issue 5); figures go to docs/flashlog.md.
 
     python benchmarks/bench_flashlog.py [--dir /var/tmp] [--quick] [--json]
+    python benchmarks/bench_flashlog.py --swap-only [--repeat 5] [--dir /var/tmp]
+
+0. (``--swap-only`` runs just this.)  ``swapio bench``'s ``seq-out`` (64-page calls, one in
+   flight) and ``rand-out`` (single pages at random slots, each once, 32 in flight) through
+   the flashlog and the file backend, alternating, on fresh 8192-page areas: ratios
+   flashlog / file, the median of ``--repeat`` runs (issue 11's acceptance).
 
 1. Write amplification of uniform random 4 KiB overwrites at 50/80/90 % utilisation (greedy
    and the kernel's jffs2_find_gc_block policy), beside the analytic greedy value.
@@ -13,10 +19,15 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
 import platform
+import random
+import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +38,103 @@ from swapio_flashlog.bench import (
     bench_write_amplification,
 )
 
+from swapio import CreateRequest, PluginHost
+
+PAGE = 4096
+BATCH = 64
+QD = 32
+
+
+async def _seq_out(area: Any, pages: int, data: list[memoryview]) -> float:
+    start = time.perf_counter()
+    for slot in range(0, pages, BATCH):
+        await area.swap_out(slot, data[: min(BATCH, pages - slot)])
+    return pages / (time.perf_counter() - start)
+
+
+async def _rand_out(area: Any, pages: int, ops: int, page: memoryview, seed: int) -> float:
+    slots = iter(random.Random(seed).sample(range(pages), ops))
+
+    async def worker() -> None:
+        for slot in slots:  # shared: each slot taken once, never two writes of one slot
+            await area.swap_out(slot, [page])
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(QD)))
+    return ops / (time.perf_counter() - start)
+
+
+async def _swap_run(url: str, pages: int, ops: int, seed: int) -> tuple[float, float]:
+    area = await PluginHost().activate(url, create=CreateRequest(pages))
+    block = memoryview(os.urandom(PAGE * BATCH))
+    data = [block[i * PAGE : (i + 1) * PAGE] for i in range(BATCH)]
+    try:
+        seq = await _seq_out(area, pages, data)  # a fresh area, as in swapio bench
+        rand = await _rand_out(area, pages, ops, data[0], seed)  # then overwrites: GC runs
+    finally:
+        await area.deactivate()
+    return seq, rand
+
+
+def bench_swap(
+    directory: Path, *, pages: int = 8192, ops: int = 4096, repeat: int = 5
+) -> dict[str, Any]:
+    """seq-out and rand-out (QD 32) pages/s, flashlog and file alternating; medians."""
+    runs: dict[str, list[tuple[float, float]]] = {"flashlog": [], "file": []}
+    for i in range(repeat):
+        for target in ("flashlog", "file") if i % 2 == 0 else ("file", "flashlog"):
+            path = directory / f"swap-{i}-{target}"
+            url = f"flashlog://{path}.img" if target == "flashlog" else f"file://{path}.swap"
+            runs[target].append(asyncio.run(_swap_run(url, pages, ops, seed=i)))
+            for leftover in directory.glob(f"swap-{i}-{target}*"):
+                leftover.unlink()
+    med = {
+        t: {
+            "seq_out": statistics.median(r[0] for r in rs),
+            "rand_out_qd32": statistics.median(r[1] for r in rs),
+        }
+        for t, rs in runs.items()
+    }
+    return {
+        "pages": pages,
+        "rand_ops": ops,
+        "repeat": repeat,
+        "load_average": os.getloadavg(),
+        "pages_per_s": med,
+        "runs": runs,
+        "ratio": {w: med["flashlog"][w] / med["file"][w] for w in ("seq_out", "rand_out_qd32")},
+    }
+
+
+def _print_swap(doc: dict[str, Any]) -> None:
+    m, r = doc["pages_per_s"], doc["ratio"]
+    print(
+        f"swap-out through swapio ({doc['pages']} pages, median of {doc['repeat']}, "
+        f"load {doc['load_average'][0]:.2f})"
+    )
+    for w, label in (("seq_out", "seq-out (64-page calls)"), ("rand_out_qd32", "rand-out QD32")):
+        print(
+            f"  {label:<24} flashlog {m['flashlog'][w]:>10,.0f}  file {m['file'][w]:>10,.0f}"
+            f"  ratio {r[w]:.3f}"
+        )
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", default=None, help="where images go (default: a temp dir)")
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    parser.add_argument("--swap-only", action="store_true", help="only seq-out/rand-out vs file")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of the swap-out comparison")
     args = parser.parse_args()
+    if args.swap_only:
+        with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+            doc = bench_swap(Path(tmp), repeat=args.repeat)
+        if args.json:
+            print(json.dumps(doc, indent=2))
+        else:
+            _print_swap(doc)
+        return
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         directory = Path(tmp)
         q = args.quick
@@ -48,6 +149,7 @@ def main() -> None:
         )
         doc["mount"] = bench_mount(directory, size=(16 if q else 64) << 20, repeat=3 if q else 7)
         doc["swap_out"] = bench_swap_out(directory, pages=2048 if q else 8192, repeat=1 if q else 3)
+        doc["swap"] = bench_swap(directory, repeat=1 if q else args.repeat)
     if args.json:
         print(json.dumps(doc, indent=2))
         return
@@ -77,6 +179,7 @@ def main() -> None:
         f"{m['cpu_s_full_scan'] * 1e3:.1f} ms (x{m['cpu_speedup']:.1f}); with index build "
         f"x{m['cpu_speedup_with_index']:.1f}"
     )
+    _print_swap(doc["swap"])
     print("sequential swap-out, 64-page requests")
     for r in doc["swap_out"]:
         print(

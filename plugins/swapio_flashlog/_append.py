@@ -21,15 +21,20 @@ from dataclasses import dataclass
 
 from swapio_flashlog._index import NodeRef, RefKind
 from swapio_flashlog._nodes import (
+    CRC_PAIR,
+    INODE_FIXED,
     INODE_SIZE,
+    MAGIC,
+    SUM_INODE,
     SUM_INODE_SIZE,
     SUM_MARKER_SIZE,
     SUMMARY_SIZE,
     Buf,
     Compression,
+    NodeType,
     encode_entry,
     encode_sum_inode,
-    inode_fields_into,
+    hdr_crc,
     summary_span,
 )
 from swapio_flashlog._space import Head, Space
@@ -132,15 +137,15 @@ class Appender:
         self,
         head: Head,
         inode: tuple[int, int, int, int, int],
-        offset: int,
+        offsets: Sequence[int],
         pages: Sequence[memoryview],
         scratch: memoryview | None,
         placed: PlacedRefs,
     ) -> None:
-        """The data path of :meth:`program`: one ``jffs2_raw_inode`` per page, encoded
-        straight into the scratch buffer (``inode`` is ino, first version, mode, isize and
-        time; the versions count up from the first); an all-zero page is a
-        ``JFFS2_COMPR_ZERO`` node."""
+        """The data path of :meth:`program`: one ``jffs2_raw_inode`` per page (at file
+        offset ``offsets[i]``), encoded straight into the scratch buffer (``inode`` is ino,
+        first version, mode, isize and time; the versions count up from the first); an
+        all-zero page is a ``JFFS2_COMPR_ZERO`` node."""
         ino, version, mode, isize, now = inode
         space = self.space
         unit = space.align
@@ -149,19 +154,29 @@ class Appender:
         summaries = space.options.summaries
         eb = space.eb
         crcs = [_linux_crc32(p) for p in pages]
+        pack_head, pack_crcs, pack_entry = INODE_FIXED.pack_into, CRC_PAIR.pack_into, SUM_INODE.pack
+        crc = zlib.crc32
+        inode_type = NodeType.INODE
+        fixed_end = INODE_SIZE - 8
+        new_ref = NodeRef
+        kind = RefKind.INODE
         i, n = 0, len(pages)
-        foff = offset
         while i < n:
             blk = space.head(head, -(-(INODE_SIZE + len(pages[i])) // unit) * unit, SUM_INODE_SIZE)
             base = blk.pos
             start = blk.start + base
+            index = blk.index
             pos = 0
             refs: list[NodeRef] = []
             entries = bytearray()
-            sum_size = blk.sum_size
+            # room left for nodes and their summary entries: the summary's fixed part and
+            # marker come off the top (summary_span, inlined per node below)
+            sum_base = SUMMARY_SIZE + blk.sum_size + SUM_MARKER_SIZE + 3
             tail_wanted = summaries and blk.sum_ok
+            limit = eb - base
             while i < n:
                 page = pages[i]
+                foff = offsets[i]
                 dsize = len(page)
                 data_crc = crcs[i]
                 zero = data_crc == _zero_crc(dsize) and page == _ZEROS[:dsize]
@@ -169,57 +184,29 @@ class Appender:
                 totlen = INODE_SIZE + csize
                 length = -(-totlen // unit) * unit
                 if refs:
-                    tail = 0
-                    if tail_wanted:
-                        # summary_span(sum_size + entries + this node's entry), inlined
-                        tail = (
-                            SUMMARY_SIZE
-                            + sum_size
-                            + len(entries)
-                            + SUM_INODE_SIZE
-                            + SUM_MARKER_SIZE
-                            + 3
-                        ) & ~3
-                    if base + pos + length + tail > eb or pos + length > room:
+                    tail = (sum_base + len(entries) + SUM_INODE_SIZE) & ~3 if tail_wanted else 0
+                    if pos + length + tail > limit or pos + length > room:
                         break
                 elif length > room:
                     raise ValueError(f"scratch buffer of {room} bytes holds no {length}-byte node")
-                compr = Compression.ZERO if zero else Compression.NONE
-                inode_fields_into(
-                    buf,
-                    pos,
-                    ino,
-                    version,
-                    mode,
-                    isize,
-                    foff,
-                    dsize,
-                    csize,
-                    compr,
-                    0 if zero else data_crc,
-                    now,
-                )
+                # jffs2_raw_inode: header and fixed fields, node_crc over bytes 0..59
+                pack_head(
+                    buf, pos, MAGIC, inode_type, totlen, hdr_crc(inode_type, totlen), ino,
+                    version, mode, 0, 0, isize, now, now, now, foff, csize, dsize,
+                    Compression.ZERO if zero else Compression.NONE, 0, 0,
+                )  # fmt: skip
+                node_crc = crc(buf[pos : pos + fixed_end], 0xFFFFFFFF) ^ 0xFFFFFFFF
+                pack_crcs(buf, pos + fixed_end, 0 if zero else data_crc, node_crc)
                 end = pos + totlen
                 if not zero:
                     buf[pos + INODE_SIZE : end] = page
                 if length > totlen:
                     buf[end : pos + length] = b"\xff" * (length - totlen)
-                entries += encode_sum_inode(ino, version, base + pos, totlen)
+                entries += pack_entry(inode_type, ino, version, base + pos, totlen)
                 refs.append(
-                    NodeRef(
-                        RefKind.INODE,
-                        start + pos,
-                        totlen,
-                        length,
-                        blk.index,
-                        ino,
-                        version,
-                        foff,
-                        dsize,
-                    )
+                    new_ref(kind, start + pos, totlen, length, index, ino, version, foff, dsize)
                 )
                 pos += length
-                foff += dsize
                 version += 1
                 i += 1
             self.device.program(start, buf[:pos])

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from swapio_flashlog._append import Appender, Pending
 from swapio_flashlog._blocks import Block, BlockState, LogOptions
 from swapio_flashlog._index import DirentIndex, FileState, RefKind
-from swapio_flashlog._nodes import decode
+from swapio_flashlog._nodes import verify
 from swapio_flashlog._space import Space
 from swapio_flashlog._victim import pick_victim
 from swapio_flashlog.errors import NodeFormatError
@@ -92,7 +92,7 @@ class Collector:
                 continue
             raw = self.device.read(ref.offset, ref.totlen)
             try:
-                decode(raw, 0)
+                verify(raw)
             except NodeFormatError:
                 if not ref.poisoned:
                     ref.poisoned = True

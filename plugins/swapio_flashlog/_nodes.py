@@ -306,8 +306,11 @@ def encode_inode(node: RawInode) -> bytes:
     return fixed + struct.pack("<II", crc32(node.data), crc32(fixed)) + node.data
 
 
-_INODE_FIXED = struct.Struct("<HHIIIIIHHIIIIIIIBBH")  # bytes 0..59: covered by node_crc
-_CRC_PAIR = struct.Struct("<II")
+#: Bytes 0..59 of a ``jffs2_raw_inode`` (what ``node_crc`` covers), then data_crc + node_crc.
+INODE_FIXED = _INODE_FIXED = struct.Struct("<HHIIIIIHHIIIIIIIBBH")
+CRC_PAIR = _CRC_PAIR = struct.Struct("<II")
+#: ``struct jffs2_sum_inode_flash``.
+SUM_INODE = struct.Struct("<HIIII")
 _NODE_ACCURATE_INODE = NodeType.INODE
 
 
@@ -398,6 +401,11 @@ def inode_fields_into(
 
 
 _HDR_CRCS: dict[tuple[int, int], int] = {}
+
+
+def hdr_crc(nodetype: int, totlen: int) -> int:
+    """``hdr_crc`` of a node header with ``JFFS2_NODE_ACCURATE`` set."""
+    return _hdr_crc(nodetype, totlen)
 
 
 def _hdr_crc(nodetype: int, totlen: int) -> int:
@@ -772,3 +780,22 @@ def decode(buf: Buf, offset: int = 0) -> Node:
     return UnknownNode(
         hdr.nodetype, hdr.totlen, bytes(buf[offset + HEADER_SIZE : offset + hdr.totlen])
     )
+
+
+def verify(buf: Buf) -> None:
+    """Check every CRC of the one node that fills ``buf`` (what :func:`decode` checks),
+    without building its record: garbage collection copies nodes verbatim and only needs
+    to know they are intact.  Raises :class:`NodeFormatError` / :class:`NodeCRCError`."""
+    hdr = decode_header(buf, 0)
+    if hdr.base_type != NodeType.INODE or len(buf) < INODE_SIZE or len(buf) < hdr.totlen:
+        decode(buf, 0)
+        return
+    f = _INODE.unpack_from(buf, 0)
+    csize, data_crc, node_crc = f[14], f[19], f[20]
+    view = memoryview(buf)
+    if crc32(view[: INODE_SIZE - 8]) != node_crc:
+        raise NodeCRCError(f"inode node_crc 0x{node_crc:08x} does not match", offset=0)
+    if INODE_SIZE + csize != hdr.totlen:
+        raise NodeFormatError(f"inode totlen {hdr.totlen} but csize {csize}", offset=0)
+    if crc32(view[INODE_SIZE : INODE_SIZE + csize]) != data_crc:
+        raise NodeCRCError(f"inode data_crc 0x{data_crc:08x} does not match", offset=0)

@@ -249,6 +249,8 @@ class FlashDevice:
         # Units programmed this session; after a re-open a unit counts as programmed when
         # it does not read as erased (programming 0xFF changes nothing physically).
         self._programmed = bytearray(units)
+        #: Blocks erased (or formatted) by this process: 0xFF except where ``_programmed``.
+        self._erased_here = bytearray(geometry.blocks)
         self._blank = b"\xff" * geometry.erase_block
         self.ops = 0
         self._cut_at: int | None = None
@@ -315,6 +317,7 @@ class FlashDevice:
             _write_new_file(sidecar_path(tmp), side)
             made_side = True
             device = cls._attach(tmp, fd, geometry, readonly=False)
+            device._erased_here[:] = b"\x01" * geometry.blocks  # written as 0xFF just now
             device.final_path = path
             if publish:
                 device.publish()
@@ -564,8 +567,10 @@ class FlashDevice:
         if self.is_bad(block):
             raise BadBlockError(f"{self.path}: erase block {block} is bad; not programming it")
         first, last = offset // wu, (offset + n) // wu
-        old = self._pread(offset, n)
         used = self._programmed.find(1, first, last)
+        # a block erased by this process is erased wherever no program went since: only a
+        # block that came erased from disk is read to check it
+        old = self._blank[:n] if self._erased_here[block] and used == -1 else self._pread(offset, n)
         if used != -1 or old != self._blank[:n]:
             # erased units accept anything; otherwise say which rule the program breaks
             if int.from_bytes(data, "little") & ~int.from_bytes(old, "little"):
@@ -609,6 +614,7 @@ class FlashDevice:
         self._pwrite(start, self._blank)
         wu = g.write_unit
         self._programmed[start // wu : (start + g.erase_block) // wu] = bytes(g.erase_block // wu)
+        self._erased_here[block] = 1
 
     # --- fault injection --------------------------------------------------------------------
 
@@ -628,6 +634,7 @@ class FlashDevice:
     def flip_bit(self, offset: int, bit: int) -> None:
         """Invert one stored bit (a retention error); ignores every NOR rule."""
         self._pwrite(offset, bytes([self._pread(offset, 1)[0] ^ 1 << bit]))
+        self._erased_here[offset // self.geometry.erase_block] = 0
 
     # --- internals ------------------------------------------------------------------------
 

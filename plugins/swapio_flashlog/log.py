@@ -357,21 +357,38 @@ class FlashLog:
         """Write consecutive ``pages`` from file ``offset``: one node per page (a page too
         large for one node: one per 4 KiB), all programmed as one batch.  ``scratch`` is
         the buffer the batch is laid out in (at least one node; default: the log's own)."""
+        self.write_many(ino, [(offset, pages)], scratch)
+
+    def write_many(
+        self,
+        ino: int,
+        requests: Sequence[tuple[int, Sequence[Buf]]],
+        scratch: memoryview | None = None,
+    ) -> None:
+        """:meth:`write_pages` for several requests (file offset, pages) at once: their
+        nodes go out together, in order, one program per write-head block."""
         self.build_index()
         state = self.files[ino]
         now = int(time.time()) & 0xFFFFFFFF
         mode = state.mode or FILE_MODE
         isize = state.isize
         nodes: list[memoryview] = []
+        offsets: list[int] = []
         total = 0
-        for page in pages:
-            view = memoryview(page).cast("B")
-            size = len(view)
-            total += size
-            if INODE_SIZE + size <= self._max_node:
-                nodes.append(view)
-            else:  # too large for one node: 4 KiB nodes (each atomic on its own)
-                nodes.extend(view[at : at + JFFS2_PAGE] for at in range(0, size, JFFS2_PAGE))
+        for first, pages in requests:
+            foff = first
+            for page in pages:
+                view = memoryview(page).cast("B")
+                size = len(view)
+                if INODE_SIZE + size <= self._max_node:
+                    nodes.append(view)
+                    offsets.append(foff)
+                else:  # too large for one node: 4 KiB nodes (each atomic on its own)
+                    for at in range(0, size, JFFS2_PAGE):
+                        nodes.append(view[at : at + JFFS2_PAGE])
+                        offsets.append(foff + at)
+                foff += size
+                total += size
 
         def placed(refs: list[NodeRef]) -> None:
             state.add_all(refs, mode, isize, self.obsolete)
@@ -379,7 +396,7 @@ class FlashLog:
         self.collector.scratch = scratch
         try:
             inode = (ino, state.highest_version + 1, mode, isize, now)
-            self.appender.program_pages("user", inode, offset, nodes, scratch, placed)
+            self.appender.program_pages("user", inode, offsets, nodes, scratch, placed)
         finally:
             self.collector.scratch = None
         self.device.add_host_bytes(total)

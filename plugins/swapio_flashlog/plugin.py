@@ -43,6 +43,7 @@ from swapio.errors import AreaFormatError, LocationError
 from swapio.location import area_page_size
 from swapio.owner import OwnerThread
 from swapio_flashlog._nodes import INODE_SIZE, JFFS2_PAGE, SUM_INODE_SIZE, pad
+from swapio_flashlog._plug import WriteQueue
 from swapio_flashlog.cli import flash
 from swapio_flashlog.device import Geometry, image_geometry, image_size, remove_image
 from swapio_flashlog.log import (
@@ -99,6 +100,8 @@ class FlashArea:
     name: str
     page_size: int
     pages: int
+    #: Its plugged swap-outs (set once the area is active, on the event loop).
+    writes: WriteQueue | None = None
 
     @property
     def log(self) -> FlashLog:
@@ -291,6 +294,7 @@ async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
     except BaseException:
         await _detach(shared, failed_create=True)
         raise
+    state.writes = WriteQueue(shared.owner, shared.log.write_many, state.ino)
     return SwapInfo(
         pages=state.pages,
         page_size=state.page_size,
@@ -308,14 +312,14 @@ async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
 @swapio.hookimpl
 async def swap_out(area: SwapArea, slot: int, pages: Sequence[PageBuffer]) -> None:
     state: FlashArea = area.private
+    assert state.writes is not None
     scratch = await area.pool.alloc(state.scratch_bytes)
     try:
-        offset = slot * state.page_size
-        await state.shared.owner.submit(
-            state.log.write_pages, state.ino, offset, pages, scratch.view
-        )
-    finally:
+        done = state.writes.write(slot * state.page_size, pages, scratch)
+    except BaseException:
         scratch.release()
+        raise
+    await done
 
 
 @swapio.hookimpl

@@ -28,7 +28,9 @@ from swapio_flashlog._nodes import (
     decode_marker,
     encode,
     encode_summary,
+    inode_header,
     pad,
+    verify,
 )
 from swapio_flashlog._scan import BadNode, BlockScanner, Dirt, Empty, NodeFound, scan_block
 from swapio_flashlog.errors import CompressionError, NodeCRCError, NodeFormatError
@@ -323,3 +325,31 @@ def test_scan_of_random_bytes_never_raises_and_tiles(data: bytes) -> None:
         assert event.offset == pos
         pos += event.length
     assert pos == len(data)
+
+
+# --- the append path's encoder and the GC's check ------------------------------------------
+
+
+@settings(max_examples=200)
+@given(st.binary(min_size=1, max_size=300), st.integers(0, 2**32 - 1), st.integers(1, 2**31))
+def test_inode_header_equals_the_full_encoder(data: bytes, version: int, foff: int) -> None:
+    node = RawInode(7, version, 0o100600, foff, len(data), 1 << 20, data, mtime=5, ctime=5, atime=5)
+    head = inode_header(
+        7, version, 0o100600, 1 << 20, foff, len(data), len(data), 0, crc32(data), 5
+    )
+    assert head + data == encode(node)
+
+
+@settings(max_examples=300)
+@given(st.binary(min_size=0, max_size=64), st.integers(0, 131), st.integers(0, 7))
+def test_verify_accepts_exactly_what_decode_accepts(data: bytes, at: int, bit: int) -> None:
+    raw = bytearray(encode(RawInode(3, 9, 0o100600, 0, len(data), 4096, data)))
+    if at < len(raw):
+        raw[at] ^= 1 << bit
+    try:
+        decode(bytes(raw))
+    except NodeFormatError:
+        with pytest.raises(NodeFormatError):
+            verify(bytes(raw))
+        return
+    verify(bytes(raw))
