@@ -415,3 +415,47 @@ async def test_closed_pager_refuses_access() -> None:
     await pager.close()
     with pytest.raises(UsageError, match="closed"):
         await pager.read(0)
+
+
+async def test_io_completion_wakes_kswapd_after_it_found_every_page_busy() -> None:
+    backend = ControlledBackend()
+    area = await activate(backend)
+    async with Pager(area, resident_pages=16, reclaim_batch=4, readahead=0) as pager:
+        for i in range(32):
+            await pager.write(i, page(i))
+        await pager.sync()
+        for i in range(100, 116):
+            await pager.read(i)  # pages 0..31 are out; 16 clean zero pages are resident
+        backend.gate = asyncio.Event()  # every read blocks until the gate opens
+        readers = [asyncio.create_task(pager.read(i)) for i in range(16)]
+        for _ in range(10):
+            await asyncio.sleep(0)  # every frame now waits for its read: kswapd finds
+        assert pager.resident == 16  # nothing evictable and sleeps
+        runs = pager.stats().kswapd_runs
+        backend.gate.set()
+        await asyncio.gather(*readers)
+        for _ in range(10):
+            await asyncio.sleep(0)
+        # the read completions woke kswapd, which freed frame slots up to its high mark
+        # without any fault asking it to
+        assert pager.stats().kswapd_runs > runs
+        assert pager.resident < 16
+
+
+async def test_an_evicted_frame_goes_straight_to_the_waiting_fault() -> None:
+    backend = ControlledBackend()
+    area = await activate(backend)
+    async with Pager(area, resident_pages=8, reclaim_batch=4, readahead=0) as pager:
+        backend.gate = asyncio.Event()  # write-outs block: the fault must wait for one
+        for i in range(8):
+            await pager.write(i, page(i))
+        lent = area.pool.snapshot().allocations
+        fault = asyncio.create_task(pager.write(8, page(8)))
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert not fault.done()  # every frame is dirty and its write-out is gated
+        backend.gate.set()
+        await fault
+        # the fault got the frame of a page whose write-out finished, not a new pool page
+        assert area.pool.snapshot().allocations == lent
+        assert await pager.read(8) == page(8)
