@@ -329,6 +329,8 @@ class Pager:
         memory because of its readahead.  Under pressure the window collapses first.
         """
         index = page.index
+        if not self.readahead:
+            return [page]
         if self._under_pressure():
             self._ra.collapse()
             return [page]
@@ -660,8 +662,9 @@ class Pager:
                 if not fut.done():
                     fut.set_result(None)
             self._frame_waiters.clear()
-        if progress and self._kswapd_wake is not None and self._reclaim_wanted():
-            self._kswapd_wake.set()
+        wake = self._kswapd_wake
+        if progress and wake is not None and not wake.is_set() and self._reclaim_wanted():
+            wake.set()
 
     # ------------------------------------------------------------------ dirty limits
     async def _balance_dirty(self) -> None:
@@ -719,8 +722,9 @@ class Pager:
         )
 
     def _wake_kswapd(self) -> None:
-        if self._kswapd_wake is not None:
-            self._kswapd_wake.set()
+        wake = self._kswapd_wake
+        if wake is not None and not wake.is_set():
+            wake.set()
 
     def _ensure_kswapd(self) -> None:
         if self._kswapd_task is not None or self._closed:
