@@ -38,9 +38,9 @@ class Watchdog:
         self._calls: set[Watched] = set()
         self._timer: asyncio.TimerHandle | None = None
 
-    def watch(self) -> Watched:
+    def watch(self, loop: asyncio.AbstractEventLoop) -> Watched:
         """Start watching the current task's call."""
-        task = asyncio.current_task()
+        task = asyncio.current_task(loop)
         assert task is not None
         call = Watched(task, time.monotonic() + self.timeout)
         self._calls.add(call)

@@ -77,7 +77,7 @@ class AreaLane:
         is queued, a queue slot of its class is free, anticipation does not hold it, and —
         for memalloc work — the area's memalloc cap has room."""
         urgent = priority <= Priority.DEMAND
-        if self.queue.pending_at_or_above(priority):
+        if self.queue.pending and self.queue.pending_at_or_above(priority):
             return False
         if self.stats.inflight >= (self.depth if urgent else self.background_limit):
             return False

@@ -66,8 +66,10 @@ class AreaQueue:
 
     def pending_at_or_above(self, priority: int) -> bool:
         """True when a request of class ``priority`` or more urgent is queued."""
+        if not self.pending:
+            return False
         counts = self.class_pending
-        return any(counts[cls] for cls in range(priority + 1))
+        return any(counts[: priority + 1])
 
     def _head(self, cls: int) -> IORequest | None:
         queue = self._classes[cls]

@@ -126,14 +126,6 @@ class IORequest:
         """Complete the request with ``error`` (None: success) and wake its waiters; the
         scheduler calls this once, when the batch carrying the request finished."""
         self.state = RequestState.DONE
-        self._settle(error)
-
-    def abandon(self, error: BaseException) -> None:
-        """Fail a request that never left the queue (scheduler shutdown)."""
-        self.state = RequestState.CANCELLED
-        self._settle(error)
-
-    def _settle(self, error: BaseException | None) -> None:
         self._settled = True
         self._error = error
         fut = self._future
@@ -142,6 +134,11 @@ class IORequest:
                 fut.set_result(None)
             else:
                 fut.set_exception(error)
+
+    def abandon(self, error: BaseException) -> None:
+        """Fail a request that never left the queue (scheduler shutdown)."""
+        self.settle(error)
+        self.state = RequestState.CANCELLED
 
     def __await__(self) -> Generator[Any, None, None]:
         if self._future is not None or not self._settled:
@@ -161,23 +158,34 @@ class Batch:
     """Adjacent requests merged into one call of the area (sorted by slot)."""
 
     __slots__ = (
+        "count",
+        "demand",
         "direction",
         "done",
         "finished",
         "memalloc",
         "requests",
+        "slot",
         "started_ns",
     )
 
     def __init__(self, requests: list[IORequest], started_ns: int) -> None:
         first = requests[0]
+        last = requests[-1]
         inflight = RequestState.INFLIGHT
+        demand = Priority.DEMAND
+        has_demand = False
         for req in requests:  # the batch takes its members in flight
             req.batch = self
             req.state = inflight
+            if req.priority is demand:
+                has_demand = True
         self.requests = requests
         self.direction = first.direction
         self.memalloc = first.memalloc
+        self.slot = first.slot  #: first slot of the batch
+        self.count = last.slot + last.count - first.slot  #: slots covered
+        self.demand = has_demand  #: a member is a DEMAND request (anticipation follows it)
         self.started_ns = started_ns
         self.done: asyncio.Future[None] | None = None  # created when someone waits to settle
         self.finished = False
@@ -186,16 +194,6 @@ class Batch:
     def priority(self) -> Priority:
         """The most urgent class among the members."""
         return min(r.priority for r in self.requests)
-
-    @property
-    def slot(self) -> int:
-        """First slot of the batch."""
-        return self.requests[0].slot
-
-    @property
-    def count(self) -> int:
-        """Slots covered by the batch."""
-        return self.requests[-1].end - self.requests[0].slot
 
     def page_buffers(self) -> Sequence[PageBuffer]:
         """The members' buffers in slot order (a lone request's own sequence, not a copy)."""
@@ -209,8 +207,7 @@ class Batch:
 
     def describe(self) -> str:
         """``"<direction> of slots a..b"`` for error messages."""
-        first = self.requests[0].slot
-        return f"{self.direction.value} of slots {first}..{self.requests[-1].end - 1}"
+        return f"{self.direction.value} of slots {self.slot}..{self.slot + self.count - 1}"
 
     def finish(self) -> None:
         """Mark the area call over; wakes cancelled waiters that wait for it to settle."""

@@ -214,9 +214,8 @@ class IOScheduler:
             self._enqueue(req)
             await self.wait(req)
             return
-        lane.stats.issued_directly()
         batch = Batch([req], req.submitted_ns)
-        self._start(lane, batch)
+        self._start(lane, batch, direct=True)
         error: BaseException | None = None
         try:
             if req.memalloc == in_memalloc():
@@ -322,8 +321,8 @@ class IOScheduler:
             lane.loop.call_soon(self._dispatch, lane)
 
     # ------------------------------------------------------------------ start, call, complete
-    def _start(self, lane: AreaLane, batch: Batch) -> None:
-        lane.stats.started(batch)
+    def _start(self, lane: AreaLane, batch: Batch, *, direct: bool = False) -> None:
+        lane.stats.started(batch, direct=direct)
         if batch.memalloc and lane.cap is not None:
             lane.cap.acquire()
 
@@ -353,7 +352,7 @@ class IOScheduler:
         if watchdog is None:
             await area.call_validated(direction, batch.slot, buffers, batch.count)
             return
-        watched = watchdog.watch()
+        watched = watchdog.watch(lane.loop)
         try:
             await area.call_validated(direction, batch.slot, buffers, batch.count)
         except asyncio.CancelledError:
@@ -369,19 +368,18 @@ class IOScheduler:
 
     def _complete(self, lane: AreaLane, batch: Batch, error: BaseException | None) -> None:
         now = time.perf_counter_ns()
-        demand = False
         for req in batch.requests:
             req.settle(error)
-            if req.priority is Priority.DEMAND:
-                demand = True
         lane.stats.finished(batch, error, now)
         if batch.memalloc and lane.cap is not None:
             lane.cap.release()
-        if demand and self._anticipation_ns:
+        if batch.demand and self._anticipation_ns:
             lane.hold_until_ns = now + self._anticipation_ns
         batch.finish()
-        self._kick(lane)
-        lane.wake_idle_waiters()
+        if lane.queue.pending:
+            self._kick(lane)
+        if lane.idle_waiters:
+            lane.wake_idle_waiters()
 
     # ------------------------------------------------------------------ lifecycle
     async def drain(self, area: SwapArea | None = None) -> None:

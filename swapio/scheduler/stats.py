@@ -34,18 +34,17 @@ class AreaStats:
         self.pending = pending
         self.peak_pending = max(self.peak_pending, pending)
 
-    def issued_directly(self) -> None:
-        """A request was accepted and goes to the area at once, without queueing."""
-        self.submitted += 1
-
     def dequeued(self, pending: int, *, cancelled: bool = False) -> None:
         """Requests left the queue (dispatched, or cancelled by their waiter)."""
         self.pending = pending
         if cancelled:
             self.cancelled += 1
 
-    def started(self, batch: Batch) -> None:
-        """``batch`` was handed to the area."""
+    def started(self, batch: Batch, *, direct: bool = False) -> None:
+        """``batch`` was handed to the area; ``direct``: its one request was issued at once,
+        never queued (so it is counted as submitted here)."""
+        if direct:
+            self.submitted += 1
         self.batches += 1
         self.merged += len(batch.requests) - 1
         inflight = self.inflight = self.inflight + 1

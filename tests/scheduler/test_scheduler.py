@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
 from collections.abc import Sequence
 
@@ -411,6 +412,30 @@ async def test_read_only_swap_in_buffer_is_refused() -> None:
     area = await activate(ControlledBackend())
     with pytest.raises(PageSizeError, match="writable"):
         await IOScheduler().swap_in(area, 0, [memoryview(bytes(4096))])
+
+
+@pytest.mark.parametrize(
+    ("direction", "buffer", "message"),
+    [
+        (OUT, "not a page", "str is not a bytes-like page"),
+        (IN, bytearray(4096), "must be writable memoryviews, got bytearray"),
+    ],
+)
+async def test_buffers_of_the_wrong_kind_are_refused_in_one_line(
+    direction: Direction, buffer: object, message: str
+) -> None:
+    backend = ControlledBackend()
+    area = await activate(backend)
+    with pytest.raises(PageSizeError, match=message):
+        IOScheduler().submit(area, direction, 0, [buffer])
+    assert backend.calls == []
+
+
+async def test_any_bytes_like_page_of_the_right_size_is_swapped_out() -> None:
+    backend = ControlledBackend()
+    area = await activate(backend)
+    await IOScheduler().swap_out(area, 0, [array.array("B", page(7))])  # type: ignore[list-item]
+    assert backend.store[0] == page(7)
 
 
 async def test_out_of_range_slots_are_refused() -> None:
