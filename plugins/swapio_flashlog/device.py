@@ -570,8 +570,10 @@ class FlashDevice:
         used = self._programmed.find(1, first, last)
         # a block erased by this process is erased wherever no program went since: only a
         # block that came erased from disk is read to check it
-        old = self._blank[:n] if self._erased_here[block] and used == -1 else self._pread(offset, n)
-        if used != -1 or old != self._blank[:n]:
+        if used != -1 or (
+            not self._erased_here[block] and self._pread(offset, n) != self._blank[:n]
+        ):
+            old = self._pread(offset, n)
             # erased units accept anything; otherwise say which rule the program breaks
             if int.from_bytes(data, "little") & ~int.from_bytes(old, "little"):
                 raise FlashProgramError(
