@@ -1,6 +1,7 @@
 """Benchmark of the reserve-aware scheduler and the pager (issue: scheduler and pager).
 
     python benchmarks/bench_scheduler.py [--quick] [--repeat 3] [--dir /var/tmp] [--json]
+                                         [--section swap_out --section priority ...]
 
 Sections (each measured in the same run against its own baseline):
 
@@ -399,8 +400,21 @@ async def bench_pressure(writes: int) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- main
 def render(result: dict[str, Any]) -> str:
-    lines = [f"machine: {result['machine']}"]
-    so = result["swap_out"]
+    lines = [f"machine: {result['machine']}, load average {result['load_average']}"]
+    if "swap_out" in result:
+        lines += _render_swap_out(result["swap_out"])
+    if "priority" in result:
+        lines += _render_priority(result["priority"])
+    if "pager" in result:
+        lines += _render_pager(result["pager"])
+    if "pressure" in result:
+        lines += _render_pressure(result["pressure"])
+    lines.append(f"load average after: {result['load_average_after']}")
+    return "\n".join(lines)
+
+
+def _render_swap_out(so: dict[str, Any]) -> list[str]:
+    lines = []
     lines.append(f"\nsequential swap-out, memory backend, {so['pages']} pages")
     lines.append("  req pages   direct p/s   scheduler p/s   overhead")
     for r in so["sequential"]:
@@ -414,8 +428,12 @@ def render(result: dict[str, Any]) -> str:
             f"  {r['request_pages']:9d}-page requests: {r['pages_per_s']:,d} pages/s, "
             f"{r['mean_pages_per_area_call']} pages per area call"
         )
-    lines.append("\ndemand swap-in latency (us), idle vs saturated by background swap-out")
-    for name, r in result["priority"].items():
+    return lines
+
+
+def _render_priority(priority: dict[str, Any]) -> list[str]:
+    lines = ["\ndemand swap-in latency (us), idle vs saturated by background swap-out"]
+    for name, r in priority.items():
         lines.append(
             f"  {name:28s} idle p99 {r['idle_p99_us']:8.1f}  saturated p99 "
             f"{r['saturated_p99_us']:8.1f} ({r['saturated_p99_over_idle']}x)  "
@@ -427,22 +445,30 @@ def render(result: dict[str, Any]) -> str:
             f"{r['background_pages_per_s_during_reads']:,d} pages/s (no priority: "
             f"{r['no_priority_background_pages_per_s']:,d})"
         )
-    lines.append("\npager on the file backend, random access, 25% writes")
-    for r in result["pager"]["rows"]:
+    return lines
+
+
+def _render_pager(pager: dict[str, Any]) -> list[str]:
+    lines = ["\npager on the file backend, random access, 25% writes"]
+    for r in pager["rows"]:
         lines.append(
             f"  {r['resident_pct']:3d}% resident: {r['accesses_per_s']:,d} acc/s, hit "
             f"{r['hit_ratio']}, {r['faults_per_s']:,d} faults/s, fault p50 "
             f"{r['fault_p50_us']} us p99 {r['fault_p99_us']} us"
         )
-    h = result["pager"]["hit_overhead"]
+    h = pager["hit_overhead"]
     lines.append(
         f"  hits: pager {h['pager_ns_per_access']} ns vs bytearray "
         f"{h['bytearray_ns_per_access']} ns (async copy), "
         f"{h['plain_copy_ns_per_access']} ns (plain copy): +{h['added_ns_per_access']} ns / "
         f"+{h['added_vs_plain_copy_ns']} ns per access"
     )
-    lines.append("\ndeadlock demonstration")
-    for name, r in result["pressure"].items():
+    return lines
+
+
+def _render_pressure(pressure: dict[str, Any]) -> list[str]:
+    lines = ["\ndeadlock demonstration"]
+    for name, r in pressure.items():
         lines.append(
             f"  {name}: completed={r['completed']} stalled={r['stalled']} "
             f"writes {r['writes_done']}/{r['writes']} reserve used peak "
@@ -450,21 +476,34 @@ def render(result: dict[str, Any]) -> str:
         )
         if r["stall_report"]:
             lines.append(f"    watchdog: {r['stall_report']}")
-    return "\n".join(lines)
+    return lines
+
+
+SECTIONS = ("swap_out", "priority", "pager", "pressure")
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     quick = args.quick
     directory = Path(args.dir or tempfile.gettempdir())
-    return {
+    wanted = set(args.section or SECTIONS)
+    result: dict[str, Any] = {
         "command": "python benchmarks/bench_scheduler.py " + " ".join(sys.argv[1:]),
         "machine": f"{platform.python_implementation()} {platform.python_version()}, "
         f"{os.cpu_count()} CPUs, {platform.platform()}",
-        "swap_out": await bench_swap_out(16384 if quick else 131072, args.repeat),
-        "priority": await bench_priority(300 if quick else 3000, directory),
-        "pager": await bench_pager(2048 if quick else 8192, 5000 if quick else 50000, directory),
-        "pressure": await bench_pressure(500 if quick else 4000),
+        "load_average": os.getloadavg(),
     }
+    if "swap_out" in wanted:
+        result["swap_out"] = await bench_swap_out(16384 if quick else 131072, args.repeat)
+    if "priority" in wanted:
+        result["priority"] = await bench_priority(300 if quick else 3000, directory)
+    if "pager" in wanted:
+        result["pager"] = await bench_pager(
+            2048 if quick else 8192, 5000 if quick else 50000, directory
+        )
+    if "pressure" in wanted:
+        result["pressure"] = await bench_pressure(500 if quick else 4000)
+    result["load_average_after"] = os.getloadavg()
+    return result
 
 
 def main() -> None:
@@ -473,6 +512,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--dir", help="directory for file-backed areas (default: tmp)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.add_argument(
+        "--section", action="append", choices=SECTIONS, help="run only this section (repeatable)"
+    )
     args = parser.parse_args()
     result = asyncio.run(main_async(args))
     print(json.dumps(result, indent=2) if args.json else render(result))
