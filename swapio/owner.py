@@ -26,6 +26,7 @@ of such a call is dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -75,6 +76,7 @@ class OwnerThread:
         self._queue: deque[_Job] = deque()
         self._stopping = False
         self._pending = 0  # calls submitted and not yet settled; touched on the loop only
+        self._exited: asyncio.Future[None] = self._loop.create_future()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -122,7 +124,10 @@ class OwnerThread:
         with self._cv:
             self._stopping = True
             self._cv.notify()
-        await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+        # The thread's last act is to post _exited; after that it only returns, so the join
+        # below is immediate (no executor thread is started just to wait for it).
+        await asyncio.shield(self._exited)
+        self._thread.join()
         if error is not None:
             raise error
 
@@ -138,6 +143,17 @@ class OwnerThread:
             return batch
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for us
+                self._loop.call_soon_threadsafe(self._mark_exited)
+
+    def _mark_exited(self) -> None:
+        if not self._exited.done():
+            self._exited.set_result(None)
+
+    def _serve(self) -> None:
         while (batch := self._take()) is not None:
             results: list[_Result] = []
             for future, fn, args in batch:

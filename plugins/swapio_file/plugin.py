@@ -52,7 +52,6 @@ def swapio_backend() -> swapio.BackendInfo:
 
 @swapio.hookimpl
 async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
-    loop = asyncio.get_running_loop()
     if not activate:
         state: _Open = area.private
         await state.owner.stop(state.store.close)
@@ -60,11 +59,17 @@ async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
     path = _path(area)
     durable = area.location.query_bool("durable", False)
     page_size = area_page_size(area.location, area.create)
-    if area.create is not None:
-        pages = area.create.pages
-        store = await loop.run_in_executor(None, create_store, path, pages, page_size, durable)
-    else:
-        store = await loop.run_in_executor(None, open_store, path, page_size, durable)
+    # The owner thread opens (or creates) the store too: one thread per area, from the start.
+    owner = OwnerThread(f"swapio-file:{path}", asyncio.get_running_loop())
+    try:
+        if area.create is not None:
+            pages = area.create.pages
+            store = await owner.submit(create_store, path, pages, page_size, durable)
+        else:
+            store = await owner.submit(open_store, path, page_size, durable)
+    except BaseException:
+        await owner.stop()
+        raise
     return SwapInfo(
         pages=store.pages,
         page_size=store.page_size,
@@ -75,7 +80,7 @@ async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
             queue_depth=32,
             read_only=store.read_only,
         ),
-        private=_Open.start(store, f"swapio-file:{path}", loop),
+        private=_Open(store, owner, InlinePath(store, owner)),
     )
 
 
@@ -87,11 +92,6 @@ class _Open:
     store: FileStore
     owner: OwnerThread
     inline: InlinePath
-
-    @classmethod
-    def start(cls, store: FileStore, name: str, loop: asyncio.AbstractEventLoop) -> _Open:
-        owner = OwnerThread(name, loop)
-        return cls(store, owner, InlinePath(store, owner))
 
 
 @swapio.hookimpl

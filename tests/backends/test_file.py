@@ -26,8 +26,9 @@ from swapio.testing import BackendTests, page_pattern
 
 class TestFileConformance(BackendTests):
     @pytest.fixture
-    def area_url(self, tmp_path: Path) -> str:
-        return f"file://{tmp_path}/swap.img"
+    def area_url(self, tmp_path: Path, page_size: int) -> str:
+        # a headerless file does not record its page size: the URL does (area_page_size)
+        return f"file://{tmp_path}/swap.img?page_size={page_size}"
 
     async def inject_fault(self, area: SwapArea) -> None:
         store = area.private.store
@@ -42,8 +43,8 @@ class TestFileConformance(BackendTests):
 
 class TestDurableFileConformance(TestFileConformance):
     @pytest.fixture
-    def area_url(self, tmp_path: Path) -> str:
-        return f"file://{tmp_path}/swap.img?durable=1"
+    def area_url(self, tmp_path: Path, page_size: int) -> str:
+        return f"file://{tmp_path}/swap.img?durable=1&page_size={page_size}"
 
 
 @pytest.fixture

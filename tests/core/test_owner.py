@@ -121,3 +121,12 @@ async def test_idle_until_a_call_is_submitted_and_again_once_it_is_settled() -> 
     await pending
     assert owner.idle
     await owner.stop()
+
+
+async def test_start_and_stop_use_no_thread_but_the_owner() -> None:
+    before = {t.ident for t in threading.enumerate()}
+    owner = OwnerThread("owner-test")
+    await owner.submit(int, "1")
+    await owner.stop(lambda: None)
+    assert {t.ident for t in threading.enumerate()} == before
+    assert not any(t.name.startswith("asyncio_") for t in threading.enumerate())
