@@ -332,7 +332,7 @@ class Engine:
             if refresh:
                 try:
                     await self.topology.refresh()
-                except (RedisError, OSError) as exc:
+                except (RedisError, RedisClusterException, OSError) as exc:
                     last = exc
             todo = retry
 

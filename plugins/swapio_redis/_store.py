@@ -19,7 +19,14 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final
 
-from redis.exceptions import AskError, MovedError, RedisError, ResponseError, TryAgainError
+from redis.exceptions import (
+    AskError,
+    MovedError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 
 from swapio.area import CreateRequest
 from swapio.errors import (
@@ -236,7 +243,7 @@ async def activate(location: Location, create: CreateRequest | None) -> RedisAre
                     "(not a swapio metadata record); choose another prefix"
                 ) from None
             raise describe_connect_error(exc, options) from None
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             if isinstance(exc, SwapioError):
                 raise
             raise describe_connect_error(exc, options) from None

@@ -7,10 +7,11 @@ import subprocess
 import sys
 
 import pytest
+from swapio_redis._layout import Layout
 from swapio_redis._options import ENV_PASSWORD, ENV_PASSWORD_FILE
 from swapio_redis.local import LocalCluster, LocalRedis, free_ports
 
-from .conftest import PASSWORD
+from .conftest import PASSWORD, owner_of
 
 SWAPIO = [sys.executable, "-m", "swapio"]
 FAILURE, USAGE, AREA = 1, 2, 3
@@ -148,3 +149,24 @@ def test_another_format_version_is_refused(redis_server: LocalRedis, prefix: str
     redis_server.cli("SET", f"{{{prefix}}}:meta", meta)
     assert_one_line_error(run("info", url), AREA, "format version 2")
     assert_one_line_error(run("create", url, "--pages", "8"), AREA, "format version 2")
+
+
+def kill_shard_of_slot_0(cluster: LocalCluster, prefix: str) -> LocalRedis:
+    """``kill -9`` the master serving page 0 of ``prefix`` and its replica; the master."""
+    master = owner_of(cluster.masters(), Layout(prefix).key(0).decode())
+    for node in cluster.nodes:
+        role = node.cli("ROLE").splitlines()
+        if role[0] == "slave" and int(role[2]) == master.port:
+            node.kill()
+    master.kill()
+    return master
+
+
+def test_a_cluster_missing_a_whole_shard_is_one_line(
+    redis_cluster: LocalCluster, prefix: str
+) -> None:
+    url = f"redis+cluster://{redis_cluster.seeds}?prefix={prefix}"
+    assert run("create", url, "--pages", "64").returncode == 0
+    dead = kill_shard_of_slot_0(redis_cluster, prefix)
+    proc = run("read", url, "--slot", "0")
+    assert_one_line_error(proc, FAILURE, f"connecting to {dead.address}")

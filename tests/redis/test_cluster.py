@@ -11,6 +11,7 @@ from swapio_redis._layout import STRIPE_PAGES, runs_by_hash_slot
 from swapio_redis.local import LocalCluster, LocalRedis
 
 from swapio.area import CreateRequest, SwapArea
+from swapio.errors import BackendIOError
 from swapio.plugins import PluginHost
 from swapio.testing.conformance import page_pattern
 
@@ -210,5 +211,28 @@ async def test_every_master_killed_in_turn_under_durable_random_io_loses_nothing
             await asyncio.to_thread(redis_cluster.wait_ok)
         for slot, data in expected.items():
             assert bytes(await area.read(slot)) == data
+    finally:
+        await area.deactivate()
+
+
+async def test_losing_a_whole_shard_fails_requests_after_the_timeout(
+    redis_cluster: LocalCluster, prefix: str
+) -> None:
+    from .test_cli_errors import kill_shard_of_slot_0
+
+    url = f"redis+cluster://{redis_cluster.seeds}?prefix={prefix}&timeout=3"
+    area = await PluginHost().activate(url, create=CreateRequest(256))
+    try:
+        await _fill(area, 256)
+        dead = kill_shard_of_slot_0(redis_cluster, prefix)
+        with pytest.raises(BackendIOError, match="still failing after 3 s"):
+            await area.read(0)
+        survivor = next(
+            s for s in range(0, 256, 16)
+            if area.private.topology.route(area.private.layout.hash_slot(s)).name != dead.address
+        )  # fmt: skip
+        # Redis's default cluster-require-full-coverage=yes: the other shards refuse too
+        with pytest.raises(BackendIOError, match="cluster is down"):
+            await area.read(survivor)
     finally:
         await area.deactivate()
