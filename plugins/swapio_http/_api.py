@@ -18,7 +18,7 @@ _AREA_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 def check_area_name(name: str) -> str:
     """Return ``name`` if it is a valid area name (1-64 of ``[A-Za-z0-9._-]``, no leading dot)."""
-    if not _AREA_NAME.match(name):
+    if not _AREA_NAME.fullmatch(name):  # fullmatch: "$" would accept a trailing newline
         raise UsageError(
             f"area name {name!r} is invalid: expected 1-64 characters of A-Z a-z 0-9 . _ -, "
             "starting with a letter or digit"

@@ -102,10 +102,13 @@ class TokenSet:
             return ANONYMOUS
         if authorization is None:
             return None
-        scheme, _, credentials = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not credentials:
+        # Compared as bytes: a header's non-UTF-8 bytes reach us as surrogate escapes, which
+        # match no token (tokens are ASCII) instead of failing to encode.
+        raw = authorization.encode("utf-8", "surrogateescape")
+        scheme, _, credentials = raw.partition(b" ")
+        if scheme.lower() != b"bearer" or not credentials:
             return None
-        given = credentials.strip().encode()
+        given = credentials.strip()
         match: str | None = None
         for token, owner in self._owners:
             if hmac.compare_digest(given, token):

@@ -11,6 +11,9 @@ import sys
 
 import click
 
+from swapio.errors import SwapioError
+from swapio.plugins import PluginHost
+
 from ._auth import ENV_TOKEN, ENV_TOKEN_FILE, TokenSet, check_token, read_token_file
 from ._wire import Limits
 from .server import (
@@ -168,11 +171,12 @@ def serve(
     header (SWAPIO_TOKEN on the client side).
     """
     tokens = load_tokens(token_file, dict(os.environ))
-    if "{area}" not in store or "{owner}" not in store:
-        raise click.UsageError(
-            f"--store {store!r} must contain {{owner}} and {{area}} "
-            f"(e.g. {DEFAULT_STORE}) so tokens cannot share areas"
-        )
+    if not bind:
+        raise click.UsageError("--bind is empty; give an address (0.0.0.0 or :: for all)")
+    try:
+        ServerConfig(tokens=tokens, store=store).check_store(PluginHost())
+    except SwapioError as exc:
+        raise click.UsageError(str(exc)) from None
     if tokens.anonymous:
         if not insecure_loopback:
             raise click.UsageError(

@@ -25,11 +25,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import ssl
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -174,12 +176,20 @@ class ClientOptions:
 
     @classmethod
     def from_location(cls, location: Location) -> ClientOptions:
-        """Parse the area URL; a token in the query is refused (tokens live in the env)."""
+        """Parse the area URL; credentials in it are refused (tokens live in the env).
+
+        Those refusals do not repeat the URL: it holds the secret.
+        """
+        if "@" in urlsplit(location.url).netloc:
+            raise LocationError(
+                "http(s) area URL with user info (user:password@): never put credentials in "
+                "the URL; set SWAPIO_TOKEN or SWAPIO_TOKEN_FILE instead"
+            )
         leaked = sorted(_FORBIDDEN_QUERY & set(location.query))
         if leaked:
             raise LocationError(
-                f"{location.url!r}: never put a token in the URL ({', '.join(leaked)}=); "
-                "set SWAPIO_TOKEN or SWAPIO_TOKEN_FILE instead"
+                f"http(s) area URL with {', '.join(f'{k}=' for k in leaked)}: never put a token "
+                "in the URL; set SWAPIO_TOKEN or SWAPIO_TOKEN_FILE instead"
             )
         location.check_query(QUERY_KEYS)
         prefix, sep, name = location.path.rpartition(AREAS_PREFIX)
@@ -201,8 +211,10 @@ class ClientOptions:
             raise LocationError(
                 f"{location.url!r}: timeout={timeout_raw!r} is not a number"
             ) from None
-        if not timeout > 0:
-            raise LocationError(f"{location.url!r}: timeout must be > 0 seconds")
+        if not (timeout > 0 and math.isfinite(timeout)):
+            raise LocationError(
+                f"{location.url!r}: timeout={timeout_raw} must be a finite number of seconds > 0"
+            )
         return cls(
             base_url=f"{location.scheme}://{host}{port}{prefix}",
             area=name,

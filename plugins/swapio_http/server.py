@@ -21,6 +21,7 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
+from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
 
@@ -38,6 +39,7 @@ from swapio.errors import (
     SwapioError,
     UsageError,
 )
+from swapio.location import Location
 from swapio.memalloc import memalloc
 from swapio.plugins import PluginHost
 from swapio.pool import PagePool, PoolBuffer
@@ -96,6 +98,26 @@ class ServerConfig:
 
     def location(self, owner: str, area: str) -> str:
         return self.store.format(owner=owner, area=area)
+
+    def check_store(self, host: PluginHost) -> None:
+        """Refuse a store template that could never make an area (checked at start).
+
+        It must contain ``{owner}`` and ``{area}`` and no other placeholder, and its scheme
+        must be served by an installed backend; raises :class:`UsageError` otherwise.
+        """
+        if "{area}" not in self.store or "{owner}" not in self.store:
+            raise UsageError(
+                f"--store {self.store!r} must contain {{owner}} and {{area}} "
+                f"(e.g. {DEFAULT_STORE}) so tokens cannot share areas"
+            )
+        try:
+            sample = self.location("0123456789abcdef", "area")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise UsageError(
+                f"--store {self.store!r}: only {{owner}} and {{area}} may appear in braces "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
+        host.owner(Location.parse(sample).scheme)  # LocationError naming the known schemes
 
 
 class ServerState:
@@ -198,8 +220,29 @@ async def _errors_and_auth(
             if isinstance(exc, kind):
                 if status >= 500:
                     log.warning("%s %s: %s", request.method, request.path, exc)
-                return _error_response(status, code, str(exc))
+                return _error_response(status, code, _redacted(request, str(exc)))
         raise
+
+
+def _redacted(request: web.Request, message: str) -> str:
+    """``message`` without the store location of the request's area (nor its path).
+
+    Errors raised by the store name its location (``file:///var/lib/...``); a client is told
+    about its area by name, and the server's layout stays private (it is logged instead).
+    """
+    name = request.match_info.get("name")
+    if name is None:
+        return message
+    state = request.app[STATE]
+    try:
+        location = state.config.location(request[OWNER], name)
+    except (KeyError, IndexError, ValueError):
+        return message
+    path = urlsplit(location).path
+    for secret in (location, unquote(path), path):
+        if len(secret) > 1:
+            message = message.replace(secret, f"<store of area {name!r}>")
+    return message
 
 
 def _area_key(request: web.Request) -> tuple[str, str]:
@@ -237,9 +280,12 @@ def _describe(name: str, area: SwapArea, limits: Limits) -> AreaDescription:
 async def _read_json(request: web.Request) -> object:
     if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
         raise _HTTPError(413, "too-large", f"JSON body over {MAX_JSON_BYTES} bytes")
-    raw = await request.content.read(MAX_JSON_BYTES + 1)
-    if len(raw) > MAX_JSON_BYTES:
-        raise _HTTPError(413, "too-large", f"JSON body over {MAX_JSON_BYTES} bytes")
+    raw = bytearray()
+    # Until end of body: one read returns what has arrived, which may be a first segment.
+    while chunk := await request.content.read(MAX_JSON_BYTES + 1 - len(raw)):
+        raw += chunk
+        if len(raw) > MAX_JSON_BYTES:
+            raise _HTTPError(413, "too-large", f"JSON body over {MAX_JSON_BYTES} bytes")
     if not raw.strip():
         return None
     try:
@@ -353,14 +399,16 @@ async def area_io(request: web.Request) -> web.StreamResponse:
         )
     with state.io():
         parser = RequestStreamParser(limits, length)
-        head = await request.content.read(min(REQUEST_HEADER.size, length))
-        parser.receive_data(head)  # checks the first header before any buffer is granted
+        # iter_chunks hands over received chunks as they are (iter_any would join them, and
+        # a read(n) that splits a chunk copies the rest of it).
+        chunks = request.content.iter_chunks()
+        early = await _first_header(parser, chunks)
         first = parser.first_header
         wants = first is not None and bool(first.flags & Flag.MEMALLOC)
         grant = state.budget.grant(request[OWNER], wants)
         try:
             body = await grant.alloc(max(length, 1))
-            frames = await _receive(request, parser, body, head)
+            frames = await _receive(parser, chunks, early, body)
             for frame in frames:
                 _check_frame(area, frame.header)
             out = await grant.alloc(sum(_response_size(f.header) for f in frames))
@@ -374,21 +422,57 @@ async def area_io(request: web.Request) -> web.StreamResponse:
             grant.release()
 
 
+async def _first_header(
+    parser: RequestStreamParser, chunks: AsyncIterator[tuple[bytes, bool]]
+) -> list[bytes]:
+    """Receive until the first frame header has passed its checks; the chunks received.
+
+    The header bytes are fed to ``parser`` (a copy of 28 bytes); the chunks are kept whole
+    for :func:`_receive`, which copies them into the body buffer.
+    """
+    early: list[bytes] = []
+    head = bytearray()
+    while len(head) < REQUEST_HEADER.size:
+        chunk = await anext(chunks, None)
+        if chunk is None:
+            break
+        early.append(chunk[0])
+        head += chunk[0][: REQUEST_HEADER.size - len(head)]
+    if head:
+        parser.receive_data(head)
+    return early
+
+
 async def _receive(
-    request: web.Request, parser: RequestStreamParser, body: PoolBuffer, head: bytes
+    parser: RequestStreamParser,
+    chunks: AsyncIterator[tuple[bytes, bool]],
+    early: list[bytes],
+    body: PoolBuffer,
 ) -> list[Request]:
-    """Receive the rest of the body into ``body`` (after ``head``); the frames it holds."""
+    """Receive the body into ``body`` (``early`` chunks first); the frames it holds.
+
+    The parser has seen the first header; it is fed the rest as views of ``body``, so the
+    frames' pages handed to the store are views of the pool buffer.
+    """
     view = body.view
-    view[: len(head)] = head
-    filled = len(head)
-    # iter_chunks hands over received chunks as they are (iter_any would join them).
-    async for chunk, _ in request.content.iter_chunks():
+    filled = 0
+    fed = REQUEST_HEADER.size
+
+    def take(chunk: bytes) -> None:
+        nonlocal filled, fed
         end = filled + len(chunk)
         if end > view.nbytes:
             raise FrameError("body longer than its Content-Length", code="length-mismatch")
         view[filled:end] = chunk
-        parser.receive_data(view[filled:end])  # the frames' pages are views of the buffer
         filled = end
+        if filled > fed:
+            parser.receive_data(view[fed:filled])
+            fed = filled
+
+    for chunk in early:
+        take(chunk)
+    async for chunk, _ in chunks:
+        take(chunk)
     parser.receive_data(b"")
     return parser.result()
 
@@ -501,6 +585,9 @@ async def start_server(
     host: PluginHost | None = None,
 ) -> RunningServer:
     """Start serving on ``bind:port`` (port 0 picks a free one) and return at once."""
+    if not bind:
+        raise UsageError("--bind is empty; give an address (0.0.0.0 or :: for every interface)")
+    config.check_store(host if host is not None else PluginHost())
     app = build_app(config, host)
     runner = web.AppRunner(
         app, access_log=None, shutdown_timeout=config.drain_timeout, handle_signals=False

@@ -138,5 +138,8 @@ class ThreadedServer:
 
 @pytest.fixture(scope="module")
 def threaded_server() -> Iterator[ThreadedServer]:
-    with ThreadedServer(server_config()) as server:
+    # The conformance kit runs every page size up to 16 KiB.
+    with ThreadedServer(
+        server_config(limits=Limits(max_pages=16, max_page_size=1 << 16))
+    ) as server:
         yield server
