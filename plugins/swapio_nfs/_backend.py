@@ -32,8 +32,8 @@ from swapio.errors import (
     AreaExistsError,
     AreaFormatError,
     AreaNotFoundError,
-    UsageError,
 )
+from swapio.location import area_page_size
 from swapio.memalloc import in_memalloc
 from swapio_nfs._client import NfsClient
 from swapio_nfs._errors import (
@@ -134,12 +134,9 @@ class NfsSwapFile:
     @classmethod
     async def _open(cls, area: SwapArea, url: NfsUrl, client: NfsClient) -> NfsSwapFile:
         create = area.create
-        if create is not None and create.page_size != url.page_size:
-            if "page_size" in area.location.query:
-                raise UsageError(
-                    f"page size {create.page_size} differs from the URL's page_size={url.page_size}"
-                )
-            url = dataclasses.replace(url, page_size=create.page_size)
+        page_size = area_page_size(area.location, create)  # the one core rule
+        if page_size != url.page_size:
+            url = dataclasses.replace(url, page_size=page_size)
         info = await client.fsinfo()
         max_io = min(info.rtmax, info.wtmax, MAX_IO_BYTES, DEFAULT_MAX_RECORD - REPLY_OVERHEAD)
         max_io -= max_io % url.page_size
