@@ -16,15 +16,16 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
+from swapio.area import check_page_size
 from swapio.errors import LocationError
-from swapio.location import Location
+from swapio.location import Location, url_page_size
 from swapio_mdraid._format import check_chunk_size
 from swapio_mdraid._locate import is_url
 from swapio_mdraid.errors import BitmapParameterError
 
 DEFAULT_CHUNK_SIZE = 64 * 1024
-QUERY_KEYS = frozenset({"bitmap", "chunk_size", "daemon", "resync"})
-FILE_KEYS = frozenset({"bitmap", "legs", "chunk_size", "daemon", "resync"})
+QUERY_KEYS = frozenset({"bitmap", "chunk_size", "daemon", "resync", "page_size"})
+FILE_KEYS = frozenset({"bitmap", "legs", "chunk_size", "daemon", "resync", "page_size"})
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class MirrorConfig:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     daemon: bool = True
     resync: bool = True
+    #: Page size of legs named by a plain path (``swapio.location.area_page_size``'s rule:
+    #: a headerless file cannot tell its own; None means 4096, or the create request's).
+    page_size: int | None = None
 
     def __post_init__(self) -> None:
         if len(self.legs) < 2:
@@ -72,8 +76,8 @@ class MirrorConfig:
         if extra:
             raise LocationError(
                 f"{loc.url!r}: unknown mirror parameter(s) {', '.join(sorted(extra))} "
-                "(expected bitmap, leg0, leg1, ..., chunk_size, daemon, resync; legs numbered "
-                "without gaps)"
+                "(expected bitmap, leg0, leg1, ..., chunk_size, daemon, resync, page_size; legs "
+                "numbered without gaps)"
             )
         chunk = loc.query_int("chunk_size", DEFAULT_CHUNK_SIZE, minimum=1)
         assert chunk is not None
@@ -84,6 +88,7 @@ class MirrorConfig:
             chunk_size=chunk,
             daemon=loc.query_bool("daemon", True),
             resync=loc.query_bool("resync", True),
+            page_size=url_page_size(loc),
         )
 
     @classmethod
@@ -118,14 +123,19 @@ class MirrorConfig:
         chunk = data.get("chunk_size", DEFAULT_CHUNK_SIZE)
         daemon = data.get("daemon", True)
         resync = data.get("resync", True)
+        page_size = data.get("page_size")
         if (
             not isinstance(chunk, int)
             or not isinstance(daemon, bool)
             or not isinstance(resync, bool)
+            or not isinstance(page_size, int | None)
         ):
             raise LocationError(
-                f"mirror config {path}: chunk_size is an integer, daemon and resync booleans"
+                f"mirror config {path}: chunk_size and page_size are integers, daemon and "
+                "resync booleans"
             )
+        if page_size is not None:
+            check_page_size(page_size)
         return cls(
             name=os.path.splitext(os.path.basename(path))[0],
             bitmap=_rebase(bitmap, base),
@@ -133,6 +143,7 @@ class MirrorConfig:
             chunk_size=chunk,
             daemon=daemon,
             resync=resync,
+            page_size=page_size,
         )
 
 

@@ -34,6 +34,11 @@ class PageAttr(enum.IntFlag):
     NEEDWRITE = 4  # bits were cleared: write lazily
 
 
+DIRTY = int(PageAttr.DIRTY)
+PENDING = int(PageAttr.PENDING)
+NEEDWRITE = int(PageAttr.NEEDWRITE)
+
+
 class CounterOverflow(Exception):
     """A chunk already has ``COUNTER_MAX`` writes in flight (md sleeps on overflow_wait)."""
 
@@ -53,7 +58,7 @@ class WriteIntent:
         self.degraded = False
         self.need_sync = False
         self.counters = array("H", bytes(2 * bitmap.chunks))
-        self._attrs: dict[int, PageAttr] = {}
+        self._attrs: dict[int, int] = {}  # page -> PageAttr bits (plain ints: hot path)
         self._dirty: set[int] = set()  # pages with DIRTY: set bits not yet taken by a flush
         self._dirty_chunks: set[int] = set()  # their chunks
         #: Chunks whose bits the flush being written carries (between flush_before_write
@@ -64,7 +69,7 @@ class WriteIntent:
             # md_bitmap_init_from_disk: an out-of-date bitmap means a full resync.
             for chunk in range(bitmap.chunks):
                 if bitmap.set(chunk):
-                    self._mark(chunk, PageAttr.DIRTY)
+                    self._mark(chunk, DIRTY)
             bitmap.update(state=bitmap.superblock.state & ~BitmapState.STALE)
             self._sb_dirty = True
         for chunk in bitmap.dirty_chunks():
@@ -77,10 +82,10 @@ class WriteIntent:
         """Which page of the image holds chunk ``chunk``'s bit (``file_page_index``)."""
         return self.bitmap.chunk_byte_offset(chunk) // self.page_size
 
-    def _mark(self, chunk: int, attr: PageAttr) -> None:
+    def _mark(self, chunk: int, attr: int) -> None:
         page = self.page_of(chunk)
-        self._attrs[page] = self._attrs.get(page, PageAttr(0)) | attr
-        if attr & PageAttr.DIRTY:
+        self._attrs[page] = self._attrs.get(page, 0) | attr
+        if attr & DIRTY:
             self._dirty.add(page)
             self._dirty_chunks.add(chunk)
 
@@ -97,7 +102,8 @@ class WriteIntent:
 
     def can_start(self, chunks: range) -> bool:
         """False if some chunk is at ``COUNTER_MAX`` (the caller must wait for an end_write)."""
-        return all(self.counters[c] & COUNTER_MASK < COUNTER_MAX for c in chunks)
+        counters = self.counters
+        return all(counters[c] & COUNTER_MASK < COUNTER_MAX for c in chunks)
 
     def start_write(self, chunks: range) -> None:
         """``md_bitmap_startwrite``: count the write, set the on-disk bit of clean chunks."""
@@ -108,7 +114,7 @@ class WriteIntent:
             count = counter & COUNTER_MASK
             if count == 0:
                 if self.bitmap.set(chunk):
-                    self._mark(chunk, PageAttr.DIRTY)
+                    self._mark(chunk, DIRTY)
                 count = 2
             elif count == 1:
                 count = 2
@@ -127,15 +133,15 @@ class WriteIntent:
             if counter & COUNTER_MASK >= 2:
                 continue
             if self.bitmap.set(chunk):
-                self._mark(chunk, PageAttr.DIRTY)
+                self._mark(chunk, DIRTY)
             self.counters[chunk] = (counter & ~COUNTER_MASK) | 2
-            self._mark(chunk, PageAttr.PENDING)
+            self._mark(chunk, PENDING)
 
     def unflushed(self, chunks: range) -> tuple[bool, bool]:
         """Where the bits of ``chunks`` are: ``(not yet taken by a flush, in the flush being
         written)``; ``(False, False)`` means on disk."""
         dirty = self._dirty_chunks
-        if any(c in dirty for c in chunks):
+        if dirty and any(c in dirty for c in chunks):
             return True, False
         flying = self.in_flight
         return False, bool(flying) and any(c in flying for c in chunks)
@@ -155,7 +161,7 @@ class WriteIntent:
             counter -= 1
             self.counters[chunk] = counter
             if counter & COUNTER_MASK <= 2:
-                self._mark(chunk, PageAttr.PENDING)
+                self._mark(chunk, PENDING)
 
     @property
     def has_dirty(self) -> bool:
@@ -173,7 +179,7 @@ class WriteIntent:
         self.in_flight = self._dirty_chunks
         self._dirty_chunks = set()
         for page in pages:
-            self._attrs[page] &= ~PageAttr.DIRTY
+            self._attrs[page] &= ~DIRTY
             if not self._attrs[page]:
                 del self._attrs[page]
         if self._sb_dirty:
@@ -193,7 +199,7 @@ class WriteIntent:
         for page in pages:
             if page == 0:
                 self._sb_dirty = True
-            self._attrs[page] = self._attrs.get(page, PageAttr(0)) | PageAttr.DIRTY
+            self._attrs[page] = self._attrs.get(page, 0) | DIRTY
             self._dirty.add(page)
         self._dirty_chunks |= self.in_flight
 
@@ -217,14 +223,14 @@ class WriteIntent:
             out.add(0)
         for page, old in list(self._attrs.items()):
             attr = old
-            if attr & PageAttr.NEEDWRITE:
+            if attr & NEEDWRITE:
                 out.add(page)
-                attr &= ~PageAttr.NEEDWRITE
-            if attr & PageAttr.PENDING:
-                attr = self._sweep_page(page, attr & ~PageAttr.PENDING)
-                if attr & PageAttr.NEEDWRITE:
+                attr &= ~NEEDWRITE
+            if attr & PENDING:
+                attr = self._sweep_page(page, attr & ~PENDING)
+                if attr & NEEDWRITE:
                     out.add(page)
-                    attr &= ~PageAttr.NEEDWRITE
+                    attr &= ~NEEDWRITE
             if attr:
                 self._attrs[page] = attr
             else:
@@ -238,22 +244,22 @@ class WriteIntent:
             min(first_byte * 8, self.bitmap.chunks), min(last_byte * 8, self.bitmap.chunks)
         )
 
-    def _sweep_page(self, page: int, attr: PageAttr) -> PageAttr:
+    def _sweep_page(self, page: int, attr: int) -> int:
         for chunk in self._chunks_on_page(page):
             counter = self.counters[chunk]
             if counter == 1:
                 self.counters[chunk] = 0
                 if self.bitmap.clear(chunk):
-                    attr |= PageAttr.NEEDWRITE
+                    attr |= NEEDWRITE
             elif counter and counter <= 2:
                 self.counters[chunk] = 1
-                attr |= PageAttr.PENDING
+                attr |= PENDING
         return attr
 
     @property
     def idle(self) -> bool:
         """No write in flight and nothing left for the daemon to clear."""
-        return not any(a & (PageAttr.PENDING | PageAttr.NEEDWRITE) for a in self._attrs.values())
+        return not any(a & (PENDING | NEEDWRITE) for a in self._attrs.values())
 
     # --- resync ---------------------------------------------------------------------
 
@@ -278,7 +284,7 @@ class WriteIntent:
             counter |= NEEDED_MASK
         self.counters[chunk] = counter
         if not aborted and counter & COUNTER_MASK <= 2:
-            self._mark(chunk, PageAttr.PENDING)
+            self._mark(chunk, PENDING)
 
     def needs_sync(self, chunk: int) -> bool:
         """True while the chunk's legs may differ and no resync has completed it."""

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
 from swapio.area import CreateRequest, SwapArea
+from swapio.errors import UsageError
 from swapio.plugins import PluginHost
 from swapio_mdraid import _locate
 
@@ -69,10 +70,24 @@ class Leg:
                 await self.handle.deactivate()
 
 
-def leg_urls(text: str, create: CreateRequest | None) -> tuple[str, str | None]:
-    """The URL a leg's data goes through, and its flush handle's URL (None: no handle)."""
+def leg_urls(
+    text: str, create: CreateRequest | None, page_size: int | None = None
+) -> tuple[str, str | None]:
+    """The URL a leg's data goes through, and its flush handle's URL (None: no handle).
+
+    ``page_size``: the mirror's own (its URL's ``page_size``), for legs named by a plain
+    path — the rule of :func:`swapio.location.area_page_size`: the create request's when
+    creating (the two must agree), else the mirror's, else 4096.
+    """
     if not _locate.is_url(text):
-        page_size = create.page_size if create is not None else DEFAULT_PAGE_SIZE
+        if create is not None:
+            if page_size is not None and page_size != create.page_size:
+                raise UsageError(
+                    f"page size {create.page_size} asked for the new mirror differs from "
+                    f"its page_size={page_size}"
+                )
+            page_size = create.page_size
+        page_size = page_size or DEFAULT_PAGE_SIZE
         path = quote(os.path.abspath(text))
         return (
             f"file://{path}?page_size={page_size}",
@@ -95,9 +110,10 @@ async def open_leg(
     *,
     create: CreateRequest | None,
     pool: PagePool | None,
+    page_size: int | None = None,
 ) -> Leg:
     """Activate (or create) leg ``index`` named by ``text``, with its flush handle."""
-    data, durable = leg_urls(text, create)
+    data, durable = leg_urls(text, create, page_size)
     area = await host.activate(data, create=create, pool=pool)
     handle: SwapArea | None = None
     if durable is not None:

@@ -109,6 +109,14 @@ class Mirror:
         self._chunks = asyncio.Condition()  # guards _writing / _held and counter overflow
         self._writing: dict[int, int] = {}
         self._held: dict[int, int] = {}  # chunks writes must keep off (resync, leg flush)
+        self._chunk_waiters = 0
+        #: Write-back file legs take a write as a page-cache copy of a few microseconds,
+        #: usually run on the loop itself (the file backend's inline path): one after the
+        #: other they cost less than a task per leg.  Durable or remote legs wait for a
+        #: device or a server: written concurrently, a write takes the slowest leg's time.
+        self._sequential_legs = all(
+            leg.handle is not None and not leg.area.capabilities.durable for leg in legs
+        )
         self._daemon: asyncio.Task[None] | None = None
         self._resyncer: asyncio.Task[int] | None = None
         self._resync_lock = asyncio.Lock()
@@ -147,7 +155,9 @@ class Mirror:
             Bitmap.create(sync_size_bytes=size, chunk_size=config.chunk_size, all_dirty=False)
         try:
             for index, text in enumerate(config.legs):
-                leg = await open_leg(host, index, text, create=create, pool=pool)
+                leg = await open_leg(
+                    host, index, text, create=create, pool=pool, page_size=config.page_size
+                )
                 if create is not None:
                     created.append(text)
                 legs.append(leg)
@@ -304,21 +314,22 @@ class Mirror:
         def no_writes() -> bool:
             return not any(c in self._writing for c in chunks)
 
-        async with self._chunks:
-            await self._chunks.wait_for(no_writes)
-            for chunk in chunks:
-                self._held[chunk] = self._held.get(chunk, 0) + 1
+        if not no_writes():
+            await self._wait_chunks(no_writes)
+        for chunk in chunks:
+            self._held[chunk] = self._held.get(chunk, 0) + 1
         try:
             yield
         finally:
-            async with self._chunks:
-                for chunk in chunks:
-                    left = self._held[chunk] - 1
-                    if left:
-                        self._held[chunk] = left
-                    else:
-                        del self._held[chunk]
-                self._chunks.notify_all()
+            for chunk in chunks:
+                left = self._held[chunk] - 1
+                if left:
+                    self._held[chunk] = left
+                else:
+                    del self._held[chunk]
+            if self._chunk_waiters:
+                async with self._chunks:
+                    self._chunks.notify_all()
 
     async def _step(self, name: str, **info: int) -> None:
         if self.fault is not None:
@@ -404,7 +415,8 @@ class Mirror:
                     self.intent.end_write(chunks, success)
         finally:
             await self._leave_chunks(chunks)
-        await self._step("write_done", slot=slot)
+        if self.fault is not None:
+            await self._step("write_done", slot=slot)
 
     async def _enter_chunks(self, chunks: range) -> None:
         """Wait until no resync copies these chunks and no counter is at its maximum."""
@@ -412,21 +424,33 @@ class Mirror:
         def free() -> bool:
             return self.intent.can_start(chunks) and not any(c in self._held for c in chunks)
 
-        async with self._chunks:
-            if not free():
-                await self._chunks.wait_for(free)
-            for chunk in chunks:
-                self._writing[chunk] = self._writing.get(chunk, 0) + 1
+        # the state is only touched from the loop: no lock unless waiting
+        if (self._held or not self.intent.can_start(chunks)) and not free():
+            await self._wait_chunks(free)
+        writing = self._writing
+        for chunk in chunks:
+            writing[chunk] = writing.get(chunk, 0) + 1
 
     async def _leave_chunks(self, chunks: range) -> None:
-        async with self._chunks:
-            for chunk in chunks:
-                left = self._writing[chunk] - 1
-                if left:
-                    self._writing[chunk] = left
-                else:
-                    del self._writing[chunk]
-            self._chunks.notify_all()
+        writing = self._writing
+        for chunk in chunks:
+            left = writing[chunk] - 1
+            if left:
+                writing[chunk] = left
+            else:
+                del writing[chunk]
+        if self._chunk_waiters:
+            async with self._chunks:
+                self._chunks.notify_all()
+
+    async def _wait_chunks(self, ready: Callable[[], bool]) -> None:
+        """Wait on the chunk condition until ``ready()`` (counted, so leavers know to wake)."""
+        self._chunk_waiters += 1
+        try:
+            async with self._chunks:
+                await self._chunks.wait_for(ready)
+        finally:
+            self._chunk_waiters -= 1
 
     async def _start_write(self, slot: int, count: int, chunks: range) -> None:
         intent = self.intent
@@ -440,7 +464,8 @@ class Mirror:
             # flush re-dirtied its pages: the next flush writes them again)
             self.intent.end_write(chunks, success=False)
             raise
-        await self._step("bitmap_flushed", chunk=chunks.start)
+        if self.fault is not None:
+            await self._step("bitmap_flushed", chunk=chunks.start)
 
     def _set_ahead(self, slot: int, count: int, chunks: range) -> None:
         """A sequential stream gets its next bits set (and flushed) before it gets there."""
@@ -460,15 +485,16 @@ class Mirror:
     async def _write_legs(self, slot: int, count: int, pages: Sequence[PageBuffer] | None) -> bool:
         """Write to every healthy leg; True when every leg of the array took the data.
 
-        The legs are written concurrently; each leg's failure is collected, then the failed
-        legs are marked faulty (the last one raising :class:`NoHealthyLegError`).  A caller's
-        error (bad slot, bad page size) is re-raised as is, without failing any leg.
+        The legs are written concurrently (write-back file legs one after the other, see
+        ``_sequential_legs``); each leg's failure is collected, then the failed legs are
+        marked faulty (the last one raising :class:`NoHealthyLegError`).  A caller's error
+        (bad slot, bad page size) is re-raised as is, without failing any leg.
         """
         targets = self.healthy()
         if not targets:
             raise NoHealthyLegError(f"mirror {self.config.name!r} has no healthy leg")
         results: list[BaseException | None]
-        if self.fault is not None:  # deterministic crash points for the tests
+        if self.fault is not None or self._sequential_legs:  # tests' crash points; see below
             results = []
             for leg in targets:
                 try:
@@ -479,6 +505,8 @@ class Mirror:
                     results.append(None)
         else:
             results = await self._write_concurrently(targets, slot, count, pages)
+        if not any(results):
+            return not self.degraded
         caller_error: BaseException | None = None
         for leg, result in zip(targets, results, strict=True):
             if result is None:
@@ -506,24 +534,29 @@ class Mirror:
             results.append(exc)
         finally:
             # the other legs' writes finish whatever happened here (cancellation included)
-            done = await asyncio.gather(*others, return_exceptions=True)
-        for result in done:
-            if isinstance(result, BaseException) and not isinstance(result, Exception):
-                raise result
-            results.append(result)
+            for task in others:
+                try:
+                    await task
+                except Exception as exc:  # collected, as gather(return_exceptions=True) would
+                    results.append(exc)
+                else:
+                    results.append(None)
         return results
 
     async def _write_leg(
         self, leg: Leg, slot: int, count: int, pages: Sequence[PageBuffer] | None
     ) -> None:
         if pages is not None:
-            await leg.area.swap_out(slot, pages)
+            # slots and buffers were checked by the mirror's area, whose geometry the legs
+            # share and whose max_pages_per_request is the legs' smallest
+            await leg.area.call_validated("swap_out", slot, pages, count)
         elif leg.area.capabilities.discard:
             await leg.area.discard(slot, count)
         else:
             with await leg.area.pool.alloc(self.page_size) as zero:  # fresh: all zeros
                 await leg.area.swap_out(slot, [zero.view] * count)
-        await self._step("leg_written", leg=leg.index, slot=slot)
+        if self.fault is not None:
+            await self._step("leg_written", leg=leg.index, slot=slot)
 
     async def swap_in(self, slot: int, pages: Sequence[memoryview]) -> None:
         chunks = self.chunks_of(slot, len(pages))
@@ -533,7 +566,7 @@ class Mirror:
             leg.inflight += 1
             leg.reads += 1
             try:
-                await leg.area.swap_in(slot, pages)
+                await leg.area.call_validated("swap_in", slot, pages, len(pages))
                 return
             except SwapioError as exc:
                 if not is_leg_failure(exc):

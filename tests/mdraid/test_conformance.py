@@ -16,9 +16,10 @@ from tests.mdraid.helpers import mirror_url
 
 class TestMirrorConformance(BackendTests):
     @pytest.fixture
-    def area_url(self, tmp_path: Path) -> str:
+    def area_url(self, tmp_path: Path, page_size: int) -> str:
         legs = [str(tmp_path / "leg0"), str(tmp_path / "leg1")]
-        return mirror_url(str(tmp_path / "bitmap"), legs, chunk=16384)
+        # plain-path legs are headerless files: the mirror URL records their page size
+        return f"{mirror_url(str(tmp_path / 'bitmap'), legs, chunk=16384)}&page_size={page_size}"
 
     async def inject_fault(self, area: SwapArea) -> None:
         """Every leg's store fails from now on (as a pulled disk would)."""

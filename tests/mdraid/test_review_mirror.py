@@ -127,10 +127,14 @@ async def test_caller_errors_fail_no_leg(
     await area.deactivate()
 
 
-async def test_legs_are_written_concurrently_after_the_bitmap(
-    host: PluginHost, files: MirrorFiles
+async def test_durable_legs_are_written_concurrently_after_the_bitmap(
+    host: PluginHost, tmp_path: Path
 ) -> None:
-    area = await create_mirror(host, files)
+    """Legs that wait for a device (durable=1) or a server go at once: the slowest sets the
+    write's latency.  (Write-back file legs are page-cache copies, written in turn.)"""
+    legs = [f"file://{tmp_path}/leg{i}?durable=1" for i in range(2)]
+    files = MirrorFiles(tmp_path, tmp_path / "bitmap", [tmp_path / "leg0", tmp_path / "leg1"])
+    area = await host.activate(mirror_url(str(files.bitmap), legs), create=CreateRequest(64, PAGE))
     mirror = mirror_of(area)
     started: list[int] = []
     both = asyncio.Event()

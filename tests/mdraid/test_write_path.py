@@ -307,3 +307,25 @@ async def test_kill_9_during_concurrent_writes_keeps_the_invariant(tmp_path: Pat
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert files.differing_chunks() == []
+
+
+async def test_write_back_file_legs_are_written_in_turn_without_a_task_each(
+    host: PluginHost, files: MirrorFiles
+) -> None:
+    area = await create_mirror(host, files)
+    mirror = mirror_of(area)
+    assert mirror._sequential_legs
+    tasks_before = len(asyncio.all_tasks())
+    seen: list[int] = []
+    for leg in mirror.legs:
+        real = leg.area.call_validated
+
+        async def counted(*args: object, real: object = real) -> None:
+            seen.append(len(asyncio.all_tasks()))
+            await real(*args)  # type: ignore[operator]
+
+        leg.area.call_validated = counted  # type: ignore[method-assign,assignment]
+    await area.write(3, page(1))
+    assert seen == [tasks_before, tasks_before]  # no task was made for the second leg
+    assert files.differing_chunks() == []
+    await area.deactivate()
