@@ -159,6 +159,12 @@ async def _durability(topology: Topology, options: RedisOptions) -> str:
         if options.durable
         else f"not durable (durable=0); replicas per master: {counts}; AOF: {'; '.join(policies)}"
     )
+    if options.replicas is not None and counts and options.replicas > min(counts):
+        poorest = min(topology.primaries(), key=topology.replicas)
+        raise CapabilityError(
+            f"redis {options.where}: durable=1 refused: replicas={options.replicas} but "
+            f"{poorest.name} has {topology.replicas(poorest)} replica(s) now"
+        )
     if options.durable and waited == 0 and not aof_always:
         raise CapabilityError(
             f"redis {options.where}: durable=1 refused: no replica to WAIT for and no AOF with "

@@ -134,3 +134,14 @@ async def test_every_replica_of_the_shard_follows_a_replica_that_joins(
         assert await area.read(0, 3) == b"".join(page_pattern(s, 1, PAGE) for s in range(3))
     finally:
         await area.deactivate()
+
+
+async def test_more_replicas_than_the_shards_have_is_refused(
+    redis_server: LocalRedis, redis_cluster: LocalCluster, prefix: str
+) -> None:
+    for url in (
+        f"redis://{redis_server.address}?prefix={prefix}&durable=1&replicas=1",
+        f"redis+cluster://{redis_cluster.seeds}?prefix={prefix}&durable=1&replicas=2",
+    ):
+        with pytest.raises(CapabilityError, match="replica\\(s\\) now"):
+            await PluginHost().activate(url, create=CreateRequest(8))
