@@ -374,6 +374,42 @@ async def test_demand_read_is_issued_directly_past_queued_background_work() -> N
     await asyncio.gather(*(r.future for r in background))
 
 
+class TaskRecordingBackend(ControlledBackend):
+    """Records the task each swap-in runs in."""
+
+    tasks: list[asyncio.Task[object] | None]
+
+    @swapio.hookimpl
+    async def swap_in(self, area: SwapArea, slot: int, pages: Sequence[memoryview]) -> None:
+        self.tasks.append(asyncio.current_task())
+        await super().swap_in(area, slot, pages)
+
+
+async def test_a_read_on_an_idle_area_runs_in_the_callers_task() -> None:
+    backend = TaskRecordingBackend()
+    backend.tasks = []
+    area = await activate(backend)
+    sched = IOScheduler()
+    await sched.swap_in(area, 0, [memoryview(bytearray(4096))])
+    assert backend.tasks == [asyncio.current_task()]  # issued directly, no dispatch task
+
+
+async def test_a_read_behind_queued_demand_work_is_queued_not_issued_directly() -> None:
+    backend = TaskRecordingBackend(capabilities=Capabilities(queue_depth=1))
+    backend.tasks = []
+    backend.gate = asyncio.Event()
+    area = await activate(backend)
+    sched = IOScheduler()
+    first = sched.submit(area, IN, 0, [memoryview(bytearray(4096))])
+    await ticks()
+    reader = asyncio.create_task(sched.swap_in(area, 5, [memoryview(bytearray(4096))]))
+    await ticks()
+    assert len(backend.tasks) == 1  # the depth is used: the read waits in the queue
+    backend.gate.set()
+    await asyncio.gather(first.future, reader)
+    assert reader not in backend.tasks  # it ran in a dispatch task, not the caller's
+
+
 async def test_cancelling_a_direct_swap_out_cancels_the_backend_call() -> None:
     backend = ControlledBackend(reply_pages=1)
     backend.gate = asyncio.Event()
