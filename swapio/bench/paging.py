@@ -1,4 +1,4 @@
-"""Workloads above the device: the pager (``pager-50/75/100``) and the scheduler (``pressure``).
+"""Workloads above the device: the pager (``pager-50/75/100``, ``pager-seq``) and ``pressure``.
 
 A workload that cannot run on a target (a peer has no swap area) raises :class:`Unavailable`
 and the run lists it as skipped with the reason.
@@ -29,13 +29,18 @@ class Unavailable(Exception):
 WRITE_SHARE = 0.25
 
 
-async def _pager(target: Target, cfg: BenchConfig, resident_pct: int) -> Result:
-    """Random page accesses through the pager with ``resident_pct`` % of the set resident.
+async def _pager(
+    target: Target, cfg: BenchConfig, resident_pct: int, *, sequential: bool = False
+) -> Result:
+    """Page accesses through the pager with ``resident_pct`` % of the set resident.
 
     The working set is ``min(pages, ops)`` pages; every page is written once first (untimed)
-    so later misses are major faults that read the area.  Then ``ops`` accesses at uniform
-    random pages, one in four a write, one at a time (an application thread); latency is per
-    access, hits included.
+    so later misses are major faults that read the area.  Then ``ops`` accesses, one in four
+    a write, one at a time (an application thread): at uniform random pages, or
+    (``sequential``) a scan of the working set from page 0, wrapping around.  Latency is per
+    access, hits included.  The pager runs as a user gets it: the area's bounded pool, derived
+    watermarks, readahead on (default window); ``extra`` reports the hit ratio, readahead
+    pages read per major fault and the share of them used.
     """
     area = target.area
     if area is None:
@@ -51,8 +56,8 @@ async def _pager(target: Target, cfg: BenchConfig, resident_pct: int) -> Result:
         samples: list[int] = []
         start = time.perf_counter()
         deadline = start + cfg.seconds
-        for _ in range(cfg.ops):
-            index = rng.randrange(span)
+        for n in range(cfg.ops):
+            index = n % span if sequential else rng.randrange(span)
             t0 = time.perf_counter_ns()
             if rng.random() < WRITE_SHARE:
                 await pager.write(index, data[:64])
@@ -65,10 +70,13 @@ async def _pager(target: Target, cfg: BenchConfig, resident_pct: int) -> Result:
         after = pager.stats()
     accesses = after.accesses - before.accesses
     hits = after.hits - before.hits
+    majors = after.major_faults - before.major_faults
+    ra_issued = after.readahead_issued - before.readahead_issued
+    ra_hits = after.readahead_hits - before.readahead_hits
     return Result(
         target=target.name,
         kind=target.kind,
-        workload=f"pager-{resident_pct}",
+        workload=f"pager-{'seq' if sequential else resident_pct}",
         page_size=target.page_size,
         pages=len(samples),
         seconds=seconds,
@@ -77,11 +85,13 @@ async def _pager(target: Target, cfg: BenchConfig, resident_pct: int) -> Result:
             "working_set": span,
             "resident_pages": resident,
             "hit_ratio": round(hits / accesses, 4) if accesses else 0.0,
-            "major_faults": after.major_faults - before.major_faults,
+            "major_faults": majors,
             "writebacks": after.writebacks - before.writebacks,
             "evictions": after.evictions - before.evictions,
             "clean_drops": after.clean_drops - before.clean_drops,
-            "readahead_hits": after.readahead_hits - before.readahead_hits,
+            "readahead_hits": ra_hits,
+            "readahead_per_fault": round(ra_issued / majors, 3) if majors else 0.0,
+            "readahead_used": round(ra_hits / ra_issued, 3) if ra_issued else 0.0,
             "reserve_dips": after.reserve_dips - before.reserve_dips,
         },
     )
@@ -203,8 +213,14 @@ async def pressure_model(cfg: BenchConfig) -> Result:
     )
 
 
+async def pager_seq(target: Target, cfg: BenchConfig) -> Result:
+    """A sequential scan at half residency: where readahead pays off."""
+    return await _pager(target, cfg, 50, sequential=True)
+
+
 PAGING_WORKLOADS: dict[str, Workload] = {
     "pager-50": pager_50,
+    "pager-seq": pager_seq,
     "pager-75": pager_75,
     "pager-100": pager_100,
     "pressure": pressure,
