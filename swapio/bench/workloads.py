@@ -5,7 +5,7 @@
 * ``rand-out`` / ``rand-in`` — single 4 KiB-page calls at random slots, ``qd`` calls in flight;
   latency is per page.  ``rand-out`` never has two writes to one slot in flight (each slot
   appears once), as the hook contract requires.
-* ``pager-50`` / ``pager-75`` / ``pager-100`` and ``pressure`` live in
+* ``pager-50`` / ``pager-75`` / ``pager-100`` / ``pager-seq`` and ``pressure`` live in
   :mod:`swapio.bench.paging` (they need the pager and the scheduler).
 
 Every workload stops at its page count or at ``seconds``, whichever comes first, and reports
