@@ -18,15 +18,18 @@ may be the one being written.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import enum
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from swapio.errors import (
     AreaInactiveError,
     CapabilityError,
     PageSizeError,
+    PluginError,
     ReadOnlyAreaError,
     SlotRangeError,
     SwapTimeoutError,
@@ -98,6 +101,44 @@ class Capabilities:
     def reserve_need(self) -> int:
         """Pool pages this area adds to the reserve while it is active."""
         return self.reserve_pages_per_request * self.memalloc_requests
+
+    @staticmethod
+    def check_names(names: Iterable[str], backend: str) -> tuple[str, ...]:
+        """Return ``names`` as a tuple if each is one of :data:`CAPABILITY_NAMES`.
+
+        These are the names a backend lists in ``BackendInfo.capabilities`` (what ``swapio
+        backends`` shows).  An unknown name (a typo) raises :class:`PluginError` naming the
+        backend, the unknown name, the closest known one and every known name.
+        """
+        if isinstance(names, str):
+            raise PluginError(
+                f"backend {backend!r}: capabilities must be a tuple of names, not the string "
+                f"{names!r} (write ({names!r},))"
+            )
+        given = tuple(names)
+        known = ", ".join(sorted(CAPABILITY_NAMES))
+        for name in given:
+            if name not in CAPABILITY_NAMES:
+                close = difflib.get_close_matches(str(name), CAPABILITY_NAMES, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise PluginError(
+                    f"backend {backend!r}: unknown capability {name!r}{hint}; known: {known}"
+                )
+        return given
+
+
+#: The capability names a backend may list in ``BackendInfo.capabilities``, and what each
+#: promises about the areas it activates (each area reports its own :class:`Capabilities`).
+CAPABILITY_NAMES: Mapping[str, str] = MappingProxyType(
+    {
+        "create": "creates (formats) a new store when asked (CreateRequest)",
+        "discard": "areas may offer swap_discard (Capabilities.discard)",
+        "durable": "areas may be durable: a completed swap_out survives a crash "
+        "(Capabilities.durable)",
+        "reserve": "areas declare a reserve need for swap-out under memory pressure "
+        "(Capabilities.reserve_pages_per_request x memalloc_requests)",
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from swapio import hookspecs
-from swapio.area import BoundOps, CreateRequest, SwapArea
+from swapio.area import BoundOps, Capabilities, CreateRequest, SwapArea
 from swapio.discovery import COMMAND_GROUP, SCHEME_GROUP, PluginSpec, discover
 from swapio.errors import (
     LocationError,
@@ -61,6 +61,12 @@ class BackendInfo:
     schemes: tuple[str, ...]
     summary: str = ""
     capabilities: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # a typo ("dicsard") is a PluginError naming the known names (swapio.area.CAPABILITY_NAMES)
+        object.__setattr__(
+            self, "capabilities", Capabilities.check_names(self.capabilities, self.name)
+        )
 
 
 @dataclass(frozen=True)

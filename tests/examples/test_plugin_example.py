@@ -10,31 +10,12 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "examples" / "plugin-example"
+from .conftest import EXAMPLE
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    target = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(EXAMPLE),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    return {**os.environ, "PYTHONPATH": str(target)}
+def installed(zmem_site: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(zmem_site)}
 
 
 def test_installed_example_is_listed_by_swapio_backends(installed: dict[str, str]) -> None:

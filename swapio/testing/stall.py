@@ -1,0 +1,201 @@
+"""Event-loop stall detection around a backend's hook calls (the conformance kit's watchdog).
+
+Two instruments, both on the loop's own thread:
+
+* **Step timer.**  Each data-hook coroutine (``swapfile``, ``swap_out``, ``swap_in``,
+  ``swap_discard``, ``swap_copy``) is driven one step at a time (``coro.send``), the way an
+  asyncio task drives it, and each step is timed: a step is code that ran on the loop without
+  yielding, so a long one names the hook that blocked.
+* **Lag watchdog.**  A task sleeps ``interval`` seconds in a loop and measures how late it
+  wakes up.  It catches blocking in a backend's callbacks and tasks (a protocol's
+  ``data_received``, a background task), which are not steps of a hook; a stall it sees is
+  charged to the hooks in flight at the time.
+
+Both subtract the time the loop's thread spent *waiting for a CPU* (field 2 of Linux's
+``/proc/thread-self/schedstat``, ``sched_info.run_delay``): on a loaded machine the
+scheduler may preempt the loop for tens of milliseconds, which is not the backend's doing.
+Elsewhere the wall time is used as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from swapio.area import BoundOps
+
+T = TypeVar("T")
+
+#: Hooks the watch wraps (those of :class:`~swapio.area.BoundOps`).
+WATCHED_HOOKS = ("swapfile", "swap_out", "swap_in", "swap_discard", "swap_copy")
+
+
+class _RunDelay:
+    """Seconds the calling thread has waited on a run queue (preempted), per schedstat."""
+
+    def __init__(self) -> None:
+        try:
+            self._fd: int | None = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+        except OSError:
+            self._fd = None
+
+    def __call__(self) -> float:
+        if self._fd is None:
+            return 0.0
+        try:
+            return int(os.pread(self._fd, 128, 0).split()[1]) / 1e9
+        except (OSError, IndexError, ValueError):
+            return 0.0
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+@dataclass(frozen=True)
+class Stall:
+    """The loop was held ``seconds`` by ``where`` (a hook name, or hooks in flight)."""
+
+    where: str
+    seconds: float
+    step: bool  # True: one step of the hook's own coroutine; False: seen by the watchdog
+
+    def describe(self) -> str:
+        if self.step:
+            return f"{self.where} ran {self.seconds:.3f} s on the event loop without yielding"
+        return (
+            f"the event loop stalled {self.seconds:.3f} s while {self.where} was in flight "
+            "(in a callback or task of the backend, not the hook's own code)"
+        )
+
+
+class StallWatch:
+    """Records event-loop stalls of at least ``threshold`` seconds caused by hook calls.
+
+    Create and use it inside the running loop: ``async with watch.running(): ...`` starts
+    the watchdog; :meth:`wrap_ops` instruments an area's bound hooks.
+    """
+
+    def __init__(self, threshold: float, interval: float = 0.01) -> None:
+        self.threshold = threshold
+        self.interval = interval
+        self.stalls: list[Stall] = []
+        self._in_flight: Counter[str] = Counter()
+        self._run_delay = _RunDelay()
+        self._last_step_stall = -1.0
+
+    # --- step timer -----------------------------------------------------------------
+
+    def _step_done(self, hook: str, start: float, delay_start: float) -> None:
+        now = time.perf_counter()
+        held = (now - start) - (self._run_delay() - delay_start)
+        if held >= self.threshold:
+            self.stalls.append(Stall(hook, held, step=True))
+            self._last_step_stall = now
+
+    def _stepped(self, hook: str, coro: Coroutine[Any, Any, T]) -> Generator[Any, Any, T]:
+        """Drive ``coro`` as ``yield from`` would, timing each step."""
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            start = time.perf_counter()
+            delay = self._run_delay()
+            try:
+                yielded = coro.send(value) if error is None else coro.throw(error)
+            except StopIteration as stop:
+                self._step_done(hook, start, delay)
+                return stop.value  # type: ignore[no-any-return]
+            except BaseException:
+                self._step_done(hook, start, delay)
+                raise
+            self._step_done(hook, start, delay)
+            try:
+                value, error = (yield yielded), None
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # cancellation and friends: hand them to the hook
+                value, error = None, exc
+
+    def watch(self, hook: str, fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+        """``fn`` (an ``async def`` hook) with its steps timed and its calls counted in flight."""
+
+        async def watched(*args: Any) -> T:
+            self._in_flight[hook] += 1
+            try:
+                coro = fn(*args)
+                if not isinstance(coro, Coroutine):
+                    return await coro
+                return await _Awaitable(self._stepped(hook, coro))
+            finally:
+                self._in_flight[hook] -= 1
+
+        return watched
+
+    def wrap_ops(self, ops: BoundOps) -> BoundOps:
+        """``ops`` with every hook it binds watched."""
+        changes: dict[str, Any] = {
+            name: self.watch(name, getattr(ops, name))
+            for name in WATCHED_HOOKS
+            if getattr(ops, name) is not None
+        }
+        return dataclasses.replace(ops, **changes)
+
+    # --- lag watchdog ---------------------------------------------------------------
+
+    async def _watchdog(self) -> None:
+        while True:
+            start = time.perf_counter()
+            delay = self._run_delay()
+            await asyncio.sleep(self.interval)
+            now = time.perf_counter()
+            lag = (now - start - self.interval) - (self._run_delay() - delay)
+            busy = sorted(h for h, n in self._in_flight.items() if n > 0)
+            if lag >= self.threshold and busy and self._last_step_stall < start:
+                self.stalls.append(Stall(" and ".join(busy), lag, step=False))
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> Any:
+        """Run the lag watchdog for the duration of the block."""
+        task = asyncio.get_running_loop().create_task(self._watchdog())
+        try:
+            yield self
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            self._run_delay.close()
+
+    def report(self, limit_name: str) -> str:
+        """One message naming every stall recorded (worst first), or ``""`` if none."""
+        if not self.stalls:
+            return ""
+        worst = sorted(self.stalls, key=lambda s: -s.seconds)
+        lines = [s.describe() for s in worst[:5]]
+        if len(worst) > 5:
+            lines.append(f"... and {len(worst) - 5} more")
+        return (
+            f"the backend blocked the event loop ({len(worst)} stall(s) of at least "
+            f"{self.threshold:.3f} s, the limit set by {limit_name}):\n  "
+            + "\n  ".join(lines)
+            + "\nhand blocking work (file or socket I/O, sleeps, heavy CPU) to a thread once "
+            "per request; see 'Blocking work' in docs/plugin-authors.md"
+        )
+
+
+class _Awaitable(Generic[T]):
+    """Wrap a generator so ``await`` drives it (its steps are yielded to the task)."""
+
+    def __init__(self, gen: Generator[Any, Any, T]) -> None:
+        self._gen = gen
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        return (yield from self._gen)
