@@ -17,8 +17,9 @@ from swapio.testing import BackendTests, page_pattern
 
 class TestFlashlogConformance(BackendTests):
     @pytest.fixture
-    def area_url(self, tmp_path: Path) -> str:
-        return f"flashlog://{tmp_path}/flash.img?name=/swapfile"
+    def area_url(self, tmp_path: Path, page_size: int) -> str:
+        # a swap file in an image records its size, not its page size: the URL does
+        return f"flashlog://{tmp_path}/flash.img?name=/swapfile&page_size={page_size}"
 
     async def inject_fault(self, area: SwapArea) -> None:
         area.private.log.device.io_error = "injected I/O error"
@@ -29,8 +30,11 @@ class TestFlashlogConformance(BackendTests):
 
 class TestFlashlogNoSummaryConformance(TestFlashlogConformance):
     @pytest.fixture
-    def area_url(self, tmp_path: Path) -> str:
-        return f"flashlog://{tmp_path}/flash.img?name=/swapfile&summary=0&write_unit=16"
+    def area_url(self, tmp_path: Path, page_size: int) -> str:
+        return (
+            f"flashlog://{tmp_path}/flash.img?name=/swapfile&summary=0&write_unit=16"
+            f"&page_size={page_size}"
+        )
 
 
 @pytest.fixture
