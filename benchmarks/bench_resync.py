@@ -3,6 +3,13 @@
 
     python benchmarks/bench_resync.py [--dir /var/tmp] [--size 1G] [--repeat 5]
                                       [--chunk-size 64K] [--cli-only] [--json results.json]
+    python benchmarks/bench_resync.py --write-path [--dir /var/tmp] [--repeat 5]
+
+``--write-path`` instead measures the mirror's write path against the file backend in one
+process, alternating: ``seq-out`` (64-page calls, one in flight, over 8192 pages) and
+``rand-out`` (one-page calls at random slots, 32 in flight), on a mirror of two write-back
+file legs (plain paths) and on a ``file://`` area, both page cache; wall time *and* the
+process's CPU time per call, since on a shared machine the CPU figure is the steadier.
 
 In process (``swapio_mdraid.bench.bench_resync``): ``resync()`` of two legs with 1 % of
 their chunks dirty against ``os.copy_file_range`` of exactly the dirty chunks plus one
@@ -17,8 +24,10 @@ docs/bitmap-and-mirror.md.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
+import random
 import shutil
 import subprocess
 import tempfile
@@ -73,6 +82,64 @@ def bench_cli(root: Path, size: int, chunk: int, repeat: int) -> dict[str, Any]:
     }
 
 
+async def _write_path_run(kind: str, root: Path, rounds: int) -> dict[str, float]:
+    from swapio.area import CreateRequest
+    from swapio.plugins import PluginHost
+
+    pages = 8192
+    d = str(root)
+    url = (
+        f"file://{d}/f.swap"
+        if kind == "file"
+        else f"mirror://wp?bitmap={d}/bm&leg0={d}/l0&leg1={d}/l1&daemon=0"
+    )
+    area = await PluginHost().activate(url, create=CreateRequest(pages))
+    buf = bytes(4096 * 64)
+    one = memoryview(bytes(4096))
+    rng = random.Random(1)
+    out: dict[str, float] = {}
+    try:
+        for s in range(0, pages, 64):  # first pass: fresh files, bits set (not measured)
+            await area.write(s, buf)
+        wall = time.perf_counter()
+        cpu = time.process_time()
+        for _ in range(rounds):
+            for s in range(0, pages, 64):
+                await area.write(s, buf)
+        calls = rounds * pages // 64
+        out["seq_wall_us"] = (time.perf_counter() - wall) / calls * 1e6
+        out["seq_cpu_us"] = (time.process_time() - cpu) / calls * 1e6
+        slots = iter([rng.randrange(pages) for _ in range(4096 * rounds)])
+
+        async def worker() -> None:
+            for s in slots:
+                await area.swap_out(s, [one])
+
+        wall = time.perf_counter()
+        cpu = time.process_time()
+        await asyncio.gather(*(worker() for _ in range(32)))
+        out["rand_wall_us"] = (time.perf_counter() - wall) / (4096 * rounds) * 1e6
+        out["rand_cpu_us"] = (time.process_time() - cpu) / (4096 * rounds) * 1e6
+    finally:
+        await area.deactivate()
+        for name in os.listdir(d):
+            os.unlink(os.path.join(d, name))
+    return out
+
+
+def bench_write_path_cpu(root: Path, repeat: int) -> dict[str, Any]:
+    """File vs write-back mirror, alternating ``repeat`` times; medians per figure."""
+    runs: dict[str, list[dict[str, float]]] = {"file": [], "mirror": []}
+    for _ in range(repeat):
+        for kind in ("file", "mirror"):
+            runs[kind].append(asyncio.run(_write_path_run(kind, root, 4)))
+    med = {
+        kind: {k: sorted(r[k] for r in rs)[len(rs) // 2] for k in rs[0]}
+        for kind, rs in runs.items()
+    }
+    return {"median": med, "runs": runs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--dir", default=None, help="scratch directory (default: a temp dir)")
@@ -80,13 +147,26 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--chunk-size", default="64K", help="bitmap chunk size")
     parser.add_argument("--cli-only", action="store_true", help="skip the in-process half")
+    parser.add_argument("--write-path", action="store_true", help="mirror vs file write path")
     parser.add_argument("--json", dest="json_path", default=None)
     args = parser.parse_args()
     size = parse_size(args.size, "size")
     chunk = parse_size(args.chunk_size, "chunk size")
     out: dict[str, Any] = {"load_before": os.getloadavg()}
     with tempfile.TemporaryDirectory(dir=args.dir) as scratch:
-        if not args.cli_only:
+        if args.write_path:
+            wp = bench_write_path_cpu(Path(scratch), args.repeat)
+            out["write_path"] = wp
+            f, m = wp["median"]["file"], wp["median"]["mirror"]
+            for what in ("seq", "rand"):
+                print(
+                    f"{what}-out per call: file {f[what + '_wall_us']:.1f} us wall "
+                    f"{f[what + '_cpu_us']:.1f} us CPU; mirror {m[what + '_wall_us']:.1f} us "
+                    f"wall {m[what + '_cpu_us']:.1f} us CPU; mirror/file throughput "
+                    f"{f[what + '_wall_us'] / m[what + '_wall_us']:.2f}x wall, "
+                    f"{f[what + '_cpu_us'] / m[what + '_cpu_us']:.2f}x CPU"
+                )
+        elif not args.cli_only:
             results = bench_resync(scratch, size=size, chunk_size=chunk, repeat=args.repeat)
             by = {r["target"]: r for r in results}
             resync, cfr = by["mirror-resync"], by["copy_file_range"]
@@ -98,13 +178,14 @@ def main() -> None:
             print(f"resync / copy_file_range: {resync['seconds'] / cfr['seconds']:.2f}x; run by "
                   "run: " + ", ".join(f"{r / c:.2f}x" for r, c in
                                       zip(resync["runs"], cfr["runs"], strict=True)))  # fmt: skip
-        cli = bench_cli(Path(scratch), size, chunk, args.repeat)
-        out["cli"] = cli
-        print(f"swapio bitmap resync (CLI) median {cli['resync_cli'] * 1e3:.0f} ms, runs "
-              + ", ".join(f"{s * 1e3:.0f}" for s in cli["resync_runs"]))  # fmt: skip
-        print(f"cp + sync median {cli['cp_sync'] * 1e3:.0f} ms, runs "
-              + ", ".join(f"{s * 1e3:.0f}" for s in cli["cp_sync_runs"]))  # fmt: skip
-        print(f"cp + sync / CLI resync: {cli['speedup']:.1f}x")
+        if not args.write_path:
+            cli = bench_cli(Path(scratch), size, chunk, args.repeat)
+            out["cli"] = cli
+            print(f"swapio bitmap resync (CLI) median {cli['resync_cli'] * 1e3:.0f} ms, runs "
+                  + ", ".join(f"{s * 1e3:.0f}" for s in cli["resync_runs"]))  # fmt: skip
+            print(f"cp + sync median {cli['cp_sync'] * 1e3:.0f} ms, runs "
+                  + ", ".join(f"{s * 1e3:.0f}" for s in cli["cp_sync_runs"]))  # fmt: skip
+            print(f"cp + sync / CLI resync: {cli['speedup']:.1f}x")
     out["load_after"] = os.getloadavg()
     print("load average before {:.2f} {:.2f} {:.2f}, after {:.2f} {:.2f} {:.2f}".format(
         *out["load_before"], *out["load_after"]))  # fmt: skip
