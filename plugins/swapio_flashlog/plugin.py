@@ -39,13 +39,19 @@ from swapio.area import (
     SwapArea,
     SwapInfo,
 )
-from swapio.errors import AreaFormatError, LocationError
+from swapio.errors import AreaFormatError, LocationError, UsageError
 from swapio.location import area_page_size
 from swapio.owner import OwnerThread
 from swapio_flashlog._nodes import INODE_SIZE, JFFS2_PAGE, SUM_INODE_SIZE, pad
 from swapio_flashlog._plug import WriteQueue
 from swapio_flashlog.cli import flash
-from swapio_flashlog.device import Geometry, image_geometry, image_size, remove_image
+from swapio_flashlog.device import (
+    MIN_BLOCKS,
+    Geometry,
+    image_geometry,
+    image_size,
+    remove_image,
+)
 from swapio_flashlog.log import (
     FlashLog,
     LogOptions,
@@ -148,6 +154,11 @@ def default_size(data: int, page_size: int, erase_block: int, reserve: int) -> i
     than 80 % of the node space, plus the reserved blocks and the two write heads."""
     node = min(page_size, JFFS2_PAGE)
     per_block = (erase_block - 52) // (pad(INODE_SIZE + node) + SUM_INODE_SIZE)
+    if per_block == 0:
+        raise UsageError(
+            f"an erase block of {erase_block} bytes holds no {node}-byte data node with its "
+            "header, cleanmarker and summary; use a larger erase_block"
+        )
     nodes = -(-data // node)
     blocks = -(-nodes * 5 // (4 * per_block)) + reserve + 2
     return max(blocks, 5) * erase_block
@@ -157,9 +168,10 @@ def _geometry(area: SwapArea, create: CreateRequest, reserve: int) -> Geometry:
     loc = area.location
     eb = loc.query_int("erase_block", 64 * 1024, minimum=1) or 64 * 1024
     wu = loc.query_int("write_unit", 4, minimum=1) or 4
-    size = loc.query_int("size", None, minimum=1) or default_size(
-        create.pages * create.page_size, create.page_size, eb, reserve
-    )
+    size = loc.query_int("size", None, minimum=1)
+    if size is None:
+        Geometry(MIN_BLOCKS * eb, eb, wu)  # the erase block and write unit, checked first
+        size = default_size(create.pages * create.page_size, create.page_size, eb, reserve)
     return Geometry(size, eb, wu)
 
 

@@ -236,3 +236,15 @@ def test_the_erase_block_of_an_image_without_sidecar_comes_from_its_summaries(
 def test_mtd_utils_are_installed() -> None:
     for tool in ("mkfs.jffs2", "sumtool"):
         assert shutil.which(tool), f"{tool} (mtd-utils) is needed: scripts/setup-system.sh"
+
+
+@pytest.mark.parametrize(
+    ("query", "needle"),
+    [("erase_block=3000", "not a power of two"), ("erase_block=4096", "holds no 4096-byte")],
+)
+def test_an_impossible_erase_block_in_a_create_url_is_one_usage_error(
+    tmp_path: Path, query: str, needle: str
+) -> None:
+    proc = run("create", f"flashlog://{tmp_path}/e.img?{query}", "--pages", "4")
+    one_line_error(proc, USAGE, needle)
+    assert files_in(tmp_path) == []
