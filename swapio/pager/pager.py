@@ -143,6 +143,10 @@ class Pager:
         as for a shared file mapping).  Off by default: the pager's pages are anonymous
         memory, which Linux never dirty-throttles — every swap-backed page may be dirty,
         which is exactly why writing one out must be able to use the reserve.
+    :param stored: the area's slots already hold the pages (an area reopened with its data,
+        e.g. by :mod:`swapio.mapping`): a page faults in from its slot instead of being
+        zero-filled, and readahead may read any slot.  Default False: the pager assumes it
+        wrote every slot it reads (a fresh area).
     """
 
     def __init__(
@@ -156,6 +160,7 @@ class Pager:
         reclaim_batch: int = DEFAULT_RECLAIM_BATCH,
         timeout: float | None = None,
         throttle_dirty: bool = False,
+        stored: bool = False,
     ) -> None:
         if isinstance(resident_pages, bool) or not isinstance(resident_pages, int):
             raise UsageError(f"resident_pages must be an int, got {resident_pages!r}")
@@ -179,6 +184,7 @@ class Pager:
         self.reclaim_batch = reclaim_batch
         self.timeout = timeout
         self.throttle_dirty = throttle_dirty
+        self._assume_stored = stored
         self._own_scheduler = scheduler is None
         self._sched = scheduler if scheduler is not None else IOScheduler()
         self._table: list[_Page | None] = [None] * npages
@@ -260,7 +266,7 @@ class Pager:
         while True:
             page = self._table[index]
             if page is None:
-                page = self._table[index] = _Page(index)
+                page = self._new_page(index)
             if page.io is not None:
                 if page.writeback and not for_write:
                     break  # a page under writeback stays readable
@@ -399,9 +405,16 @@ class Pager:
     def _ra_candidate(self, index: int) -> _Page | None:
         page = self._table[index]
         if page is None:
-            return None  # never written: nothing stored to read ahead
+            if not self._assume_stored:
+                return None  # never written: nothing stored to read ahead
+            page = self._new_page(index)
         if not page.stored or page.view is not None or page.io is not None:
             return None
+        return page
+
+    def _new_page(self, index: int) -> _Page:
+        page = self._table[index] = _Page(index)
+        page.stored = self._assume_stored
         return page
 
     def _under_pressure(self) -> bool:
@@ -837,6 +850,14 @@ class Pager:
     def scheduler(self) -> IOScheduler:
         """The scheduler this pager submits to."""
         return self._sched
+
+    def has_data(self, index: int) -> bool:
+        """False when page ``index`` is certainly all zeros: never written through this pager
+        and (unless opened with ``stored=True``) never stored on the area."""
+        page = self._table[index]
+        if page is None:
+            return self._assume_stored
+        return page.stored or page.view is not None
 
     def is_resident(self, index: int) -> bool:
         """True when page ``index`` has a frame."""
