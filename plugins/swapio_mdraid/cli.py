@@ -88,13 +88,25 @@ def bitmap() -> None:
 @click.option(
     "--chunk-size", required=True, help="Bytes per bit: a power of two >= 512; at most 2^21 chunks."
 )
-@click.option("--daemon-sleep", type=int, default=DEFAULT_DAEMON_SLEEP, show_default=True)
+@click.option(
+    "--daemon-sleep",
+    type=int,
+    default=DEFAULT_DAEMON_SLEEP,
+    show_default=True,
+    help="Seconds between the daemon's lazy-clear passes (md's daemon_sleep).",
+)
 @click.option(
     "--uuid", "uuid_text", default=None, help="32 hex digits (default: a random UUID, as mdadm)."
 )
-@click.option("--write-behind", type=int, default=0, show_default=True)
+@click.option(
+    "--write-behind",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Stored and printed as mdadm does (0: Normal); not used by swapio.",
+)
 @click.option("--clean", is_flag=True, help="All bits clear (legs known identical).")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print what examine --json prints.")
 @click.pass_context
 def create(
     ctx: click.Context,
@@ -107,7 +119,13 @@ def create(
     clean: bool,
     as_json: bool,
 ) -> None:
-    """Create a version-4 bitmap; every bit set (full resync) unless --clean."""
+    """Create a version-4 bitmap; every bit set (full resync) unless --clean.
+
+    \b
+    Examples:
+      swapio bitmap create /var/tmp/m0.bitmap --sync-size 1G --chunk-size 64K
+      swapio bitmap create m0.bitmap --sync-size 256MiB --chunk-size 1M --clean
+    """
     new = Bitmap.create(
         sync_size_bytes=parse_size(sync_size, "sync size"),
         chunk_size=parse_size(chunk_size, "chunk size"),
@@ -133,6 +151,11 @@ def examine(ctx: click.Context, bitmap_names: tuple[str, ...], as_json: bool) ->
     """Print what `mdadm --examine-bitmap` prints, for each BITMAP in turn.
 
     With several files, --json prints one list of documents.
+
+    \b
+    Examples:
+      swapio bitmap examine /var/tmp/m0.bitmap
+      swapio bitmap examine a.bitmap b.bitmap --json
     """
 
     async def body(name: str) -> Bitmap:
@@ -160,10 +183,16 @@ def _report_examine(found: Bitmap, name: str, as_json: bool) -> None:
 @click.argument("bitmap_name", metavar="BITMAP")
 @click.option("--offset", required=True, help="First byte of the range.")
 @click.option("--length", required=True, help="Bytes in the range.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @click.pass_context
 def dirty(ctx: click.Context, bitmap_name: str, offset: str, length: str, as_json: bool) -> None:
-    """Set the bits of every chunk covering a byte range (force it to resync)."""
+    """Set the bits of every chunk covering a byte range (force it to resync).
+
+    \b
+    Examples:
+      swapio bitmap dirty m0.bitmap --offset 0 --length 1G     # a new leg: copy it all
+      swapio bitmap dirty m0.bitmap --offset 3M --length 64K
+    """
 
     async def body() -> dict[str, Any]:
         store = await BitmapStore.open(_host(ctx), bitmap_name)
@@ -283,7 +312,13 @@ class _Bar:
 @bitmap.command("resync")
 @click.argument("bitmap_name", metavar="BITMAP")
 @click.option("--source", required=True, help="The leg to copy from.")
-@click.option("--target", "targets", multiple=True, required=True, help="A leg to copy to.")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    required=True,
+    help="A leg to copy to; repeat it for several.",
+)
 @click.option("--dry-run", is_flag=True, help="List what would be copied; write nothing.")
 @click.option("--verify", is_flag=True, help="Compare every chunk; repair differences.")
 @click.option("--max-speed", default=None, help="Bytes per second at most (e.g. 100M, 8M/s).")
@@ -306,7 +341,16 @@ def resync_command(
     \b
     Exit codes: 0 legs in sync; 1 I/O failure (progress kept, rerun);
     2 usage error; 3 input refused, nothing written; 8 --dry-run found work;
-    9 --verify found differences outside the bitmap; 130 interrupted (progress kept, rerun).
+    9 --verify found differences outside the bitmap; 130 interrupted (progress kept, rerun);
+    143 terminated by SIGTERM (progress kept, rerun).
+
+    \b
+    Examples:
+      swapio bitmap resync m0.bitmap --source m0-a.img --target m0-b.img
+      swapio bitmap resync m0.bitmap --source a.img --target b.img --target c.img
+      swapio bitmap resync m0.bitmap --source a.img --target b.img --dry-run --list
+      swapio bitmap resync m0.bitmap --source a.img --target b.img --verify --json
+      swapio bitmap resync m0.bitmap --source a.img --target b.img --max-speed 50M/s
     """
     speed = parse_size(max_speed, "max speed", rate=True) if max_speed is not None else None
     if speed == 0:

@@ -14,9 +14,10 @@ import subprocess
 import time
 from pathlib import Path
 
+import click
 import pytest
 from swapio_mdraid import Bitmap
-from swapio_mdraid.cli import _Bar, parse_size
+from swapio_mdraid.cli import _Bar, bitmap, parse_size
 from swapio_mdraid.errors import BitmapParameterError
 
 from tests.mdraid.helpers import cli, make_image, mirror_url, run_cli
@@ -313,3 +314,19 @@ def test_errors_name_legs_as_typed_not_as_internal_urls(
     assert "target b has" in result.stderr
     assert "file://" not in result.stderr
     assert "durable=1" not in result.stderr
+
+
+# --- help -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("verb", ["create", "examine", "dirty", "resync"])
+def test_every_bitmap_verb_has_examples_and_every_option_a_description(verb: str) -> None:
+    command = bitmap.commands[verb]
+    assert "Examples:" in (command.help or "")
+    undocumented = [p.name for p in command.params if isinstance(p, click.Option) and not p.help]
+    assert undocumented == []
+
+
+def test_target_says_it_repeats() -> None:
+    out = cli("bitmap", "resync", "--help")
+    assert "repeat it for several" in out
