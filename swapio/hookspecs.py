@@ -67,7 +67,10 @@ def swapio_add_commands(cli: click.Group) -> None:
 
     :param cli: the root :class:`click.Group`; call ``cli.add_command(...)``.
 
-    Called once when the CLI starts.  Synchronous.  A command's user errors should raise
+    Called once when the CLI starts — or, for a plugin that names its verbs in the
+    ``swapio.commands`` entry-point group (docs/plugin-authors.md, "Register"), only when one
+    of those verbs runs, on a scratch group; it must then add exactly those verbs.
+    Synchronous.  A command's user errors should raise
     :class:`swapio.errors.SwapioError` (the CLI prints one line and exits non-zero).
     """
 
