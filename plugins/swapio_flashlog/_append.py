@@ -15,7 +15,6 @@ pool, :mod:`swapio.pool`); a batch longer than the buffer is programmed in piece
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -36,6 +35,7 @@ from swapio_flashlog._nodes import (
     encode_sum_inode,
     hdr_crc,
     summary_span,
+    zlib_crc32,
 )
 from swapio_flashlog._space import Head, Space
 from swapio_flashlog.device import FlashDevice
@@ -47,7 +47,7 @@ _CRC_OF_ZEROS: dict[int, int] = {}
 
 
 def _linux_crc32(data: Buf) -> int:
-    return zlib.crc32(data, 0xFFFFFFFF) ^ 0xFFFFFFFF
+    return zlib_crc32(data, 0xFFFFFFFF) ^ 0xFFFFFFFF
 
 
 def _zero_crc(n: int) -> int:
@@ -155,7 +155,7 @@ class Appender:
         eb = space.eb
         crcs = [_linux_crc32(p) for p in pages]
         pack_head, pack_crcs, pack_entry = INODE_FIXED.pack_into, CRC_PAIR.pack_into, SUM_INODE.pack
-        crc = zlib.crc32
+        crc = zlib_crc32
         inode_type = NodeType.INODE
         fixed_end = INODE_SIZE - 8
         new_ref = NodeRef

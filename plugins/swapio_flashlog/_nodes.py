@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import enum
 import struct
-import zlib
 from dataclasses import dataclass, field
 from typing import NamedTuple, TypeAlias
 
@@ -108,9 +107,18 @@ class DirentType(enum.IntEnum):
     SOCK = 12
 
 
+try:  # ISA-L's crc32 (PCLMUL) computes zlib's function 8x faster on a 4 KiB node
+    from isal.isal_zlib import crc32 as _zlib_crc32
+except ImportError:  # pragma: no cover - isal is a dependency; zlib gives the same values
+    from zlib import crc32 as _zlib_crc32
+
+#: zlib's ``crc32(data, value)`` (pre- and post-inverted); :func:`crc32` is the kernel's.
+zlib_crc32 = _zlib_crc32
+
+
 def crc32(data: Buf, seed: int = 0) -> int:
     """Linux ``crc32_le(seed, data)``: reflected 0xEDB88320, no pre/post inversion."""
-    return zlib.crc32(data, seed ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
+    return zlib_crc32(data, seed ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
 
 
 def pad(length: int) -> int:
@@ -396,7 +404,7 @@ def inode_fields_into(
         0,
         0,
     )
-    node_crc = zlib.crc32(buf[at : at + INODE_SIZE - 8], 0xFFFFFFFF) ^ 0xFFFFFFFF
+    node_crc = zlib_crc32(buf[at : at + INODE_SIZE - 8], 0xFFFFFFFF) ^ 0xFFFFFFFF
     _CRC_PAIR.pack_into(buf, at + INODE_SIZE - 8, data_crc, node_crc)
 
 
