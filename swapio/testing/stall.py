@@ -12,9 +12,10 @@ Two instruments, both on the loop's own thread:
   charged to the hooks in flight at the time.
 
 Both subtract the time the loop's thread spent *waiting for a CPU* (field 2 of Linux's
-``/proc/thread-self/schedstat``, ``sched_info.run_delay``): on a loaded machine the
-scheduler may preempt the loop for tens of milliseconds, which is not the backend's doing.
-Elsewhere the wall time is used as it is.
+``/proc/thread-self/schedstat``, ``sched_info.run_delay``: on a loaded machine the scheduler
+may preempt the loop for tens of milliseconds; elsewhere this part is 0) and in Python's
+cyclic garbage collector (``gc.callbacks``: a full collection costs in proportion to every
+object of the test process).  Neither is the backend's doing.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import os
 import time
 from collections import Counter
@@ -60,6 +62,32 @@ class _RunDelay:
             self._fd = None
 
 
+class _GcTime:
+    """Seconds spent in the cyclic garbage collector while installed (``gc.callbacks``).
+
+    A full collection pauses whatever code allocated last, for a time that grows with every
+    object of the process (pytest's included): not the backend's doing.
+    """
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.total += time.perf_counter() - self._started
+
+    def __call__(self) -> float:
+        return self.total
+
+    def close(self) -> None:
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._callback)
+
+
 @dataclass(frozen=True)
 class Stall:
     """The loop was held ``seconds`` by ``where`` (a hook name, or hooks in flight)."""
@@ -67,10 +95,14 @@ class Stall:
     where: str
     seconds: float
     step: bool  # True: one step of the hook's own coroutine; False: seen by the watchdog
+    cpu: float = 0.0  # of ``seconds``, on the CPU (the rest: blocked in the kernel)
 
     def describe(self) -> str:
         if self.step:
-            return f"{self.where} ran {self.seconds:.3f} s on the event loop without yielding"
+            return (
+                f"{self.where} ran {self.seconds:.3f} s on the event loop without yielding "
+                f"({self.cpu:.3f} s of it on the CPU)"
+            )
         return (
             f"the event loop stalled {self.seconds:.3f} s while {self.where} was in flight "
             "(in a callback or task of the backend, not the hook's own code)"
@@ -90,15 +122,21 @@ class StallWatch:
         self.stalls: list[Stall] = []
         self._in_flight: Counter[str] = Counter()
         self._run_delay = _RunDelay()
+        self._gc = _GcTime()
         self._last_step_stall = -1.0
 
     # --- step timer -----------------------------------------------------------------
 
-    def _step_done(self, hook: str, start: float, delay_start: float) -> None:
+    def _not_ours(self) -> float:
+        """Seconds the loop's thread was preempted or collecting garbage, so far."""
+        return self._run_delay() + self._gc()
+
+    def _step_done(self, hook: str, start: float, delay_start: float, cpu_start: float) -> None:
         now = time.perf_counter()
-        held = (now - start) - (self._run_delay() - delay_start)
+        held = (now - start) - (self._not_ours() - delay_start)
         if held >= self.threshold:
-            self.stalls.append(Stall(hook, held, step=True))
+            cpu = time.thread_time() - cpu_start
+            self.stalls.append(Stall(hook, held, step=True, cpu=cpu))
             self._last_step_stall = now
 
     def _stepped(self, hook: str, coro: Coroutine[Any, Any, T]) -> Generator[Any, Any, T]:
@@ -107,16 +145,17 @@ class StallWatch:
         error: BaseException | None = None
         while True:
             start = time.perf_counter()
-            delay = self._run_delay()
+            delay = self._not_ours()
+            cpu = time.thread_time()
             try:
                 yielded = coro.send(value) if error is None else coro.throw(error)
             except StopIteration as stop:
-                self._step_done(hook, start, delay)
+                self._step_done(hook, start, delay, cpu)
                 return stop.value  # type: ignore[no-any-return]
             except BaseException:
-                self._step_done(hook, start, delay)
+                self._step_done(hook, start, delay, cpu)
                 raise
-            self._step_done(hook, start, delay)
+            self._step_done(hook, start, delay, cpu)
             try:
                 value, error = (yield yielded), None
             except GeneratorExit:
@@ -154,10 +193,10 @@ class StallWatch:
     async def _watchdog(self) -> None:
         while True:
             start = time.perf_counter()
-            delay = self._run_delay()
+            delay = self._not_ours()
             await asyncio.sleep(self.interval)
             now = time.perf_counter()
-            lag = (now - start - self.interval) - (self._run_delay() - delay)
+            lag = (now - start - self.interval) - (self._not_ours() - delay)
             busy = sorted(h for h, n in self._in_flight.items() if n > 0)
             if lag >= self.threshold and busy and self._last_step_stall < start:
                 self.stalls.append(Stall(" and ".join(busy), lag, step=False))
@@ -173,6 +212,7 @@ class StallWatch:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             self._run_delay.close()
+            self._gc.close()
 
     def report(self, limit_name: str) -> str:
         """One message naming every stall recorded (worst first), or ``""`` if none."""
