@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from swapio_mdraid import Bitmap, _resync
+from swapio_mdraid import Bitmap, _copier
 from swapio_mdraid._locate import activate, path_url
 from swapio_mdraid._resync import resync
 from swapio_mdraid._store import BitmapStore, NotDurableError
@@ -290,10 +290,10 @@ async def test_bits_are_cleared_only_after_the_copies_are_durable(
 ) -> None:
     bitmap, a, b = legs
     order: list[str] = []
-    real_barrier = _resync._Target.barrier
+    real_barrier = _copier._Target.barrier
     real_write_pages = BitmapStore.write_pages
 
-    async def barrier(self: _resync._Target) -> None:
+    async def barrier(self: _copier._Target) -> None:
         order.append("barrier")
         await real_barrier(self)
 
@@ -301,13 +301,13 @@ async def test_bits_are_cleared_only_after_the_copies_are_durable(
         order.append("bitmap")
         await real_write_pages(self, pages)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(_resync._Target, "barrier", barrier)
+    monkeypatch.setattr(_copier._Target, "barrier", barrier)
     monkeypatch.setattr(BitmapStore, "write_pages", write_pages)
     host = PluginHost()
     store = await BitmapStore.open(host, str(bitmap))
     areas = [await activate(host, str(a)), await activate(host, str(b))]
     try:
-        target = await _resync._Target.open(areas[1], batched=True)
+        target = await _copier._Target.open(areas[1], batched=True)
         assert target.twin is not None  # a file leg gets the bulk twin
         await target.close()
         await resync(store, areas[0], areas[1:])
@@ -379,17 +379,17 @@ async def test_a_target_failing_mid_resync_keeps_the_progress_made(
     for chunk in dirty:
         new.set(chunk)
     await (await BitmapStore.create(host, str(bitmap), new)).close()
-    real_copy = _resync._Target.copy_from
+    real_copy = _copier._Target.copy_from
     calls = 0
 
-    async def failing_copy(self: _resync._Target, source: object, offset: int, n: int) -> None:
+    async def failing_copy(self: _copier._Target, source: object, offset: int, n: int) -> None:
         nonlocal calls
         calls += 1
         if calls > 20:
             raise BackendIOError("injected: target went away")
         await real_copy(self, source, offset, n)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(_resync._Target, "copy_from", failing_copy)
+    monkeypatch.setattr(_copier._Target, "copy_from", failing_copy)
     store = await BitmapStore.open(host, str(bitmap))
     areas = [await activate(host, str(a)), await activate(host, str(b))]
     try:
@@ -437,7 +437,7 @@ async def test_a_copy_finishing_during_a_barrier_is_flushed_by_the_next(tmp_path
     make_image(leg, SIZE)
     host = PluginHost()
     area = await activate(host, str(leg))
-    target = await _resync._Target.open(area, batched=True)
+    target = await _copier._Target.open(area, batched=True)
     flushes: list[int] = []
     real_write = area.write
     b_done = asyncio.Event()

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
-from swapio_mdraid import Bitmap, _resync
+from swapio_mdraid import Bitmap, _copier, _pipeline
 from swapio_mdraid._locate import activate
 from swapio_mdraid._resync import resync
 from swapio_mdraid._store import BitmapStore
@@ -104,12 +104,12 @@ class Ledger:
         self.barriers = 0
         self.max_inflight = 0
         self.inflight = 0
-        real_copy = _resync._Target.copy_from
-        real_barrier = _resync._Target.barrier
+        real_copy = _copier._Target.copy_from
+        real_barrier = _copier._Target.barrier
         real_pages = BitmapStore.write_pages
         ledger = self
 
-        async def copy(target: _resync._Target, source: object, offset: int, length: int) -> None:
+        async def copy(target: _copier._Target, source: object, offset: int, length: int) -> None:
             ledger.inflight += 1
             ledger.max_inflight = max(ledger.max_inflight, ledger.inflight)
             try:
@@ -121,7 +121,7 @@ class Ledger:
             for chunk in range(first, first + max(1, length // CHUNK)):
                 ledger.written[(id(target), chunk)] = ledger.seq
 
-        async def barrier(target: _resync._Target) -> None:
+        async def barrier(target: _copier._Target) -> None:
             start = ledger.seq
             await real_barrier(target)
             ledger.barriers += 1
@@ -132,16 +132,16 @@ class Ledger:
             await real_pages(store, pages)
 
         self.targets: set[int] = set()
-        real_open = _resync._Target.open.__func__  # type: ignore[attr-defined]
+        real_open = _copier._Target.open.__func__  # type: ignore[attr-defined]
 
         async def open_target(cls: type, area: object, batched: bool, page_size: int) -> object:
             target = await real_open(cls, area, batched, page_size)
             ledger.targets.add(id(target))
             return target
 
-        monkeypatch.setattr(_resync._Target, "copy_from", copy)
-        monkeypatch.setattr(_resync._Target, "barrier", barrier)
-        monkeypatch.setattr(_resync._Target, "open", classmethod(open_target))
+        monkeypatch.setattr(_copier._Target, "copy_from", copy)
+        monkeypatch.setattr(_copier._Target, "barrier", barrier)
+        monkeypatch.setattr(_copier._Target, "open", classmethod(open_target))
         monkeypatch.setattr(BitmapStore, "write_pages", write_pages)
 
     def check(self, bitmap: Bitmap) -> None:
@@ -162,7 +162,7 @@ def test_runs_merge_adjacent_chunks_within_the_limit() -> None:
         page_size = 4096
         pages = SIZE // 4096
 
-    copier = _resync._Copier(Area(), [], CHUNK)  # type: ignore[arg-type]
+    copier = _copier._Copier(Area(), [], CHUNK)  # type: ignore[arg-type]
     runs = copier.runs([1, 2, 3, 7, 8, 20], limit=2 * CHUNK)
     assert [(r.first, r.count, r.offset, r.length) for r in runs] == [
         (1, 2, CHUNK, 2 * CHUNK),
@@ -178,7 +178,7 @@ def test_runs_of_chunks_smaller_than_a_page_copy_each_page_once() -> None:
         page_size = 4096
         pages = 16
 
-    copier = _resync._Copier(Area(), [], 512)  # type: ignore[arg-type]
+    copier = _copier._Copier(Area(), [], 512)  # type: ignore[arg-type]
     runs = copier.runs([0, 3, 7, 8, 30], limit=1 << 20)
     # chunks 0..7 share page 0, chunk 8 is page 1 (adjacent to 7), chunk 30 is page 3
     assert [(r.offset, r.length, list(r.chunks)) for r in runs] == [
@@ -191,8 +191,8 @@ def test_runs_of_chunks_smaller_than_a_page_copy_each_page_once() -> None:
 
 
 def test_batches_hold_at_most_the_limit_and_at_least_one_run() -> None:
-    runs = [_resync._Run(i, 1, i * 10, 10) for i in range(5)] + [_resync._Run(9, 9, 90, 90)]
-    batches = list(_resync._batches(runs, 25))
+    runs = [_copier._Run(i, 1, i * 10, 10) for i in range(5)] + [_copier._Run(9, 9, 90, 90)]
+    batches = list(_pipeline._batches(runs, 25))
     assert [[r.first for r in b] for b in batches] == [[0, 1], [2, 3], [4], [9]]
 
 
@@ -200,8 +200,8 @@ def test_batches_hold_at_most_the_limit_and_at_least_one_run() -> None:
 async def test_every_cleared_bit_covers_a_durable_copy_while_copies_overlap(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, targets: int
 ) -> None:
-    monkeypatch.setattr(_resync, "CHECKPOINT_CHUNKS", 8)  # many checkpoints amid copies
-    monkeypatch.setattr(_resync, "BATCH_BYTES", 4 * CHUNK)
+    monkeypatch.setattr(_pipeline, "CHECKPOINT_CHUNKS", 8)  # many checkpoints amid copies
+    monkeypatch.setattr(_pipeline, "BATCH_BYTES", 4 * CHUNK)
     dirty = scattered(1, 120)
     legs = make_legs(tmp_path, dirty, targets)
     host = PluginHost()
@@ -223,7 +223,7 @@ async def test_every_cleared_bit_covers_a_durable_copy_while_copies_overlap(
 async def test_events_are_bumped_when_background_checkpoints_cleared_every_bit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_resync, "CHECKPOINT_CHUNKS", 1)
+    monkeypatch.setattr(_pipeline, "CHECKPOINT_CHUNKS", 1)
     dirty = list(range(0, 64, 2))
     legs = make_legs(tmp_path, dirty)
     host = PluginHost()
@@ -237,24 +237,24 @@ async def test_events_are_bumped_when_background_checkpoints_cleared_every_bit(
 async def test_a_failing_barrier_keeps_bits_of_copies_it_did_not_cover(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_resync, "CHECKPOINT_CHUNKS", 16)
-    monkeypatch.setattr(_resync, "BATCH_BYTES", 4 * CHUNK)
+    monkeypatch.setattr(_pipeline, "CHECKPOINT_CHUNKS", 16)
+    monkeypatch.setattr(_pipeline, "BATCH_BYTES", 4 * CHUNK)
     dirty = scattered(2, 150)
     legs = make_legs(tmp_path, dirty)
     host = PluginHost()
     await make_bitmap(host, tmp_path / "bm", dirty)
     ledger = Ledger(monkeypatch, dirty)
-    real_barrier = _resync._Target.barrier
+    real_barrier = _copier._Target.barrier
     calls = 0
 
-    async def failing_barrier(target: _resync._Target) -> None:
+    async def failing_barrier(target: _copier._Target) -> None:
         nonlocal calls
         calls += 1
         if calls >= 3:
             raise BackendIOError("injected: fdatasync failed")
         await real_barrier(target)
 
-    monkeypatch.setattr(_resync._Target, "barrier", failing_barrier)
+    monkeypatch.setattr(_copier._Target, "barrier", failing_barrier)
     with pytest.raises(BackendIOError, match="fdatasync failed"):
         # paced (~0.5 s for the 150 chunks) so that several checkpoints run whatever the
         # machine's speed: the third barrier fails with copies before and after it
@@ -273,22 +273,22 @@ async def test_a_failing_barrier_keeps_bits_of_copies_it_did_not_cover(
 async def test_a_copy_failing_mid_pipeline_keeps_the_progress_made(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_resync, "BATCH_BYTES", 4 * CHUNK)
+    monkeypatch.setattr(_pipeline, "BATCH_BYTES", 4 * CHUNK)
     dirty = scattered(3, 100)
     legs = make_legs(tmp_path, dirty)
     host = PluginHost()
     await make_bitmap(host, tmp_path / "bm", dirty)
-    real_copy = _resync._Copier.copy_runs
+    real_copy = _copier._Copier.copy_runs
     batches = 0
 
-    async def failing_copy(copier: _resync._Copier, runs: object) -> None:
+    async def failing_copy(copier: _copier._Copier, runs: object) -> None:
         nonlocal batches
         batches += 1
         if batches == 10:
             raise BackendIOError("injected: source read failed")
         await real_copy(copier, runs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(_resync._Copier, "copy_runs", failing_copy)
+    monkeypatch.setattr(_copier._Copier, "copy_runs", failing_copy)
     with pytest.raises(BackendIOError, match="source read failed"):
         await run_resync(host, tmp_path / "bm", legs)
     bitmap = on_disk(tmp_path / "bm")

@@ -1,0 +1,264 @@
+"""Moving chunk bytes between legs: bulk twins, targets with a durability barrier, runs.
+
+A ``file://`` leg is opened a second time without ``durable`` and with pages as large as a
+chunk (its *bulk twin*): copies go through the twins (no ``fdatasync`` per chunk, one buffer
+or one range copy per chunk) and a barrier through the durable area makes them durable.
+Adjacent dirty chunks are merged into runs, each copied as one request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from swapio.area import SwapArea
+
+#: Largest page size of the bulk twins (the file backend's and swapio's page size limit).
+TWIN_PAGE_MAX = 1 << 20
+
+
+def twin_page_size(area: SwapArea, chunk_size: int) -> int:
+    """Page size for a bulk twin of ``area``: one chunk per page where the geometry allows.
+
+    Larger pages mean fewer buffers per request (one ``pwritev`` element per chunk instead
+    of one per 4 KiB).  The twin must still cover the leg exactly, so the page size must
+    divide the leg's size; otherwise the leg's own page size is kept.
+    """
+    size = area.pages * area.page_size
+    page = min(max(chunk_size, area.page_size), TWIN_PAGE_MAX)
+    return page if size % page == 0 else area.page_size
+
+
+async def _open_twin(area: SwapArea, page_size: int) -> SwapArea | None:
+    """A second, non-durable activation of a ``file://`` leg, or None for other backends."""
+    loc = area.location
+    if loc.scheme != "file" or area.host is None:
+        return None
+    url = f"file://{quote(loc.path)}?durable=0&page_size={page_size}"
+    return await area.host.activate(url)
+
+
+async def _read_into(area: SwapArea, offset: int, view: memoryview) -> None:
+    """Fill ``view`` from byte ``offset`` of ``area`` (both whole pages of ``area``)."""
+    size = area.page_size
+    await area.swap_in(offset // size, [view[i : i + size] for i in range(0, len(view), size)])
+
+
+class _Target:
+    """A target leg: its durable area, and a non-durable twin for bulk copies if it has one.
+
+    A ``file://`` leg is opened a second time without ``durable`` (and with pages as large
+    as a chunk): chunks are copied through the twin (no ``fdatasync`` per chunk) and
+    :meth:`barrier` re-writes one copied page through the durable area, whose ``fdatasync``
+    flushes every earlier write to the same file.  Bits are cleared only after the barrier,
+    so a crash never finds a clear bit over a lost copy.  Other backends have no such twin:
+    each copy is durable when it completes.
+    """
+
+    def __init__(self, area: SwapArea, twin: SwapArea | None) -> None:
+        self.area = area
+        self.twin = twin
+        self.last: int | None = None  # a copied slot of the durable area, re-written as barrier
+        self.written = 0  # bulk copies completed
+        self.flushed = 0  # bulk copies known durable
+
+    @classmethod
+    async def open(cls, area: SwapArea, batched: bool, page_size: int | None = None) -> _Target:
+        if not batched:
+            return cls(area, None)
+        return cls(area, await _open_twin(area, page_size or area.page_size))
+
+    @property
+    def bulk(self) -> SwapArea:
+        return self.twin if self.twin is not None else self.area
+
+    def _copied(self, offset: int) -> None:
+        if self.twin is not None:
+            self.last = offset // self.area.page_size
+            self.written += 1
+
+    async def copy_from(self, source: SwapArea, offset: int, length: int) -> None:
+        """Copy ``length`` bytes at byte ``offset`` from ``source`` (a leg of the same geometry):
+        one range copy (:meth:`SwapArea.copy`) into the bulk area, or the leg's own when the
+        page sizes differ."""
+        bulk = self.bulk if self.bulk.page_size == source.page_size else self.area
+        size = source.page_size
+        await source.copy(offset // size, bulk, offset // size, length // size)
+        if bulk is self.twin:
+            self._copied(offset)
+
+    async def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        """Write ``data`` (whole pages of the bulk area) at byte ``offset`` of the leg."""
+        await self.bulk.write(offset // self.bulk.page_size, data)
+        self._copied(offset)
+
+    async def barrier(self) -> None:
+        """Every bulk copy completed before this call is durable when it returns.
+
+        Copies go on concurrently: re-writing any page already copied (with the bytes it
+        already holds; nothing else writes an offline leg) is enough, since the
+        ``fdatasync`` covers the whole file.
+        """
+        if self.last is None or self.flushed == self.written:
+            return
+        upto = self.written
+        slot = self.last
+        await self.area.write(slot, await self.area.read(slot))
+        self.flushed = max(self.flushed, upto)
+
+    async def close(self) -> None:
+        if self.twin is not None:
+            await self.twin.deactivate()
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Adjacent dirty chunks ``first .. first + count - 1``, copied as one request."""
+
+    first: int
+    count: int
+    offset: int  # bytes
+    length: int  # bytes
+
+    @property
+    def chunks(self) -> range:
+        return range(self.first, self.first + self.count)
+
+
+class _Copier:
+    """Moves chunk bytes between legs, whatever their page sizes."""
+
+    def __init__(
+        self,
+        source: SwapArea,
+        targets: Sequence[_Target],
+        chunk_size: int,
+        bulk_source: SwapArea | None = None,
+    ) -> None:
+        self.source = source
+        self.bulk_source = bulk_source or source
+        self.targets = targets
+        self.chunk_size = chunk_size
+        self.page_size = source.page_size
+        self.size = source.pages * source.page_size
+        #: Requests are aligned to this: every page size involved divides it.
+        self.unit = max(
+            self.page_size,
+            self.bulk_source.page_size,
+            *(t.bulk.page_size for t in targets),
+        )
+
+    @classmethod
+    async def open(
+        cls, source: SwapArea, targets: Sequence[SwapArea], chunk_size: int, bulk: bool
+    ) -> _Copier:
+        """Open the bulk twins (when ``bulk``) of every leg at once; close them on failure."""
+
+        async def source_twin() -> SwapArea | None:
+            return await _open_twin(source, twin_page_size(source, chunk_size)) if bulk else None
+
+        opened = await asyncio.gather(
+            source_twin(),
+            *(
+                _Target.open(t, batched=bulk, page_size=twin_page_size(t, chunk_size))
+                for t in targets
+            ),
+            return_exceptions=True,
+        )
+        twin, legs = opened[0], opened[1:]
+        copier = cls(
+            source,
+            [leg for leg in legs if isinstance(leg, _Target)],
+            chunk_size,
+            twin if isinstance(twin, SwapArea) else None,
+        )
+        for failure in opened:
+            if isinstance(failure, BaseException):
+                await copier.close()
+                raise failure
+        return copier
+
+    async def close(self) -> None:
+        """Release the twins (idempotent); every bulk write before this is in the file."""
+        closing = [leg.close() for leg in self.targets]
+        if self.bulk_source is not self.source:
+            closing.append(self.bulk_source.deactivate())
+        for failure in await asyncio.gather(*closing, return_exceptions=True):
+            if isinstance(failure, BaseException):
+                raise failure
+
+    def span(self, chunk: int, unit: int | None = None) -> tuple[int, int]:
+        """Byte range covering the chunk, widened to whole ``unit``s (default: leg pages).
+
+        A chunk smaller than a page copies the whole page.
+        """
+        unit = unit or self.page_size
+        first = chunk * self.chunk_size
+        end = min(first + self.chunk_size, self.size)
+        start = first - first % unit
+        return start, min(-(-end // unit) * unit, self.size)
+
+    def chunk_bytes(self, chunk: int) -> int:
+        """Bytes a chunk accounts for in the report (whole leg pages)."""
+        start, end = self.span(chunk)
+        return end - start
+
+    def slots(self, chunk: int) -> range:
+        """Slots of the leg covering the chunk."""
+        start, end = self.span(chunk)
+        return range(start // self.page_size, end // self.page_size)
+
+    def runs(self, chunks: Sequence[int], limit: int) -> list[_Run]:
+        """Sorted ``chunks`` as runs of adjacent (or page-sharing) chunks, each <= ``limit``
+        bytes unless a single chunk is larger."""
+        out: list[_Run] = []
+        first = count = start = end = -1
+        for chunk in chunks:
+            lo, hi = self.span(chunk, self.unit)
+            if count > 0 and chunk == first + count and lo <= end and hi - start <= limit:
+                count += 1
+                end = max(end, hi)
+                continue
+            if count > 0:
+                out.append(_Run(first, count, start, end - start))
+            first, count, start, end = chunk, 1, lo, hi
+        if count > 0:
+            out.append(_Run(first, count, start, end - start))
+        return out
+
+    async def read(self, area: SwapArea, chunk: int) -> bytearray:
+        """The chunk's bytes in ``area`` (widened to whole ``unit``s)."""
+        start, end = self.span(chunk, self.unit)
+        out = bytearray(end - start)
+        await _read_into(area, start, memoryview(out))
+        return out
+
+    async def copy_runs(self, runs: Sequence[_Run]) -> None:
+        """Copy every run to every target at once: one range copy per run and target, all
+        queued together (one batch for each target's owner thread)."""
+        await asyncio.gather(
+            *(
+                t.copy_from(self._source_for(t), r.offset, r.length)
+                for t in self.targets
+                for r in runs
+            )
+        )
+
+    def _source_for(self, target: _Target) -> SwapArea:
+        """The source twin when its pages match the target's bulk area, else the leg."""
+        if target.bulk.page_size == self.bulk_source.page_size:
+            return self.bulk_source
+        return self.source
+
+    async def copy(self, chunk: int, data: bytes | bytearray | None = None) -> int:
+        """Copy one chunk (``data``: its bytes as :meth:`read` returned them, if read)."""
+        if data is None:
+            data = await self.read(self.bulk_source, chunk)
+        start, _ = self.span(chunk, self.unit)
+        await asyncio.gather(*(t.write(start, data) for t in self.targets))
+        return self.chunk_bytes(chunk)
+
+    async def barrier(self) -> None:
+        await asyncio.gather(*(t.barrier() for t in self.targets))
