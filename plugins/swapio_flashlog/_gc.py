@@ -87,10 +87,16 @@ class Collector:
         self.build_index()
         batch: list[Pending] = []
         damaged = False
-        for ref in victim.nodes:
-            if ref.refs <= 0:
-                continue
-            raw = self.device.read(ref.offset, ref.totlen)
+        live = [ref for ref in victim.nodes if ref.refs > 0]
+        if not live:
+            self.steps += 1
+            self.space.erase(victim)
+            return
+        # one read of the span holding the live nodes, not one per node
+        first = min(ref.offset for ref in live)
+        span = self.device.read(first, max(ref.offset + ref.totlen for ref in live) - first)
+        for ref in live:
+            raw = span[ref.offset - first : ref.offset - first + ref.totlen]
             try:
                 verify(raw)
             except NodeFormatError:
