@@ -12,16 +12,18 @@ one level up, in :mod:`swapio_redis._engine`.
 from __future__ import annotations
 
 import asyncio
+import bisect
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
 from redis.asyncio import BlockingConnectionPool
-from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection
 from redis.exceptions import (
     AuthenticationError,
-    RedisClusterException,
     RedisError,
     ResponseError,
 )
@@ -33,6 +35,7 @@ from ._options import ENV_PASSWORD, ENV_PASSWORD_FILE, Credentials, RedisOptions
 
 #: One command: its name then its arguments (bytes, str, int or a page buffer).
 Command = Sequence[Any]
+HASH_SLOTS: Final = 16384
 
 
 async def roundtrip(conn: AbstractConnection, commands: Sequence[Command]) -> list[Any]:
@@ -86,10 +89,16 @@ class _NodeEndpoint(Endpoint):
             self.node.release(conn)
 
 
+def describe_text(exc: BaseException) -> str:
+    """The first line of an exception's message (or its type)."""
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def describe_connect_error(exc: BaseException, options: RedisOptions) -> BackendIOError:
     """One line for a failure to reach or log in to the store (never the password)."""
     where = options.where
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = describe_text(exc)
     _, marker, cause = text.partition("at least one reachable node: ")
     if marker:  # RedisCluster.initialize: no seed node answered
         text = cause
@@ -218,67 +227,158 @@ class StandaloneTopology(Topology):
         await self._pool.disconnect()
 
 
+@dataclass(frozen=True)
+class SlotMap:
+    """The cluster's hash-slot ranges and their masters, from ``CLUSTER SLOTS`` (sans-I/O).
+
+    A handful of ranges searched with :func:`bisect.bisect_right`: building and consulting it
+    costs microseconds, where a 16384-entry table would hold the event loop for milliseconds
+    at every refresh.
+    """
+
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+    masters: tuple[tuple[str, int], ...]
+    replicas: tuple[int, ...]
+
+    @classmethod
+    def parse(cls, reply: Any, seed_host: str) -> SlotMap:
+        """``CLUSTER SLOTS``: ``[[start, end, [host, port, id, ...], replica...], ...]``."""
+        rows = []
+        for entry in reply:
+            start, end, master = int(entry[0]), int(entry[1]), entry[2]
+            host = master[0].decode() if isinstance(master[0], bytes) else str(master[0])
+            rows.append((start, end, (host or seed_host, int(master[1])), len(entry) - 3))
+        rows.sort()
+        return cls(
+            starts=tuple(r[0] for r in rows),
+            ends=tuple(r[1] for r in rows),
+            masters=tuple(r[2] for r in rows),
+            replicas=tuple(r[3] for r in rows),
+        )
+
+    @property
+    def covered(self) -> int:
+        return sum(e - s + 1 for s, e in zip(self.starts, self.ends, strict=True))
+
+    def master_of(self, hash_slot: int) -> tuple[str, int] | None:
+        i = bisect.bisect_right(self.starts, hash_slot) - 1
+        if i >= 0 and hash_slot <= self.ends[i]:
+            return self.masters[i]
+        return None
+
+
+def _name(host: str, port: int) -> str:
+    return f"{host}:{port}"
+
+
 class ClusterTopology(Topology):
-    """A Redis Cluster (``redis+cluster://``), discovered from the seed nodes."""
+    """A Redis Cluster (``redis+cluster://``), discovered from the seed nodes.
+
+    The slot map comes from ``CLUSTER SLOTS`` of the first node that answers (known masters
+    first, then the seeds); each master gets a redis-py ``ClusterNode`` (its connections).
+    """
 
     cluster = True
 
     def __init__(self, options: RedisOptions, creds: Credentials, connections: int) -> None:
         kwargs = _connection_kwargs(options, creds, connections)
-        if options.tls:
-            kwargs["ssl"] = True
-        self._client = RedisCluster(
-            startup_nodes=[ClusterNode(host, port) for host, port in options.nodes],
-            require_full_coverage=True,
-            **kwargs,
-        )
+        self._max_connections = kwargs.pop("max_connections")
+        self._kwargs = kwargs
+        self._connection_class = SSLConnection if options.tls else Connection
         self._options = options
-        self._endpoints: dict[str, _NodeEndpoint] = {}
+        self._nodes: dict[str, _NodeEndpoint] = {}
+        self._map = SlotMap((), (), (), ())
         self._replicas: dict[str, int] = {}
         self._refreshing: asyncio.Task[None] | None = None
 
-    async def connect(self) -> None:
-        try:
-            await self._client.initialize()
-        except (RedisError, RedisClusterException, OSError) as exc:
-            await self._client.aclose()
-            if isinstance(exc, RedisClusterException) and "not enabled" in str(exc):
-                raise LocationError(
-                    f"redis at {self._options.where} is not a cluster node; use "
-                    f"redis://{self._options.where}?prefix={self._options.prefix}"
-                ) from None
-            raise describe_connect_error(exc, self._options) from None
-        self._learn()
-
-    def _learn(self) -> None:
-        replicas: dict[str, int] = {}
-        for nodes in self._client.nodes_manager.slots_cache.values():
-            if nodes:
-                replicas[nodes[0].name] = len(nodes) - 1
-        self._replicas = replicas
-
-    def _wrap(self, node: ClusterNode) -> Endpoint:
-        endpoint = self._endpoints.get(node.name)
-        if endpoint is None or endpoint.node is not node:
+    def _node(self, host: str, port: int) -> _NodeEndpoint:
+        name = _name(host, port)
+        endpoint = self._nodes.get(name)
+        if endpoint is None:
+            node = ClusterNode(
+                host,
+                port,
+                max_connections=self._max_connections,
+                connection_class=self._connection_class,
+                **self._kwargs,
+            )
             endpoint = _NodeEndpoint(node)
-            self._endpoints[node.name] = endpoint
+            self._nodes[name] = endpoint
         return endpoint
 
-    def route(self, hash_slot: int) -> Endpoint:
+    async def _discover(self) -> None:
+        """Read the slot map from the first node that answers ``CLUSTER SLOTS``."""
+        candidates = list(dict.fromkeys([*self._map.masters, *self._options.nodes]))
+        last: BaseException | None = None
+        for host, port in candidates:
+            try:
+                (reply,) = await self._node(host, port).roundtrip([("CLUSTER", "SLOTS")])
+            except AuthenticationError:
+                raise
+            except (RedisError, OSError) as exc:
+                last = exc
+                continue
+            if isinstance(reply, ResponseError):
+                if "cluster support disabled" in str(reply):
+                    raise LocationError(
+                        f"redis at {host}:{port} is not a cluster node; use "
+                        f"redis://{self._options.where}?prefix={self._options.prefix}"
+                    )
+                if isinstance(reply, AuthenticationError) or "NOAUTH" in str(reply):
+                    raise reply
+                last = reply
+                continue
+            self._map = SlotMap.parse(reply, host)
+            self._replicas = {
+                _name(*m): r for m, r in zip(self._map.masters, self._map.replicas, strict=True)
+            }
+            return
+        raise RedisConnectionError(f"no cluster node answered: {last}")
+
+    async def connect(self) -> None:
         try:
-            node = self._client.nodes_manager.get_node_from_slot(hash_slot)
-        except RedisClusterException as exc:
-            raise RedisConnectionError(str(exc)) from None
-        return self._wrap(node)
+            await self._discover()
+            # every master must answer (and accept the credentials) before any I/O
+            masters = self.primaries()
+            replies = await asyncio.gather(
+                *(m.roundtrip([("PING",)]) for m in masters), return_exceptions=True
+            )
+            for master, reply in zip(masters, replies, strict=True):
+                if isinstance(reply, BaseException):
+                    if isinstance(reply, AuthenticationError):
+                        raise reply
+                    raise RedisConnectionError(
+                        f"master {master.name} does not answer: {describe_text(reply)}"
+                    )
+                if isinstance(reply[0], ResponseError):
+                    raise reply[0]
+        except (RedisError, OSError) as exc:
+            await self.close()
+            if isinstance(exc, LocationError):
+                raise
+            raise describe_connect_error(exc, self._options) from None
+        except BaseException:
+            await self.close()
+            raise
+        if self._map.covered != HASH_SLOTS:
+            await self.close()
+            raise BackendIOError(
+                f"redis cluster at {self._options.where}: only {self._map.covered} of "
+                f"{HASH_SLOTS} hash slots are assigned to a master"
+            )
+
+    def route(self, hash_slot: int) -> Endpoint:
+        master = self._map.master_of(hash_slot)
+        if master is None:
+            raise RedisConnectionError(f"hash slot {hash_slot} is served by no master")
+        return self._node(*master)
 
     def endpoint(self, host: str, port: int) -> Endpoint:
-        node = self._client.get_node(host=host, port=port)
-        if node is None:
-            raise RedisConnectionError(f"ASK to unknown node {host}:{port}")
-        return self._wrap(node)
+        return self._node(host, port)
 
     def primaries(self) -> list[Endpoint]:
-        return [self._wrap(node) for node in self._client.get_primaries()]
+        return [self._node(*m) for m in dict.fromkeys(self._map.masters)]
 
     def replicas(self, endpoint: Endpoint) -> int:
         return self._replicas.get(endpoint.name, 0)
@@ -286,14 +386,14 @@ class ClusterTopology(Topology):
     async def refresh(self) -> None:
         # Concurrent requests that hit the same failure share one CLUSTER SLOTS refresh.
         if self._refreshing is None or self._refreshing.done():
-            self._refreshing = asyncio.ensure_future(self._do_refresh())
+            self._refreshing = asyncio.ensure_future(self._discover())
         await asyncio.shield(self._refreshing)
-
-    async def _do_refresh(self) -> None:
-        await self._client.nodes_manager.initialize()
-        self._learn()
 
     async def close(self) -> None:
         if self._refreshing is not None and not self._refreshing.done():
             self._refreshing.cancel()
-        await self._client.aclose()
+            with contextlib.suppress(BaseException):
+                await self._refreshing
+        for endpoint in self._nodes.values():
+            with contextlib.suppress(RedisError, OSError):
+                await endpoint.node.disconnect()

@@ -131,3 +131,22 @@ def test_ops_group_keys_by_hash_slot_on_a_cluster_only() -> None:
     assert all(len({key_slot(k) for k in op.keys}) == 1 for op in cluster)
     single = build_ops(layout, False, Kind.DEL, [(s, None) for s in range(40)])
     assert [len(op.keys) for op in single] == [16, 16, 8]  # 16 keys per command at most
+
+
+def test_slot_map_routes_hash_slots_by_range() -> None:
+    from swapio_redis._net import SlotMap
+
+    reply = [
+        [5461, 10922, [b"10.0.0.2", 7001, b"id2"], [b"10.0.0.5", 7004, b"id5"]],
+        [0, 5460, [b"", 7000, b"id1"]],  # a node that does not know its address
+        [10923, 16383, [b"10.0.0.3", 7002, b"id3"], [b"a", 1, b"x"], [b"b", 2, b"y"]],
+    ]
+    slots = SlotMap.parse(reply, "seed.example")
+    assert slots.covered == 16384
+    assert slots.master_of(0) == ("seed.example", 7000)
+    assert slots.master_of(5461) == ("10.0.0.2", 7001)
+    assert slots.master_of(16383) == ("10.0.0.3", 7002)
+    assert slots.replicas == (0, 1, 2)
+    partial = SlotMap.parse(reply[:1], "s")
+    assert partial.master_of(0) is None
+    assert partial.covered == 5462
