@@ -715,12 +715,11 @@ def _sweep_stale_formats(path: str) -> None:
     except OSError:
         return
     for name in names:
-        pid = name[len(prefix) :]
+        pid = name[len(prefix) :].removesuffix(SIDECAR_SUFFIX)
         if not name.startswith(prefix) or not pid.isdigit() or _alive(int(pid)):
             continue
-        for victim in (os.path.join(head, name), sidecar_path(os.path.join(head, name))):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(victim)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(head, name))  # the image or its sidecar, each in turn
 
 
 def _alive(pid: int) -> bool:
