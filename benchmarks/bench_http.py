@@ -9,8 +9,8 @@ rand-out/rand-in: single pages at QD 32 — on
 * ``floor``: the ``aiohttp-floor`` peer — aiohttp client and server in this process moving
   the same bytes with no swapio code (the same handlers as the peer in ``swapio bench``).
 
-Targets **alternate** round by round so that the noise of a shared machine hits both alike;
-the medians over rounds of each figure and of the per-round ratios are printed.
+Both targets are open at once and **short bursts alternate** between them (10 x 0.3 s each by
+default), so the noise of a shared machine hits both alike; totals per target are printed.
 
     python benchmarks/bench_http.py [--rounds 7] [--server inproc|process] [--workload W ...]
     python benchmarks/bench_http.py --profile seq-out      # cProfile of the http side
@@ -25,7 +25,6 @@ import os
 import pstats
 import random
 import secrets
-import statistics
 import subprocess
 import sys
 import time
@@ -175,18 +174,52 @@ async def run(
     return rate, moved / max(time.process_time() - cpu, 1e-9)
 
 
-async def one_round(args: argparse.Namespace, workloads: list[str], index: int) -> dict[str, float]:
-    out: dict[str, float] = {}
-    order = ("http", "floor") if index % 2 == 0 else ("floor", "http")
-    for name in order:
-        cm = http_target(args.pages, args.server) if name == "http" else floor_target()
-        async with cm as target:
+async def burst(
+    target: Target, workload: str, pages: int, seconds: float, seed: int
+) -> tuple[int, float, float]:
+    """One short run: (pages moved, wall seconds, CPU seconds of this process)."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    if workload.startswith("seq"):
+        data = _views(BATCH)
+        op = target.write if workload == "seq-out" else target.read
+        moved = 0
+        while time.perf_counter() - wall < seconds:
+            await op((moved % pages) // BATCH * BATCH, data)
+            moved += BATCH
+    else:
+        rng = random.Random(seed)
+        slots = iter(rng.sample(range(pages), pages))
+        op = target.write if workload == "rand-out" else target.read
+        moved = 0
+
+        async def worker() -> None:
+            nonlocal moved
+            view = _views(1)
+            for slot in slots:
+                await op(slot, view)
+                moved += 1
+                if time.perf_counter() - wall > seconds:
+                    return
+
+        await asyncio.gather(*(worker() for _ in range(QD)))
+    return moved, time.perf_counter() - wall, time.process_time() - cpu
+
+
+async def interleaved(args: argparse.Namespace, workloads: list[str]) -> dict[str, list[float]]:
+    """Both targets open at once; bursts alternate between them, totals per target."""
+    totals: dict[str, list[float]] = {}
+    async with http_target(args.pages, args.server) as http, floor_target() as floor:
+        for target in (http, floor):
             await sequential(target, args.pages, True, 60.0)  # untimed fill for the readers
-            for workload in workloads:
-                wall, cpu = await run(target, workload, args.pages, args.ops, args.seconds)
-                out[f"{name} {workload}"] = wall
-                out[f"{name} {workload} cpu"] = cpu
-    return out
+        for workload in workloads:
+            for index in range(args.rounds):
+                pair = (("http", http), ("floor", floor))
+                for name, target in pair if index % 2 == 0 else pair[::-1]:
+                    got = await burst(target, workload, args.pages, args.seconds, index)
+                    row = totals.setdefault(f"{name} {workload}", [0.0, 0.0, 0.0])
+                    for i, value in enumerate(got):
+                        row[i] += value
+    return totals
 
 
 async def profile(args: argparse.Namespace) -> None:
@@ -202,10 +235,10 @@ async def profile(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=10, help="bursts per target")
     parser.add_argument("--pages", type=int, default=16384)
     parser.add_argument("--ops", type=int, default=8192)
-    parser.add_argument("--seconds", type=float, default=1.5)
+    parser.add_argument("--seconds", type=float, default=0.3, help="length of one burst")
     parser.add_argument("--server", choices=("inproc", "process"), default="inproc")
     parser.add_argument("--workload", action="append", choices=WORKLOADS)
     parser.add_argument("--profile", choices=WORKLOADS)
@@ -215,25 +248,27 @@ def main() -> None:
         return
     workloads = args.workload or list(WORKLOADS)
     load_before = os.getloadavg()
-    rounds = [asyncio.run(one_round(args, workloads, i)) for i in range(args.rounds)]
+    totals = asyncio.run(interleaved(args, workloads))
     load_after = os.getloadavg()
     print(
-        f"server {args.server}; {args.rounds} rounds; load average before "
-        f"{load_before[0]:.2f}, after {load_after[0]:.2f} (1 min)"
+        f"server {args.server}; {args.rounds} alternating bursts of {args.seconds} s per target "
+        f"and workload; load average (1 min) before {load_before[0]:.2f}, after "
+        f"{load_after[0]:.2f}"
     )
-    print("pages/s (wall clock), and pages per CPU-second of this process (client + in-process")
-    print("servers; with --server process the page server's CPU is not counted)")
-    print(f"{'workload':14} {'http':>10} {'floor':>10} {'ratio':>6}  per-round ratios")
+    print("pages/s over wall-clock time, and pages per CPU-second of this process (client +")
+    print("in-process servers; with --server process the page server's CPU is not counted)")
+    print(
+        f"{'workload':9} {'http':>10} {'floor':>10} {'ratio':>6} {'http cpu':>10} "
+        f"{'floor cpu':>10} {'ratio':>6}"
+    )
     for workload in workloads:
-        for suffix in ("", " cpu"):
-            http = [r[f"http {workload}{suffix}"] for r in rounds]
-            floor = [r[f"floor {workload}{suffix}"] for r in rounds]
-            ratios = [h / f for h, f in zip(http, floor, strict=True)]
-            print(
-                f"{workload + suffix:14} {statistics.median(http):>10,.0f} "
-                f"{statistics.median(floor):>10,.0f} {statistics.median(ratios):>6.2f}  "
-                + " ".join(f"{r:.2f}" for r in ratios)
-            )
+        h_pages, h_wall, h_cpu = totals[f"http {workload}"]
+        f_pages, f_wall, f_cpu = totals[f"floor {workload}"]
+        hw, fw, hc, fc = h_pages / h_wall, f_pages / f_wall, h_pages / h_cpu, f_pages / f_cpu
+        print(
+            f"{workload:9} {hw:>10,.0f} {fw:>10,.0f} {hw / fw:>6.2f} {hc:>10,.0f} "
+            f"{fc:>10,.0f} {hc / fc:>6.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -122,6 +122,14 @@ class Request:
 
     header: RequestHeader
     chunks: tuple[memoryview, ...] = ()
+    #: Where the frame's pages start in the request body (frames of a stream follow each other).
+    offset: int = REQUEST_HEADER.size
+
+    def pages_of(self, body: memoryview) -> list[memoryview]:
+        """The frame's pages as views of ``body``, the whole request body held contiguously."""
+        size = self.header.page_size
+        data = body[self.offset : self.offset + self.header.body_size]
+        return [data[i : i + size] for i in range(0, data.nbytes, size)]
 
     @property
     def data(self) -> bytes:
@@ -384,8 +392,10 @@ class RequestStreamParser:
                 self._check(header)
             if self._current.bytes_needed == 0:
                 self._current.receive_data(b"")
-                self._frames.append(self._current.result())
-                self._offset += REQUEST_HEADER.size + header.body_size
+                frame = self._current.result()
+                offset = self._offset + REQUEST_HEADER.size
+                self._frames.append(Request(frame.header, frame.chunks, offset))
+                self._offset = offset + header.body_size
                 self._current = RequestParser(self._limits)
                 self._checked = False
 

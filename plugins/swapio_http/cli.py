@@ -15,6 +15,7 @@ from swapio.errors import SwapioError
 from swapio.plugins import PluginHost
 
 from ._auth import ENV_TOKEN, ENV_TOKEN_FILE, TokenSet, check_token, read_token_file
+from ._guard import DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS
 from ._wire import Limits
 from .server import (
     DEFAULT_BUFFER_BYTES,
@@ -132,6 +133,27 @@ async def _serve(config: ServerConfig, bind: str, port: int) -> None:
     help="Bytes of bodies one token's requests may hold at once (429 beyond).",
 )
 @click.option(
+    "--max-connections",
+    default=DEFAULT_MAX_CONNECTIONS,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Open connections at most; beyond, 503 and close (keep it below the open-file limit).",
+)
+@click.option(
+    "--header-timeout",
+    default=DEFAULT_HEADER_TIMEOUT,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds a client may take to send a request head; then the connection is closed.",
+)
+@click.option(
+    "--idle-timeout",
+    default=DEFAULT_IDLE_TIMEOUT,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds an idle keep-alive connection stays open.",
+)
+@click.option(
     "--drain-timeout",
     default=30.0,
     show_default=True,
@@ -160,6 +182,9 @@ def serve(
     max_areas: int,
     buffer_bytes: int,
     max_inflight_bytes: int,
+    max_connections: int,
+    header_timeout: float,
+    idle_timeout: float,
     drain_timeout: float,
     tls_cert: str | None,
     tls_key: str | None,
@@ -224,6 +249,9 @@ def serve(
         max_areas=max_areas,
         buffer_bytes=buffer_bytes,
         max_inflight_bytes=max_inflight_bytes,
+        max_connections=max_connections,
+        header_timeout=header_timeout,
+        idle_timeout=idle_timeout,
         drain_timeout=drain_timeout,
         ssl_context=context,
     )

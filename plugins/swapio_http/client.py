@@ -34,6 +34,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 import aiohttp
+import yarl
 
 from swapio.area import CreateRequest, PageBuffer
 from swapio.errors import (
@@ -73,6 +74,8 @@ COALESCE_GROUP_PAGES: Final = 16
 #: Frames of at most this many pages may share a request (the single-page reads and writes
 #: of random access; larger frames already amortize a request's cost).
 COALESCE_MAX_PAGES: Final = 8
+_IO_HEADERS: Final = {"Content-Type": CONTENT_TYPE}
+_SKIPPED_HEADERS: Final = ("Accept", "Accept-Encoding", "User-Agent")
 QUERY_KEYS: Final = frozenset({"connections", "frame_pages", "timeout", "coalesce", "cafile"})
 _FORBIDDEN_QUERY: Final = frozenset({"token", "access_token", "auth", "password"})
 
@@ -323,6 +326,8 @@ class PageClient:
         self._groups: set[asyncio.Future[None]] = set()
         #: Replies dropped by the SOCK_MEMALLOC rule (and asked for again).
         self.replies_dropped = 0
+        self._io_options: ClientOptions | None = None
+        self._io = yarl.URL()
 
     @property
     def frame_pages(self) -> int:
@@ -349,8 +354,19 @@ class PageClient:
                 headers=self._headers,
                 timeout=aiohttp.ClientTimeout(total=self.options.timeout),
                 raise_for_status=False,
+                # Per-request costs a page client has no use for: cookie filtering, and the
+                # default Accept/Accept-Encoding/User-Agent headers (built, sent and parsed).
+                cookie_jar=aiohttp.DummyCookieJar(),
+                skip_auto_headers=_SKIPPED_HEADERS,
             )
         return self._session
+
+    def _io_url(self) -> yarl.URL:
+        """``POST`` target of frames, parsed once per :attr:`options` (not per request)."""
+        if self._io_options is not self.options:
+            self._io = yarl.URL(f"{self.options.area_url}/io")
+            self._io_options = self.options
+        return self._io
 
     async def _call(self, method: str, url: str, what: str, **kwargs: Any) -> Any:
         session = self._open_session()
@@ -430,7 +446,7 @@ class PageClient:
             else f"{len(frames)} coalesced frames"
         )
         session = self._open_session()
-        url = f"{self.options.area_url}/io"
+        url = self._io_url()
         request = await pool.alloc(sum(f.request_bytes for f in frames))
         try:
             view = request.view
@@ -438,9 +454,7 @@ class PageClient:
             for frame in frames:
                 offset = frame.encode_into(view, offset)
             with _transport_errors(what, self.options.timeout):
-                async with session.post(
-                    url, data=view, headers={"Content-Type": CONTENT_TYPE}
-                ) as response:
+                async with session.post(url, data=view, headers=_IO_HEADERS) as response:
                     if response.status >= 400:
                         raise await _error_from(response, what)
                     expect = sum(f.response_bytes for f in frames)

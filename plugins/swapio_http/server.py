@@ -47,6 +47,13 @@ from swapio.pool import PagePool, PoolBuffer
 from ._api import AreaDescription, CreateBody, ErrorBody, check_area_name
 from ._auth import TokenSet
 from ._budget import InflightLimitError, TokenBudget
+from ._guard import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    ConnectionGuard,
+    GuardedSite,
+)
 from ._wire import (
     CONTENT_TYPE,
     REQUEST_HEADER,
@@ -95,6 +102,9 @@ class ServerConfig:
     buffer_timeout: float = DEFAULT_BUFFER_TIMEOUT
     #: The buffer pool itself (tests); None: ``PagePool.of_bytes(buffer_bytes)``.
     pool: PagePool | None = None
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
 
     def location(self, owner: str, area: str) -> str:
         return self.store.format(owner=owner, area=area)
@@ -137,6 +147,7 @@ class ServerState:
         if share is None:
             share = pool.reserve_pages * pool.page_size // max(1, len(config.tokens.tokens))
         self.budget = TokenBudget(pool, config.max_inflight_bytes, share, config.buffer_timeout)
+        self.guard = ConnectionGuard(config.max_connections, config.header_timeout)
 
     @contextlib.contextmanager
     def io(self) -> Iterator[None]:
@@ -201,6 +212,18 @@ _STATUS_BY_ERROR: Final[tuple[tuple[type[Exception], int, str], ...]] = (
 
 @web.middleware
 async def _errors_and_auth(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    state = request.app[STATE]
+    guard, transport = state.guard, request.transport
+    guard.request_started(transport)  # the head has arrived: no header deadline while serving
+    try:
+        return await _authenticated(request, handler)
+    finally:
+        guard.request_done(transport)
+
+
+async def _authenticated(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     owner = request.app[STATE].config.tokens.authenticate(request.headers.get("Authorization"))
@@ -412,8 +435,11 @@ async def area_io(request: web.Request) -> web.StreamResponse:
             for frame in frames:
                 _check_frame(area, frame.header)
             out = await grant.alloc(sum(_response_size(f.header) for f in frames))
-            with memalloc(grant.memalloc):
-                await _run(area, frames, out.view)
+            if grant.memalloc:
+                with memalloc():
+                    await _run(area, frames, body.view, out.view)
+            else:
+                await _run(area, frames, body.view, out.view)
             response = web.Response(body=out.view, content_type=CONTENT_TYPE)
             await response.prepare(request)
             await response.write_eof()
@@ -481,8 +507,8 @@ def _response_size(head: RequestHeader) -> int:
     return ResponseHeader(head.op, head.count, head.page_size).body_size + RESPONSE_HEADER.size
 
 
-async def _run(area: SwapArea, frames: list[Request], out: memoryview) -> None:
-    """Apply ``frames``, each writing its response frame into its slice of ``out``."""
+async def _run(area: SwapArea, frames: list[Request], body: memoryview, out: memoryview) -> None:
+    """Apply ``frames`` (held in ``body``), each writing its response into its part of ``out``."""
     slices = []
     offset = 0
     for frame in frames:
@@ -490,12 +516,14 @@ async def _run(area: SwapArea, frames: list[Request], out: memoryview) -> None:
         slices.append(out[offset : offset + size])
         offset += size
     if len(frames) == 1:
-        await _apply(area, frames[0], slices[0])
+        await _apply(area, frames[0], body, slices[0])
     elif not _conflicting(frames):
-        await asyncio.gather(*(_apply(area, f, v) for f, v in zip(frames, slices, strict=True)))
+        await asyncio.gather(
+            *(_apply(area, f, body, v) for f, v in zip(frames, slices, strict=True))
+        )
     else:
         for frame, view in zip(frames, slices, strict=True):
-            await _apply(area, frame, view)
+            await _apply(area, frame, body, view)
 
 
 def _check_frame(area: SwapArea, head: RequestHeader) -> None:
@@ -522,14 +550,14 @@ def _conflicting(frames: list[Request]) -> bool:
     return False
 
 
-async def _apply(area: SwapArea, frame: Request, out: memoryview) -> None:
+async def _apply(area: SwapArea, frame: Request, body: memoryview, out: memoryview) -> None:
     """Run one frame; write its response frame (header, SWAP_IN pages) into ``out``."""
     op, slot, count = frame.header.op, frame.header.slot, frame.header.count
     size = area.page_size
     head = RESPONSE_HEADER.size
     out[:head] = encode_response_header(ResponseHeader(op, count, size))
     if op is Op.SWAP_OUT:
-        await area.swap_out(slot, frame.pages())
+        await area.swap_out(slot, frame.pages_of(body))
     elif op is Op.SWAP_IN:
         await area.swap_in(
             slot, [out[head + i * size : head + (i + 1) * size] for i in range(count)]
@@ -590,10 +618,15 @@ async def start_server(
     config.check_store(host if host is not None else PluginHost())
     app = build_app(config, host)
     runner = web.AppRunner(
-        app, access_log=None, shutdown_timeout=config.drain_timeout, handle_signals=False
+        app,
+        access_log=None,
+        shutdown_timeout=config.drain_timeout,
+        handle_signals=False,
+        keepalive_timeout=config.idle_timeout,
     )
     await runner.setup()
-    site = web.TCPSite(runner, bind, port, ssl_context=config.ssl_context)
+    guard = app[STATE].guard
+    site = GuardedSite(runner, bind, port, guard=guard, ssl_context=config.ssl_context)
     try:
         await site.start()
     except OSError as exc:
