@@ -83,7 +83,8 @@ class WriteIntent:
         return self.bitmap.chunk_byte_offset(chunk) // self.page_size
 
     def _mark(self, chunk: int, attr: int) -> None:
-        page = self.page_of(chunk)
+        # page_of without its range check: chunk comes from a counter index (hot path)
+        page = (SUPERBLOCK_SIZE + (chunk >> 3)) // self.page_size
         self._attrs[page] = self._attrs.get(page, 0) | attr
         if attr & DIRTY:
             self._dirty.add(page)

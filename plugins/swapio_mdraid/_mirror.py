@@ -402,19 +402,41 @@ class Mirror:
         await self._write(slot, count, None)
 
     async def _write(self, slot: int, count: int, pages: Sequence[PageBuffer] | None) -> None:
+        """One write through the protocol.  The common case — chunks free, bits already on
+        disk, write-back legs — runs without a lock, a task or a wait (the hot path)."""
         chunks = self.chunks_of(slot, count)
-        await self._enter_chunks(chunks)
+        intent = self.intent
+        # the chunk table is only touched from the loop: no lock unless someone must wait
+        if self._held or not intent.can_start(chunks):
+            await self._enter_chunks(chunks)
+        writing = self._writing
+        for chunk in chunks:
+            writing[chunk] = writing.get(chunk, 0) + 1
         try:
             if self.use_bitmap:
-                await self._start_write(slot, count, chunks)
+                intent.start_write(chunks)  # bits set in memory, their pages marked dirty
+                dirty, in_flight = intent.unflushed(chunks)
+                self._set_ahead(slot, count, chunks)
+                if dirty or in_flight:
+                    await self._bits_on_disk(chunks, dirty, in_flight)
+                if self.fault is not None:
+                    await self._step("bitmap_flushed", chunk=chunks.start)
             success = False
             try:
                 success = await self._write_legs(slot, count, pages)
             finally:
                 if self.use_bitmap:
-                    self.intent.end_write(chunks, success)
+                    intent.end_write(chunks, success)
         finally:
-            await self._leave_chunks(chunks)
+            for chunk in chunks:
+                left = writing[chunk] - 1
+                if left:
+                    writing[chunk] = left
+                else:
+                    del writing[chunk]
+            if self._chunk_waiters:
+                async with self._chunks:
+                    self._chunks.notify_all()
         if self.fault is not None:
             await self._step("write_done", slot=slot)
 
@@ -424,24 +446,8 @@ class Mirror:
         def free() -> bool:
             return self.intent.can_start(chunks) and not any(c in self._held for c in chunks)
 
-        # the state is only touched from the loop: no lock unless waiting
-        if (self._held or not self.intent.can_start(chunks)) and not free():
+        if not free():
             await self._wait_chunks(free)
-        writing = self._writing
-        for chunk in chunks:
-            writing[chunk] = writing.get(chunk, 0) + 1
-
-    async def _leave_chunks(self, chunks: range) -> None:
-        writing = self._writing
-        for chunk in chunks:
-            left = writing[chunk] - 1
-            if left:
-                writing[chunk] = left
-            else:
-                del writing[chunk]
-        if self._chunk_waiters:
-            async with self._chunks:
-                self._chunks.notify_all()
 
     async def _wait_chunks(self, ready: Callable[[], bool]) -> None:
         """Wait on the chunk condition until ``ready()`` (counted, so leavers know to wake)."""
@@ -452,11 +458,8 @@ class Mirror:
         finally:
             self._chunk_waiters -= 1
 
-    async def _start_write(self, slot: int, count: int, chunks: range) -> None:
-        intent = self.intent
-        intent.start_write(chunks)  # bits set in memory, their pages marked dirty
-        dirty, in_flight = intent.unflushed(chunks)
-        self._set_ahead(slot, count, chunks)
+    async def _bits_on_disk(self, chunks: range, dirty: bool, in_flight: bool) -> None:
+        """Wait for the flush that carries these chunks' bits (plugging, ``_plug.py``)."""
         try:
             await self._plug.wait(dirty, in_flight)
         except BaseException:
@@ -464,8 +467,6 @@ class Mirror:
             # flush re-dirtied its pages: the next flush writes them again)
             self.intent.end_write(chunks, success=False)
             raise
-        if self.fault is not None:
-            await self._step("bitmap_flushed", chunk=chunks.start)
 
     def _set_ahead(self, slot: int, count: int, chunks: range) -> None:
         """A sequential stream gets its next bits set (and flushed) before it gets there."""
