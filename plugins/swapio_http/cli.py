@@ -20,6 +20,7 @@ from ._wire import Limits
 from .server import (
     DEFAULT_BUFFER_BYTES,
     DEFAULT_MAX_AREA_BYTES,
+    DEFAULT_MAX_BYTES_PER_TOKEN,
     DEFAULT_MAX_INFLIGHT_BYTES,
     DEFAULT_STORE,
     ServerConfig,
@@ -119,6 +120,13 @@ async def _serve(config: ServerConfig, bind: str, port: int) -> None:
     help="Most areas one token may have active at once.",
 )
 @click.option(
+    "--max-bytes-per-token",
+    default=DEFAULT_MAX_BYTES_PER_TOKEN,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Bytes of stores one token may create, deactivated areas' stores included (429).",
+)
+@click.option(
     "--buffer-bytes",
     default=DEFAULT_BUFFER_BYTES,
     show_default=True,
@@ -180,6 +188,7 @@ def serve(
     max_page_size: int,
     max_area_bytes: int,
     max_areas: int,
+    max_bytes_per_token: int,
     buffer_bytes: int,
     max_inflight_bytes: int,
     max_connections: int,
@@ -247,6 +256,7 @@ def serve(
         limits=limits,
         max_area_bytes=max_area_bytes,
         max_areas=max_areas,
+        max_bytes_per_token=max_bytes_per_token,
         buffer_bytes=buffer_bytes,
         max_inflight_bytes=max_inflight_bytes,
         max_connections=max_connections,

@@ -18,6 +18,7 @@ import itertools
 import json
 import logging
 import ssl
+from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
@@ -74,6 +75,8 @@ log = logging.getLogger("swapio.http.server")
 DEFAULT_STORE: Final = "memory://serve/{owner}/{area}"
 DEFAULT_MAX_AREA_BYTES: Final = 1 << 30
 DEFAULT_MAX_AREAS: Final = 64
+#: Bytes of stores one token may create (deactivated areas' stores included).
+DEFAULT_MAX_BYTES_PER_TOKEN: Final = 4 << 30
 #: Budget of the pool holding request and response bodies (``--buffer-bytes``).
 DEFAULT_BUFFER_BYTES: Final = 256 << 20
 #: Bytes of buffers one token's requests may hold at once (``--max-inflight-bytes``).
@@ -92,6 +95,7 @@ class ServerConfig:
     limits: Limits = field(default_factory=Limits)
     max_area_bytes: int = DEFAULT_MAX_AREA_BYTES
     max_areas: int = DEFAULT_MAX_AREAS
+    max_bytes_per_token: int = DEFAULT_MAX_BYTES_PER_TOKEN
     #: TLS for the listening socket (``swapio serve --tls-cert/--tls-key``); None: plain HTTP.
     ssl_context: ssl.SSLContext | None = None
     drain_timeout: float = 30.0
@@ -137,6 +141,8 @@ class ServerState:
         self.config = config
         self.host = host
         self.areas: dict[tuple[str, str], SwapArea] = {}
+        #: Bytes of every store each owner created or attached since start (active or not).
+        self.stores: defaultdict[str, dict[str, int]] = defaultdict(dict)
         self.activating: dict[str, asyncio.Lock] = {}
         self.closing = False
         self.inflight = 0
@@ -360,11 +366,33 @@ async def _activate(state: ServerState, key: tuple[str, str], body: CreateBody) 
                 f"{body.pages} pages of {body.page_size} bytes exceed this server's area "
                 f"limit of {state.config.max_area_bytes} bytes",
             )
+        _check_quota(state, key, body.pages * body.page_size)
         create = CreateRequest(pages=body.pages, page_size=body.page_size)
     area = await state.host.activate(state.config.location(*key), create=create)
     state.areas[key] = area
+    state.stores[key[0]][key[1]] = area.pages * area.page_size
     status = 201 if create is not None else 200
     return web.json_response(_describe(key[1], area, state.config.limits).to_json(), status=status)
+
+
+def _check_quota(state: ServerState, key: tuple[str, str], size: int) -> None:
+    """429 when creating ``size`` bytes would take the token over ``max_bytes_per_token``.
+
+    Every store the token created or attached since the server started counts, active or
+    not: ``DELETE`` deactivates an area but keeps its store, so a quota on active areas alone
+    would let create/delete cycles under new names grow memory or disk without bound.
+    """
+    owner, name = key
+    held = sum(b for n, b in state.stores[owner].items() if n != name)
+    limit = state.config.max_bytes_per_token
+    if held + size > limit:
+        raise _HTTPError(
+            429,
+            "quota",
+            f"this token's stores hold {held} bytes; {size} more would exceed the server's "
+            f"quota of {limit} bytes per token (stores of deactivated areas count: attach and "
+            "reuse them)",
+        )
 
 
 async def get_area(request: web.Request) -> web.Response:

@@ -157,3 +157,26 @@ async def test_bodies_are_received_into_the_pool(served: Client) -> None:
     assert after.allocations - before == 2  # the request body and the response body
     assert after.peak_used_pages >= 1 + 5  # 28 bytes; 16 + 4 pages
     assert pool.used_pages == 0
+
+
+async def test_create_delete_cycles_under_new_names_hit_the_token_quota(
+    aiohttp_client: Any, server_host: PluginHost
+) -> None:
+    area_bytes = 16 * PAGE
+    config = server_config(max_bytes_per_token=3 * area_bytes, max_areas=1)
+    client = await aiohttp_client(build_app(config, server_host))
+    for cycle in range(3):
+        response = await client.put(
+            f"/areas/c{cycle}", json={"pages": 16, "page_size": PAGE}, headers=auth()
+        )
+        assert response.status == 201
+        assert (await client.delete(f"/areas/c{cycle}", headers=auth())).status == 204
+    response = await client.put("/areas/c3", json={"pages": 16, "page_size": PAGE}, headers=auth())
+    assert response.status == 429
+    assert (await response.json())["error"] == "quota"
+    # the stores already made can be attached and reused; another token has its own quota
+    assert (await client.put("/areas/c0", json={}, headers=auth())).status == 200
+    response = await client.put(
+        "/areas/c3", json={"pages": 16, "page_size": PAGE}, headers=auth(OTHER_TOKEN)
+    )
+    assert response.status == 201
