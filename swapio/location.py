@@ -35,6 +35,16 @@ class Location:
     """A parsed swap-area URL.
 
     ``path`` is percent-decoded; ``query`` maps each key to its single value.
+
+    For ``nfs://10.0.0.5:2049/export/swap%20a?timeo=2&durable=1``: ``url`` is the text as
+    typed (use it in messages), ``scheme`` ``"nfs"`` (lower-cased), ``host`` ``"10.0.0.5"``
+    (lower-cased, ``""`` for ``file:///path``; a seed list ``HOST:PORT,HOST:PORT`` is kept
+    whole, user info dropped, and ``port`` is then ``None``), ``port`` ``2049`` (``None`` if
+    absent), ``path`` ``"/export/swap a"``, ``query`` the read-only mapping
+    ``{"timeo": "2", "durable": "1"}``.  A backend calls :meth:`check_query` with the keys it
+    accepts first, then reads values with :meth:`query_bool` / :meth:`query_int`; each raises
+    :class:`~swapio.errors.LocationError` naming the URL and the key.  See "The area's
+    location" in docs/plugin-authors.md.
     """
 
     url: str
