@@ -365,49 +365,6 @@ def inode_header(
     return fixed + _CRC_PAIR.pack(data_crc, crc32(fixed))
 
 
-def inode_fields_into(
-    buf: memoryview,
-    at: int,
-    ino: int,
-    version: int,
-    mode: int,
-    isize: int,
-    offset: int,
-    dsize: int,
-    csize: int,
-    compr: int,
-    data_crc: int,
-    time: int = 0,
-) -> None:
-    """:func:`inode_header`, written into ``buf[at : at + 68]`` (no intermediate bytes)."""
-    totlen = INODE_SIZE + csize
-    _INODE_FIXED.pack_into(
-        buf,
-        at,
-        MAGIC,
-        _NODE_ACCURATE_INODE,
-        totlen,
-        _hdr_crc(_NODE_ACCURATE_INODE, totlen),
-        ino,
-        version,
-        mode,
-        0,
-        0,
-        isize,
-        time,
-        time,
-        time,
-        offset,
-        csize,
-        dsize,
-        compr,
-        0,
-        0,
-    )
-    node_crc = zlib_crc32(buf[at : at + INODE_SIZE - 8], 0xFFFFFFFF) ^ 0xFFFFFFFF
-    _CRC_PAIR.pack_into(buf, at + INODE_SIZE - 8, data_crc, node_crc)
-
-
 _HDR_CRCS: dict[tuple[int, int], int] = {}
 
 

@@ -35,36 +35,61 @@ import fcntl
 import mmap
 import os
 import random
-import shlex
-import stat
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from swapio.errors import (
-    AreaError,
     AreaExistsError,
     AreaNotFoundError,
     BackendIOError,
     SwapioError,
     UsageError,
 )
+from swapio_flashlog._image import (
+    MIN_BLOCKS,
+    SIDECAR_SUFFIX,
+    check_free_space,
+    fd_size,
+    format_name,
+    image_size,
+    lock_image,
+    move_new,
+    open_image,
+    pad_hint,
+    remove_image,
+    sidecar_path,
+    sweep_stale_formats,
+    write_new_file,
+)
 from swapio_flashlog.errors import (
     BadBlockError,
     FlashProgramError,
     GeometryError,
-    ImageBusyError,
     ImageFormatError,
     PowerLoss,
 )
 
-SIDECAR_SUFFIX = ".flash"
+__all__ = [
+    "MIN_BLOCKS",
+    "SIDECAR_SUFFIX",
+    "Detector",
+    "FlashDevice",
+    "Geometry",
+    "PowerLossMode",
+    "check_free_space",
+    "image_geometry",
+    "image_size",
+    "open_image",
+    "remove_image",
+    "sidecar_path",
+]
+
 SIDECAR_MAGIC = b"SWIOFLSH"
 SIDECAR_VERSION = 1
 #: magic, version, erase_block, write_unit, size, blocks, flags, programmed, erased, host
 _SIDE_HDR = struct.Struct("<8sIIIQIIQQQ")
 _FLAG_BAD = 1
-MIN_BLOCKS = 5  # "Too few erase blocks" (fs/jffs2/fs.c)
 ERASED = 0xFF
 _COUNTERS_AT = struct.calcsize("<8sIIIQII")  # programmed, erased, host: three u64 from here
 _U64 = struct.Struct("<Q")
@@ -116,45 +141,6 @@ class PowerLossMode(enum.Enum):
     SOMEBITS = "somebits"  # a prefix, then one byte with only some of its bits programmed
 
 
-def sidecar_path(image: str) -> str:
-    """Where the chip state of ``image`` lives."""
-    return image + SIDECAR_SUFFIX
-
-
-def image_size(path: str) -> int:
-    """Bytes in the image at ``path`` (a file or a block device); a clear error when missing."""
-    fd = open_image(path, readonly=True)
-    try:
-        return _fd_size(path, fd)
-    finally:
-        os.close(fd)
-
-
-def open_image(path: str, *, readonly: bool) -> int:
-    """Open an existing image without ever blocking: a FIFO (or a socket, a directory) is
-    refused at once, as ``file://`` refuses it, instead of waiting in ``open()``."""
-    if "\0" in path:
-        raise UsageError(f"{path!r}: an image path cannot contain a NUL byte")
-    flags = (os.O_RDONLY if readonly else os.O_RDWR) | os.O_CLOEXEC | os.O_NONBLOCK
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise AreaNotFoundError(f"{path}: no such flash image") from None
-    except IsADirectoryError:
-        raise ImageFormatError(f"{path}: is a directory, not a flash image") from None
-    except OSError as exc:
-        raise BackendIOError(f"{path}: cannot open: {exc.strerror or exc}", detail=exc) from exc
-    try:
-        mode = os.fstat(fd).st_mode
-        if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
-            raise ImageFormatError(f"{path}: not a regular file or a block device")
-        os.set_blocking(fd, True)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
 def image_geometry(path: str, size: int, erase_block: int, write_unit: int = 4) -> Geometry:
     """The geometry of an image of ``size`` bytes (its own size, not the caller's word): an
     impossible one is the image's fault (exit 3, as with a sidecar), and says how to pad it."""
@@ -162,67 +148,6 @@ def image_geometry(path: str, size: int, erase_block: int, write_unit: int = 4) 
         return Geometry(size, erase_block, write_unit)
     except GeometryError as exc:
         raise ImageFormatError(f"{path}: {exc}{pad_hint(path, size, erase_block)}") from None
-
-
-def pad_hint(path: str, size: int, erase_block: int) -> str:
-    """How to pad an image written by ``mkfs.jffs2`` without ``--pad`` (the kernel reads the
-    rest of the partition as erased flash, 0xFF) to whole erase blocks, at least five."""
-    if erase_block < 4096 or erase_block & (erase_block - 1):
-        return ""
-    want = max(-(-size // erase_block), MIN_BLOCKS) * erase_block
-    if want <= size:
-        return ""
-    return (
-        f"; if it came from mkfs.jffs2 without --pad, pad it with erased flash (0xFF) to "
-        f"{want} bytes: head -c {want - size} /dev/zero | tr '\\000' '\\377' >> {shlex.quote(path)}"
-        f" (or run mkfs.jffs2 with --pad={want}); if it was truncated, restore it"
-    )
-
-
-def check_free_space(path: str, nbytes: int) -> None:
-    """Refuse to create ``nbytes`` at ``path`` when its filesystem has less free space."""
-    parent = os.path.dirname(os.path.abspath(path))
-    try:
-        st = os.statvfs(parent)
-    except FileNotFoundError:
-        raise AreaNotFoundError(f"{path}: parent directory does not exist") from None
-    except OSError:
-        return  # cannot tell: the writes themselves will decide
-    free = st.f_bavail * st.f_frsize
-    if nbytes > free:
-        raise AreaError(
-            f"{path}: a {nbytes}-byte flash image (with its sidecar) does not fit: only "
-            f"{free} bytes are free on that filesystem; nothing was written"
-        )
-
-
-def remove_image(path: str) -> None:
-    """Remove an image and its sidecar (what a failed format or create made)."""
-    for victim in (path, sidecar_path(path)):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(victim)
-
-
-def _fd_size(path: str, fd: int) -> int:
-    st = os.fstat(fd)
-    if stat.S_ISBLK(st.st_mode):
-        return os.lseek(fd, 0, os.SEEK_END)  # st_size of a block device is 0
-    if not stat.S_ISREG(st.st_mode):
-        raise ImageFormatError(f"{path}: not a regular file or a block device")
-    return st.st_size
-
-
-def _lock(path: str, fd: int) -> None:
-    """Take the image's exclusive advisory lock, or say who has it."""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise ImageBusyError(
-            f"{path}: image is in use by another process (mounted, formatted, inspected or "
-            "collected elsewhere); try again when it is released"
-        ) from None
-    except OSError as exc:
-        raise BackendIOError(f"{path}: cannot lock: {exc.strerror or exc}", detail=exc) from exc
 
 
 class FlashDevice:
@@ -299,8 +224,8 @@ class FlashDevice:
         side = bytes(_new_sidecar(geometry, bad_blocks))
         # Written under a temporary name and published by publish(): a format killed
         # half-way leaves no image under the name asked for (the next format sweeps it).
-        _sweep_stale_formats(path)
-        tmp = _format_name(path, os.getpid())
+        sweep_stale_formats(path)
+        tmp = format_name(path, os.getpid())
         try:
             fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         except FileNotFoundError:
@@ -309,12 +234,12 @@ class FlashDevice:
             raise BackendIOError(f"{path}: cannot create: {exc.strerror or exc}") from exc
         made_side = False
         try:
-            _lock(path, fd)
+            lock_image(path, fd)
             chunk = b"\xff" * (1 << 20)
             done = 0
             while done < geometry.size:
                 done += os.pwrite(fd, chunk[: min(len(chunk), geometry.size - done)], done)
-            _write_new_file(sidecar_path(tmp), side)
+            write_new_file(sidecar_path(tmp), side)
             made_side = True
             device = cls._attach(tmp, fd, geometry, readonly=False)
             device._erased_here[:] = b"\x01" * geometry.blocks  # written as 0xFF just now
@@ -343,14 +268,14 @@ class FlashDevice:
             return
         tmp = self.path
         try:
-            _move_new(tmp, final)
+            move_new(tmp, final)
         except FileExistsError:
             raise AreaExistsError(
                 f"{final}: appeared while the image was being formatted; not replacing it"
             ) from None
         self.path = final
         try:
-            _move_new(sidecar_path(tmp), sidecar_path(final))
+            move_new(sidecar_path(tmp), sidecar_path(final))
         except FileExistsError:
             self.path = tmp
             os.rename(final, tmp)  # ours: take it back under the temporary name
@@ -396,8 +321,8 @@ class FlashDevice:
     ) -> FlashDevice:
         """Lock ``fd``, check it against its sidecar and ``geometry``, map it.  The caller
         closes ``fd`` when this raises."""
-        _lock(path, fd)
-        size = _fd_size(path, fd)
+        lock_image(path, fd)
+        size = fd_size(path, fd)
         spath = sidecar_path(path)
         side_fd: int | None = None
         side: bytearray | mmap.mmap
@@ -467,7 +392,7 @@ class FlashDevice:
             return
         spath = sidecar_path(self.path)
         try:
-            _write_new_file(spath, bytes(self._side))
+            write_new_file(spath, bytes(self._side))
             self._side_fd = os.open(spath, os.O_RDWR | os.O_CLOEXEC)
             self._side = mmap.mmap(self._side_fd, len(self._side))
         except OSError as exc:
@@ -697,55 +622,6 @@ class FlashDevice:
         raise PowerLoss(f"{self.path}: power cut during operation {self.ops}")
 
 
-_FORMAT_TAG = ".swapio-format-"
-
-
-def _format_name(path: str, pid: int) -> str:
-    """The temporary name of an image being formatted (hidden, beside it, with the pid)."""
-    head, tail = os.path.split(path)
-    return os.path.join(head, f".{tail}{_FORMAT_TAG}{pid}")
-
-
-def _sweep_stale_formats(path: str) -> None:
-    """Remove what a killed format of ``path`` left under its temporary name."""
-    head, tail = os.path.split(path)
-    prefix = f".{tail}{_FORMAT_TAG}"
-    try:
-        names = os.listdir(head or ".")
-    except OSError:
-        return
-    for name in names:
-        pid = name[len(prefix) :].removesuffix(SIDECAR_SUFFIX)
-        if not name.startswith(prefix) or not pid.isdigit() or _alive(int(pid)):
-            continue
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(head, name))  # the image or its sidecar, each in turn
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _move_new(src: str, dst: str) -> None:
-    """Rename ``src`` to ``dst``, never over an existing ``dst`` (FileExistsError)."""
-    try:
-        os.link(src, dst)
-    except FileExistsError:
-        raise
-    except OSError:  # no hard links on this filesystem: check, then rename
-        if os.path.lexists(dst):
-            raise FileExistsError(dst) from None
-        os.rename(src, dst)
-        return
-    os.unlink(src)
-
-
 def _describe(g: Geometry) -> str:
     return f"size {g.size}, erase block {g.erase_block}, write unit {g.write_unit}"
 
@@ -785,19 +661,3 @@ def _parse_sidecar(path: str, raw: bytes) -> Geometry:
     if blocks != geometry.blocks or len(raw) != _SIDE_HDR.size + 5 * blocks:
         raise ImageFormatError(f"{path}: sidecar block table does not match its geometry")
     return geometry
-
-
-def _write_new_file(path: str, data: bytes) -> None:
-    """Create ``path`` holding ``data`` (never over an existing file); on failure remove it."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    except FileExistsError:
-        raise AreaExistsError(f"{path}: already exists; refusing to overwrite it") from None
-    try:
-        with open(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        os.unlink(path)
-        raise
