@@ -1,7 +1,8 @@
 """Benchmark of the reserve-aware scheduler and the pager (issue: scheduler and pager).
 
     python benchmarks/bench_scheduler.py [--quick] [--repeat 3] [--dir /var/tmp] [--json]
-                                         [--section swap_out --section priority ...]
+        [--section swap_out --section priority ...] [--clock cpu]
+        [--baseline-scheduler old_scheduler.py]
 
 Sections (each measured in the same run against its own baseline):
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import platform
@@ -57,48 +59,72 @@ async def best_of(repeat: int, fn: Callable[[], Awaitable[float]]) -> float:
 
 
 # --------------------------------------------------------------------------- swap-out
-async def bench_swap_out(pages: int, repeat: int) -> dict[str, Any]:
+def load_baseline(path: str) -> Any:
+    """The ``IOScheduler`` class of another ``scheduler.py`` (e.g. ``git show
+    OLD:swapio/scheduler/scheduler.py > /tmp/old.py``), loaded over the current package, to
+    time it interleaved with the current one in one process: both see the same machine
+    noise.  Works while the old module's use of the sibling modules (request, queue, stats)
+    is still compatible."""
+    spec = importlib.util.spec_from_file_location("swapio_baseline_scheduler", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"error: cannot load a scheduler module from {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.IOScheduler
+
+
+async def bench_swap_out(
+    pages: int,
+    repeat: int,
+    clock: Callable[[], float] = time.perf_counter,
+    baseline: Any = None,
+) -> dict[str, Any]:
+    """``clock``: wall time by default; ``time.process_time`` (``--clock cpu``) measures this
+    process's CPU only (the memory backend does no I/O).  ``baseline``: another scheduler
+    class timed in the same loops (``--baseline-scheduler``)."""
     host = PluginHost()
     area = await host.activate("memory://bench-sched", create=CreateRequest(pages=pages))
     block = os.urandom(PAGE * 128)
     data = [block[i * PAGE : (i + 1) * PAGE] for i in range(128)]
-    sched = IOScheduler()
+    scheds: dict[str, Any] = {"scheduler": IOScheduler()}
+    if baseline is not None:
+        scheds["baseline"] = baseline()
     rows = []
     try:
         for size in (1, 8, 32, 64, 128):
             chunk = data[:size]
 
             async def direct(size: int = size, chunk: list[bytes] = chunk) -> float:
-                t = time.perf_counter()
+                t = clock()
                 for slot in range(0, pages - size + 1, size):
                     await area.swap_out(slot, chunk)
-                return time.perf_counter() - t
+                return clock() - t
 
-            async def scheduled(size: int = size, chunk: list[bytes] = chunk) -> float:
-                t = time.perf_counter()
+            async def scheduled(sched: Any, size: int = size, chunk: list[bytes] = chunk) -> float:
+                t = clock()
                 for slot in range(0, pages - size + 1, size):
                     await sched.swap_out(area, slot, chunk)
-                return time.perf_counter() - t
+                return clock() - t
 
-            d_best, s_best = float("inf"), float("inf")
-            for _ in range(repeat):  # alternate so noise hits both alike
+            d_best = float("inf")
+            best = dict.fromkeys(scheds, float("inf"))
+            for _ in range(repeat):  # alternate so noise hits all alike
                 d_best = min(d_best, await direct())
-                s_best = min(s_best, await scheduled())
+                for name, sched in scheds.items():
+                    best[name] = min(best[name], await scheduled(sched))
             n = pages - pages % size
-            rows.append(
-                {
-                    "request_pages": size,
-                    "direct_pages_per_s": round(n / d_best),
-                    "scheduler_pages_per_s": round(n / s_best),
-                    "overhead_pct": round(100 * (s_best - d_best) / d_best, 1),
-                }
-            )
+            row: dict[str, Any] = {"request_pages": size, "direct_pages_per_s": round(n / d_best)}
+            for name, seconds in best.items():
+                prefix = "" if name == "scheduler" else "baseline_"
+                row[f"{prefix}scheduler_pages_per_s"] = round(n / seconds)
+                row[f"{prefix}overhead_pct"] = round(100 * (seconds - d_best) / d_best, 1)
+            rows.append(row)
         merged = []
         for size in (1, 8, 32):
             chunk = data[:size]
 
-            async def burst(size: int = size, chunk: list[bytes] = chunk) -> float:
-                t = time.perf_counter()
+            async def burst(sched: Any, size: int = size, chunk: list[bytes] = chunk) -> float:
+                t = clock()
                 window = 1024 // size  # requests submitted per tick (one plug)
                 slot = 0
                 while slot < pages:
@@ -112,25 +138,29 @@ async def bench_swap_out(pages: int, repeat: int) -> dict[str, Any]:
                         await req
                     if not reqs:
                         break
-                return time.perf_counter() - t
+                return clock() - t
 
-            before = sched.stats(area)
-            best = await best_of(repeat, burst)
-            after = sched.stats(area)
+            current = scheds["scheduler"]
+            before = current.stats(area)
+            best = dict.fromkeys(scheds, float("inf"))
+            for _ in range(repeat):
+                for name, sched in scheds.items():
+                    best[name] = min(best[name], await burst(sched))
+            after = current.stats(area)
             calls = after.batches - before.batches
-            merged.append(
-                {
-                    "request_pages": size,
-                    "pages_per_s": round(pages / best),
-                    "mean_pages_per_area_call": round(
-                        (after.pages_out - before.pages_out) / calls, 1
-                    )
-                    if calls
-                    else 0,
-                }
-            )
+            row = {
+                "request_pages": size,
+                "pages_per_s": round(pages / best["scheduler"]),
+                "mean_pages_per_area_call": round((after.pages_out - before.pages_out) / calls, 1)
+                if calls
+                else 0,
+            }
+            if "baseline" in best:
+                row["baseline_pages_per_s"] = round(pages / best["baseline"])
+            merged.append(row)
     finally:
-        await sched.aclose()
+        for sched in scheds.values():
+            await sched.aclose()
         await area.deactivate()
     return {"pages": pages, "sequential": rows, "merged_bursts": merged}
 
@@ -415,19 +445,30 @@ def render(result: dict[str, Any]) -> str:
 
 def _render_swap_out(so: dict[str, Any]) -> list[str]:
     lines = []
-    lines.append(f"\nsequential swap-out, memory backend, {so['pages']} pages")
+    lines.append(
+        f"\nsequential swap-out, memory backend, {so['pages']} pages ({so['clock']} clock)"
+    )
     lines.append("  req pages   direct p/s   scheduler p/s   overhead")
     for r in so["sequential"]:
-        lines.append(
+        line = (
             f"  {r['request_pages']:9d} {r['direct_pages_per_s']:12,d} "
             f"{r['scheduler_pages_per_s']:15,d} {r['overhead_pct']:9.1f}%"
         )
+        if "baseline_scheduler_pages_per_s" in r:
+            line += (
+                f"   baseline {r['baseline_scheduler_pages_per_s']:,d} p/s "
+                f"{r['baseline_overhead_pct']:.1f}%"
+            )
+        lines.append(line)
     lines.append("  merged bursts (1024 pages submitted per tick):")
     for r in so["merged_bursts"]:
-        lines.append(
+        line = (
             f"  {r['request_pages']:9d}-page requests: {r['pages_per_s']:,d} pages/s, "
             f"{r['mean_pages_per_area_call']} pages per area call"
         )
+        if "baseline_pages_per_s" in r:
+            line += f" (baseline {r['baseline_pages_per_s']:,d} pages/s)"
+        lines.append(line)
     return lines
 
 
@@ -493,7 +534,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "load_average": os.getloadavg(),
     }
     if "swap_out" in wanted:
-        result["swap_out"] = await bench_swap_out(16384 if quick else 131072, args.repeat)
+        clock = time.process_time if args.clock == "cpu" else time.perf_counter
+        baseline = load_baseline(args.baseline_scheduler) if args.baseline_scheduler else None
+        result["swap_out"] = await bench_swap_out(
+            16384 if quick else 131072, args.repeat, clock, baseline
+        )
+        result["swap_out"]["clock"] = args.clock
     if "priority" in wanted:
         result["priority"] = await bench_priority(300 if quick else 3000, directory)
     if "pager" in wanted:
@@ -512,6 +558,17 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--dir", help="directory for file-backed areas (default: tmp)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="what the swap_out section times: wall time, or this process's CPU time",
+    )
+    parser.add_argument(
+        "--baseline-scheduler",
+        metavar="FILE",
+        help="swap_out section: also time the IOScheduler of this scheduler.py, interleaved",
+    )
     parser.add_argument(
         "--section", action="append", choices=SECTIONS, help="run only this section (repeatable)"
     )
