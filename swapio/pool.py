@@ -304,6 +304,8 @@ class PagePool:
         self._dirty_ratio = dirty_ratio
         self._dirty_background_ratio = dirty_background_ratio
         self._area_reserve = 0
+        self._min = self._low = 0
+        self._set_watermarks()
         self._used = 0
         self._pfmemalloc_pages = 0
         self._buffers = 0
@@ -385,7 +387,7 @@ class PagePool:
     @property
     def reserve_pages(self) -> int:
         """Pages below *min*: the base reserve plus the sum of active areas' needs."""
-        return self._base_min + self._area_reserve
+        return self._min
 
     @property
     def area_reserve_pages(self) -> int:
@@ -395,17 +397,17 @@ class PagePool:
     @property
     def min_pages(self) -> int:
         """The *min* watermark (equal to :attr:`reserve_pages`)."""
-        return self.reserve_pages
+        return self._min
 
     @property
     def low_pages(self) -> int:
         """The *low* watermark: below it kswapd is woken and ordinary allocations wait."""
-        return self.min_pages + self._gap_low
+        return self._low
 
     @property
     def high_pages(self) -> int:
         """The *high* watermark: background reclaim runs until free pages reach it."""
-        return self.min_pages + self._gap_high
+        return self._min + self._gap_high
 
     @property
     def used_pages(self) -> int:
@@ -474,7 +476,13 @@ class PagePool:
                     f"{self._gap_low}-page gap to the low watermark; raise the budget"
                 )
         self._area_reserve = new_area
+        self._set_watermarks()
         self._wake()
+
+    def _set_watermarks(self) -> None:
+        """Cache *min* and *low* (read on every allocation) after the reserve changed."""
+        self._min = self._base_min + self._area_reserve
+        self._low = self._min + self._gap_low
 
     # ----------------------------------------------------------------- allocation
     def try_alloc(self, nbytes: int, *, to_min: bool = False) -> PoolBuffer | None:
@@ -563,13 +571,13 @@ class PagePool:
     def _grant(self, pages: int, nbytes: int, memalloc: bool) -> PoolBuffer | None:
         if self._unbounded:
             return self._lend(pages, nbytes, False)
-        after = self.free_pages - pages
+        after = self.budget_pages - self._used - pages
         if not memalloc:
-            if after >= self.low_pages:
+            if after >= self._low:
                 return self._lend(pages, nbytes, False)
             return None
         # kmalloc_reserve: first without the reserve (__GFP_NOMEMALLOC), then with it
-        if after >= self.min_pages:
+        if after >= self._min:
             return self._lend(pages, nbytes, False)
         if self.reserve_enabled and after >= 0:
             return self._lend(pages, nbytes, True)
@@ -582,10 +590,13 @@ class PagePool:
         if pfmemalloc:
             self._pfmemalloc_pages += pages
             self._reserve_dips += 1
-        self._peak_used = max(self._peak_used, self._used)
+        used = self._used
+        self._peak_used = max(self._peak_used, used)
         if not self._unbounded:
-            self._peak_reserve_used = max(self._peak_reserve_used, self.reserve_used_pages)
-            if self.free_pages < self.low_pages:
+            free = self.budget_pages - used
+            if free < self._min and self._min - free > self._peak_reserve_used:
+                self._peak_reserve_used = self._min - free
+            if free < self._low:
                 self._wake_kswapd()
         return PoolBuffer(self, memoryview(bytearray(nbytes)), pages, pfmemalloc)
 
