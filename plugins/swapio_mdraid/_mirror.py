@@ -309,10 +309,14 @@ class Mirror:
 
     @contextlib.asynccontextmanager
     async def _hold(self, *chunks: int) -> AsyncIterator[None]:
-        """Keep writes off ``chunks`` (after those in flight finished) for the body."""
+        """Keep writes off ``chunks`` (after those in flight finished) for the body.
+
+        Holders exclude each other too: a leg flush re-writes slot 0 with the bytes it read,
+        so it must not overlap the online resync's copy of chunk 0 (or another flush).
+        """
 
         def no_writes() -> bool:
-            return not any(c in self._writing for c in chunks)
+            return not any(c in self._writing or c in self._held for c in chunks)
 
         if not no_writes():
             await self._wait_chunks(no_writes)

@@ -329,3 +329,26 @@ async def test_write_back_file_legs_are_written_in_turn_without_a_task_each(
     assert seen == [tasks_before, tasks_before]  # no task was made for the second leg
     assert files.differing_chunks() == []
     await area.deactivate()
+
+
+async def test_a_leg_flush_and_a_resync_copy_of_chunk_0_never_overlap(
+    host: PluginHost, files: MirrorFiles
+) -> None:
+    """The flush re-writes slot 0 with what it read: a copy into chunk 0 must not be in
+    between (it would be undone)."""
+    area = await create_mirror(host, files)
+    mirror = mirror_of(area)
+    inside: list[str] = []
+    overlaps: list[str] = []
+
+    async def holder(name: str) -> None:
+        async with mirror._hold(0):
+            if inside:
+                overlaps.append(f"{name} inside {inside}")
+            inside.append(name)
+            await asyncio.sleep(0.01)
+            inside.remove(name)
+
+    await asyncio.gather(holder("flush"), holder("resync copy"), holder("another flush"))
+    assert overlaps == []
+    await area.deactivate()
