@@ -244,6 +244,12 @@ async def _authenticated(
         return _error_response(exc.status_hint, exc.code, str(exc))
     except InflightLimitError as exc:
         return _error_response(429, "too-much-in-flight", str(exc))
+    except ConnectionError:
+        # The client went away mid-request (a reset upload): nothing to answer, no traceback.
+        log.info(
+            "%s %s: connection lost before the request was complete", request.method, request.path
+        )
+        return _error_response(400, "connection-lost", "connection lost mid-request")
     except SwapioError as exc:
         for kind, status, code in _STATUS_BY_ERROR:
             if isinstance(exc, kind):
