@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING
 
 from swapio.area import CreateRequest, PageBuffer, SwapArea
 from swapio.errors import (
+    MemoryPressureError,
     PageSizeError,
     SlotRangeError,
     SwapioError,
@@ -80,10 +81,12 @@ def is_leg_failure(exc: BaseException) -> bool:
     Every :class:`SwapioError` does — :class:`BackendIOError`, :class:`SwapTimeoutError`,
     :class:`ProtocolError`, :class:`AreaInactiveError`, ... — except the caller's own
     mistakes (:class:`UsageError`, :class:`SlotRangeError`, :class:`PageSizeError`), which
-    every leg would raise alike and which say nothing about the leg's health.
+    every leg would raise alike and which say nothing about the leg's health, and memory
+    pressure (:class:`MemoryPressureError`: the pool could not lend a buffer; the request
+    fails, the leg is fine).
     """
     return isinstance(exc, SwapioError) and not isinstance(
-        exc, (UsageError, SlotRangeError, PageSizeError)
+        exc, (UsageError, SlotRangeError, PageSizeError, MemoryPressureError)
     )
 
 

@@ -13,8 +13,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from swapio_mdraid import Bitmap
 
 from swapio.area import CreateRequest
+from swapio.errors import AllocationTimeout
 from swapio.memalloc import memalloc
 from swapio.plugins import PluginHost
 from swapio.pool import PagePool, PoolBuffer
@@ -99,4 +101,26 @@ async def test_a_memalloc_write_through_an_http_leg_completes_on_a_full_bounded_
         for buf in held:
             buf.release()
     assert bytes(await mirror.legs[1].area.read(5)) == page(9)
+    await area.deactivate()
+
+
+async def test_memory_pressure_in_a_leg_fails_the_write_not_the_leg(
+    host: PluginHost, files: MirrorFiles
+) -> None:
+    area = await host.activate(files.url(), create=CreateRequest(64, PAGE))
+    mirror = mirror_of(area)
+    leg = mirror.legs[1].area
+    real = leg.call_validated
+
+    async def starved(*args: object) -> None:
+        raise AllocationTimeout("injected: no buffer within the timeout")
+
+    leg.call_validated = starved  # type: ignore[method-assign,assignment]
+    with pytest.raises(AllocationTimeout):
+        await area.write(0, page(3))
+    assert not mirror.legs[1].faulty
+    leg.call_validated = real  # type: ignore[method-assign]
+    for _ in range(3):
+        await mirror.sweep()
+    assert Bitmap.decode(files.bitmap.read_bytes()).test(0)  # the legs may differ: kept
     await area.deactivate()
