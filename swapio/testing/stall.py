@@ -12,10 +12,12 @@ Two instruments, both on the loop's own thread:
   charged to the hooks in flight at the time.
 
 Both subtract the time the loop's thread spent *waiting for a CPU* (field 2 of Linux's
-``/proc/thread-self/schedstat``, ``sched_info.run_delay``: on a loaded machine the scheduler
-may preempt the loop for tens of milliseconds; elsewhere this part is 0) and in Python's
-cyclic garbage collector (``gc.callbacks``: a full collection costs in proportion to every
-object of the test process).  Neither is the backend's doing.
+``/proc/self/task/TID/schedstat``, ``sched_info.run_delay``: on a loaded machine the
+scheduler may preempt the loop for tens of milliseconds; elsewhere this part is 0), the
+longest such wait of any other Python thread (one preempted while it holds the GIL keeps the
+loop waiting), and the time in Python's cyclic garbage collector (``gc.callbacks``: a full
+collection costs in proportion to every object of the test process).  None of it is the
+backend's doing.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import contextlib
 import dataclasses
 import gc
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Generator
@@ -39,27 +42,41 @@ T = TypeVar("T")
 WATCHED_HOOKS = ("swapfile", "swap_out", "swap_in", "swap_discard", "swap_copy")
 
 
-class _RunDelay:
-    """Seconds the calling thread has waited on a run queue (preempted), per schedstat."""
+class _RunDelays:
+    """Seconds each Python thread of the process has waited on a run queue (preempted), read
+    from ``/proc/self/task/TID/schedstat`` (field 2, ``sched_info.run_delay``); empty where
+    there is no such file."""
 
     def __init__(self) -> None:
-        try:
-            self._fd: int | None = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
-        except OSError:
-            self._fd = None
+        self.own = threading.get_native_id()
+        self._fds: dict[int, int] = {}
 
-    def __call__(self) -> float:
-        if self._fd is None:
-            return 0.0
-        try:
-            return int(os.pread(self._fd, 128, 0).split()[1]) / 1e9
-        except (OSError, IndexError, ValueError):
-            return 0.0
+    def snapshot(self) -> dict[int, float]:
+        delays: dict[int, float] = {}
+        for thread in threading.enumerate():
+            tid = thread.native_id
+            if tid is None:
+                continue
+            fd = self._fds.get(tid)
+            try:
+                if fd is None:
+                    fd = self._fds[tid] = os.open(f"/proc/self/task/{tid}/schedstat", os.O_RDONLY)
+                delays[tid] = int(os.pread(fd, 128, 0).split()[1]) / 1e9
+            except (OSError, IndexError, ValueError):
+                continue
+        return delays
+
+    def excused(self, before: dict[int, float], after: dict[int, float]) -> float:
+        """The loop thread's own run-queue wait between the snapshots, plus the longest of any
+        other thread's (one preempted while holding the GIL keeps the loop waiting for it)."""
+        own = after.get(self.own, 0.0) - before.get(self.own, 0.0)
+        others = (after[tid] - before[tid] for tid in after if tid != self.own and tid in before)
+        return own + max(others, default=0.0)
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
 
 
 class _GcTime:
@@ -121,19 +138,26 @@ class StallWatch:
         self.interval = interval
         self.stalls: list[Stall] = []
         self._in_flight: Counter[str] = Counter()
-        self._run_delay = _RunDelay()
+        self._run_delays = _RunDelays()
         self._gc = _GcTime()
         self._last_step_stall = -1.0
 
     # --- step timer -----------------------------------------------------------------
 
-    def _not_ours(self) -> float:
-        """Seconds the loop's thread was preempted or collecting garbage, so far."""
-        return self._run_delay() + self._gc()
+    def _mark(self) -> tuple[dict[int, float], float]:
+        return self._run_delays.snapshot(), self._gc()
 
-    def _step_done(self, hook: str, start: float, delay_start: float, cpu_start: float) -> None:
+    def _excused(self, mark: tuple[dict[int, float], float]) -> float:
+        """Seconds since ``mark`` the loop waited for a CPU, for a preempted thread holding the
+        GIL, or for the garbage collector: none of it the backend's doing."""
+        delays, gc_time = self._mark()
+        return self._run_delays.excused(mark[0], delays) + gc_time - mark[1]
+
+    def _step_done(
+        self, hook: str, start: float, mark: tuple[dict[int, float], float], cpu_start: float
+    ) -> None:
         now = time.perf_counter()
-        held = (now - start) - (self._not_ours() - delay_start)
+        held = (now - start) - self._excused(mark)
         if held >= self.threshold:
             cpu = time.thread_time() - cpu_start
             self.stalls.append(Stall(hook, held, step=True, cpu=cpu))
@@ -145,17 +169,17 @@ class StallWatch:
         error: BaseException | None = None
         while True:
             start = time.perf_counter()
-            delay = self._not_ours()
+            mark = self._mark()
             cpu = time.thread_time()
             try:
                 yielded = coro.send(value) if error is None else coro.throw(error)
             except StopIteration as stop:
-                self._step_done(hook, start, delay, cpu)
+                self._step_done(hook, start, mark, cpu)
                 return stop.value  # type: ignore[no-any-return]
             except BaseException:
-                self._step_done(hook, start, delay, cpu)
+                self._step_done(hook, start, mark, cpu)
                 raise
-            self._step_done(hook, start, delay, cpu)
+            self._step_done(hook, start, mark, cpu)
             try:
                 value, error = (yield yielded), None
             except GeneratorExit:
@@ -193,10 +217,10 @@ class StallWatch:
     async def _watchdog(self) -> None:
         while True:
             start = time.perf_counter()
-            delay = self._not_ours()
+            mark = self._mark()
             await asyncio.sleep(self.interval)
             now = time.perf_counter()
-            lag = (now - start - self.interval) - (self._not_ours() - delay)
+            lag = (now - start - self.interval) - self._excused(mark)
             busy = sorted(h for h, n in self._in_flight.items() if n > 0)
             if lag >= self.threshold and busy and self._last_step_stall < start:
                 self.stalls.append(Stall(" and ".join(busy), lag, step=False))
@@ -211,7 +235,7 @@ class StallWatch:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            self._run_delay.close()
+            self._run_delays.close()
             self._gc.close()
 
     def report(self, limit_name: str) -> str:
