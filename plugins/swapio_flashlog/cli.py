@@ -58,10 +58,28 @@ def flash() -> None:
 @flash.command("format")
 @click.argument("image", type=click.Path(dir_okay=False))
 @click.option("--size", type=SIZE, required=True, help="flash size in bytes (e.g. 16MiB)")
-@click.option("--erase-block", type=SIZE, default="64KiB", show_default=True)
-@click.option("--write-unit", type=SIZE, default="4", show_default=True)
+@click.option(
+    "--erase-block",
+    type=SIZE,
+    default="64KiB",
+    show_default=True,
+    help="erase block size in bytes (mkfs.jffs2 -e)",
+)
+@click.option(
+    "--write-unit",
+    type=SIZE,
+    default="4",
+    show_default=True,
+    help="smallest programmable unit in bytes (NOR: 1-4, NAND: the page size)",
+)
 @click.option("--no-cleanmarkers", is_flag=True, help="do not write cleanmarkers (mkfs -n)")
-@click.option("--bad-block", "bad_blocks", type=int, multiple=True, help="mark block bad")
+@click.option(
+    "--bad-block",
+    "bad_blocks",
+    type=int,
+    multiple=True,
+    help="mark erase block N bad; repeat for several",
+)
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
 def format_cmd(
     image: str,
@@ -72,7 +90,14 @@ def format_cmd(
     bad_blocks: tuple[int, ...],
     as_json: bool,
 ) -> None:
-    """Create IMAGE: an erased flash of SIZE bytes (and its IMAGE.flash sidecar)."""
+    """Create IMAGE: an erased flash of SIZE bytes (and its IMAGE.flash sidecar).
+
+    \b
+    Examples:
+      swapio flash format /var/tmp/flash.img --size 16MiB
+      swapio flash format nand.img --size 64MiB --erase-block 128KiB --write-unit 2KiB
+      swapio flash format worn.img --size 4MiB --bad-block 3 --bad-block 17 --json
+    """
     geometry = Geometry(size, erase_block, write_unit)
     log = FlashLog.format(image, geometry, LogOptions(cleanmarkers=not no_cleanmarkers), bad_blocks)
     log.close()
@@ -124,7 +149,13 @@ def _report_dict(report: LogReport) -> dict[str, Any]:
 @click.option("--erase-block", type=SIZE, default=None, help="for images without a sidecar")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
 def inspect(image: str, erase_block: int | None, as_json: bool) -> None:
-    """Show nodes and live/obsolete/free space per erase block, wear and write amplification."""
+    """Show nodes and live/obsolete/free space per erase block, wear and write amplification.
+
+    \b
+    Examples:
+      swapio flash inspect /var/tmp/flash.img
+      swapio flash inspect mkfs-image.jffs2 --erase-block 64KiB --json
+    """
     log = FlashLog.open(image, _geometry(image, erase_block), readonly=True)
     try:
         doc = _report_dict(log.report())
@@ -167,7 +198,13 @@ def inspect(image: str, erase_block: int | None, as_json: bool) -> None:
 @click.option("--steps", type=int, default=0, help="at most this many blocks (0: until clean)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
 def gc(image: str, erase_block: int | None, steps: int, as_json: bool) -> None:
-    """Garbage-collect IMAGE: move live nodes out of dirty blocks and erase them."""
+    """Garbage-collect IMAGE: move live nodes out of dirty blocks and erase them.
+
+    \b
+    Examples:
+      swapio flash gc /var/tmp/flash.img
+      swapio flash gc /var/tmp/flash.img --steps 4 --json
+    """
     log = FlashLog.open(image, _geometry(image, erase_block))
     done = 0
     try:

@@ -58,11 +58,14 @@ class BenchCommand(click.Command):
         registry = registry_of(ctx)
         for param in params:
             if isinstance(param, click.Option) and param.name == "workloads":
-                param.help = f"Workload(s): {', '.join(registry.workload_names)}; default: all."
+                param.help = (
+                    f"Workload(s): {', '.join(registry.workload_names)} (repeat or "
+                    "comma-separate); default: all."
+                )
             elif isinstance(param, click.Option) and param.name == "peers":
                 param.help = (
-                    f"Peer(s): {', '.join(registry.peers) or 'none installed'}; default: "
-                    "every peer of the selected targets."
+                    f"Peer(s): {', '.join(registry.peers) or 'none installed'} (repeat or "
+                    "comma-separate); default: every peer of the selected targets."
                 )
         taken = {opt for p in params for opt in p.opts}
         extra = [
@@ -219,7 +222,7 @@ def build_plan(
     multiple=True,
     metavar="BACKEND=URL",
     help="Create the area of BACKEND at URL instead of placing it (removed afterwards "
-    "when its plugin knows how).",
+    "when its plugin knows how); repeat for several backends.",
 )
 @click.option(
     "--pages",
@@ -228,7 +231,9 @@ def build_plan(
     type=click.IntRange(64),
     help="Area size and sequential pages per workload.",
 )
-@click.option("--page-size", default=4096, show_default=True, type=int)
+@click.option(
+    "--page-size", default=4096, show_default=True, type=int, help="Bytes per page of every area."
+)
 @click.option(
     "--batch",
     default=64,
@@ -304,7 +309,15 @@ def bench(
     plot_path: str | None,
     **target_options: str | None,
 ) -> None:
-    """Which backend, for what? Every installed backend against its peers."""
+    """Which backend, for what? Every installed backend against its peers.
+
+    \b
+    Examples:
+      swapio bench                                  # everything installed (< 3 minutes)
+      swapio bench -b file -b nfs -w seq-out,rand-in --repeat 5
+      swapio bench -b file --no-peers --json > bench.json
+      swapio bench --url file=file:///mnt/ssd/bench.swap --plot bench.png
+    """
     from swapio.area import check_page_size  # noqa: PLC0415 (kept out of import time)
 
     check_page_size(page_size)

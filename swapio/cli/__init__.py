@@ -28,6 +28,14 @@ __all__ = ["SwapioGroup", "build_cli", "fail", "main"]
 
 #: ``swapio bench`` is core but heavy (aiohttp, the peers): imported when it runs.
 BENCH = ("swapio.bench.cli", "bench")
+#: Core verbs imported only when they run, with the line ``swapio --help`` shows for them.
+LAZY_CORE = {
+    "completion": (
+        ("swapio.cli.completion", "completion"),
+        "Print the shell completion script for bash, zsh or fish.",
+    ),
+    "man": (("swapio.cli.manpage", "man"), "Print or install swapio's manual pages."),
+}
 
 
 def _core_verb(module: str, attr: str) -> Callable[[], click.Command]:
@@ -53,7 +61,12 @@ def build_cli(host: PluginHost) -> click.Group:
     @click.version_option(__version__, prog_name="swapio")
     @click.pass_context
     def cli(ctx: click.Context) -> None:
-        """swapio: swap I/O to anything (see `swapio backends` for the URL schemes)."""
+        """Swap I/O to anything: files, NFS, flash logs, mirrors, page servers, Redis.
+
+        Every verb names a swap area by URL; `swapio backends` lists the URL schemes.
+        `swapio VERB --help` shows a verb's options and examples, `swapio man VERB` its
+        manual page.
+        """
         ctx.obj = host
 
     assert isinstance(cli, SwapioGroup)
@@ -66,6 +79,8 @@ def build_cli(host: PluginHost) -> click.Group:
             "Measure every installed backend and the peer tools (see `swapio bench --help`).",
         ),
     )
+    for verb, (where, short_help) in LAZY_CORE.items():
+        cli.add_lazy(verb, LazyVerb(_core_verb(*where), short_help))
     for verb, plugin in sorted(host.declared_commands().items()):
         cli.add_lazy(
             verb,

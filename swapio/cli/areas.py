@@ -64,8 +64,10 @@ def _check_range(area: SwapArea, slot: int, count: int) -> None:
         )
 
 
-slot_option = click.option("--slot", type=int, required=True, help="First slot.")
-count_option = click.option("--count", type=int, default=1, show_default=True, help="Pages.")
+slot_option = click.option("--slot", type=int, required=True, help="First slot (from 0).")
+count_option = click.option(
+    "--count", type=int, default=1, show_default=True, help="Number of pages from --slot on."
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 
 
@@ -73,7 +75,13 @@ json_option = click.option("--json", "as_json", is_flag=True, help="One JSON doc
 @json_option
 @click.pass_context
 def backends(ctx: click.Context, as_json: bool) -> None:
-    """List installed backends: name, version, URL schemes, capabilities."""
+    """List installed backends: name, version, URL schemes, capabilities.
+
+    \b
+    Examples:
+      swapio backends
+      swapio backends --json
+    """
     rows: list[dict[str, Any]] = [
         {
             "name": b.info.name,
@@ -114,7 +122,7 @@ def say_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 
 @click.command()
 @click.argument("url")
-@click.option("--pages", type=int, required=True, help="Number of slots.")
+@click.option("--pages", type=int, required=True, help="Number of slots (pages) in the area.")
 @click.option(
     "--page-size",
     type=int,
@@ -124,7 +132,14 @@ def say_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 @json_option
 @click.pass_context
 def create(ctx: click.Context, url: str, pages: int, page_size: int | None, as_json: bool) -> None:
-    """Create a new swap area at URL (never overwrites an existing store)."""
+    """Create a new swap area at URL (never overwrites an existing store).
+
+    \b
+    Examples:
+      swapio create file:///var/tmp/a.swap --pages 1024
+      swapio create 'file:///var/tmp/b.swap?durable=1' --pages 256 --page-size 16384
+      swapio create nfs://127.0.0.1/srv/export/swapfile --pages 4096 --json
+    """
     if page_size is None:
         page_size = url_page_size(Location.parse(url)) or DEFAULT_PAGE_SIZE
     check_page_size(page_size)
@@ -150,7 +165,13 @@ def create(ctx: click.Context, url: str, pages: int, page_size: int | None, as_j
 @json_option
 @click.pass_context
 def info(ctx: click.Context, url: str, as_json: bool) -> None:
-    """Show an area's geometry and capabilities."""
+    """Show an area's geometry and capabilities.
+
+    \b
+    Examples:
+      swapio info file:///var/tmp/a.swap
+      swapio info file:///var/tmp/a.swap --json
+    """
 
     async def body(area: SwapArea) -> dict[str, Any]:
         return _area_document(area)
@@ -196,7 +217,15 @@ def _read_input(source: str | None, expected: int) -> bytes:
 def write(
     ctx: click.Context, url: str, slot: int, count: int, source: str | None, as_json: bool
 ) -> None:
-    """Write COUNT pages from stdin (or --from FILE) to slots SLOT.. of URL."""
+    """Write COUNT pages from stdin (or --from FILE) to slots SLOT.. of URL.
+
+    The input must be exactly COUNT pages; nothing is written otherwise.
+
+    \b
+    Examples:
+      head -c 4096 /dev/urandom | swapio write file:///var/tmp/a.swap --slot 3
+      swapio write file:///var/tmp/a.swap --slot 0 --count 2 --from pages.bin --json
+    """
 
     async def body(area: SwapArea) -> dict[str, Any]:
         _check_range(area, slot, count)
@@ -216,7 +245,13 @@ def write(
 @click.option("--to", "target", type=str, default=None, help="Output file (default stdout).")
 @click.pass_context
 def read(ctx: click.Context, url: str, slot: int, count: int, target: str | None) -> None:
-    """Read COUNT pages from slots SLOT.. of URL to stdout (or --to FILE)."""
+    """Read COUNT pages from slots SLOT.. of URL to stdout (or --to FILE).
+
+    \b
+    Examples:
+      swapio read file:///var/tmp/a.swap --slot 3 | od -A d -t x1 | head
+      swapio read file:///var/tmp/a.swap --slot 0 --count 2 --to pages.bin
+    """
 
     async def body(area: SwapArea) -> bytes:
         _check_range(area, slot, count)
@@ -240,7 +275,13 @@ def read(ctx: click.Context, url: str, slot: int, count: int, target: str | None
 @json_option
 @click.pass_context
 def discard(ctx: click.Context, url: str, slot: int, count: int, as_json: bool) -> None:
-    """Discard COUNT slots from SLOT (they read as zeros afterwards)."""
+    """Discard COUNT slots from SLOT (they read as zeros afterwards).
+
+    \b
+    Examples:
+      swapio discard file:///var/tmp/a.swap --slot 3
+      swapio discard file:///var/tmp/a.swap --slot 0 --count 16 --json
+    """
 
     async def body(area: SwapArea) -> None:
         _check_range(area, slot, count)

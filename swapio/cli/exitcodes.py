@@ -26,6 +26,20 @@ PLUGIN = 4
 #: Memory pressure: an allocation timed out.
 MEMORY = 5
 
+#: (code, meaning) exactly as README.md's "Exit codes" table words them (a test keeps the two
+#: equal); the manual pages' EXIT STATUS section.
+TABLE = (
+    (OK, "success"),
+    (FAILURE, "the operation failed: the store, server or protocol (`BackendIOError`, timeouts)"),
+    (
+        USAGE,
+        "invalid command line, URL, size or input length (`UsageError`; click's usage errors too)",
+    ),
+    (AREA, "the area refused: missing, already exists, wrong format or holes, slot out of range"),
+    (PLUGIN, "a plugin failed to load or broke the hook contract"),
+    (MEMORY, "memory pressure: an allocation timed out"),
+)
+
 
 def for_error(exc: SwapioError) -> int:
     """The exit code for a swapio error."""
