@@ -288,6 +288,14 @@ class _Body:
         self._expect = expect
         self._what = what
 
+    async def read_all(self) -> None:
+        """Receive the whole (small) body at once; :meth:`read_into` then copies from it."""
+        self._pending = memoryview(await self._content.read())
+        if self._pending.nbytes != self._expect:
+            raise RemoteProtocolError(
+                f"{self._what}: response of {self._pending.nbytes} bytes, expected {self._expect}"
+            )
+
     async def read_into(self, view: memoryview) -> None:
         """Fill ``view`` completely from the body; a short body is a protocol error."""
         need, filled = view.nbytes, 0
@@ -308,7 +316,7 @@ class _Body:
         self._got += need
 
     async def check_end(self) -> None:
-        if self._pending.nbytes or await self._content.read(1):
+        if self._pending.nbytes or (not self._content.at_eof() and await self._content.read(1)):
             raise RemoteProtocolError(f"{self._what}: response longer than {self._expect} bytes")
 
 
@@ -464,6 +472,8 @@ class PageClient:
                             f"expected {expect}"
                         )
                     body = _Body(response, expect, what)
+                    if all(f.header.op is not Op.SWAP_IN for f in frames):
+                        await body.read_all()  # bare reply headers: one read, then copies
                     for index, frame in enumerate(frames):
                         buf = ready[index] if ready else await self._receive_buffer(pool, frame)
                         try:
@@ -569,7 +579,10 @@ class PageClient:
 
     async def _batch(self, frames: list[tuple[int, int]], run: Any, what: str) -> None:
         """Run ``run(slot, count)`` for every frame; concurrent unless in memalloc context."""
-        if in_memalloc() or len(frames) == 1:
+        if len(frames) == 1:
+            await run(*frames[0])  # a single frame's error is the call's error
+            return
+        if in_memalloc():
             results: list[BaseException | None] = []
             for slot, count in frames:
                 if results and results[-1] is not None:
