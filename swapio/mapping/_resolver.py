@@ -16,7 +16,8 @@ Runs in the handler process, on its event loop, over the program's region:
   the oldest pages (FIFO: the handler cannot see the program's accessed bits) are dropped in
   batches.  Dirty ones are write-protected, read back from the memfd and handed to
   :meth:`Pager.write` (which writes them to the area through its own reclaim); then the batch
-  is punched out of the memfd, which unmaps it from the program.
+  is punched out of the memfd, which unmaps it from the program.  Eviction and sync run in
+  memalloc context: they are the reclaim of the program's memory.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dataclasses import asdict, dataclass
 
 from swapio.mapping import _abi, _region, _uffd
 from swapio.mapping._abi import CopyMode, Pagefault, WriteprotectMode
+from swapio.memalloc import memalloc
 from swapio.pager import Pager
 
 #: Largest sequential window (pages) installed by one fault.
@@ -162,6 +164,7 @@ class Resolver:
         for k, index in enumerate(window):
             if self.pager.has_data(index):
                 view[k * ps : (k + 1) * ps] = await self.pager.read(index)
+                self.pager.drop_clean(index)  # the program holds it now
             else:
                 view[k * ps : (k + 1) * ps] = bytes(ps)
                 self.stats.zero_installs += 1
@@ -202,7 +205,8 @@ class Resolver:
         victims = [self._installed.popitem(last=False) for _ in range(count)]
         dirty = sorted(i for i, d in victims if d)
         if dirty:
-            await self._write_back(dirty)
+            with memalloc():  # this is reclaim: it frees the program's memory
+                await self._write_back(dirty)
             self.stats.dirty_evictions += len(dirty)
         for first, n in _runs(sorted(i for i, _ in victims)):
             _region.punch_hole(self.memfd, first * self.page_size, n * self.page_size)
@@ -228,12 +232,16 @@ class Resolver:
         returns how many pages were written.  The pages stay installed, clean and
         write-protected."""
         dirty = sorted(i for i, d in self._installed.items() if d)
-        if dirty:
-            await self._write_back(dirty)
-            if self.write_protect:
-                for i in dirty:
-                    self._installed[i] = False
-        await self.pager.sync()
+        # memalloc: the pager's frames may all hold dirty pages, so the backend's own
+        # buffers for these writes can only come from the reserve (a flashlog area waited
+        # for ever on an ordinary allocation without it)
+        with memalloc():
+            if dirty:
+                await self._write_back(dirty)
+                if self.write_protect:
+                    for i in dirty:
+                        self._installed[i] = False
+            await self.pager.sync()
         self.stats.synced_pages += len(dirty)
         return len(dirty)
 

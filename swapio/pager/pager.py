@@ -851,6 +851,19 @@ class Pager:
         """The scheduler this pager submits to."""
         return self._sched
 
+    def drop_clean(self, index: int) -> bool:
+        """Evict page ``index`` now, without I/O, if it is resident, clean and idle (its area
+        copy is valid, or it was never stored and reads as zeros).  For a caller that keeps
+        its own copy of the page — :mod:`swapio.mapping` once it installed the page in the
+        program — so the pager's frames go to pages nobody else holds and readahead keeps
+        its room.  Returns True when the page was dropped."""
+        page = self._table[index] if 0 <= index < self.pages else None
+        if page is None or page.view is None or page.io is not None or page.dirty:
+            return False
+        self._c.clean_drops += 1
+        self._evict(page)
+        return True
+
     def has_data(self, index: int) -> bool:
         """False when page ``index`` is certainly all zeros: never written through this pager
         and (unless opened with ``stored=True``) never stored on the area."""
