@@ -29,11 +29,48 @@ def random_faults(pages: int, resident_pages: int, accesses: int) -> dict[str, f
         t0 = time.perf_counter()
         total = 0
         for i in idx.tolist():
-            total += a[i]
+            total += int(a[i])
         elapsed = time.perf_counter() - t0
         faults = m.stats()["resolver"]["missing_faults"] - before
         del a
     return {"faults": faults, "seconds": elapsed, "faults_per_s": faults / elapsed}
+
+
+def trivial_handler(pages: int) -> dict[str, float]:
+    """The peer: a bare handler (forked, blocking ``read``, one ``UFFDIO_COPY`` of a static
+    page per fault) on the same memfd + MISSING|WP registration; one read per page."""
+    import ctypes  # noqa: PLC0415 - only this peer needs them
+
+    from swapio.mapping import _abi, _region, _uffd  # noqa: PLC0415
+    from swapio.mapping._abi import CopyMode, Feature, RegisterMode  # noqa: PLC0415
+
+    fd = _region.new_memfd(pages * PAGE)
+    mm, addr = _region.map_shared(fd, pages * PAGE)
+    uffd = _uffd.create()
+    want = Feature.PAGEFAULT_FLAG_WP | Feature.WP_HUGETLBFS_SHMEM | Feature.MISSING_SHMEM
+    _uffd.api(uffd, want & _uffd.supported_features())
+    _uffd.register(uffd, addr, pages * PAGE, RegisterMode.MISSING | RegisterMode.WP)
+    pid = os.fork()
+    if pid == 0:
+        os.set_blocking(uffd, True)
+        src = ctypes.create_string_buffer(PAGE)
+        while True:
+            for msg in _abi.decode_messages(os.read(uffd, 32 * 64)):
+                assert isinstance(msg, _abi.Pagefault)
+                dst = msg.address & ~(PAGE - 1)
+                _uffd.copy(uffd, dst, ctypes.addressof(src), PAGE, CopyMode.WP)
+    os.close(uffd)
+    a = np.frombuffer(mm, dtype=np.uint8)
+    idx = (np.random.default_rng(1).permutation(pages) * PAGE).tolist()
+    t0 = time.perf_counter()
+    total = 0
+    for i in idx:
+        total += int(a[i])
+    elapsed = time.perf_counter() - t0
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    del a
+    return {"faults": pages, "seconds": elapsed, "faults_per_s": pages / elapsed}
 
 
 def sequential_scan(path: str, pages: int, resident_pages: int) -> dict[str, float]:
@@ -71,6 +108,7 @@ def main() -> None:
     load_before = os.getloadavg()
     out: dict[str, object] = {
         "random_faults_memory": random_faults(args.pages, args.pages // 16, 20000),
+        "random_faults_trivial_handler": trivial_handler(args.pages),
     }
     path = os.path.join(args.dir, f"swapio-map-bench-{os.getpid()}.swap")
     try:
