@@ -180,3 +180,33 @@ async def test_create_delete_cycles_under_new_names_hit_the_token_quota(
         "/areas/c3", json={"pages": 16, "page_size": PAGE}, headers=auth(OTHER_TOKEN)
     )
     assert response.status == 201
+
+
+async def test_a_stalled_upload_that_disconnects_gives_its_buffer_back(
+    server_host: PluginHost,
+) -> None:
+    from swapio_http.server import start_server
+
+    server = await start_server(server_config(), port=0, host=server_host)
+    try:
+        state = server.runner.app[STATE]
+        put = (
+            f"PUT /areas/a HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+            'Content-Length: 31\r\n\r\n{"pages": 256, "page_size": 4096}'
+        )
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        writer.write(put.replace("Content-Length: 31", "Content-Length: 33").encode())
+        assert b" 201 " in await reader.readuntil(b"\r\n\r\n")
+        body = frame(Op.SWAP_OUT, 0, 16, bytes(16 * PAGE))  # the test server's largest frame
+        writer.write(
+            f"POST /areas/a/io HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[:-1]  # all but the last byte
+        )
+        await until(lambda: state.budget.inflight, "the upload's buffer to be granted")
+        assert state.budget.pool.used_pages > 16
+        writer.transport.abort()  # the client goes away
+        await until(lambda: not state.budget.inflight, "the buffer to be given back")
+        assert state.budget.pool.used_pages == 0
+    finally:
+        await server.stop()
