@@ -8,6 +8,11 @@ backends are installed.  Page I/O uses the binary frames of :mod:`swapio_http._w
 Shutdown is graceful: new I/O is refused with 503, I/O already accepted completes, then every
 area is deactivated (which drains it and makes completed writes durable where the backend
 is durable).
+
+Resources are bounded: request and response bodies live in a pool charged per token
+(:mod:`swapio_http._budget`), connections and the time to send a request head are limited
+(:mod:`swapio_http._guard`), and the stores one token may create are capped
+(``max_bytes_per_token``).  See ``docs/http.md`` ("Server memory", options table).
 """
 
 from __future__ import annotations

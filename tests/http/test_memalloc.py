@@ -145,13 +145,13 @@ async def test_memalloc_swap_out_completes_on_the_reserve(area: SwapArea) -> Non
 
 async def test_reply_buffers_are_counted_in_the_pool(area: SwapArea) -> None:
     pool = area.pool
-    before = pool.snapshot().allocations
+    allocations = pool.snapshot().allocations
     await area.write(40, pattern(40))
     # the request buffer and the reply's receive buffer
-    assert pool.snapshot().allocations - before == 2
-    before = pool.snapshot()
+    assert pool.snapshot().allocations - allocations == 2
+    allocations = pool.snapshot().allocations
     assert await area.read(0, 8) == b"".join(pattern(s) for s in range(8))
     after = pool.snapshot()
-    assert after.allocations - before.allocations == 2
+    assert after.allocations - allocations == 2
     # 16-byte reply header + 8 pages: 9 pool pages on top of the 1-page request
     assert after.peak_used_pages >= 10
