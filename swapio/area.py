@@ -380,7 +380,9 @@ class SwapArea:
             finally:
                 self._leave()
             return
-        step = self.info.capabilities.max_pages_per_request
+        info = self._info
+        assert info is not None  # active
+        step = info.capabilities.max_pages_per_request
         await self._split(ops.swap_out if op == "swap_out" else ops.swap_in, slot, pages, step)
 
     async def copy(self, slot: int, dest: SwapArea, dest_slot: int, count: int) -> None:

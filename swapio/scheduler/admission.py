@@ -32,7 +32,13 @@ def check_request(
     count: int | None,
 ) -> int:
     """Return the number of slots the request covers; raise if it is not valid for the
-    lane's area."""
+    lane's area.
+
+    Swap-out pages are bytes-like objects of ``page_size`` bytes; swap-in buffers are
+    writable memoryviews of ``page_size`` bytes (the area's ``swap_in`` contract).  The
+    buffer loop is a plain one: cheaper than ``memoryview(buf).nbytes`` per page (what the
+    area's own entry points check) and than set-of-``map`` tricks, measured for 1 to 64 pages.
+    """
     area = lane.area
     if direction is Direction.DISCARD:
         n = 1 if count is None else count
@@ -44,9 +50,18 @@ def check_request(
         n = len(buffers)
         if count is not None and count != n:
             raise UsageError(f"count={count} does not match {n} buffer(s)")
-        if direction is Direction.SWAP_OUT and lane.read_only:
+        writable = direction is Direction.SWAP_IN
+        if not writable and lane.read_only:
             raise ReadOnlyAreaError(f"area {area.location} is read-only; swap_out refused")
-        check_buffers(lane, direction, buffers)
+        size = lane.page_size
+        for buf in buffers:
+            kind = type(buf)
+            if kind is memoryview:
+                if buf.nbytes == size and not (writable and buf.readonly):
+                    continue
+            elif not writable and (kind is bytes or kind is bytearray) and len(buf) == size:
+                continue
+            _refuse_unless_fit(lane, direction, buf, size)
     if n <= 0:
         raise UsageError("a request needs at least one page")
     if slot < 0 or slot + n > lane.pages:
@@ -54,25 +69,6 @@ def check_request(
             f"slots {slot}..{slot + n - 1} out of range for {area.location} ({lane.pages} slots)"
         )
     return n
-
-
-def check_buffers(lane: AreaLane, direction: Direction, buffers: Sequence[Any]) -> None:
-    """Swap-out pages are bytes-like objects of ``page_size`` bytes; swap-in buffers are
-    writable memoryviews of ``page_size`` bytes (the area's ``swap_in`` contract).
-
-    One plain loop: cheaper than ``memoryview(buf).nbytes`` per page (what the area checks)
-    and than set-of-``map`` tricks, measured for 1 to 64 pages.
-    """
-    size = lane.page_size
-    writable = direction is Direction.SWAP_IN
-    for buf in buffers:
-        kind = type(buf)
-        if kind is memoryview:
-            if buf.nbytes == size and not (writable and buf.readonly):
-                continue
-        elif not writable and (kind is bytes or kind is bytearray) and len(buf) == size:
-            continue
-        _refuse_unless_fit(lane, direction, buf, size)
 
 
 def _refuse_unless_fit(lane: AreaLane, direction: Direction, buf: Any, size: int) -> None:
