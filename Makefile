@@ -1,7 +1,7 @@
 # The two quick-start commands (README.md): `make bench` and `make test`.
 PYTHON ?= python3
 
-.PHONY: bench test setup setup-system setup-python lint typecheck pytest
+.PHONY: bench test setup setup-system setup-python lint typecheck pytest man install-man
 
 ## Set up a fresh machine and run the main job: the backend comparison on embedded defaults.
 bench: setup
@@ -10,7 +10,7 @@ bench: setup
 ## Set up everything the tests need (system packages included) and run the whole suite.
 test: setup lint typecheck pytest
 
-setup: setup-system setup-python
+setup: setup-system setup-python install-man
 
 setup-system:
 	./scripts/setup-system.sh
@@ -27,3 +27,16 @@ typecheck:
 
 pytest:
 	$(PYTHON) -m pytest -q
+
+## Regenerate the manual pages shipped in swapio/man/ after a verb's help changed
+## (tests/cli/test_man.py fails until they match the commands).
+man:
+	rm -f swapio/man/*.1
+	$(PYTHON) -m swapio man --install swapio/man >/dev/null
+
+MANDIR ?= /usr/local/share/man/man1
+
+## Install the manual pages, rendered from the installed commands (plugin verbs included).
+install-man:
+	$(PYTHON) -m swapio man --install $(MANDIR) >/dev/null
+	-mandb -q 2>/dev/null

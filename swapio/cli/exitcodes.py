@@ -37,7 +37,7 @@ TABLE = (
     ),
     (AREA, "the area refused: missing, already exists, wrong format or holes, slot out of range"),
     (PLUGIN, "a plugin failed to load or broke the hook contract"),
-    (MEMORY, "memory pressure: an allocation timed out"),
+    (MEMORY, "memory pressure: an allocation timed out, or a `memory://` area larger than RAM"),
 )
 
 
