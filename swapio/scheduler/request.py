@@ -171,21 +171,22 @@ class Batch:
 
     def __init__(self, requests: list[IORequest], started_ns: int) -> None:
         first = requests[0]
-        last = requests[-1]
-        inflight = RequestState.INFLIGHT
-        demand = Priority.DEMAND
-        has_demand = False
-        for req in requests:  # the batch takes its members in flight
-            req.batch = self
-            req.state = inflight
-            if req.priority is demand:
-                has_demand = True
+        if len(requests) == 1:  # a direct issue, or a request nothing merged with
+            first.batch = self
+            first.state = RequestState.INFLIGHT
+            self.count = first.count  #: slots covered
+            self.demand = first.priority is Priority.DEMAND  #: a member is a DEMAND request
+        else:
+            for req in requests:  # the batch takes its members in flight
+                req.batch = self
+                req.state = RequestState.INFLIGHT
+            last = requests[-1]
+            self.count = last.slot + last.count - first.slot
+            self.demand = any(req.priority is Priority.DEMAND for req in requests)
         self.requests = requests
         self.direction = first.direction
         self.memalloc = first.memalloc
         self.slot = first.slot  #: first slot of the batch
-        self.count = last.slot + last.count - first.slot  #: slots covered
-        self.demand = has_demand  #: a member is a DEMAND request (anticipation follows it)
         self.started_ns = started_ns
         self.done: asyncio.Future[None] | None = None  # created when someone waits to settle
         self.finished = False

@@ -45,8 +45,9 @@ class AreaStats:
         never queued (so it is counted as submitted here)."""
         if direct:
             self.submitted += 1
+        elif len(batch.requests) > 1:
+            self.merged += len(batch.requests) - 1
         self.batches += 1
-        self.merged += len(batch.requests) - 1
         inflight = self.inflight = self.inflight + 1
         self.peak_inflight = max(self.peak_inflight, inflight)
         if batch.memalloc:
@@ -54,17 +55,23 @@ class AreaStats:
 
     def finished(self, batch: Batch, error: BaseException | None, now_ns: int) -> None:
         """``batch`` settled at ``now_ns``: submit-to-completion latency of every member."""
-        latency = self.latency
-        hist = None
-        hist_priority = None
-        pages = 0
-        for req in batch.requests:
-            pages += req.count
-            if req.priority is not hist_priority:
-                hist_priority = req.priority
-                hist = latency[hist_priority]
-            assert hist is not None
-            hist.record(now_ns - req.submitted_ns)
+        requests = batch.requests
+        if len(requests) == 1:  # a direct issue, or a batch nothing merged with
+            req = requests[0]
+            self.latency[req.priority].record(now_ns - req.submitted_ns)
+            pages = req.count
+        else:
+            latency = self.latency
+            hist = None
+            hist_priority = None
+            pages = 0
+            for req in requests:
+                pages += req.count
+                if req.priority is not hist_priority:
+                    hist_priority = req.priority
+                    hist = latency[hist_priority]
+                assert hist is not None
+                hist.record(now_ns - req.submitted_ns)
         if error is None:
             self.pages[batch.direction] += pages
         else:
