@@ -44,13 +44,20 @@ async def test_a_hook_that_awaits_is_not_a_stall() -> None:
 
 
 async def test_a_blocking_callback_is_charged_to_the_hook_in_flight() -> None:
-    watch = StallWatch(threshold=0.1)
+    watch = StallWatch(threshold=0.1)  # the watchdog's stalls count from 0.2 s
     async with watch.running():
-        await watch.watch("swap_in", _blocking_callback)(0.2)
+        await watch.watch("swap_in", _blocking_callback)(0.3)
     assert [(s.where, s.step) for s in watch.stalls] == [("swap_in", False)]
     # the watchdog wakes every 10 ms: it sees the stall less what it had slept already
-    assert 0.18 < watch.stalls[0].seconds < 0.3
+    assert 0.28 < watch.stalls[0].seconds < 0.4
     assert "while swap_in was in flight" in watch.report("x")
+
+
+async def test_a_shorter_callback_stall_is_below_the_watchdogs_limit() -> None:
+    watch = StallWatch(threshold=0.1)
+    async with watch.running():
+        await watch.watch("swap_in", _blocking_callback)(0.15)
+    assert watch.stalls == []
 
 
 async def test_a_stall_outside_any_hook_is_not_charged() -> None:
