@@ -99,8 +99,12 @@ async def test_a_read_the_kernel_would_wait_for_goes_to_the_owner_thread(
     await area.write(0, data)
     fd = area.private.store.fd
     os.fsync(fd)
-    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # out of the page cache: needs the disk
-    assert bytes(await area.read(0, 2)) == data
+    for _ in range(5):  # FADV_DONTNEED is advice: a busy machine may keep the pages a moment
+        hops.clear()
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # out of the cache: needs the disk
+        assert bytes(await area.read(0, 2)) == data
+        if hops:
+            break
     assert hops == ["preadv"]
 
 
