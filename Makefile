@@ -1,7 +1,7 @@
 # The two quick-start commands (README.md): `make bench` and `make test`.
 PYTHON ?= python3
 
-.PHONY: bench test setup setup-system setup-python lint typecheck pytest man install-man
+.PHONY: bench test test-deep setup setup-system setup-python lint typecheck pytest man install-man
 
 ## Set up a fresh machine and run the main job: the backend comparison on embedded defaults.
 bench: setup
@@ -27,6 +27,10 @@ typecheck:
 
 pytest:
 	$(PYTHON) -m pytest -q
+
+## The whole suite including the deep (slow-marked) variants.
+test-deep: setup lint typecheck
+	$(PYTHON) -m pytest -q -m 'slow or not slow'
 
 ## Regenerate the manual pages shipped in swapio/man/ after a verb's help changed
 ## (tests/cli/test_man.py fails until they match the commands).
