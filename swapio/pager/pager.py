@@ -626,7 +626,9 @@ class Pager:
                 run[0].index,
                 [p.view for p in run if p.view is not None],
                 priority=priority,
-                memalloc=priority is Priority.RECLAIM or None,
+                # reclaim, and any write-out while memory is short (writing a dirty page
+                # out is what makes it reclaimable), may use the reserve
+                memalloc=priority is Priority.RECLAIM or self._under_pressure() or None,
             )
         except BaseException:
             self._end_writeback(run, evict, 0, None)

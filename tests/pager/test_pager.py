@@ -459,3 +459,23 @@ async def test_an_evicted_frame_goes_straight_to_the_waiting_fault() -> None:
         # the fault got the frame of a page whose write-out finished, not a new pool page
         assert area.pool.snapshot().allocations == lent
         assert await pager.read(8) == page(8)
+
+
+async def test_sync_with_every_frame_dirty_and_only_the_reserve_left_completes() -> None:
+    # writing dirty pages out is what makes them reclaimable: under pressure sync's write-outs
+    # run in memalloc context, else their reply buffers wait for memory only they can free
+    backend = ControlledBackend(
+        reply_pages=2,
+        capabilities=Capabilities(reserve_pages_per_request=2, memalloc_requests=1),
+    )
+    pool = PagePool.for_resident(16, wait_timeout=5.0)
+    area = await activate(backend, pool)
+    async with Pager(area, resident_pages=16, readahead=0) as pager:
+        writers = [
+            asyncio.create_task(pager.write(i, page(i))) for i in range(16)
+        ]  # all at once: every frame dirty before kswapd gets a turn
+        await asyncio.gather(*writers)
+        await pager.sync()
+        assert pager.dirty == 0
+        for i in range(16):
+            assert backend.store[i] == page(i)
