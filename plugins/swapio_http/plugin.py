@@ -7,22 +7,18 @@ URL.  See ``docs/http.md``.
 
 from __future__ import annotations
 
-import os
-import secrets
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
 import swapio
 from swapio.area import Capabilities, PageBuffer, SwapArea, SwapInfo
-from swapio.plugins import PluginHost
 
-from ._auth import ENV_TOKEN, TokenSet, client_token
 from ._wire import REQUEST_HEADER
-from .cli import serve
-from .client import DEFAULT_CONNECTIONS, ClientOptions, PageClient
-from .server import ServerConfig, start_server
+
+if TYPE_CHECKING:  # aiohttp (through the client and server) is imported only when used
+    from .client import PageClient
 
 VERSION = "0.1.0"
 #: Frames one memalloc request keeps in flight at once (they are sent one after another).
@@ -44,6 +40,8 @@ def swapio_backend() -> swapio.BackendInfo:
 
 @swapio.hookimpl
 def swapio_add_commands(cli: click.Group) -> None:
+    from .cli import serve  # noqa: PLC0415 - the server (aiohttp) loads only when serve runs
+
     cli.add_command(serve)
 
 
@@ -71,6 +69,9 @@ async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
         client: PageClient = area.private
         await client.close()
         return None
+    from ._auth import client_token  # noqa: PLC0415 - aiohttp loads on first activation
+    from .client import ClientOptions, PageClient  # noqa: PLC0415
+
     options = ClientOptions.from_location(area.location)
     client = PageClient(options, client_token())
     desc = await client.open(area.create)
@@ -98,27 +99,6 @@ async def swap_in(area: SwapArea, slot: int, pages: Sequence[memoryview]) -> Non
 async def swap_discard(area: SwapArea, slot: int, count: int) -> None:
     client: PageClient = area.private
     await client.discard(area.pool, slot, count)
-
-
-@asynccontextmanager
-async def bench_location(host: PluginHost, uid: str, qd: int) -> AsyncIterator[str]:
-    """For ``swapio bench``: an area URL on a page server started in this process.
-
-    The server uses the memory store (the remote-memory use case) and a fresh token, which
-    is put in ``$SWAPIO_TOKEN`` for the client side while the context is open.
-    """
-    token = secrets.token_urlsafe(24)
-    server = await start_server(ServerConfig(tokens=TokenSet((token,))), port=0, host=host)
-    saved = os.environ.get(ENV_TOKEN)
-    os.environ[ENV_TOKEN] = token
-    try:
-        yield f"{server.url}/areas/bench-{uid}?connections={max(DEFAULT_CONNECTIONS, qd)}"
-    finally:
-        await server.stop()
-        if saved is None:
-            os.environ.pop(ENV_TOKEN, None)
-        else:
-            os.environ[ENV_TOKEN] = saved
 
 
 @swapio.hookimpl
