@@ -177,12 +177,17 @@ class Batch:
             self.count = first.count  #: slots covered
             self.demand = first.priority is Priority.DEMAND  #: a member is a DEMAND request
         else:
+            inflight = RequestState.INFLIGHT
+            demand = Priority.DEMAND
+            has_demand = False
             for req in requests:  # the batch takes its members in flight
                 req.batch = self
-                req.state = RequestState.INFLIGHT
+                req.state = inflight
+                if req.priority is demand:
+                    has_demand = True
             last = requests[-1]
             self.count = last.slot + last.count - first.slot
-            self.demand = any(req.priority is Priority.DEMAND for req in requests)
+            self.demand = has_demand
         self.requests = requests
         self.direction = first.direction
         self.memalloc = first.memalloc
