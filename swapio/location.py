@@ -66,7 +66,10 @@ class Location:
                 f"swap-area URL {url!r} has no scheme; expected SCHEME://..., "
                 "e.g. file:///var/tmp/swapio.swap"
             )
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:  # e.g. "Invalid IPv6 URL" for http://[::1/x
+            raise LocationError(f"swap-area URL {url!r}: {exc}") from None
         scheme = parts.scheme.lower()
         if not _SCHEME.match(scheme):
             raise LocationError(f"swap-area URL {url!r}: invalid scheme {parts.scheme!r}")
@@ -90,13 +93,19 @@ class Location:
         for key, value in pairs:
             if key in query:
                 raise LocationError(f"swap-area URL {url!r}: query key {key!r} given twice")
+            if "\0" in key or "\0" in value:
+                raise LocationError(f"swap-area URL {url!r}: %00 (a NUL byte) in the query")
             query[key] = value
+        path = unquote(parts.path)
+        if "\0" in path:
+            # no file system, export or key takes a NUL: refuse it here, for every backend
+            raise LocationError(f"swap-area URL {url!r}: %00 (a NUL byte) in the path")
         return cls(
             url=url,
             scheme=scheme,
             host=seeds.lower() if seed_list else (parts.hostname or ""),
             port=port,
-            path=unquote(parts.path),
+            path=path,
             query=MappingProxyType(query),
         )
 

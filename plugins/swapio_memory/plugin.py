@@ -7,12 +7,18 @@ The simplest complete backend, and the template for plugin authors: a named area
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import swapio
 from swapio.area import Capabilities, PageBuffer, SwapArea, SwapInfo
-from swapio.errors import AreaExistsError, AreaNotFoundError, LocationError
+from swapio.errors import (
+    AreaExistsError,
+    AreaNotFoundError,
+    LocationError,
+    MemoryPressureError,
+)
 
 VERSION = "0.1.0"
 
@@ -37,6 +43,20 @@ def _name(area: SwapArea) -> str:
         raise LocationError(f"{loc.url!r}: a memory area needs a name, e.g. memory://scratch")
     loc.check_query(set())
     return name
+
+
+def _allocate(name: str, size: int) -> bytearray:
+    """A zeroed store of ``size`` bytes; more than the machine's RAM is refused up front
+    (zeroing it would page the machine to death or wake the OOM killer)."""
+    ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if size > ram:
+        raise MemoryPressureError(
+            f"memory area {name!r}: {size} bytes asked, more than this machine's {ram} bytes of RAM"
+        )
+    try:
+        return bytearray(size)
+    except MemoryError:
+        raise MemoryPressureError(f"memory area {name!r}: cannot allocate {size} bytes") from None
 
 
 def forget(name: str) -> None:
@@ -64,7 +84,9 @@ async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
     if area.create is not None:
         if store is not None:
             raise AreaExistsError(f"memory area {name!r} already exists")
-        store = _Store(area.create.page_size, bytearray(area.create.pages * area.create.page_size))
+        store = _Store(
+            area.create.page_size, _allocate(name, area.create.pages * area.create.page_size)
+        )
         _stores[name] = store
     elif store is None:
         raise AreaNotFoundError(f"memory area {name!r} does not exist (create it first)")

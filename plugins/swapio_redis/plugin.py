@@ -5,19 +5,24 @@ URL: ``redis://HOST[:PORT][/DB]?prefix=NAME`` or
 ``cafile=``), options ``durable=1``, ``replicas=N``, ``timeout=S``, ``coalesce=0``,
 ``rounds=N``.  The password comes from ``$SWAPIO_REDIS_PASSWORD`` or the file named by
 ``$SWAPIO_REDIS_PASSWORD_FILE``, never from the URL.  See ``docs/redis.md``.
+
+redis-py is imported by the hooks that activate an area (through ``_store``), never at
+import time: ``swapio backends`` and every command that does not touch a redis area load
+this module without it (tests/redis/test_lazy_import.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import swapio
 from swapio.area import Capabilities, PageBuffer, SwapArea, SwapInfo
 
-from ._engine import MEMALLOC_PAGES
-from ._ops import MAX_KEYS_PER_COMMAND
 from ._options import SCHEMES
-from ._store import QUEUE_DEPTH, RedisArea, activate
+
+if TYPE_CHECKING:
+    from ._store import RedisArea
 
 VERSION = "0.1.0"
 #: Pages the core hands one call at most (4 stripe units: at most 4 nodes, 8 commands).
@@ -38,6 +43,10 @@ def swapio_backend() -> swapio.BackendInfo:
 
 
 def _capabilities(area: SwapArea, store: RedisArea) -> Capabilities:
+    from ._engine import MEMALLOC_PAGES  # noqa: PLC0415 (redis-py: imported on activation)
+    from ._ops import MAX_KEYS_PER_COMMAND  # noqa: PLC0415
+    from ._store import QUEUE_DEPTH  # noqa: PLC0415
+
     # A memalloc request sends MEMALLOC_PAGES pages at a time, as commands of at most
     # MAX_KEYS_PER_COMMAND pages, each charged to the pool while it is on the wire.
     per_command = area.pool.pages_for(MAX_KEYS_PER_COMMAND * store.meta.page_size)
@@ -68,6 +77,8 @@ async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
 
 
 async def _activate(area: SwapArea) -> RedisArea:
+    from ._store import activate  # noqa: PLC0415 (redis-py: imported on activation)
+
     return await activate(area.location, area.create)
 
 

@@ -27,6 +27,7 @@ from swapio.bench.runner import Outcome, Plan, run_plan
 from swapio.bench.summary import summarise
 from swapio.bench.workloads import BenchConfig
 from swapio.errors import BackendIOError, UsageError
+from swapio.location import Location
 from swapio.output import emit_json, say
 from swapio.plugins import PluginHost
 
@@ -103,6 +104,17 @@ def _parse_urls(values: Iterable[str]) -> dict[str, str]:
             raise UsageError(f"--url expects BACKEND=URL, got {value!r}")
         urls[name.strip()] = url.strip()
     return urls
+
+
+def _check_url_owners(host: PluginHost, registry: reg.Registry, urls: dict[str, str]) -> None:
+    """Each ``--url`` must parse and name a scheme of the backend it is given for (else the
+    run would measure, then try to remove, another backend's area)."""
+    for name, url in urls.items():
+        target = registry.targets.get(name)
+        backend = target.backend if target is not None else name
+        owner = host.owner(Location.parse(url).scheme).info.name
+        if owner != backend:
+            raise UsageError(f"--url {name}={url}: that is a {owner} URL, not a {backend} one")
 
 
 def _unplaceable(backend: str) -> BenchTarget:
@@ -333,6 +345,7 @@ def bench(
         no_peers,
         _parse_urls(urls),
     )
+    _check_url_owners(_host(ctx), registry, plan.urls)
     plan.options = {o.name: target_options.get(o.name.replace("-", "_")) for o in registry.options}
     plan.directory = str(Path(directory).resolve()) if directory else None
     cfg = BenchConfig(

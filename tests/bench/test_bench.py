@@ -47,6 +47,19 @@ def test_bad_url_option_is_a_usage_error(host: PluginHost) -> None:
     assert "--url expects BACKEND=URL" in result.output
 
 
+def test_a_url_of_another_backends_scheme_is_a_usage_error(host: PluginHost) -> None:
+    """(It used to run, fail, then try to remove the file backend's area at path '.'.)"""
+    result = invoke(host, "--no-peers", "-b", "file", "--url", "file=memory://x")
+    assert result.exit_code == 2
+    assert "that is a memory URL, not a file one" in result.output
+
+
+def test_a_url_of_an_unknown_scheme_is_a_usage_error(host: PluginHost) -> None:
+    result = invoke(host, "--no-peers", "-b", "file", "--url", "file=nosuch://x")
+    assert result.exit_code == 2
+    assert "no backend serves URL scheme 'nosuch'" in result.output
+
+
 def test_a_peer_of_an_unselected_backend_is_a_usage_error(host: PluginHost) -> None:
     result = invoke(host, "-b", "memory", "--peer", "nfs-cp", *SMALL)
     assert result.exit_code == 2

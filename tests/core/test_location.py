@@ -28,6 +28,9 @@ def test_file_path_is_percent_decoded() -> None:
         ("file:///x?a=1&a=2", "given twice"),
         ("file:///x#frag", "fragment"),
         ("file:///x\n", "control"),
+        ("file:///tmp/a%00b", "NUL byte"),
+        ("nfs://h/export/x?timeo=1%00", "NUL byte"),
+        ("http://[::1/areas/x", "Invalid IPv6 URL"),
     ],
 )
 def test_malformed_urls_are_rejected_precisely(url: str, fragment: str) -> None:
