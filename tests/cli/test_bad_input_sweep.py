@@ -518,7 +518,7 @@ def _cases() -> list[Case]:
             "file://{case}/{{name}}{{other}}",
         ),
         _c("serve-bind-empty", *serve, "--insecure-loopback", "--bind", ""),
-        _c("serve-no-token-public", *serve, "--bind", "0.0.0.0"),
+        _c("serve-no-token", *serve, SWAPIO_TOKEN=""),
         _c("serve-port-in-use", "serve", "--port", "{dead}", "--insecure-loopback"),
     ]
     # swapio bench (bad settings only)
@@ -627,7 +627,7 @@ DEEP = frozenset(
         "bitmap-dirty-missing",
         "bitmap-resync-bad-speed",
         "serve-port-word",
-        "serve-no-token-public",
+        "serve-no-token",
         "serve-bad-store-placeholder",
         "bench-pages-zero",
         "env-http-non-ascii-token",
@@ -692,7 +692,7 @@ def _run(case: Case, fix: Path, work: Path, dead: int, dead2: int) -> Outcome:
     home.mkdir()
     values = {"fix": fix, "case": home, "dead": dead, "dead2": dead2, "nonutf8": NON_UTF8}
     argv = [*SWAPIO, *(arg.format(**values) for arg in case.args)]
-    env = {**os.environ, "SWAPIO_TOKEN": "sweep-token", **case.env}
+    env = {**os.environ, "SWAPIO_TOKEN": "sweep-token-0123456789abcdef", **case.env}
     env.pop("SWAPIO_REDIS_PASSWORD", None)
     try:
         proc = subprocess.run(
