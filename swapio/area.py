@@ -213,8 +213,9 @@ class SwapArea:
         self._slots: SlotMap | None = None
         self.state = AreaState.ACTIVATING
         self._inflight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        # set up only while deactivate() waits for the in-flight count to reach zero: the
+        # per-request path touches no event
+        self._draining: asyncio.Event | None = None
         self._reserved = 0
 
     # --- activation -------------------------------------------------------------------
@@ -295,12 +296,11 @@ class SwapArea:
 
     def _enter(self) -> None:
         self._inflight += 1
-        self._idle.clear()
 
     def _leave(self) -> None:
         self._inflight -= 1
-        if self._inflight == 0:
-            self._idle.set()
+        if self._inflight == 0 and self._draining is not None:
+            self._draining.set()
 
     async def _split(
         self,
@@ -460,8 +460,11 @@ class SwapArea:
         if self.state in (AreaState.INACTIVE, AreaState.ACTIVATING):
             return
         self.state = AreaState.DRAINING
+        drained = self._draining = asyncio.Event()
+        if self._inflight == 0:
+            drained.set()
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            await asyncio.wait_for(drained.wait(), timeout)
         except TimeoutError:
             raise SwapTimeoutError(
                 f"area {self.location}: {self._inflight} request(s) still in flight after "

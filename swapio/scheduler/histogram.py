@@ -70,9 +70,10 @@ class LatencyHistogram:
             index = shift * _SUB + (value_ns >> shift)
         counts = self._counts
         counts[index] = counts.get(index, 0) + 1
-        if self.count == 0 or value_ns < self.min_ns:
+        if value_ns < self.min_ns or not self.count:
             self.min_ns = value_ns
-        self.max_ns = max(self.max_ns, value_ns)
+        if value_ns > self.max_ns:  # noqa: PLR1730 - a compare, not a call, per I/O
+            self.max_ns = value_ns
         self.count += 1
         self.total_ns += value_ns
 
