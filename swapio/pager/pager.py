@@ -289,7 +289,9 @@ class Pager:
     async def _fault(self, page: _Page) -> bool:
         """Bring ``page`` in; False when another task did so while we waited for a frame."""
         start = time.perf_counter_ns()
-        buf = await self._get_frame()
+        buf = self._free_frame()
+        if buf is None:
+            buf = await self._get_frame()
         if page.view is not None or page.io is not None:
             self._give_frame(buf)
             return False
@@ -470,6 +472,14 @@ class Pager:
         return self._clock.capacity - len(self._clock) - self._handed
 
     # ------------------------------------------------------------------ frames
+    def _free_frame(self) -> PoolBuffer | None:
+        """A frame from a free slot without waiting (the fault's fast path), or None."""
+        if self._kswapd_task is None:
+            self._ensure_kswapd()
+        if self._frame_waiters or self._clock.capacity - len(self._clock) <= self._handed:
+            return None
+        return self.pool.try_alloc(self.page_size, to_min=True)
+
     async def _get_frame(self) -> PoolBuffer:
         """A frame for a faulting page: a free one, else one handed over by reclaim.
 
@@ -480,10 +490,6 @@ class Pager:
         """
         self._ensure_kswapd()
         pool = self.pool
-        if self._free_slots() > 0 and not self._frame_waiters:
-            buf = pool.try_alloc(self.page_size, to_min=True)
-            if buf is not None:
-                return buf
         loop = asyncio.get_running_loop()
         limit = pool.wait_timeout if self.timeout is None else self.timeout
         deadline = loop.time() + limit
