@@ -66,7 +66,7 @@ def rtime_decompress(data: bytes, dsize: int) -> bytes:
     return bytes(out)
 
 
-def lzo1x_decompress(data: bytes, dsize: int) -> bytes:
+def lzo1x_decompress(data: bytes, dsize: int) -> bytes:  # noqa: PLR0915 - one state machine, as the kernel's
     """LZO1X, as ``lzo1x_decompress_safe`` (``lib/lzo/lzo1x_decompress_safe.c``) reads it
     for ``jffs2_lzo_decompress``: exactly ``dsize`` bytes out, every read and back-reference
     bounds-checked.  (``mkfs.jffs2 -X lzo`` writes it with liblzo2's ``lzo1x_999``.)"""

@@ -259,7 +259,7 @@ class Engine:
 
     # --- one batch of ops, with retries -------------------------------------------------
 
-    async def run(self, pool: PagePool, ops: list[Op]) -> None:
+    async def run(self, pool: PagePool, ops: list[Op]) -> None:  # noqa: PLR0912, PLR0915 - one retry loop
         """Run ``ops``: one pipelined round trip per node, retried until ``timeout``."""
         deadline = time.monotonic() + self.options.timeout
         backoff = _BACKOFF_FIRST

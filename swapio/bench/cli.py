@@ -126,7 +126,7 @@ def _unplaceable(backend: str) -> BenchTarget:
     return BenchTarget(backend, backend, Durability.VOLATILE, place, summary="(--url only)")
 
 
-def build_plan(
+def build_plan(  # noqa: PLR0912 - one check per option, in the order --help lists them
     registry: reg.Registry,
     backends: list[str],
     workloads: list[str],

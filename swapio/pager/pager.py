@@ -334,75 +334,65 @@ class Pager:
         ``swap_cluster_readahead``.  A readahead page joins only if it is stored and not
         resident, a frame slot is free (readahead never evicts), and the pool stays above
         *low* with room for the run's reply buffer too, so the demand read never waits for
-        memory because of its readahead.  Under pressure the window collapses first.
+        memory because of its readahead.  Under pressure the window collapses first.  Pages
+        are taken outward from the demand page and each side stops at the first page that
+        cannot join, so the run is contiguous by construction.
         """
         index = page.index
-        if not self.readahead:
-            return [page]
-        if self._under_pressure():
-            self._ra.collapse()
-            return [page]
-        window = self._ra.window(index)
+        window = self._ra_window(index)
         if window <= 1:
             return [page]
-        pool = self.pool
+        budget = self._ra_budget(page, window)
+        if budget <= 0:
+            return [page]
+        lo_bound = index & ~(window - 1)
+        after = self._ra_take(range(index + 1, min(lo_bound + window, self.pages)), budget)
+        before = self._ra_take(range(index - 1, lo_bound - 1, -1), budget - len(after))
+        self._c.readahead_issued += len(after) + len(before)
+        return [*reversed(before), page, *after]
+
+    def _ra_window(self, index: int) -> int:
+        """This fault's readahead window (1: none); collapsed while memory is short."""
+        if not self.readahead:
+            return 1
+        if self._under_pressure():
+            self._ra.collapse()
+            return 1
+        return self._ra.window(index)
+
+    def _ra_budget(self, page: _Page, window: int) -> int:
+        """How many readahead pages may join: free frame slots (after dropping clean,
+        unreferenced pages — no I/O, never a writeback) and pool room above *low*."""
         if self._free_slots() < window - 1:
-            # make room by dropping clean, unreferenced pages (no I/O): readahead never
-            # waits for a writeback and never takes a frame a fault waits for
             for victim in self._clock.select(window - 1 - self._free_slots(), _clean_evictable):
                 if victim is not page:
                     self._c.clean_drops += 1
                     self._evict(victim)
         budget = self._free_slots()
+        pool = self.pool
         if not pool.is_unbounded:
             # each readahead page needs a frame now and (for a network backend) reply room
             budget = min(budget, (pool.free_pages - pool.low_pages) // 2 - 1)
-        if budget <= 0:
-            return [page]
-        lo_bound = index & ~(window - 1)
-        hi_bound = min(lo_bound + window, self.pages)
-        before: list[_Page] = []
-        after: list[_Page] = []
-        j = index + 1
-        while j < hi_bound and len(before) + len(after) < budget:
-            p = self._ra_candidate(j)
-            if p is None:
-                break
-            after.append(p)
-            j += 1
-        j = index - 1
-        while j >= lo_bound and len(before) + len(after) < budget:
-            p = self._ra_candidate(j)
-            if p is None:
-                break
-            before.append(p)
-            j -= 1
-        extra = before[::-1] + after
+        return budget
+
+    def _ra_take(self, indices: range, budget: int) -> list[_Page]:
+        """Install frames for readahead candidates in ``indices`` order, up to ``budget``,
+        stopping at the first one that cannot join (keeps the run contiguous)."""
         taken: list[_Page] = []
-        for p in extra:
-            buf = pool.try_alloc(self.page_size)
+        for j in indices:
+            if len(taken) >= budget:
+                break
+            candidate = self._ra_candidate(j)
+            if candidate is None:
+                break
+            buf = self.pool.try_alloc(self.page_size)  # ordinary: stops above *low*
             if buf is None:
                 break
-            self._install(p, buf)
-            p.referenced = False
-            p.readahead = True
-            taken.append(p)
-        if len(taken) < len(extra):  # keep the run contiguous around the demand page
-            keep = {p.index for p in taken}
-            lo = index
-            while lo - 1 in keep:
-                lo -= 1
-            hi = index
-            while hi + 1 in keep:
-                hi += 1
-            for p in taken:
-                if not lo <= p.index <= hi:
-                    self._uninstall(p)
-            taken = [p for p in taken if lo <= p.index <= hi]
-        self._c.readahead_issued += len(taken)
-        run = [*taken, page]
-        run.sort(key=lambda p: p.index)
-        return run
+            self._install(candidate, buf)
+            candidate.referenced = False
+            candidate.readahead = True
+            taken.append(candidate)
+        return taken
 
     def _ra_candidate(self, index: int) -> _Page | None:
         page = self._table[index]

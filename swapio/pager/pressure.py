@@ -128,6 +128,40 @@ def _value_page(value: int, page_size: int) -> bytes:
     return value.to_bytes(8, "little") * (page_size // 8)
 
 
+def _plans(
+    span: int,
+    resident_pages: int,
+    ops: int,
+    writers: int,
+    read_share: float,
+    sequential: bool,
+    seed: int,
+) -> list[list[tuple[int, bool]]]:
+    """Each writer's accesses ``(page, is_write)``: first dirty its share of the resident
+    set, then ``ops // writers`` random or sequential accesses over its own pages."""
+    rng = random.Random(seed)
+    per_writer = max(1, ops // writers)
+    plans: list[list[tuple[int, bool]]] = []
+    for w in range(writers):
+        mine = list(range(w, span, writers))
+        plan = [(i, True) for i in mine[: max(1, resident_pages // writers + 1)]]
+        if sequential:
+            plan += [(mine[n % len(mine)], rng.random() >= read_share) for n in range(per_writer)]
+        else:
+            plan += [(rng.choice(mine), rng.random() >= read_share) for _ in range(per_writer)]
+        plans.append(plan)
+    return plans
+
+
+async def _verify(pager: Pager, model: dict[int, int]) -> bool:
+    """Every page written reads back the value last written to it."""
+    for index, value in model.items():
+        data = await pager.read(index)
+        if data[:8] != value.to_bytes(8, "little"):
+            return False
+    return True
+
+
 async def pressure_run(
     area: SwapArea,
     *,
@@ -159,22 +193,12 @@ async def pressure_run(
     dips_before = pool.snapshot().reserve_dips
     sched = IOScheduler(request_timeout=None)
     pager = Pager(area, resident_pages=resident_pages, scheduler=sched, readahead=readahead)
-    rng = random.Random(seed)
     span = area.pages if span is None else min(span, area.pages)
+    plans = _plans(span, resident_pages, ops, writers, read_share, sequential, seed)
     model: dict[int, int] = {}
     counts = {"writes": 0, "reads": 0, "bad": 0}
     samples: list[int] = []
     min_free = pool.free_pages
-    per_writer = max(1, ops // writers)
-    plans: list[list[tuple[int, bool]]] = []
-    for w in range(writers):
-        mine = list(range(w, span, writers))
-        plan = [(i, True) for i in mine[: max(1, resident_pages // writers + 1)]]
-        if sequential:
-            plan += [(mine[n % len(mine)], rng.random() >= read_share) for n in range(per_writer)]
-        else:
-            plan += [(rng.choice(mine), rng.random() >= read_share) for _ in range(per_writer)]
-        plans.append(plan)
     total = sum(len(p) for p in plans)
     next_value = iter(range(1, 1 << 62))
 
@@ -216,14 +240,7 @@ async def pressure_run(
         await task
     except asyncio.CancelledError:
         completed = False
-    verified = False
-    if completed:
-        verified = counts["bad"] == 0
-        for index, value in model.items():
-            data = await pager.read(index)
-            if data[:8] != value.to_bytes(8, "little"):
-                verified = False
-                break
+    verified = completed and counts["bad"] == 0 and await _verify(pager, model)
     snap = pool.snapshot()
     pager_stats = pager.stats()
     if stall_report is None:
