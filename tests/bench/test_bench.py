@@ -329,6 +329,7 @@ def test_json_is_one_document(host: PluginHost) -> None:
 def test_the_help_lists_the_workloads_and_peers_the_plugins_contribute(host: PluginHost) -> None:
     result = invoke(host, "--help")
     text = " ".join(result.output.split())
-    assert "pressure, resync-1pct; default: all." in text
+    assert "pager-seq" in text
+    assert "pressure, resync-1pct (repeat or comma-separate); default: all." in text
     assert "raw-pwritev" in text
     assert "nfs-cp" in text
