@@ -203,6 +203,13 @@ def serve(
 
     Each bearer token gets its own areas; clients send the token in the Authorization
     header (SWAPIO_TOKEN on the client side).
+
+    \b
+    Examples:
+      SWAPIO_TOKEN=$(openssl rand -hex 24) swapio serve --port 8700
+      swapio serve --token-file /etc/swapio/tokens --store 'file:///srv/swap/{owner}/{area}'
+      swapio serve --bind :: --max-connections 256 --idle-timeout 60
+      swapio serve --insecure-loopback --port 0
     """
     tokens = load_tokens(token_file, dict(os.environ))
     if not bind:

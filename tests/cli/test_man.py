@@ -22,7 +22,7 @@ SWAPIO = [sys.executable, "-m", "swapio"]
 README = Path(__file__).parents[2] / "README.md"
 SECTIONS = ("NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXAMPLES", "EXIT STATUS")
 #: as in test_help.py: the owner has not written this verb's examples yet
-EXAMPLES_PENDING = {"swapio-serve.1"}
+EXAMPLES_PENDING: set[str] = set()
 
 
 @cache
