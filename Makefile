@@ -42,5 +42,6 @@ MANDIR ?= /usr/local/share/man/man1
 
 ## Install the manual pages, rendered from the installed commands (plugin verbs included).
 install-man:
-	$(PYTHON) -m swapio man --install $(MANDIR) >/dev/null
+	@$(PYTHON) -m swapio man --install $(MANDIR) >/dev/null \
+		|| echo "install-man: could not write $(MANDIR); run as root or set MANDIR=..." >&2
 	-mandb -q 2>/dev/null
