@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from swapio_http._wire import Op, RequestHeader, encode_request_header
 
 from swapio.area import CreateRequest
@@ -114,7 +115,9 @@ async def create_delete_cycles(url: str, stop: asyncio.Event, refused: list[int]
             cycle += 1
 
 
-async def test_legitimate_client_survives_abuse(tmp_path: Path) -> None:
+async def test_legitimate_client_survives_abuse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "tokens").write_text(f"{TOKEN}\n{OTHER_TOKEN}\n")
     store = tmp_path / "store"
     store.mkdir()
@@ -135,7 +138,7 @@ async def test_legitimate_client_survives_abuse(tmp_path: Path) -> None:
         assert proc.stdout is not None
         url = proc.stdout.readline().split()[-1]
         port = int(url.rsplit(":", 1)[1])
-        os.environ["SWAPIO_TOKEN"] = TOKEN
+        monkeypatch.setenv("SWAPIO_TOKEN", TOKEN)
         legit = await PluginHost().activate(
             f"{url}/areas/legit?timeout=10", create=CreateRequest(256, PAGE)
         )
