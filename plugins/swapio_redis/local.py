@@ -238,7 +238,7 @@ class LocalCluster:
                     "[OK] All 16384 slots covered" in check
                     and "[ERR]" not in check
                     and replicas_ok
-                    and self._slots_list_replicas(running[0])
+                    and all(self._slots_list_replicas(n) for n in running)
                 ):
                     return
             time.sleep(0.1)
