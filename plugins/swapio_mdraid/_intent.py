@@ -38,6 +38,12 @@ DIRTY = int(PageAttr.DIRTY)
 PENDING = int(PageAttr.PENDING)
 NEEDWRITE = int(PageAttr.NEEDWRITE)
 
+#: Where a write's bits are (:meth:`WriteIntent.start_write`): on disk already, in a page
+#: no flush has taken yet (wait for the next flush), in the flush being written (wait for it).
+ON_DISK = 0
+UNFLUSHED = 1
+IN_FLIGHT = 2
+
 
 class CounterOverflow(Exception):
     """A chunk already has ``COUNTER_MAX`` writes in flight (md sleeps on overflow_wait)."""
@@ -104,22 +110,38 @@ class WriteIntent:
     def can_start(self, chunks: range) -> bool:
         """False if some chunk is at ``COUNTER_MAX`` (the caller must wait for an end_write)."""
         counters = self.counters
-        return all(counters[c] & COUNTER_MASK < COUNTER_MAX for c in chunks)
+        for chunk in chunks:  # noqa: SIM110 - a loop: no generator frame on the hot path
+            if counters[chunk] & COUNTER_MASK >= COUNTER_MAX:
+                return False
+        return True
 
-    def start_write(self, chunks: range) -> None:
-        """``md_bitmap_startwrite``: count the write, set the on-disk bit of clean chunks."""
+    def start_write(self, chunks: range) -> int:
+        """``md_bitmap_startwrite``: count the write, set the on-disk bit of clean chunks.
+
+        Returns where the chunks' bits are, as :meth:`unflushed` would say it in one word:
+        :data:`ON_DISK` (0: nothing to wait for), :data:`UNFLUSHED` (a page holding them has
+        bits no flush has taken yet: wait for the next flush) or :data:`IN_FLIGHT` (a page
+        holding them is in the flush being written: wait for that one).
+        """
         if not self.can_start(chunks):
             raise CounterOverflow(f"chunks {chunks.start}..{chunks.stop - 1}: counter at max")
+        counters = self.counters
+        where = ON_DISK
         for chunk in chunks:
-            counter = self.counters[chunk]
+            counter = counters[chunk]
             count = counter & COUNTER_MASK
             if count == 0:
                 if self.bitmap.set(chunk):
                     self._mark(chunk, DIRTY)
+                    where = UNFLUSHED
                 count = 2
             elif count == 1:
                 count = 2
-            self.counters[chunk] = (counter & ~COUNTER_MASK) | (count + 1)
+            counters[chunk] = (counter & ~COUNTER_MASK) | (count + 1)
+        if where or not (self._dirty_chunks or self.in_flight):
+            return where
+        dirty, flying = self.unflushed(chunks)
+        return UNFLUSHED if dirty else IN_FLIGHT if flying else ON_DISK
 
     def set_ahead(self, chunks: range) -> None:
         """Set the bits of chunks a sequential stream is about to write, with no write counted.
@@ -149,20 +171,27 @@ class WriteIntent:
 
     def end_write(self, chunks: range, success: bool) -> None:
         """``md_bitmap_endwrite``: uncount; a failed or degraded write keeps the bit (NEEDED)."""
-        sb = self.bitmap.superblock
-        if success and not self.degraded and sb.events_cleared < sb.events:
-            self.bitmap.update(events_cleared=sb.events)
-            self.need_sync = True
+        if success and not self.degraded:
+            sb = self.bitmap.superblock
+            if sb.events_cleared < sb.events:
+                self.bitmap.update(events_cleared=sb.events)
+                self.need_sync = True
+        counters = self.counters
+        attrs = self._attrs
         for chunk in chunks:
-            counter = self.counters[chunk]
+            counter = counters[chunk]
             if counter & COUNTER_MASK == 0:
                 raise ValueError(f"end_write on chunk {chunk} with no write in flight")
             if not success and not counter & NEEDED_MASK:
                 counter |= NEEDED_MASK
             counter -= 1
-            self.counters[chunk] = counter
+            counters[chunk] = counter
             if counter & COUNTER_MASK <= 2:
-                self._mark(chunk, PENDING)
+                # _mark(chunk, PENDING), inline: the last write on a chunk ends here
+                page = (SUPERBLOCK_SIZE + (chunk >> 3)) // self.page_size
+                attr = attrs.get(page, 0)
+                if not attr & PENDING:
+                    attrs[page] = attr | PENDING
 
     @property
     def has_dirty(self) -> bool:

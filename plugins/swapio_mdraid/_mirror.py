@@ -13,50 +13,52 @@ The I/O shell around :class:`~swapio_mdraid._intent.WriteIntent`, following ``ra
   so a bit is cleared on disk only over data that is stable on every leg;
 * reads go to a healthy leg, balanced by fewest requests in flight, except chunks that
   still need a resync, which are read from the first in-sync leg (the resync source);
-* a write goes to every healthy leg at once (``asyncio.gather``), so its latency is the
-  slowest leg's, not the sum; the bitmap page is still on disk before any leg starts;
-* a leg whose I/O fails for any reason that is not the caller's (a backend error, a
-  timeout, a protocol violation, an area gone inactive: see :func:`is_leg_failure`) is
-  marked faulty, ``events`` is bumped, and the mirror continues degraded with the chunk's
-  bits kept; with no healthy leg left the I/O fails;
+* a write goes to every healthy leg at once (:func:`~swapio_mdraid._fanout.at_once`), so
+  its latency is the slowest leg's, not the sum — except write-back file legs, which take
+  a write as a page-cache copy on the loop and are written in turn; the bitmap page is on
+  disk before any leg starts;
+* a leg whose I/O fails for any reason that is not the caller's
+  (:func:`~swapio_mdraid._fanout.is_leg_failure`) is marked faulty, ``events`` is bumped,
+  and the mirror continues degraded with the chunk's bits kept; with no healthy leg left
+  the I/O fails;
 * a daemon task sweeps every ``daemon_sleep`` seconds, clearing bits lazily;
   deactivation flushes (three sweeps, as ``md_bitmap_flush``) so a clean stop leaves no
   set bit behind except those a degraded mirror must keep;
 * :meth:`Mirror.readd` puts a faulty leg back out of sync and :meth:`Mirror.resync` copies
-  the chunks that need it (``md_bitmap_start_sync`` / ``md_bitmap_end_sync``), holding off
-  writes to the chunk being copied.
+  the chunks that need it (:mod:`~swapio_mdraid._online`).
+
+Other modules keep the parts: :mod:`~swapio_mdraid._chunks` (writes in flight per chunk,
+holds), :mod:`~swapio_mdraid._ahead` (bits set ahead of a sequential stream),
+:mod:`~swapio_mdraid._fanout` (legs written in turn or at once, whose error it is).
 
 Every bitmap page write holds one lock, so a lazy clear can never overwrite a page that a
 concurrent write has just set a bit in.  The legs, the bitmap store and the mirror's own
 buffers all allocate from the mirror area's pool, whose reserve the mirror sizes for one
 in-flight request across legs and bitmap (:meth:`Mirror.reserve_pages_per_request`).
-``fault`` is a test hook: it is awaited at each
-step of the protocol (``bitmap_flushed``, ``leg_written``, ``write_done``, ``swept``) so that
-tests can "crash" the mirror exactly there.  While a hook is installed the legs of a write
-are written one after another, in leg order, so that "between the legs" is a deterministic
-crash point; without one they are written concurrently.
+``fault`` is a test hook: it is awaited at each step of the protocol (``bitmap_flushed``,
+``leg_written``, ``write_done``, ``swept``) so that tests can "crash" the mirror exactly
+there.  While a hook is installed the legs of a write are written one after another, in
+leg order, so that "between the legs" is a deterministic crash point.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from swapio.area import CreateRequest, PageBuffer, SwapArea
-from swapio.errors import (
-    MemoryPressureError,
-    PageSizeError,
-    SlotRangeError,
-    SwapioError,
-    UsageError,
-)
+from swapio.errors import SwapioError
 from swapio.plugins import PluginHost
+from swapio_mdraid._ahead import AHEAD_BYTES, AheadWindow
+from swapio_mdraid._chunks import ChunkGate
 from swapio_mdraid._config import MirrorConfig
+from swapio_mdraid._fanout import at_once, in_turn, is_leg_failure
 from swapio_mdraid._format import SECTOR_SIZE, Bitmap
 from swapio_mdraid._intent import WriteIntent
 from swapio_mdraid._legs import Leg, open_leg
+from swapio_mdraid._online import OnlineResync
 from swapio_mdraid._plug import FlushPlug
 from swapio_mdraid._store import BitmapStore, precheck, precheck_new, remove_created
 from swapio_mdraid.errors import MirrorError, NoHealthyLegError
@@ -64,30 +66,9 @@ from swapio_mdraid.errors import MirrorError, NoHealthyLegError
 if TYPE_CHECKING:
     from swapio.pool import PagePool
 
-__all__ = ["Leg", "Mirror", "is_leg_failure"]
+__all__ = ["AHEAD_BYTES", "Leg", "Mirror", "is_leg_failure"]
 
 FaultHook = Callable[[str, dict[str, int]], Awaitable[None]]
-
-#: How far ahead of a sequential stream bits are set: a stream of one request at a time
-#: then pays one bitmap flush per half of this, in the background, instead of one per
-#: request that enters a new chunk.  At most this much more is copied by a resync after a
-#: crash, per stream.
-AHEAD_BYTES = 4 << 20
-
-
-def is_leg_failure(exc: BaseException) -> bool:
-    """Does ``exc``, raised by a leg's I/O, mean the leg failed (rather than the request)?
-
-    Every :class:`SwapioError` does — :class:`BackendIOError`, :class:`SwapTimeoutError`,
-    :class:`ProtocolError`, :class:`AreaInactiveError`, ... — except the caller's own
-    mistakes (:class:`UsageError`, :class:`SlotRangeError`, :class:`PageSizeError`), which
-    every leg would raise alike and which say nothing about the leg's health, and memory
-    pressure (:class:`MemoryPressureError`: the pool could not lend a buffer; the request
-    fails, the leg is fine).
-    """
-    return isinstance(exc, SwapioError) and not isinstance(
-        exc, (UsageError, SlotRangeError, PageSizeError, MemoryPressureError)
-    )
 
 
 class Mirror:
@@ -102,17 +83,12 @@ class Mirror:
         self.pages = first.pages
         self.chunk_size = store.bitmap.superblock.chunksize
         self.intent = WriteIntent(store.bitmap, store.page_size)
-        self.intent.degraded = any(leg.faulty for leg in legs)
         self._bitmap_lock = asyncio.Lock()
         self._plug = FlushPlug(self._write_dirty)
+        self._ahead = AheadWindow(self.chunk_size, store.bitmap.chunks)
         #: Sequential streams: bits are set this many chunks ahead (``WriteIntent.set_ahead``).
-        self.ahead_chunks = max(1, AHEAD_BYTES // self.chunk_size)
-        self._next_slot: int | None = None  # where the last write ended
-        self._ahead_end = 0  # bits set ahead up to this chunk
-        self._chunks = asyncio.Condition()  # guards _writing / _held and counter overflow
-        self._writing: dict[int, int] = {}
-        self._held: dict[int, int] = {}  # chunks writes must keep off (resync, leg flush)
-        self._chunk_waiters = 0
+        self.ahead_chunks = self._ahead.ahead_chunks
+        self.gate = ChunkGate()
         #: Write-back file legs take a write as a page-cache copy of a few microseconds,
         #: usually run on the loop itself (the file backend's inline path): one after the
         #: other they cost less than a task per leg.  Durable or remote legs wait for a
@@ -120,9 +96,13 @@ class Mirror:
         self._sequential_legs = all(
             leg.handle is not None and not leg.area.capabilities.durable for leg in legs
         )
+        self._healthy: list[Leg] = []
+        self._whole = True  # no leg is faulty
+        self._legs_changed()
         self._daemon: asyncio.Task[None] | None = None
         self._resyncer: asyncio.Task[int] | None = None
         self._resync_lock = asyncio.Lock()
+        self.online = OnlineResync(self)
         #: What stopped the background resync, if anything did (it never raises).
         self.resync_error: BaseException | None = None
         #: The last error of a daemon sweep (the daemon keeps running).
@@ -278,10 +258,10 @@ class Mirror:
 
     async def _flush_legs(self) -> None:
         """Make every completed write durable on every healthy write-back leg."""
-        legs = [leg for leg in self.healthy() if leg.handle is not None]
+        legs = [leg for leg in self._healthy if leg.handle is not None]
         if not legs:
             return
-        async with self._hold(*self.chunks_of(0, 1)):  # Leg.flush re-writes slot 0
+        async with self.gate.hold(self.chunks_of(0, 1)):  # Leg.flush re-writes slot 0
             results = await asyncio.gather(*(leg.flush() for leg in legs), return_exceptions=True)
         failed: BaseException | None = None
         for leg, result in zip(legs, results, strict=True):
@@ -309,34 +289,6 @@ class Mirror:
                 ok = True
             finally:
                 self.intent.flush_done(pages, ok)
-
-    @contextlib.asynccontextmanager
-    async def _hold(self, *chunks: int) -> AsyncIterator[None]:
-        """Keep writes off ``chunks`` (after those in flight finished) for the body.
-
-        Holders exclude each other too: a leg flush re-writes slot 0 with the bytes it read,
-        so it must not overlap the online resync's copy of chunk 0 (or another flush).
-        """
-
-        def no_writes() -> bool:
-            return not any(c in self._writing or c in self._held for c in chunks)
-
-        if not no_writes():
-            await self._wait_chunks(no_writes)
-        for chunk in chunks:
-            self._held[chunk] = self._held.get(chunk, 0) + 1
-        try:
-            yield
-        finally:
-            for chunk in chunks:
-                left = self._held[chunk] - 1
-                if left:
-                    self._held[chunk] = left
-                else:
-                    del self._held[chunk]
-            if self._chunk_waiters:
-                async with self._chunks:
-                    self._chunks.notify_all()
 
     async def _step(self, name: str, **info: int) -> None:
         if self.fault is not None:
@@ -378,11 +330,18 @@ class Mirror:
         return range(first // self.chunk_size, last // self.chunk_size + 1)
 
     def healthy(self) -> list[Leg]:
-        return [leg for leg in self.legs if not leg.faulty]
+        """The legs not marked faulty (a copy: callers may keep it)."""
+        return list(self._healthy)
 
     @property
     def degraded(self) -> bool:
-        return any(leg.faulty for leg in self.legs)
+        return not self._whole
+
+    def _legs_changed(self) -> None:
+        """A leg failed or came back: recompute what the data path reads on every request."""
+        self._healthy = [leg for leg in self.legs if not leg.faulty]
+        self._whole = len(self._healthy) == len(self.legs)
+        self.intent.degraded = not self._whole
 
     # --- faults ---------------------------------------------------------------------
 
@@ -391,10 +350,10 @@ class Mirror:
         if leg.faulty:
             return
         leg.faulty = True
-        self.intent.degraded = True
+        self._legs_changed()
         self.intent.bump_events()
         await self._flush_bitmap()
-        if not self.healthy():
+        if not self._healthy:
             raise NoHealthyLegError(
                 f"mirror {self.config.name!r}: last healthy leg {leg.name} failed: {reason}"
             )
@@ -402,161 +361,132 @@ class Mirror:
     # --- data path ------------------------------------------------------------------
 
     async def swap_out(self, slot: int, pages: Sequence[PageBuffer]) -> None:
-        await self._write(slot, len(pages), pages)
+        await self.write(slot, len(pages), pages)
 
     async def discard(self, slot: int, count: int) -> None:
         """Discard on every leg (zeros where a leg has no discard): a write, for the bitmap."""
-        await self._write(slot, count, None)
+        await self.write(slot, count, None)
 
-    async def _write(self, slot: int, count: int, pages: Sequence[PageBuffer] | None) -> None:
-        """One write through the protocol.  The common case — chunks free, bits already on
-        disk, write-back legs — runs without a lock, a task or a wait (the hot path)."""
-        chunks = self.chunks_of(slot, count)
+    async def write(self, slot: int, count: int, pages: Sequence[PageBuffer] | None) -> None:
+        """One write (``pages``; None: a discard) through the write-intent protocol.
+
+        The common case — chunks free, bits already on disk, write-back legs — runs without
+        a lock, a task, a future or a wait: the bookkeeping is the chunk table, the counters
+        (``start_write`` says where the bits are) and the stream window, each one call.
+        """
+        size = self.chunk_size
+        chunks = range(
+            slot * self.page_size // size, ((slot + count) * self.page_size - 1) // size + 1
+        )
         intent = self.intent
-        # the chunk table is only touched from the loop: no lock unless someone must wait
-        if self._held or not intent.can_start(chunks):
+        gate = self.gate
+        if gate.held or not intent.can_start(chunks):
             await self._enter_chunks(chunks)
-        writing = self._writing
-        for chunk in chunks:
-            writing[chunk] = writing.get(chunk, 0) + 1
+        gate.enter(chunks)
         try:
             if self.use_bitmap:
-                intent.start_write(chunks)  # bits set in memory, their pages marked dirty
-                dirty, in_flight = intent.unflushed(chunks)
-                self._set_ahead(slot, count, chunks)
-                if dirty or in_flight:
-                    await self._bits_on_disk(chunks, dirty, in_flight)
+                # bits set in memory, their pages marked dirty; where the bits are now
+                where = intent.start_write(chunks)
+                ahead = self._ahead.advance(slot, count, chunks.stop)
+                if ahead is not None:
+                    self._set_ahead(ahead)
+                if where:
+                    await self._bits_on_disk(chunks, where)
                 if self.fault is not None:
                     await self._step("bitmap_flushed", chunk=chunks.start)
             success = False
             try:
-                success = await self._write_legs(slot, count, pages)
+                if pages is not None and self._sequential_legs and self.fault is None:
+                    success = await self._write_in_turn(slot, count, pages)
+                else:
+                    success = await self._write_legs(slot, count, pages)
             finally:
                 if self.use_bitmap:
                     intent.end_write(chunks, success)
         finally:
-            for chunk in chunks:
-                left = writing[chunk] - 1
-                if left:
-                    writing[chunk] = left
-                else:
-                    del writing[chunk]
-            if self._chunk_waiters:
-                async with self._chunks:
-                    self._chunks.notify_all()
+            gate.leave(chunks)
         if self.fault is not None:
             await self._step("write_done", slot=slot)
 
     async def _enter_chunks(self, chunks: range) -> None:
         """Wait until no resync copies these chunks and no counter is at its maximum."""
+        intent, gate = self.intent, self.gate
+        await gate.wait_until(lambda: intent.can_start(chunks) and not gate.is_held(chunks))
 
-        def free() -> bool:
-            return self.intent.can_start(chunks) and not any(c in self._held for c in chunks)
-
-        if not free():
-            await self._wait_chunks(free)
-
-    async def _wait_chunks(self, ready: Callable[[], bool]) -> None:
-        """Wait on the chunk condition until ``ready()`` (counted, so leavers know to wake)."""
-        self._chunk_waiters += 1
-        try:
-            async with self._chunks:
-                await self._chunks.wait_for(ready)
-        finally:
-            self._chunk_waiters -= 1
-
-    async def _bits_on_disk(self, chunks: range, dirty: bool, in_flight: bool) -> None:
+    async def _bits_on_disk(self, chunks: range, where: int) -> None:
         """Wait for the flush that carries these chunks' bits (plugging, ``_plug.py``)."""
         try:
-            await self._plug.wait(dirty, in_flight)
+            await self._plug.wait(where)
         except BaseException:
             # no leg has seen the data; the bits are not known to be on disk (the failed
             # flush re-dirtied its pages: the next flush writes them again)
             self.intent.end_write(chunks, success=False)
             raise
 
-    def _set_ahead(self, slot: int, count: int, chunks: range) -> None:
+    def _set_ahead(self, chunks: range) -> None:
         """A sequential stream gets its next bits set (and flushed) before it gets there."""
-        sequential = slot == self._next_slot
-        self._next_slot = slot + count
-        if not sequential:
-            self._ahead_end = chunks.stop
-            return
-        if chunks.stop < self._ahead_end - self.ahead_chunks // 2:
-            return
-        end = min(chunks.stop + self.ahead_chunks, self.intent.bitmap.chunks)
-        self.intent.set_ahead(range(max(chunks.stop, self._ahead_end), end))
-        self._ahead_end = end
+        self.intent.set_ahead(chunks)
         if self.intent.has_dirty:
             self._plug.kick()
+
+    async def _write_in_turn(self, slot: int, count: int, pages: Sequence[PageBuffer]) -> bool:
+        """Write-back file legs, one after the other (see ``_sequential_legs``): the hot
+        path, with no list or closure unless a leg fails."""
+        targets = self._healthy
+        if not targets:
+            raise NoHealthyLegError(f"mirror {self.config.name!r} has no healthy leg")
+        failures: list[tuple[Leg, SwapioError]] | None = None
+        for leg in targets:
+            try:
+                # slots and buffers were checked by the mirror's area, whose geometry the
+                # legs share and whose max_pages_per_request is the legs' smallest
+                await leg.area.call_validated("swap_out", slot, pages, count)
+            except SwapioError as exc:  # a crash (anything else) stops here
+                if failures is None:
+                    failures = []
+                failures.append((leg, exc))
+        if failures is None:
+            return self._whole
+        return await self._settle(failures)
 
     async def _write_legs(self, slot: int, count: int, pages: Sequence[PageBuffer] | None) -> bool:
         """Write to every healthy leg; True when every leg of the array took the data.
 
-        The legs are written concurrently (write-back file legs one after the other, see
-        ``_sequential_legs``); each leg's failure is collected, then the failed legs are
-        marked faulty (the last one raising :class:`NoHealthyLegError`).  A caller's error
-        (bad slot, bad page size) is re-raised as is, without failing any leg.
+        The legs are written concurrently (one after the other while a fault hook is
+        installed); each leg's failure is collected, then :meth:`_settle` decides.
         """
-        targets = self.healthy()
+        targets = list(self._healthy)
         if not targets:
             raise NoHealthyLegError(f"mirror {self.config.name!r} has no healthy leg")
-        results: list[BaseException | None]
-        if self.fault is not None or self._sequential_legs:  # tests' crash points; see below
-            results = []
-            for leg in targets:
-                try:
-                    await self._write_leg(leg, slot, count, pages)
-                except SwapioError as exc:  # a crash (anything else) stops here
-                    results.append(exc)
-                else:
-                    results.append(None)
-        else:
-            results = await self._write_concurrently(targets, slot, count, pages)
-        if not any(results):
-            return not self.degraded
+
+        async def write(leg: Leg) -> None:
+            await self._write_leg(leg, slot, count, pages)
+
+        spread = in_turn if self.fault is not None or self._sequential_legs else at_once
+        results = await spread(write, targets)
+        failures = [(leg, r) for leg, r in zip(targets, results, strict=True) if r is not None]
+        if not failures:
+            return self._whole
+        return await self._settle(failures)
+
+    async def _settle(self, failures: Sequence[tuple[Leg, BaseException]]) -> bool:
+        """Fail the legs whose error is theirs (the last one raising
+        :class:`NoHealthyLegError`); a caller's error (bad slot, bad page size) is re-raised
+        as is, without failing any leg.  True when every leg of the array took the data."""
         caller_error: BaseException | None = None
-        for leg, result in zip(targets, results, strict=True):
-            if result is None:
-                continue
+        for leg, result in failures:
             if is_leg_failure(result):
                 await self.fail_leg(leg, result)
             elif caller_error is None:
                 caller_error = result
         if caller_error is not None:
             raise caller_error
-        return not self.degraded
-
-    async def _write_concurrently(
-        self, targets: list[Leg], slot: int, count: int, pages: Sequence[PageBuffer] | None
-    ) -> list[BaseException | None]:
-        """Every leg's write at once; the first leg's in this task (one task fewer)."""
-        others = [
-            asyncio.ensure_future(self._write_leg(leg, slot, count, pages)) for leg in targets[1:]
-        ]
-        results: list[BaseException | None] = []
-        try:
-            await self._write_leg(targets[0], slot, count, pages)
-            results.append(None)
-        except Exception as exc:  # collected, as gather(return_exceptions=True) would
-            results.append(exc)
-        finally:
-            # the other legs' writes finish whatever happened here (cancellation included)
-            for task in others:
-                try:
-                    await task
-                except Exception as exc:  # collected, as gather(return_exceptions=True) would
-                    results.append(exc)
-                else:
-                    results.append(None)
-        return results
+        return self._whole
 
     async def _write_leg(
         self, leg: Leg, slot: int, count: int, pages: Sequence[PageBuffer] | None
     ) -> None:
         if pages is not None:
-            # slots and buffers were checked by the mirror's area, whose geometry the legs
-            # share and whose max_pages_per_request is the legs' smallest
             await leg.area.call_validated("swap_out", slot, pages, count)
         elif leg.area.capabilities.discard:
             await leg.area.discard(slot, count)
@@ -584,17 +514,17 @@ class Mirror:
                 leg.inflight -= 1
 
     def _pick_reader(self, unsynced: bool) -> Leg:
-        healthy = self.healthy()
+        healthy = self._healthy
         if not healthy:
             raise NoHealthyLegError(f"mirror {self.config.name!r} has no healthy leg")
         if unsynced:
-            return self._source()  # legs may differ here: read the resync source
+            return self.source()  # legs may differ here: read the resync source
         self._next_read += 1
         start = self._next_read % len(healthy)
         rotated = healthy[start:] + healthy[:start]
         return min(rotated, key=lambda leg: leg.inflight)
 
-    def _source(self) -> Leg:
+    def source(self) -> Leg:
         """The first healthy leg that was never re-added without a resync."""
         for leg in self.legs:
             if not leg.faulty and leg.in_sync:
@@ -614,70 +544,15 @@ class Mirror:
             raise MirrorError(f"mirror {self.config.name!r}: leg {leg.name} is not faulty")
         leg.faulty = False
         leg.in_sync = False
-        self.intent.degraded = self.degraded
+        self._legs_changed()
         self.intent.bump_events()
         await self._flush_bitmap()
 
     async def resync(self) -> int:
-        """Copy every chunk that needs it from the first in-sync leg to the other healthy legs.
-
-        ``md_bitmap_start_sync`` / ``md_bitmap_end_sync`` per chunk; a chunk being copied
-        holds off writes to it, and waits for writes already in flight.  Bits are then
-        cleared by the daemon's two sweeps.  Returns the number of chunks copied.
-        """
+        """Copy every chunk that needs it from the first in-sync leg to the other healthy legs
+        (:class:`~swapio_mdraid._online.OnlineResync`); the number of chunks copied."""
         async with self._resync_lock:  # one resync at a time
-            return await self._resync()
-
-    async def _resync(self) -> int:
-        source = self._source()
-        targets = [leg for leg in self.healthy() if leg is not source]
-        copied = 0
-        for chunk in range(self.intent.bitmap.chunks):
-            if not self.intent.needs_sync(chunk):
-                continue
-            first, count = self._chunk_slots(chunk)
-            # every chunk sharing the copied pages is held (chunks smaller than a page)
-            async with self._hold(*self.chunks_of(first, count)):
-                aborted = True
-                try:
-                    if self.intent.start_sync(chunk):
-                        # a target that failed mid-copy keeps the chunk NEEDED
-                        aborted = not await self._copy_chunk(first, count, source, targets)
-                        copied += 1
-                    else:
-                        aborted = False
-                finally:
-                    self.intent.end_sync(chunk, aborted)
-        for leg in targets:
-            if not leg.faulty:
-                leg.in_sync = True
-        return copied
-
-    def _chunk_slots(self, chunk: int) -> tuple[int, int]:
-        """``(first slot, slot count)`` of the pages holding ``chunk``."""
-        first = chunk * self.chunk_size // self.page_size
-        end = min((chunk + 1) * self.chunk_size, self.pages * self.page_size)
-        return first, -(-end // self.page_size) - first
-
-    async def _copy_chunk(self, first: int, count: int, source: Leg, targets: list[Leg]) -> bool:
-        """Copy slots to every target: one range copy each (:meth:`SwapArea.copy`)."""
-        complete = True
-        for leg in targets:
-            if leg.faulty:
-                complete = False
-                continue
-            try:
-                await source.area.copy(first, leg.area, first, count)
-            except SwapioError as exc:
-                if not is_leg_failure(exc):
-                    raise
-                # a copy fails for the source's reasons too: the source is read alone
-                # (its error propagates, as a failed read always did) before the target
-                # is blamed
-                await source.area.read(first, 1)
-                await self.fail_leg(leg, exc)
-                complete = False
-        return complete
+            return await self.online.run()
 
 
 def _check_legs(config: MirrorConfig, legs: list[Leg]) -> None:

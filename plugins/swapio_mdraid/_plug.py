@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from swapio_mdraid._intent import IN_FLIGHT, UNFLUSHED
+
 
 def _retrieve(future: asyncio.Future[None]) -> None:
     """Mark a failed flush's exception as seen (every waiter may have been cancelled)."""
@@ -34,16 +36,17 @@ class FlushPlug:
         #: Flushes written (for tests and the benchmark: writes per flush).
         self.flushes = 0
 
-    async def wait(self, dirty: bool, in_flight: bool) -> None:
+    async def wait(self, where: int) -> None:
         """Return once the caller's bits are on disk.
 
-        ``dirty``: a page holding them has bits no flush has taken yet (join the next
-        flush); ``in_flight``: a page holding them is in the flush being written (wait for
-        it).  Neither: they are on disk already, nothing to wait for.
+        ``where`` is :meth:`WriteIntent.start_write`'s answer: ``UNFLUSHED`` (1), a page
+        holding them has bits no flush has taken yet — join the next flush; ``IN_FLIGHT``
+        (2), a page holding them is in the flush being written — wait for it; ``ON_DISK``
+        (0), nothing to wait for.
         """
-        if dirty:
+        if where == UNFLUSHED:
             future = self._request()
-        elif in_flight and self._current is not None:
+        elif where == IN_FLIGHT and self._current is not None:
             future = self._current
         else:
             return

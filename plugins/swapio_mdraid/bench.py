@@ -26,8 +26,8 @@ import random
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -394,20 +394,22 @@ RESYNC_DURABILITY = {
 }
 
 
-def mirror_url(directory: Path, tag: str) -> str:
-    """A mirror of two durable file legs and a bitmap file in ``directory``.
+def mirror_url(directory: Path, tag: str, *, durable: bool = True) -> str:
+    """A mirror of two file legs and a bitmap file in ``directory``.
 
-    The legs say ``durable=1`` (legs are written back lazily otherwise, and the mirror is
-    then not durable); the bitmap is always flushed before the data write.
+    ``durable``: the legs say ``durable=1`` (the mirror is then durable; it ranks with
+    ``file-durable``).  Without it the legs are the mirror's default, written back like
+    ``file://`` without ``durable=1`` (page cache; it ranks with ``file``).  The bitmap is
+    always durable and flushed before the data write, either way.
     """
 
-    def q(path: Path) -> str:
-        return quote(f"file://{quote(str(path))}?durable=1", safe="")
+    def q(path: Path, durable: bool) -> str:
+        query = "?durable=1" if durable else ""
+        return quote(f"file://{quote(str(path))}{query}", safe="")
 
-    return (
-        f"mirror://{tag}?bitmap={q(directory / f'{tag}.bitmap')}"
-        f"&leg0={q(directory / f'{tag}-leg0.img')}&leg1={q(directory / f'{tag}-leg1.img')}"
-    )
+    legs = [q(directory / f"{tag}-leg{i}.img", durable) for i in range(2)]
+    bitmap = q(directory / f"{tag}.bitmap", True)
+    return f"mirror://{tag}?bitmap={bitmap}&leg0={legs[0]}&leg1={legs[1]}"
 
 
 def _parts(url: str) -> list[str]:
@@ -416,13 +418,17 @@ def _parts(url: str) -> list[str]:
     return [path for path in paths if path is not None]
 
 
-@asynccontextmanager
-async def _place(site: BenchSite) -> AsyncIterator[str]:
-    url = mirror_url(site.directory, f"bench-{site.uid}")
-    try:
-        yield url
-    finally:
-        await _remove_area(url)
+def _placer(durable: bool) -> Callable[[BenchSite], AbstractAsyncContextManager[str]]:
+    @asynccontextmanager
+    async def place(site: BenchSite) -> AsyncIterator[str]:
+        tag = f"bench-{site.uid}" if durable else f"bench-wb-{site.uid}"
+        url = mirror_url(site.directory, tag, durable=durable)
+        try:
+            yield url
+        finally:
+            await _remove_area(url)
+
+    return place
 
 
 async def _remove_area(url: str) -> None:
@@ -461,13 +467,14 @@ async def _resync(site: BenchSite) -> list[Result]:
 
 
 def targets() -> list[BenchTarget]:
-    """The ``mirror`` target (durable file legs, bitmap file) and its resync workload."""
+    """``mirror`` (durable file legs, bitmap file) with its resync workload, and
+    ``mirror-writeback`` (the mirror's default: write-back legs, the page cache)."""
     return [
         BenchTarget(
             name="mirror",
             backend="mirror",
             durability=Durability.DURABLE,
-            place=_place,
+            place=_placer(durable=True),
             summary="RAID1 over two durable file legs with an md write-intent bitmap",
             workloads=(
                 BenchWorkload(
@@ -479,5 +486,13 @@ def targets() -> list[BenchTarget]:
                 ),
             ),
             remove=_remove_area,
-        )
+        ),
+        BenchTarget(
+            name="mirror-writeback",
+            backend="mirror",
+            durability=Durability.PAGE_CACHE,
+            place=_placer(durable=False),
+            summary="the same over write-back file legs (plain paths: page cache, like file)",
+            remove=_remove_area,
+        ),
     ]

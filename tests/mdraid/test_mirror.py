@@ -348,7 +348,7 @@ async def test_stopping_mid_resync_keeps_the_bits_of_unfinished_chunks(
     files.bitmap.write_bytes(image + bytes(-len(image) % PAGE))
     area = await host.activate(files.url())
     mirror = mirror_of(area)
-    real_copy = mirror._copy_chunk
+    real_copy = mirror.online.copy_chunk
     copies = 0
 
     async def slow_copy(first: int, count: int, source: object, targets: object) -> bool:
@@ -358,7 +358,7 @@ async def test_stopping_mid_resync_keeps_the_bits_of_unfinished_chunks(
             await asyncio.sleep(3600)  # stop() cancels us here
         return await real_copy(first, count, source, targets)  # type: ignore[arg-type]
 
-    mirror._copy_chunk = slow_copy  # type: ignore[method-assign]
+    mirror.online.copy_chunk = slow_copy  # type: ignore[method-assign]
     for _ in range(50):
         if copies == 2:
             break

@@ -97,13 +97,14 @@ async def test_a_write_to_a_chunk_whose_bit_is_in_flight_waits_for_that_flush(
     mirror = mirror_of(area)
     slow_bitmap(mirror, 0.2)
     legs_saw: list[bool] = []
-    real = mirror._write_leg
+    for leg in mirror.legs:
+        real = leg.area.call_validated
 
-    async def record(leg: object, slot: int, count: int, pages: object) -> None:
-        legs_saw.append(3 in bits_on_disk(files))
-        await real(leg, slot, count, pages)  # type: ignore[arg-type]
+        async def record(*args: object, real: object = real) -> None:
+            legs_saw.append(3 in bits_on_disk(files))
+            await real(*args)  # type: ignore[operator]
 
-    mirror._write_leg = record  # type: ignore[method-assign]
+        leg.area.call_validated = record  # type: ignore[method-assign,assignment]
     first = asyncio.ensure_future(area.write(48, page(1)))
     await asyncio.sleep(0.05)  # A's flush is in flight now
     await area.write(49, page(2))  # B: same chunk, no new bit
@@ -342,7 +343,7 @@ async def test_a_leg_flush_and_a_resync_copy_of_chunk_0_never_overlap(
     overlaps: list[str] = []
 
     async def holder(name: str) -> None:
-        async with mirror._hold(0):
+        async with mirror.gate.hold(range(1)):
             if inside:
                 overlaps.append(f"{name} inside {inside}")
             inside.append(name)
