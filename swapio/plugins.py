@@ -5,6 +5,8 @@ through the very same group, so nothing here special-cases them.  A plugin whose
 declares its URL schemes and CLI verbs (:mod:`swapio.discovery`) is imported only when one of
 its schemes is activated, one of its verbs runs, or a caller asks for every backend; a plugin
 that declares neither is imported the first time the host needs to know who serves a scheme.
+A declared plugin that also names an ``about`` module is listed by :meth:`PluginHost.describe`
+(``swapio backends``) from that module alone; once imported, it must match it.
 Environment switches (named after pytest's and tox's):
 
 * ``SWAPIO_DISABLE_PLUGIN_AUTOLOAD=1`` — load no entry points (register plugins by hand).
@@ -29,7 +31,15 @@ import pluggy
 
 from swapio import hookspecs
 from swapio.area import BoundOps, Capabilities, CreateRequest, SwapArea
-from swapio.discovery import COMMAND_GROUP, SCHEME_GROUP, PluginSpec, discover
+from swapio.discovery import (
+    ABOUT_GROUP,
+    COMMAND_GROUP,
+    SCHEME_GROUP,
+    AboutError,
+    PluginSpec,
+    discover,
+    load_about,
+)
 from swapio.errors import (
     LocationError,
     PluginError,
@@ -108,6 +118,8 @@ class PluginHost:
         self._specs: dict[str, PluginSpec] = discover(blocked_names) if autoload else {}
         self._infos: dict[str, tuple[BackendInfo, ...]] = {}
         self._claims: dict[str, str] | None = None
+        #: what declared plugins' ``about`` modules say, read once each
+        self._abouts: dict[str, BackendInfo] = {}
 
     # --- registration -----------------------------------------------------------------
 
@@ -119,6 +131,8 @@ class PluginHost:
         self.register(self._import(spec.entry_point), name)
         if spec.declared:
             self._check_declared_schemes(spec)
+        if spec.about is not None:
+            self._check_about(spec)
 
     def _load_undeclared(self) -> None:
         """Import the plugins whose metadata does not say what they serve."""
@@ -157,6 +171,53 @@ class PluginHost:
                 f"its entry-point metadata ({SCHEME_GROUP}) declares "
                 f"{', '.join(declared) or 'none'}; fix its pyproject.toml and reinstall it"
             )
+
+    def _about(self, spec: PluginSpec) -> BackendInfo:
+        """The backend ``spec``'s ``about`` module describes, with the declared schemes
+        (read once; nothing of the plugin is imported).  :class:`PluginError` if unreadable."""
+        cached = self._abouts.get(spec.name)
+        if cached is not None:
+            return cached
+        assert spec.about is not None
+        try:
+            about = load_about(spec.about)
+        except AboutError as exc:
+            raise PluginError(
+                f"plugin {spec.name!r} (entry point {spec.about.value!r} in {ABOUT_GROUP}): "
+                f"{exc} (fix it, or block it with {ENV_DISABLED_PLUGINS}={spec.name})"
+            ) from exc
+        info = BackendInfo(
+            about.name, about.version, spec.schemes, about.summary, about.capabilities
+        )
+        self._abouts[spec.name] = info
+        return info
+
+    def _check_about(self, spec: PluginSpec) -> None:
+        """An imported plugin must describe itself as its ``about`` module does."""
+        try:
+            said = self._about(spec)
+            served = self._backend_infos(spec.name)
+        except PluginError:
+            self.unregister(spec.name)
+            raise
+        if len(served) == 1 and served[0] == said:
+            return
+        self.unregister(spec.name)
+        got = served[0] if served else None
+        diff = (
+            ", ".join(
+                f"{field} {getattr(got, field)!r} (about: {getattr(said, field)!r})"
+                for field in ("name", "version", "schemes", "summary", "capabilities")
+                if getattr(got, field) != getattr(said, field)
+            )
+            if got is not None
+            else "no backend"
+        )
+        module = spec.about.value if spec.about is not None else "?"
+        raise PluginError(
+            f"plugin {spec.name!r}: swapio_backend returns {diff}, but its about module "
+            f"{module!r} ({ABOUT_GROUP}) says otherwise; fix one of them and reinstall it"
+        )
 
     def register(self, plugin: Any, name: str) -> None:
         """Register ``plugin`` under ``name`` (as an entry point would)."""
@@ -264,6 +325,22 @@ class PluginHost:
             for info in self._backend_infos(name):
                 seen.setdefault(name, Backend(info, name, self._pm.get_plugin(name)))
         return sorted(seen.values(), key=lambda b: b.info.name)
+
+    def describe(self) -> list[tuple[str, BackendInfo]]:
+        """``(plugin name, backend info)`` of every backend, sorted by backend name, imported
+        as little as possible: a declared plugin with an ``about`` module that is not imported
+        yet is described by that module; any other plugin is imported (as :meth:`backends`
+        does).  Scheme conflicts raise :class:`SchemeConflictError` as everywhere."""
+        owners = self._scheme_owners()
+        rows: list[tuple[str, BackendInfo]] = []
+        for name in sorted(set(owners.values())):
+            spec = self._specs.get(name)
+            if spec is not None and spec.about is not None and not self._pm.has_plugin(name):
+                rows.append((name, self._about(spec)))
+                continue
+            self._load(name)
+            rows.extend((name, info) for info in self._backend_infos(name))
+        return sorted(rows, key=lambda row: row[1].name)
 
     def schemes(self) -> list[str]:
         """Every URL scheme some plugin serves (from metadata where declared: no import)."""

@@ -73,25 +73,38 @@ json_option = click.option("--json", "as_json", is_flag=True, help="One JSON doc
 
 @click.command()
 @json_option
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Import every plugin too: fail (exit 4) if one does not import or does not match "
+    "what its metadata declares.",
+)
 @click.pass_context
-def backends(ctx: click.Context, as_json: bool) -> None:
+def backends(ctx: click.Context, as_json: bool, check: bool) -> None:
     """List installed backends: name, version, URL schemes, capabilities.
+
+    Plugins that describe themselves in their metadata are listed without being imported;
+    --check imports them all.
 
     \b
     Examples:
       swapio backends
       swapio backends --json
+      swapio backends --check
     """
+    host = _host(ctx)
+    if check:
+        host.backends()
     rows: list[dict[str, Any]] = [
         {
-            "name": b.info.name,
-            "version": b.info.version,
-            "schemes": list(b.info.schemes),
-            "capabilities": list(b.info.capabilities),
-            "summary": b.info.summary,
-            "plugin": b.plugin_name,
+            "name": info.name,
+            "version": info.version,
+            "schemes": list(info.schemes),
+            "capabilities": list(info.capabilities),
+            "summary": info.summary,
+            "plugin": plugin,
         }
-        for b in _host(ctx).backends()
+        for plugin, info in host.describe()
     ]
     if as_json:
         emit_json({"backends": rows})

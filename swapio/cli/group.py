@@ -11,8 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 
@@ -26,8 +25,7 @@ def fail(exc: SwapioError) -> int:
     return exitcodes.for_error(exc)
 
 
-@dataclass(frozen=True)
-class LazyVerb:
+class LazyVerb(NamedTuple):
     """A verb whose click command is built by ``load`` the first time it is needed."""
 
     load: Callable[[], click.Command]

@@ -1,6 +1,6 @@
 """Cold start: the CLI imports a plugin only when one of its schemes or verbs is used.
 
-Checked by the modules a real ``python -X importtime -m swapio ...`` imports (never by timing).
+Checked by the modules a real ``swapio`` process has in ``sys.modules`` (never by timing).
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-SWAPIO = [sys.executable, "-X", "importtime", "-m", "swapio"]
+from .imports import run_swapio
+
 PLUGIN_PACKAGES = (
     "swapio_memory",
     "swapio_file",
@@ -25,20 +26,9 @@ PLUGIN_PACKAGES = (
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, set[str]]:
-    """Run ``swapio ARGS``; return its exit code, stderr without import lines, and the
-    top-level names of every module it imported."""
-    proc = subprocess.run(
-        [*SWAPIO, *args], capture_output=True, timeout=60, check=False, env=env, text=True
-    )
-    imported: set[str] = set()
-    other: list[str] = []
-    for line in proc.stderr.splitlines():
-        if line.startswith("import time:"):
-            name = line.rsplit("|", 1)[1].strip()
-            imported.add(name)
-        else:
-            other.append(line)
-    return proc.returncode, "\n".join(other), imported
+    """Run ``swapio ARGS``; return its exit code, its stderr and every module it imported."""
+    code, _, err, imported = run_swapio(*args, env=env)
+    return code, err, imported
 
 
 def plugins_in(imported: set[str]) -> set[str]:
@@ -80,6 +70,18 @@ def test_a_plugin_verb_imports_that_plugin_only(tmp_path: Path) -> None:
     )
     assert code == 0, err
     assert plugins_in(imported) - {"swapio_file"} == {"swapio_mdraid"}
+    assert "aiohttp" not in imported
+
+
+def test_bitmap_examine_imports_the_mirror_plugin_and_the_file_backend_only(
+    tmp_path: Path,
+) -> None:
+    bitmap = str(tmp_path / "b")
+    code, err, _ = run("bitmap", "create", bitmap, "--sync-size", "1M", "--chunk-size", "64K")
+    assert code == 0, err
+    code, err, imported = run("bitmap", "examine", bitmap)
+    assert code == 0, err
+    assert plugins_in(imported) == {"swapio_mdraid", "swapio_file"}
     assert "aiohttp" not in imported
 
 

@@ -1,0 +1,11 @@
+"""What the ``memory`` plugin serves, read by swapio without importing the plugin.
+
+Named by the ``swapio.about`` entry point (``pyproject.toml``); swapio runs this file on its
+own, so it imports nothing.  It must say what :func:`swapio_memory.plugin.swapio_backend`
+returns (the host checks when it imports the plugin; see docs/plugin-authors.md).
+"""
+
+NAME = "memory"
+VERSION = "0.1.0"
+SUMMARY = "process-local areas in RAM (not durable)"
+CAPABILITIES = ("discard", "create")
