@@ -210,3 +210,17 @@ def decode_messages(data: bytes) -> list[Pagefault | OtherEvent]:
         else:
             out.append(OtherEvent(event))
     return out
+
+
+def iter_pagefaults(data: bytes | memoryview) -> list[tuple[int, int]]:
+    """``(address, flags)`` of each ``UFFD_EVENT_PAGEFAULT`` record in ``data`` (whole
+    32-byte ``struct uffd_msg`` records; other events — we register for none — are skipped).
+    The fault path's decoder: plain tuples, no objects per message."""
+    if len(data) % MSG_SIZE:
+        raise ValueError(f"{len(data)} bytes is not a whole number of {MSG_SIZE}-byte uffd_msg")
+    pagefault = int(Event.PAGEFAULT)
+    return [
+        (address, flags)
+        for event, flags, address, _ptid in MSG_STRUCT.iter_unpack(data)
+        if event == pagefault
+    ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import mmap
 import os
 import signal
@@ -26,14 +27,13 @@ from typing import Any
 from swapio.area import CreateRequest, SwapArea
 from swapio.errors import SwapioError, UsageError
 from swapio.location import Location, area_page_size
-from swapio.mapping import _abi, _watchdog
+from swapio.mapping import _watchdog
 from swapio.mapping._channel import LineDecoder, Message, encode
+from swapio.mapping._faults import FaultServer
 from swapio.mapping._resolver import Resolver
 from swapio.pager import Pager
 from swapio.plugins import PluginHost
 from swapio.pool import PagePool
-
-_MSGS_PER_READ = 64
 
 
 def _error(exc: BaseException) -> Message:
@@ -72,8 +72,7 @@ class Handler:
         self.resolver: Resolver | None = None
         self.program_pid = 0
         self._watchdog: tuple[int, int] | None = None
-        self._lock = asyncio.Lock()
-        self._fatal: BaseException | None = None
+        self.server: FaultServer | None = None
 
     # ------------------------------------------------------------------ set-up
     async def open(self, req: Message) -> Message:
@@ -130,11 +129,13 @@ class Handler:
     async def serve(self, sock: socket.socket) -> None:
         assert self.resolver is not None
         loop = asyncio.get_running_loop()
-        readable = asyncio.Event()
-        loop.add_reader(self.resolver.uffd, readable.set)
-        faults = loop.create_task(self._faults(readable))
+        self.server = server = FaultServer(self.resolver)
         sock.setblocking(False)
         reader, writer = await asyncio.open_unix_connection(sock=sock)
+        # everything allocated so far lives as long as the handler: keep the collector off it
+        gc.collect()
+        gc.freeze()
+        faults = server.start()
         control = loop.create_task(self._control(reader, writer))
         done, _ = await asyncio.wait({faults, control}, return_when=asyncio.FIRST_COMPLETED)
         if faults in done:
@@ -144,33 +145,19 @@ class Handler:
             faults.cancel()
             control.result()
 
-    async def _faults(self, readable: asyncio.Event) -> None:
-        resolver = self.resolver
-        assert resolver is not None
-        size = _abi.MSG_SIZE * _MSGS_PER_READ
-        while True:
-            await readable.wait()
-            readable.clear()
-            while True:
-                try:
-                    data = os.read(resolver.uffd, size)
-                except BlockingIOError:
-                    break
-                for msg in _abi.decode_messages(data):
-                    if isinstance(msg, _abi.Pagefault):
-                        async with self._lock:
-                            await resolver.handle(msg)
-
     async def _control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
             line = await reader.readline()
             if not line:
-                await self._finish()  # the program is gone: keep what it wrote
+                assert self.server is not None
+                async with self.server.exclusive():
+                    await self._finish()  # the program is gone: keep what it wrote
                 return
             req = LineDecoder().feed(line)[0]
             op = req.get("op")
+            assert self.server is not None
             try:
-                async with self._lock:
+                async with self.server.exclusive():
                     if op == "sync":
                         assert self.resolver is not None
                         reply: Message = {"ok": True, "pages": await self.resolver.sync()}

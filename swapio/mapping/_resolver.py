@@ -1,41 +1,66 @@
-"""The handler's fault resolver: pages in from the pager, dirty tracking, eviction.
+"""The handler's fault resolver: pages in, dirty tracking, sequential windows, eviction.
 
-Runs in the handler process, on its event loop, over the program's region:
+Runs in the handler process, on its event loop, over the program's region (one fault at a
+time: :mod:`swapio.mapping._faults` serialises them and runs each eagerly, so a fault that
+needs no I/O wait never costs an event-loop turn).
 
-* **Missing fault** on page *i*: the page's bytes come from the pager (its swap cache,
-  readahead and the area) — or are known zeros when the pager holds no data for it — and are
-  installed with ``UFFDIO_COPY`` (``UFFDIO_ZEROPAGE`` for a never-written page hit by a
-  write).  A fault right after the previous window is *sequential*: the window grows
-  (16, 32, 64 pages) and is installed with one ``UFFDIO_COPY``.
-* **Dirty tracking** (write-protect mode): pages are installed write-protected
+* **Where a page's bytes come from.** The pager is the swap cache of the byte API and of the
+  mapping: a page it holds (a dirty page the program evicted and the pager has not written
+  out yet, a page it read) is read through :meth:`Pager.read` — it is the newest copy — and
+  dropped from the pager (the program holds it now).  A page the pager does not hold is on
+  the area (its slot is current: the pager writes a slot only for a page it holds), and is
+  read straight into the staging buffer with one request of the pager's scheduler per run of
+  such pages — what the pager's own fault would do, without taking a frame of the pool for
+  a copy the program is about to hold.  A page nobody ever wrote is zeros, without I/O.
+* **Missing fault**, random: the page alone, installed with ``UFFDIO_COPY`` (write-protected
+  for a read; writable and dirty for a write — ``UFFDIO_ZEROPAGE`` for a never-written one).
+* **Sequential windows** (the pager's readahead rule, done on the region): a fault right
+  after the previous window installs a window of 16, then 32, then 64 pages with *one* read
+  request per run and *one* ``UFFDIO_COPY``; then, once the program is awake, the next
+  window is read and installed ahead of it (*async readahead*) — all of it but its first
+  page, whose bytes are kept: the program's fault on that *marker* page is served from
+  memory at once and starts the next window, so the handler reads one window ahead while
+  the program works through the current one (Linux's ``PG_readahead`` marker, done with a
+  hole because the handler cannot see the program's accesses).  A window faulted by a write
+  goes in writable and dirty (a sequential writer: one write-protect fault per page would
+  cost more than writing back a page that stays clean).
+* **Dirty tracking** (write-protect mode): a read installs pages write-protected
   (``UFFDIO_COPY_MODE_WP``); the first write faults (``UFFD_PAGEFAULT_FLAG_WP``), the page is
-  marked dirty and un-protected (``UFFDIO_WRITEPROTECT`` mode 0, which wakes the writer).  A
-  page installed for a write fault is installed writable and dirty at once.  Without
-  write-protect support every installed page counts as dirty.
-* **Eviction** keeps at most ``budget`` pages installed in the program: before installing,
-  the oldest pages (FIFO: the handler cannot see the program's accessed bits) are dropped in
-  batches.  Dirty ones are write-protected, read back from the memfd and handed to
-  :meth:`Pager.write` (which writes them to the area through its own reclaim); then the batch
-  is punched out of the memfd, which unmaps it from the program.  Eviction and sync run in
-  memalloc context: they are the reclaim of the program's memory.
+  marked dirty and un-protected (``UFFDIO_WRITEPROTECT`` mode 0, which wakes the writer).
+  Without write-protect support every installed page counts as dirty.
+* **Eviction** keeps at most ``budget`` pages installed: the oldest pages (FIFO: the handler
+  cannot see the program's accessed bits) go in batches of at least ``batch``, *after* the
+  faulting thread was woken — room for the next fault is made ahead of it, while the program
+  runs.  Dirty victims are write-protected, read back from the memfd and handed to
+  :meth:`Pager.write` (which writes them to the area through its own reclaim, in runs); then
+  the victims are punched out of the memfd (one ``fallocate`` per run, runs joined across
+  pages that are not installed), which unmaps them from the program.  Eviction and sync run
+  in memalloc context: they are the reclaim of the program's memory.
 """
 
 from __future__ import annotations
 
 import collections
 import ctypes
+import mmap
 import os
 from dataclasses import asdict, dataclass
 
-from swapio.mapping import _abi, _region, _uffd
-from swapio.mapping._abi import CopyMode, Pagefault, WriteprotectMode
+from swapio.mapping import _region, _uffd
+from swapio.mapping._abi import CopyMode, PagefaultFlag, WriteprotectMode, ZeropageMode
 from swapio.memalloc import memalloc
 from swapio.pager import Pager
+from swapio.scheduler import Priority
 
-#: Largest sequential window (pages) installed by one fault.
+#: Largest sequential window (pages) installed by one fault or one readahead.
 MAX_WINDOW = 64
 #: First sequential window.
 FIRST_WINDOW = 16
+
+_WP = int(PagefaultFlag.WP)
+_WRITE = int(PagefaultFlag.WRITE)
+# per-page state in the region: not installed, installed clean (write-protected), dirty
+_ABSENT, _CLEAN, _DIRTY = 0, 1, 2
 
 
 @dataclass
@@ -46,8 +71,13 @@ class ResolverStats:
     wp_faults: int = 0
     pages_installed: int = 0
     zero_installs: int = 0
+    area_reads: int = 0
+    pager_hits: int = 0
+    readahead_pages: int = 0
+    marker_hits: int = 0
     evictions: int = 0
     dirty_evictions: int = 0
+    punches: int = 0
     synced_pages: int = 0
     max_installed: int = 0
 
@@ -93,124 +123,219 @@ class Resolver:
         self.pager = pager
         self.write_protect = write_protect
         self.stats = ResolverStats()
-        # installed pages in install order -> dirty
-        self._installed: collections.OrderedDict[int, bool] = collections.OrderedDict()
-        self._stage = ctypes.create_string_buffer(MAX_WINDOW * page_size)
-        self._stage_view = memoryview(self._stage).cast("B")
-        self._stage_addr = ctypes.addressof(self._stage)
-        self._zeros = ctypes.create_string_buffer(page_size)
-        self._next_seq = -1
+        # the largest window: two of them (the one faulted and the one read ahead) fit in
+        # the budget with room for a batch
+        self.max_window = max(1, min(MAX_WINDOW, budget // 4))
+        self._state = bytearray(pages)  # _ABSENT / _CLEAN / _DIRTY per page
+        self._fifo: collections.deque[int] = collections.deque()  # installed, oldest first
+        self._installed = 0
+        self._stage = mmap.mmap(-1, MAX_WINDOW * page_size)  # page-aligned staging buffer
+        self._stage_view = memoryview(self._stage)
+        anchor = ctypes.c_char.from_buffer(self._stage)
+        self._stage_addr = ctypes.addressof(anchor)
+        del anchor
+        self._zeros = memoryview(bytes(page_size))
+        self._held = bytearray(page_size)  # the marker page's bytes
+        self._held_addr = ctypes.addressof(ctypes.c_char.from_buffer(self._held))
+        self._marker = -1  # first page of the window read ahead, not installed
+        self._next_seq = -1  # the page after the last window: a fault there is sequential
         self._window = 1
+        self._writing = False  # the last fault of the stream was a write
+        self._installed_mode = CopyMode.WP if write_protect else CopyMode.NONE
+        self._clean = _CLEAN if write_protect else _DIRTY
 
     @property
     def installed(self) -> int:
         """Pages installed in the program now."""
-        return len(self._installed)
+        return self._installed
 
     # ------------------------------------------------------------------ faults
-    async def handle(self, fault: Pagefault) -> None:
-        """Resolve one fault (the faulting thread is woken before this returns)."""
-        index = (fault.address - self.base) // self.page_size
-        addr = self.base + index * self.page_size
+    async def handle(self, address: int, flags: int) -> None:
+        """Resolve one fault (``uffd_msg.arg.pagefault``); the faulting thread is woken
+        before the work done ahead of the next fault (eviction, readahead)."""
+        ps = self.page_size
+        index = (address - self.base) // ps
         if not 0 <= index < self.pages:
             return  # not ours (cannot happen for a region registered alone)
-        if fault.write_protect:
+        addr = self.base + index * ps
+        state = self._state
+        if flags & _WP:
             self.stats.wp_faults += 1
-            if index in self._installed:
-                self._installed[index] = True
+            if state[index]:
+                state[index] = _DIRTY
             # un-protect (and wake); on a page evicted meanwhile this only wakes the
-            # writer, whose retry is a missing fault served from the pager
-            _uffd.writeprotect(self.uffd, addr, self.page_size, WriteprotectMode.NONE)
+            # writer, whose retry is a missing fault
+            _uffd.writeprotect(self.uffd, addr, ps, WriteprotectMode.NONE)
             return
         self.stats.missing_faults += 1
-        if index in self._installed:
-            _uffd.wake(self.uffd, addr, self.page_size)  # two threads faulted the same page
+        if state[index]:
+            _uffd.wake(self.uffd, addr, ps)  # installed meanwhile (readahead, another thread)
             return
-        window = self._window_for(index)
-        await self._make_room(len(window))
-        await self._install(window, write=fault.write)
-
-    def _window_for(self, index: int) -> list[int]:
-        """The pages to install for a fault on ``index``: itself, plus the rest of a
-        sequential window (pages not installed yet, up to the first installed one)."""
-        if index == self._next_seq:
-            self._window = min(max(self._window * 2, FIRST_WINDOW), MAX_WINDOW)
+        self._writing = write = bool(flags & _WRITE)
+        if index == self._marker:
+            await self._make_room(1)
+            self._install_marker(write)
+            self._window = min(self._window * 2, self.max_window)
+            await self._read_ahead()
         else:
-            self._window = 1
-        limit = min(self._window, max(1, self.budget // 2), self.pages - index)
-        window = [index]
-        j = index + 1
-        while len(window) < limit and j not in self._installed:
-            window.append(j)
-            j += 1
-        self._next_seq = j
-        return window
+            sequential = index == self._next_seq
+            self._marker = -1
+            if sequential:
+                self._window = min(max(self._window * 2, FIRST_WINDOW), self.max_window)
+            else:
+                self._window = 1
+            window = self._span(index, self._window)
+            await self._make_room(window)
+            zeros = await self._fill(index, window)
+            self._copy(index, window, dirty=write, zeros=zeros == window)
+            self._next_seq = index + window
+            if sequential:
+                await self._read_ahead()
+        # room for the next fault, made now that the program runs again
+        await self._make_room(self._window + (self._marker >= 0))
 
-    async def _install(self, window: list[int], *, write: bool) -> None:
-        first = window[0]
+    def _span(self, index: int, limit: int) -> int:
+        """How many pages from ``index`` (at most ``limit``, stopping at the region's end or
+        the first installed page) one window covers."""
+        end = min(index + limit, self.pages)
+        for state in (_CLEAN, _DIRTY):
+            found = self._state.find(state, index, end)
+            if found >= 0:
+                end = found
+        return max(end - index, 1)
+
+    async def _fill(self, first: int, count: int) -> int:
+        """Stage pages ``first .. first + count - 1``: from the pager where it holds them,
+        zeros where nothing was ever written, else from the area, one request per run.
+        Returns how many were zeros."""
+        pager = self.pager
+        ps = self.page_size
+        view = self._stage_view
+        zeros = 0
+        run_start = -1
+        for k in range(count):
+            index = first + k
+            from_area = pager.has_data(index) and not pager.is_resident(index)
+            if from_area:
+                if run_start < 0:
+                    run_start = k
+                continue
+            if run_start >= 0:
+                await self._read_area(first + run_start, run_start, k - run_start)
+                run_start = -1
+            if pager.is_resident(index):
+                view[k * ps : (k + 1) * ps] = await pager.read(index)
+                pager.drop_clean(index)  # the program holds it now
+                self.stats.pager_hits += 1
+            else:
+                view[k * ps : (k + 1) * ps] = self._zeros
+                zeros += 1
+        if run_start >= 0:
+            await self._read_area(first + run_start, run_start, count - run_start)
+        self.stats.zero_installs += zeros
+        return zeros
+
+    async def _read_area(self, index: int, offset: int, count: int) -> None:
+        """Read ``count`` slots from ``index`` into the stage at page ``offset``: one request
+        of the pager's scheduler (demand priority, like the pager's own readahead)."""
+        ps = self.page_size
+        view = self._stage_view
+        views = [view[(offset + k) * ps : (offset + k + 1) * ps] for k in range(count)]
+        await self.pager.scheduler.swap_in(self.pager.area, index, views, priority=Priority.DEMAND)
+        self.stats.area_reads += 1
+
+    def _copy(self, first: int, count: int, *, dirty: bool, zeros: bool = False) -> None:
+        """Install the staged window at ``first`` (waking whoever waits on it): clean and
+        write-protected, or (``dirty``: being written) writable and dirty at once."""
         ps = self.page_size
         dst = self.base + first * ps
-        if len(window) == 1 and not self.pager.has_data(first):
-            self.stats.zero_installs += 1
-            if write:  # never written and being written: a writable zero page, dirty
-                _uffd.zeropage(self.uffd, dst, ps, _abi.ZeropageMode.NONE)
-                self._add(first, dirty=True)
-                return
-            mode = CopyMode.WP if self.write_protect else CopyMode.NONE
-            _uffd.copy(self.uffd, dst, ctypes.addressof(self._zeros), ps, mode)
-            self._add(first, dirty=not self.write_protect)
-            return
-        view = self._stage_view
-        for k, index in enumerate(window):
-            if self.pager.has_data(index):
-                view[k * ps : (k + 1) * ps] = await self.pager.read(index)
-                self.pager.drop_clean(index)  # the program holds it now
-            else:
-                view[k * ps : (k + 1) * ps] = bytes(ps)
-                self.stats.zero_installs += 1
-        if write and self.write_protect:
-            # the faulting page goes in writable (it is about to be written), the rest
-            # write-protected; wake once, with the faulting page
-            if len(window) > 1:
-                _uffd.copy(
-                    self.uffd,
-                    dst + ps,
-                    self._stage_addr + ps,
-                    (len(window) - 1) * ps,
-                    CopyMode.WP | CopyMode.DONTWAKE,
-                )
-            _uffd.copy(self.uffd, dst, self._stage_addr, ps, CopyMode.NONE)
-            self._add(first, dirty=True)
-            for index in window[1:]:
-                self._add(index, dirty=False)
-            return
-        mode = CopyMode.WP if self.write_protect else CopyMode.NONE
-        _uffd.copy(self.uffd, dst, self._stage_addr, len(window) * ps, mode)
-        for index in window:
-            self._add(index, dirty=not self.write_protect)
+        if not dirty:
+            _uffd.copy(self.uffd, dst, self._stage_addr, count * ps, self._installed_mode)
+            self._add(first, count, self._clean)
+        elif zeros:  # never written and being written: no copy at all
+            _uffd.zeropage(self.uffd, dst, count * ps, ZeropageMode.NONE)
+            self._add(first, count, _DIRTY)
+        else:
+            _uffd.copy(self.uffd, dst, self._stage_addr, count * ps, CopyMode.NONE)
+            self._add(first, count, _DIRTY)
 
-    def _add(self, index: int, *, dirty: bool) -> None:
-        self._installed[index] = dirty
-        self.stats.pages_installed += 1
-        n = len(self._installed)
-        self.stats.max_installed = max(self.stats.max_installed, n)
+    def _install_marker(self, write: bool) -> None:
+        """Serve the fault on the marker page from the bytes kept by the readahead."""
+        index = self._marker
+        self._marker = -1
+        ps = self.page_size
+        mode = CopyMode.NONE if write else self._installed_mode
+        _uffd.copy(self.uffd, self.base + index * ps, self._held_addr, ps, mode)
+        self._add(index, 1, _DIRTY if write else self._clean)
+        self.stats.marker_hits += 1
+
+    async def _read_ahead(self) -> None:
+        """Read the window after the last one and install all of it but its first page (the
+        marker, whose bytes are kept for its fault)."""
+        first = self._next_seq
+        if first >= self.pages or self._state[first]:
+            return
+        count = self._span(first, self._window)
+        if count < 2:
+            return
+        await self._make_room(count)
+        await self._fill(first, count)
+        ps = self.page_size
+        self._held[:] = self._stage_view[:ps]
+        # waking (the program may already wait on a page of this window); a sequential
+        # writer's window goes in writable and dirty
+        dirty = self._writing or not self.write_protect
+        mode = CopyMode.NONE if dirty else CopyMode.WP
+        dst = self.base + (first + 1) * ps
+        _uffd.copy(self.uffd, dst, self._stage_addr + ps, (count - 1) * ps, mode)
+        self._add(first + 1, count - 1, _DIRTY if dirty else _CLEAN)
+        self._marker = first
+        self._next_seq = first + count
+        self.stats.readahead_pages += count
+
+    def _add(self, first: int, count: int, state: int) -> None:
+        self._state[first : first + count] = bytes([state]) * count
+        self._fifo.extend(range(first, first + count))
+        self._installed += count
+        self.stats.pages_installed += count
+        self.stats.max_installed = max(self.stats.max_installed, self._installed)
 
     # ------------------------------------------------------------------ eviction
     async def _make_room(self, wanted: int) -> None:
         """Evict (FIFO, in batches) until ``wanted`` more pages fit the budget."""
-        excess = len(self._installed) + wanted - self.budget
+        excess = self._installed + wanted - self.budget
         if excess <= 0:
             return
-        count = min(max(excess, self.batch), len(self._installed))
-        victims = [self._installed.popitem(last=False) for _ in range(count)]
-        dirty = sorted(i for i, d in victims if d)
+        fifo = self._fifo
+        count = min(max(excess, self.batch), len(fifo))
+        victims = sorted(fifo.popleft() for _ in range(count))
+        state = self._state
+        dirty = [i for i in victims if state[i] == _DIRTY]
+        self._installed -= count
         if dirty:
             with memalloc():  # this is reclaim: it frees the program's memory
                 await self._write_back(dirty)
             self.stats.dirty_evictions += len(dirty)
-        for first, n in _runs(sorted(i for i, _ in victims)):
-            _region.punch_hole(self.memfd, first * self.page_size, n * self.page_size)
+        for i in victims:
+            state[i] = _ABSENT
+        self._punch(victims)
         self.stats.evictions += count
+
+    def _punch(self, victims: list[int]) -> None:
+        """Drop ``victims`` (sorted, already marked absent) from the memfd: one hole per run,
+        a run joining the next victim when no installed page lies between them."""
+        ps = self.page_size
+        state = self._state
+        start = end = victims[0]
+        for i in victims[1:]:
+            if state.count(0, end + 1, i) == i - end - 1:
+                end = i
+                continue
+            _region.punch_hole(self.memfd, start * ps, (end - start + 1) * ps)
+            self.stats.punches += 1
+            start = end = i
+        _region.punch_hole(self.memfd, start * ps, (end - start + 1) * ps)
+        self.stats.punches += 1
 
     async def _write_back(self, indices: list[int]) -> None:
         """Hand the current bytes of ``indices`` (sorted) to the pager.
@@ -222,7 +347,7 @@ class Resolver:
         for first, n in _runs(indices):
             if self.write_protect:
                 _uffd.writeprotect(self.uffd, self.base + first * ps, n * ps, WriteprotectMode.WP)
-            data = os.pread(self.memfd, n * ps, first * ps)
+            data = memoryview(os.pread(self.memfd, n * ps, first * ps))
             for k in range(n):
                 await self.pager.write(first + k, data[k * ps : (k + 1) * ps])
 
@@ -231,7 +356,8 @@ class Resolver:
         """Write every dirty installed page to the area (durably, on a durable area);
         returns how many pages were written.  The pages stay installed, clean and
         write-protected."""
-        dirty = sorted(i for i, d in self._installed.items() if d)
+        state = self._state
+        dirty = [i for i in range(self.pages) if state[i] == _DIRTY] if self._installed else []
         # memalloc: the pager's frames may all hold dirty pages, so the backend's own
         # buffers for these writes can only come from the reserve (a flashlog area waited
         # for ever on an ordinary allocation without it)
@@ -240,7 +366,7 @@ class Resolver:
                 await self._write_back(dirty)
                 if self.write_protect:
                     for i in dirty:
-                        self._installed[i] = False
+                        state[i] = _CLEAN
             await self.pager.sync()
         self.stats.synced_pages += len(dirty)
         return len(dirty)
