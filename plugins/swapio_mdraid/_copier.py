@@ -152,19 +152,32 @@ class _Copier:
 
     @classmethod
     async def open(
-        cls, source: SwapArea, targets: Sequence[SwapArea], chunk_size: int, bulk: bool
+        cls,
+        source: SwapArea,
+        targets: Sequence[SwapArea],
+        chunk_size: int,
+        bulk: bool,
+        *,
+        reads: bool = False,
     ) -> _Copier:
-        """Open the bulk twins (when ``bulk``) of every leg at once; close them on failure."""
+        """Open the bulk twins (when ``bulk``) of every leg at once; close them on failure.
+
+        ``reads``: chunks will be read through this process (``--verify``), so the twins get
+        pages as large as a chunk (one buffer per chunk) and the source gets a twin too.
+        Without it every byte moves by range copy, where the page size changes nothing: the
+        target twins keep the source's page size (a range copy needs equal ones) and the
+        source is copied from as it is — one activation (and owner thread) fewer.
+        """
+
+        def page_size(area: SwapArea) -> int:
+            return twin_page_size(area, chunk_size) if reads else source.page_size
 
         async def source_twin() -> SwapArea | None:
-            return await _open_twin(source, twin_page_size(source, chunk_size)) if bulk else None
+            return await _open_twin(source, page_size(source)) if bulk and reads else None
 
         opened = await asyncio.gather(
             source_twin(),
-            *(
-                _Target.open(t, batched=bulk, page_size=twin_page_size(t, chunk_size))
-                for t in targets
-            ),
+            *(_Target.open(t, batched=bulk, page_size=page_size(t)) for t in targets),
             return_exceptions=True,
         )
         twin, legs = opened[0], opened[1:]
@@ -235,16 +248,24 @@ class _Copier:
         await _read_into(area, start, memoryview(out))
         return out
 
-    async def copy_runs(self, runs: Sequence[_Run]) -> None:
+    async def copy_runs(self, runs: Sequence[_Run]) -> list[BaseException | None]:
         """Copy every run to every target at once: one range copy per run and target, all
-        queued together (one batch for each target's owner thread)."""
-        await asyncio.gather(
-            *(
-                t.copy_from(self._source_for(t), r.offset, r.length)
-                for t in self.targets
-                for r in runs
-            )
+        queued together (one batch for each target's owner thread).
+
+        Returns, per run, None when it reached every target or the first exception one of
+        its copies raised: the caller keeps the runs that completed (a failure in a large
+        batch does not throw away the copies that succeeded) and raises the failure.
+        """
+        pairs = [(r, t) for r in runs for t in self.targets]
+        results = await asyncio.gather(
+            *(t.copy_from(self._source_for(t), r.offset, r.length) for r, t in pairs),
+            return_exceptions=True,
         )
+        failed: dict[int, BaseException] = {}
+        for (run, _), result in zip(pairs, results, strict=True):
+            if isinstance(result, BaseException):
+                failed.setdefault(id(run), result)
+        return [failed.get(id(run)) for run in runs]
 
     def _source_for(self, target: _Target) -> SwapArea:
         """The source twin when its pages match the target's bulk area, else the leg."""

@@ -397,7 +397,21 @@ class Mirror:
             success = False
             try:
                 if pages is not None and self._sequential_legs and self.fault is None:
-                    success = await self._write_in_turn(slot, count, pages)
+                    # write-back file legs, one after the other (see _sequential_legs),
+                    # inline: no list, closure or coroutine frame unless a leg fails
+                    failures: list[tuple[Leg, BaseException]] | None = None
+                    for leg in self._healthy:
+                        try:
+                            # slots and buffers were checked by the mirror's area, whose
+                            # geometry the legs share and whose max_pages_per_request is
+                            # the legs' smallest
+                            await leg.area.call_validated("swap_out", slot, pages, count)
+                        except SwapioError as exc:  # a crash (anything else) stops here
+                            failures = [*(failures or ()), (leg, exc)]
+                    if failures is None and self._healthy:
+                        success = self._whole
+                    else:
+                        success = await self._settle(failures or ())
                 else:
                     success = await self._write_legs(slot, count, pages)
             finally:
@@ -429,26 +443,6 @@ class Mirror:
         if self.intent.has_dirty:
             self._plug.kick()
 
-    async def _write_in_turn(self, slot: int, count: int, pages: Sequence[PageBuffer]) -> bool:
-        """Write-back file legs, one after the other (see ``_sequential_legs``): the hot
-        path, with no list or closure unless a leg fails."""
-        targets = self._healthy
-        if not targets:
-            raise NoHealthyLegError(f"mirror {self.config.name!r} has no healthy leg")
-        failures: list[tuple[Leg, SwapioError]] | None = None
-        for leg in targets:
-            try:
-                # slots and buffers were checked by the mirror's area, whose geometry the
-                # legs share and whose max_pages_per_request is the legs' smallest
-                await leg.area.call_validated("swap_out", slot, pages, count)
-            except SwapioError as exc:  # a crash (anything else) stops here
-                if failures is None:
-                    failures = []
-                failures.append((leg, exc))
-        if failures is None:
-            return self._whole
-        return await self._settle(failures)
-
     async def _write_legs(self, slot: int, count: int, pages: Sequence[PageBuffer] | None) -> bool:
         """Write to every healthy leg; True when every leg of the array took the data.
 
@@ -472,7 +466,10 @@ class Mirror:
     async def _settle(self, failures: Sequence[tuple[Leg, BaseException]]) -> bool:
         """Fail the legs whose error is theirs (the last one raising
         :class:`NoHealthyLegError`); a caller's error (bad slot, bad page size) is re-raised
-        as is, without failing any leg.  True when every leg of the array took the data."""
+        as is, without failing any leg.  True when every leg of the array took the data.
+        No failure and no healthy leg (nothing was written): :class:`NoHealthyLegError`."""
+        if not failures and not self._healthy:
+            raise NoHealthyLegError(f"mirror {self.config.name!r} has no healthy leg")
         caller_error: BaseException | None = None
         for leg, result in failures:
             if is_leg_failure(result):

@@ -120,7 +120,7 @@ async def resync(
         started(report)
     copier: _Copier | None = None
     try:
-        copier = await _Copier.open(source, targets, sb.chunksize, bulk=not dry_run)
+        copier = await _Copier.open(source, targets, sb.chunksize, bulk=not dry_run, reads=verify)
         if verify:
             await _verify(store, copier, report, dirty, dry_run, progress)
         elif dry_run:

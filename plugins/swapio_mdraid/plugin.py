@@ -61,7 +61,7 @@ async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
 @swapio.hookimpl
 async def swap_out(area: SwapArea, slot: int, pages: Sequence[PageBuffer]) -> None:
     mirror: Mirror = area.private
-    await mirror.swap_out(slot, pages)
+    await mirror.write(slot, len(pages), pages)  # Mirror.swap_out, one coroutine frame fewer
 
 
 @swapio.hookimpl

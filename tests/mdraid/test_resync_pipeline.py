@@ -281,12 +281,12 @@ async def test_a_copy_failing_mid_pipeline_keeps_the_progress_made(
     real_copy = _copier._Copier.copy_runs
     batches = 0
 
-    async def failing_copy(copier: _copier._Copier, runs: object) -> None:
+    async def failing_copy(copier: _copier._Copier, runs: object) -> object:
         nonlocal batches
         batches += 1
         if batches == 10:
             raise BackendIOError("injected: source read failed")
-        await real_copy(copier, runs)  # type: ignore[arg-type]
+        return await real_copy(copier, runs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(_copier._Copier, "copy_runs", failing_copy)
     with pytest.raises(BackendIOError, match="source read failed"):
