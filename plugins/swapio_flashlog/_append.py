@@ -15,46 +15,29 @@ pool, :mod:`swapio.pool`); a batch longer than the buffer is programmed in piece
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import chain, repeat
+from operator import add
 
+from swapio_flashlog._columns import Batch
 from swapio_flashlog._index import NodeRef, RefKind
 from swapio_flashlog._nodes import (
-    CRC_PAIR,
-    INODE_FIXED,
     INODE_SIZE,
-    MAGIC,
-    SUM_INODE,
     SUM_INODE_SIZE,
-    SUM_MARKER_SIZE,
-    SUMMARY_SIZE,
     Buf,
-    Compression,
-    NodeType,
     encode_entry,
     encode_sum_inode,
-    hdr_crc,
     summary_span,
-    zlib_crc32,
 )
 from swapio_flashlog._space import Head, Space
 from swapio_flashlog.device import FlashDevice
 
 Placed = Callable[[list["Pending"]], None]
 PlacedRefs = Callable[[list[NodeRef]], None]
-_ZEROS = bytes(1 << 16)
-_CRC_OF_ZEROS: dict[int, int] = {}
-
-
-def _linux_crc32(data: Buf) -> int:
-    return zlib_crc32(data, 0xFFFFFFFF) ^ 0xFFFFFFFF
-
-
-def _zero_crc(n: int) -> int:
-    value = _CRC_OF_ZEROS.get(n)
-    if value is None:
-        value = _CRC_OF_ZEROS[n] = _linux_crc32(bytes(n))
-    return value
+#: 0xFF fill after a node, to whole write units (any unit up to 64 KiB).
+_FILL = memoryview(b"\xff" * (1 << 16))
 
 
 @dataclass(slots=True)
@@ -134,85 +117,81 @@ class Appender:
             placed(run)
 
     def program_pages(
-        self,
-        head: Head,
-        inode: tuple[int, int, int, int, int],
-        offsets: Sequence[int],
-        pages: Sequence[memoryview],
-        scratch: memoryview | None,
-        placed: PlacedRefs,
+        self, head: Head, batch: Batch, scratch: memoryview | None, placed: PlacedRefs
     ) -> None:
-        """The data path of :meth:`program`: one ``jffs2_raw_inode`` per page (at file
-        offset ``offsets[i]``), encoded straight into the scratch buffer (``inode`` is ino,
-        first version, mode, isize and time; the versions count up from the first); an
-        all-zero page is a ``JFFS2_COMPR_ZERO`` node."""
-        ino, version, mode, isize, now = inode
+        """The data path of :meth:`program`: one ``jffs2_raw_inode`` per page of ``batch``.
+
+        Per write-head block, one program (``mtd_writev``): the run's headers are laid out
+        in the scratch buffer column-wise (:mod:`swapio_flashlog._columns`) and programmed
+        with the pages themselves (one ``pwritev``, no copy of the data).  When the batch
+        goes on past a block, the block's summary is the tail of that same program, so a
+        full block costs one program, not two.
+        """
         space = self.space
-        unit = space.align
         buf = self._own if scratch is None else scratch
-        room = len(buf)
-        summaries = space.options.summaries
+        max_run = len(buf) // INODE_SIZE
+        if max_run == 0:
+            raise ValueError(f"scratch buffer of {len(buf)} bytes holds no node header")
         eb = space.eb
-        crcs = [_linux_crc32(p) for p in pages]
-        pack_head, pack_crcs, pack_entry = INODE_FIXED.pack_into, CRC_PAIR.pack_into, SUM_INODE.pack
-        crc = zlib_crc32
-        inode_type = NodeType.INODE
-        fixed_end = INODE_SIZE - 8
-        new_ref = NodeRef
+        summaries = space.options.summaries
+        cum = batch.cumulative()
+        lengths, totlens, data = batch.lengths, batch.totlens, batch.data
+        plain = batch.uniform and batch.pads[0] == 0
+        version, ino = batch.version, batch.ino
         kind = RefKind.INODE
-        i, n = 0, len(pages)
+        i, n = 0, batch.n
         while i < n:
-            blk = space.head(head, -(-(INODE_SIZE + len(pages[i])) // unit) * unit, SUM_INODE_SIZE)
+            blk = space.head(head, lengths[i], SUM_INODE_SIZE)
             base = blk.pos
-            start = blk.start + base
-            index = blk.index
-            pos = 0
-            refs: list[NodeRef] = []
-            entries = bytearray()
-            # room left for nodes and their summary entries: the summary's fixed part and
-            # marker come off the top (summary_span, inlined per node below)
-            sum_base = SUMMARY_SIZE + blk.sum_size + SUM_MARKER_SIZE + 3
-            tail_wanted = summaries and blk.sum_ok
-            limit = eb - base
-            while i < n:
-                page = pages[i]
-                foff = offsets[i]
-                dsize = len(page)
-                data_crc = crcs[i]
-                zero = data_crc == _zero_crc(dsize) and page == _ZEROS[:dsize]
-                csize = 0 if zero else dsize
-                totlen = INODE_SIZE + csize
-                length = -(-totlen // unit) * unit
-                if refs:
-                    tail = (sum_base + len(entries) + SUM_INODE_SIZE) & ~3 if tail_wanted else 0
-                    if pos + length + tail > limit or pos + length > room:
-                        break
-                elif length > room:
-                    raise ValueError(f"scratch buffer of {room} bytes holds no {length}-byte node")
-                # jffs2_raw_inode: header and fixed fields, node_crc over bytes 0..59
-                pack_head(
-                    buf, pos, MAGIC, inode_type, totlen, hdr_crc(inode_type, totlen), ino,
-                    version, mode, 0, 0, isize, now, now, now, foff, csize, dsize,
-                    Compression.ZERO if zero else Compression.NONE, 0, 0,
-                )  # fmt: skip
-                node_crc = crc(buf[pos : pos + fixed_end], 0xFFFFFFFF) ^ 0xFFFFFFFF
-                pack_crcs(buf, pos + fixed_end, 0 if zero else data_crc, node_crc)
-                end = pos + totlen
-                if not zero:
-                    buf[pos + INODE_SIZE : end] = page
-                if length > totlen:
-                    buf[end : pos + length] = b"\xff" * (length - totlen)
-                entries += pack_entry(inode_type, ino, version, base + pos, totlen)
-                refs.append(
-                    new_ref(kind, start + pos, totlen, length, index, ino, version, foff, dsize)
+            room = eb - base
+            sum_size = blk.sum_size if summaries and blk.sum_ok else -1
+
+            def tail(k: int, sum_size: int = sum_size) -> int:
+                return 0 if sum_size < 0 else summary_span(sum_size + k * SUM_INODE_SIZE)
+
+            # the most nodes that fit with their summary entries (head() made room for one)
+            k = max(1, bisect_right(cum, cum[i] + room - tail(n - i), i) - 1 - i)
+            while i + k < n and cum[i + k + 1] - cum[i] + tail(k + 1) <= room:
+                k += 1
+            k = min(k, max_run)
+            end = i + k
+            where = list(map(add, cum[i:end], repeat(base - cum[i], k)))
+            entries = batch.entries(i, k, where)
+            headers = batch.headers(buf, i, k)
+            if plain:
+                parts = list(chain.from_iterable(zip(headers, data[i:end], strict=True)))
+            else:
+                fill = map(_FILL.__getitem__, map(slice, batch.pads[i:end]))
+                nodes = zip(headers, data[i:end], fill, strict=True)
+                parts = list(filter(None, chain.from_iterable(nodes)))
+            nbytes = cum[end] - cum[i]
+            # the next node does not fit: close the block with this program
+            closing = end < n and base + nbytes + lengths[end] + tail(k + 1) > eb
+            summary = space.summary_after(blk, entries, k, base + nbytes) if closing else None
+            if summary is not None:
+                parts.append(summary)
+            start = blk.start
+            self.device.program_parts(start + base, parts)
+            refs = list(
+                map(
+                    NodeRef,
+                    repeat(kind, k),
+                    map(add, where, repeat(start, k)),
+                    totlens[i:end],
+                    lengths[i:end],
+                    repeat(blk.index, k),
+                    repeat(ino, k),
+                    range(version + i, version + end),
+                    batch.offsets[i:end],
+                    batch.dsizes[i:end],
                 )
-                pos += length
-                version += 1
-                i += 1
-            self.device.program(start, buf[:pos])
-            space.placed(blk, refs, pos, bytes(entries), True)
-            self.nodes_programmed += len(refs)
+            )
+            space.placed(blk, refs, nbytes, entries, True)
+            if closing:
+                space.closed(blk, summary is not None)
+            self.nodes_programmed += k
             placed(refs)
+            i = end
 
 
 def _place(ref: NodeRef, block: int, block_start: int, offset: int, length: int) -> bytes:

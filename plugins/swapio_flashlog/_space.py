@@ -126,19 +126,37 @@ class Space:
         if not summarised:
             blk.sum_ok = False
 
+    def summary_after(self, blk: Block, entries: bytes, count: int, pos: int) -> bytes | None:
+        """The summary node that closes ``blk`` once ``count`` more nodes with summary
+        ``entries`` end at block offset ``pos`` (``jffs2_sum_write_sumnode``); None when the
+        block gets no summary (summaries off, a node it cannot describe, or no room)."""
+        size = blk.sum_size + len(entries)
+        if not (self.options.summaries and blk.sum_ok and (blk.nodes or count)):
+            return None
+        if self.eb - pos < summary_span(size):
+            return None
+        return encode_summary_entries(
+            blk.sum_entries + entries if entries else blk.sum_entries,
+            len(blk.nodes) + count,
+            self.eb - pos,
+            pos,
+            CLEANMARKER_SIZE if self.cleanmarkers else 0,
+        )
+
     def close_block(self, blk: Block) -> None:
         """Write the block's summary if it has one and it fits; the block is FULL."""
-        fits = self.eb - blk.pos >= summary_span(blk.sum_size)
-        if self.options.summaries and blk.sum_ok and blk.nodes and fits:
-            totlen = self.eb - blk.pos
-            raw = encode_summary_entries(
-                blk.sum_entries,
-                len(blk.nodes),
-                totlen,
-                blk.pos,
-                CLEANMARKER_SIZE if self.cleanmarkers else 0,
-            )
+        raw = self.summary_after(blk, b"", 0, blk.pos)
+        if raw is not None:
             self.device.program(blk.start + blk.pos, raw)
+        self.closed(blk, raw is not None)
+
+    def closed(self, blk: Block, summarized: bool) -> None:
+        """``blk`` is full (its summary, if ``summarized``, was programmed); a write head
+        that it was is no longer one."""
+        for name, open_block in list(self.heads.items()):
+            if open_block is blk:
+                del self.heads[name]
+        if summarized:
             blk.summarized = True
         blk.state = BlockState.FULL
         blk.pos = self.eb

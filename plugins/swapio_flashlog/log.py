@@ -18,7 +18,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from operator import attrgetter
 
 from swapio.errors import AreaExistsError, AreaNotFoundError
 from swapio_flashlog._append import Appender, Pending
@@ -30,6 +31,7 @@ from swapio_flashlog._blocks import (
     LogReport,
     align,
 )
+from swapio_flashlog._columns import Batch
 from swapio_flashlog._compress import decompress
 from swapio_flashlog._detect import detect_erase_block
 from swapio_flashlog._files import (
@@ -78,6 +80,8 @@ __all__ = [
 ]
 
 _ZERO_PAGE = bytes(JFFS2_PAGE)
+_FORMAT = attrgetter("format")
+_view: Callable[[Buf], memoryview] = memoryview
 
 
 class FlashLog:
@@ -372,23 +376,35 @@ class FlashLog:
         now = int(time.time()) & 0xFFFFFFFF
         mode = state.mode or FILE_MODE
         isize = state.isize
-        nodes: list[memoryview] = []
         offsets: list[int] = []
-        total = 0
+        nodes: list[memoryview] = []
+        sizes: list[int] = []
         for first, pages in requests:
+            views: list[memoryview] = list(map(_view, pages))
+            if not views:
+                continue
+            if set(map(_FORMAT, views)) != {"B"}:
+                views = [v.cast("B") for v in views]
+            lens = list(map(len, views))
+            size = lens[0]
+            if lens.count(size) == len(lens) and INODE_SIZE + size <= self._max_node:
+                offsets.extend(range(first, first + size * len(lens), size))  # one node each
+                nodes.extend(views)
+                sizes.extend(lens)
+                continue
             foff = first
-            for page in pages:
-                view = memoryview(page).cast("B")
+            for view in views:
                 size = len(view)
                 if INODE_SIZE + size <= self._max_node:
                     nodes.append(view)
                     offsets.append(foff)
+                    sizes.append(size)
                 else:  # too large for one node: 4 KiB nodes (each atomic on its own)
                     for at in range(0, size, JFFS2_PAGE):
                         nodes.append(view[at : at + JFFS2_PAGE])
                         offsets.append(foff + at)
+                        sizes.append(len(nodes[-1]))
                 foff += size
-                total += size
 
         def placed(refs: list[NodeRef]) -> None:
             state.add_all(refs, mode, isize, self.obsolete)
@@ -396,10 +412,11 @@ class FlashLog:
         self.collector.scratch = scratch
         try:
             inode = (ino, state.highest_version + 1, mode, isize, now)
-            self.appender.program_pages("user", inode, offsets, nodes, scratch, placed)
+            batch = Batch(inode, offsets, nodes, sizes, self.space.align)
+            self.appender.program_pages("user", batch, scratch, placed)
         finally:
             self.collector.scratch = None
-        self.device.add_host_bytes(total)
+        self.device.add_host_bytes(sum(sizes))
         self._synced()
 
     def discard(
