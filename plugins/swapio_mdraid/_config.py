@@ -12,7 +12,6 @@ Two equivalent forms (docs/bitmap-and-mirror.md):
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,6 +92,8 @@ class MirrorConfig:
 
     @classmethod
     def from_file(cls, path: str) -> MirrorConfig:
+        import tomllib  # noqa: PLC0415 - only a config file needs the TOML parser (2 ms)
+
         try:
             with open(path, "rb") as fh:
                 data: dict[str, Any] = tomllib.load(fh)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -25,6 +24,8 @@ from swapio_mdraid._format import SUPERBLOCK_SIZE, Bitmap, BitmapSuperblock, bit
 from swapio_mdraid.errors import BitmapFormatError
 
 if TYPE_CHECKING:
+    import tempfile
+
     from swapio.pool import PagePool
 
 
@@ -73,6 +74,8 @@ class BitmapStore:
         scratch: tempfile.TemporaryDirectory[str] | None = None
         target = text
         if path is not None and read_only:
+            import tempfile  # noqa: PLC0415 - read-only opens only (random, hashlib: 6 ms)
+
             scratch = tempfile.TemporaryDirectory(prefix="swapio-bitmap-")
             copy = _locate.padded_copy(path, scratch.name)
             if copy is None:

@@ -17,7 +17,6 @@ import re
 import signal
 import sys
 import time
-import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any, TextIO, TypeVar
 
@@ -28,7 +27,6 @@ from swapio.errors import SwapioError
 from swapio.output import emit_json, stderr_is_tty
 from swapio.plugins import PluginHost
 from swapio_mdraid import _locate
-from swapio_mdraid._examine import examine_json, examine_lines
 from swapio_mdraid._format import DEFAULT_DAEMON_SLEEP, Bitmap, parse_uuid
 from swapio_mdraid._resync import ResyncReport, resync
 from swapio_mdraid._store import BitmapStore
@@ -130,7 +128,7 @@ def create(
         sync_size_bytes=parse_size(sync_size, "sync size"),
         chunk_size=parse_size(chunk_size, "chunk size"),
         daemon_sleep=daemon_sleep,
-        uuid=parse_uuid(uuid_text) if uuid_text else uuid.uuid4().bytes,
+        uuid=parse_uuid(uuid_text) if uuid_text else _random_uuid(),
         write_behind=write_behind,
         all_dirty=not clean,
     )
@@ -141,6 +139,12 @@ def create(
 
     _run(body)
     _report_examine(new, bitmap_name, as_json)
+
+
+def _random_uuid() -> bytes:
+    import uuid  # noqa: PLC0415 - only create needs it (5 ms of imports on every verb)
+
+    return uuid.uuid4().bytes
 
 
 @bitmap.command("examine")
@@ -167,12 +171,18 @@ def examine(ctx: click.Context, bitmap_names: tuple[str, ...], as_json: bool) ->
     if len(found) == 1:
         _report_examine(found[0][1], found[0][0], as_json)
     elif as_json:
+        from swapio_mdraid._examine import examine_json  # noqa: PLC0415 - examine only
+
         emit_json([examine_json(bitmap, name) for name, bitmap in found])
     else:
+        from swapio_mdraid._examine import examine_lines  # noqa: PLC0415 - examine only
+
         click.echo("\n\n".join("\n".join(examine_lines(b, name)) for name, b in found))
 
 
 def _report_examine(found: Bitmap, name: str, as_json: bool) -> None:
+    from swapio_mdraid._examine import examine_json, examine_lines  # noqa: PLC0415
+
     if as_json:
         emit_json(examine_json(found, name))
     else:

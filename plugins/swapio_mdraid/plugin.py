@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
 import swapio
 from swapio.area import Capabilities, PageBuffer, SwapArea, SwapInfo
 from swapio.plugins import PluginHost
-from swapio_mdraid._config import MirrorConfig
-from swapio_mdraid._mirror import Mirror
+
+if TYPE_CHECKING:
+    from swapio_mdraid._mirror import Mirror
 
 VERSION = "0.1.0"
 
@@ -39,9 +41,13 @@ async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
         mirror: Mirror = area.private
         await mirror.stop()
         return None
+    # imported when a mirror is activated, not when `swapio bitmap` loads this plugin
+    from swapio_mdraid._config import MirrorConfig  # noqa: PLC0415
+    from swapio_mdraid._mirror import Mirror as Assembler  # noqa: PLC0415
+
     config = MirrorConfig.from_location(area.location)
     host = area.host if area.host is not None else PluginHost()
-    mirror = await Mirror.assemble(host, config, area.create, pool=area.pool)
+    mirror = await Assembler.assemble(host, config, area.create, pool=area.pool)
     caps = [leg.area.capabilities for leg in mirror.legs]
     return SwapInfo(
         pages=mirror.pages,
