@@ -105,12 +105,20 @@ class _Page:
         self.clock_pos = -1
 
 
+def _index(page: _Page) -> int:
+    return page.index
+
+
 def _evictable(page: _Page) -> bool:
     return page.io is None and page.view is not None
 
 
 def _clean_evictable(page: _Page) -> bool:
     return page.io is None and page.view is not None and not page.dirty
+
+
+def _no_error() -> BaseException | None:
+    return None
 
 
 def _all_failed(reqs: list[IORequest]) -> BaseException | None:
@@ -269,7 +277,9 @@ class Pager:
                 page = self._new_page(index)
             if page.io is not None:
                 if page.writeback and not for_write:
-                    break  # a page under writeback stays readable
+                    if count:
+                        self._c.hits += 1
+                    break  # a page under writeback stays readable (and resident: a hit)
                 await asyncio.shield(page.io)
                 continue
             if page.view is not None:
@@ -499,7 +509,11 @@ class Pager:
             fut: asyncio.Future[PoolBuffer | None] = loop.create_future()
             self._frame_waiters.append(fut)
             self._c.direct_reclaims += 1
-            _, reqs = self._reclaim(self.reclaim_batch)
+            try:
+                all_failed = await self._direct_reclaim()
+            except BaseException:
+                self._abandon_wait(fut)
+                raise
             self._wake_kswapd()
             if not fut.done():
                 self._c.frame_waits += 1
@@ -512,19 +526,37 @@ class Pager:
                 except TimeoutError:
                     pass
                 except BaseException:
-                    got = self._drop_waiter(fut)
-                    if got is not None:
-                        self._handed -= 1
-                        got.release()
+                    self._abandon_wait(fut)
                     raise
             got = self._drop_waiter(fut)
             if got is not None:
                 self._handed -= 1
                 return got
-            error = _all_failed(reqs)
+            error = all_failed()
             if error is not None:
                 # our victims could not be written: they stay dirty; the caller learns why
                 raise error
+
+    async def _direct_reclaim(self) -> Callable[[], BaseException | None]:
+        """Reclaim one batch in the faulting task (``try_to_free_pages``): its dirty victims
+        are written inline when the area's calls complete inline, else queued.  Returns what
+        tells, once the fault's wait ended, the error if every write of the batch failed."""
+        _, dirty = self._reclaim(self.reclaim_batch)
+        if not dirty:
+            return _no_error
+        if self._sched.inline(self.area):
+            error = await self._write_inline(dirty)
+            return lambda: error
+        return functools.partial(
+            _all_failed, self._start_writeback(dirty, Priority.RECLAIM, evict=True)
+        )
+
+    def _abandon_wait(self, fut: asyncio.Future[PoolBuffer | None]) -> None:
+        """A fault gave up waiting (cancelled): a frame handed to it goes back."""
+        got = self._drop_waiter(fut)
+        if got is not None:
+            self._handed -= 1
+            got.release()
 
     def _drop_waiter(self, fut: asyncio.Future[PoolBuffer | None]) -> PoolBuffer | None:
         """Withdraw a frame waiter; returns the frame it was handed, if any."""
@@ -556,13 +588,14 @@ class Pager:
             want = max(want, pool.high_pages - pool.free_pages, pool.waiters)
         return want + len(self._frame_waiters) - self._evicting
 
-    def _reclaim(self, n: int) -> tuple[int, list[IORequest]]:
+    def _reclaim(self, n: int) -> tuple[int, list[_Page]]:
         """Evict up to ``n`` pages — no more than the deficit, at least one — clean ones at
         once, dirty ones after their writeback (``shrink_node`` toward the watermark, in
         batches of at most ``SWAP_CLUSTER_MAX``).
 
-        Returns how many were evicted now and the writeback requests started (their
-        completion evicts the pages).
+        Returns how many were evicted now and the dirty victims, counted as on their way out:
+        the caller writes them back (:meth:`_start_writeback` or :meth:`_write_inline`), and
+        that write's completion evicts them.
         """
         victims = self._clock.select(max(1, min(n, self._deficit())), _evictable)
         dirty: list[_Page] = []
@@ -576,10 +609,8 @@ class Pager:
             self._c.clean_drops += 1
             self._evict(page)
             evicted += 1
-        if not dirty:
-            return evicted, []
         self._evicting += len(dirty)
-        return evicted, self._start_writeback(dirty, Priority.RECLAIM, evict=True)
+        return evicted, dirty
 
     def _start_writeback(
         self, pages: list[_Page], priority: Priority, *, evict: bool
@@ -590,31 +621,68 @@ class Pager:
         the reserve.  When a run completes its pages are clean; with ``evict`` the ones not
         touched meanwhile are evicted (their frames handed to waiting faults first).
         """
-        loop = asyncio.get_running_loop()
-        pages.sort(key=lambda p: p.index)
+        runs = self._runs(pages)
         reqs: list[IORequest] = []
-        run: list[_Page] = []
-        for page in pages:
-            if run and page.index != run[-1].index + 1:
-                reqs.append(self._submit_run(run, priority, evict, loop))
-                run = []
-            run.append(page)
-        if run:
-            reqs.append(self._submit_run(run, priority, evict, loop))
+        for i, run in enumerate(runs):
+            try:
+                reqs.append(self._submit_run(run, priority, evict))
+            except BaseException:  # e.g. the scheduler closed: the rest were never submitted
+                for rest in runs[i + 1 :]:
+                    self._end_writeback(rest, evict, False, None)
+                raise
         return reqs
 
-    def _submit_run(
-        self,
-        run: list[_Page],
-        priority: Priority,
-        evict: bool,
-        loop: asyncio.AbstractEventLoop,
-    ) -> IORequest:
+    def _runs(self, pages: list[_Page]) -> list[list[_Page]]:
+        """``pages`` as contiguous runs in slot order, each marked under writeback (one
+        future per run: writers wait for it, the pages stay readable)."""
+        loop = asyncio.get_running_loop()
+        pages.sort(key=_index)
+        runs: list[list[_Page]] = []
+        run: list[_Page] = []
         done: asyncio.Future[None] = loop.create_future()
-        for page in run:
+        for page in pages:
+            if run and page.index != run[-1].index + 1:
+                runs.append(run)
+                run = []
+                done = loop.create_future()
             page.io = done
             page.writeback = True
             page.referenced = False
+            run.append(page)
+        if run:
+            runs.append(run)
+        return runs
+
+    async def _write_inline(self, pages: list[_Page]) -> BaseException | None:
+        """Reclaim writeback when the area's calls complete without suspending
+        (:meth:`IOScheduler.inline`): one direct RECLAIM swap-out per run in the reclaiming
+        task (kswapd, or a fault reclaiming directly) — no request object, task or completion
+        callback per run; with no suspension there is no overlap to lose.  Each run is
+        evicted as its write completes.  Returns the first error when every run failed."""
+        runs = self._runs(pages)
+        sched = self._sched
+        area = self.area
+        error: BaseException | None = None
+        written = False
+        for i, run in enumerate(runs):
+            started = time.perf_counter_ns()
+            try:
+                await sched.swap_out(
+                    area, run[0].index, [p.view for p in run if p.view is not None]
+                )
+            except Exception as exc:  # the pages stay dirty and resident
+                self._end_writeback(run, True, False, started)
+                error = error or exc
+            except BaseException:  # cancelled: this run and the rest stay dirty
+                for rest in runs[i:]:
+                    self._end_writeback(rest, True, False, None)
+                raise
+            else:
+                self._end_writeback(run, True, True, started)
+                written = True
+        return None if written else error
+
+    def _submit_run(self, run: list[_Page], priority: Priority, evict: bool) -> IORequest:
         try:
             req = self._sched.submit(
                 self.area,
@@ -627,22 +695,22 @@ class Pager:
                 memalloc=priority is Priority.RECLAIM or self._under_pressure() or None,
             )
         except BaseException:
-            self._end_writeback(run, evict, 0, None)
+            self._end_writeback(run, evict, False, None)
             raise
         req.future.add_done_callback(
-            functools.partial(self._end_writeback, run, evict, time.perf_counter_ns())
+            functools.partial(self._writeback_done, run, evict, time.perf_counter_ns())
         )
         return req
 
-    def _end_writeback(
-        self,
-        run: list[_Page],
-        evict: bool,
-        started: int,
-        fut: asyncio.Future[None] | None,
+    def _writeback_done(
+        self, run: list[_Page], evict: bool, started: int, fut: asyncio.Future[None]
     ) -> None:
-        ok = fut is not None and not fut.cancelled() and fut.exception() is None
-        if fut is not None:
+        ok = not fut.cancelled() and fut.exception() is None
+        self._end_writeback(run, evict, ok, started)
+
+    def _end_writeback(self, run: list[_Page], evict: bool, ok: bool, started: int | None) -> None:
+        """A run's write ended (``started`` None: it was never submitted)."""
+        if started is not None:
             self._c.writeback_latency.record(time.perf_counter_ns() - started)
         done = run[0].io
         if evict:
@@ -660,7 +728,7 @@ class Pager:
                 if evict and not page.referenced and page.view is not None:
                     self._evict(page)
             else:
-                self._c.writeback_errors += fut is not None
+                self._c.writeback_errors += started is not None
         if done is not None and not done.done():
             done.set_result(None)
         self._io_changed(progress=ok)
@@ -760,12 +828,17 @@ class Pager:
             while self._reclaim_wanted():
                 self._c.kswapd_runs += 1
                 cleaned = self._c.writebacks
-                try:
-                    evicted, reqs = self._reclaim(self.reclaim_batch)
-                except Exception:  # e.g. the scheduler closed: faults reclaim and report
-                    break
-                if reqs:
-                    await self._wait_requests(reqs)
+                evicted, dirty = self._reclaim(self.reclaim_batch)
+                if dirty:
+                    try:
+                        if self._sched.inline(self.area):
+                            await self._write_inline(dirty)
+                        else:
+                            await self._wait_requests(
+                                self._start_writeback(dirty, Priority.RECLAIM, evict=True)
+                            )
+                    except Exception:  # e.g. the scheduler closed: faults reclaim and report
+                        break
                     if not evicted and self._c.writebacks == cleaned:
                         # every write failed: back off until a fault or the pool asks again
                         # (faults reclaim directly and report the error); no busy retry loop

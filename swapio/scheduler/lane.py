@@ -34,6 +34,7 @@ class AreaLane:
         "hold_timer",
         "hold_until_ns",
         "idle_waiters",
+        "inline",
         "loop",
         "page_size",
         "pages",
@@ -70,6 +71,8 @@ class AreaLane:
         self.idle_waiters: list[asyncio.Future[None]] = []
         self.hold_until_ns = 0  # readahead/background dispatch held until then
         self.hold_timer: asyncio.TimerHandle | None = None
+        #: the area's last call completed without suspending (see :mod:`.call`)
+        self.inline = False
         self.wake: Callable[[], None] = lambda: wake(self)  # one object: the cap dedups it
 
     def may_start(self, priority: Priority, memalloc: bool, now_ns: int) -> bool:

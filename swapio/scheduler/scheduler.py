@@ -5,10 +5,13 @@ Each part, with the Linux piece it mirrors (details and figures: ``docs/schedule
 * **One path** (``blk_mq_submit_bio``): every request — :meth:`IOScheduler.submit` or
   ``swap_out`` / ``swap_in`` / ``discard`` — is admitted by :meth:`IOScheduler._admit`:
   validated once (:mod:`.admission`), classed, and a demand request starts the anticipation
-  hold.  It then joins its area's queue or, when the lane may start it at once
-  (``blk_mq_try_issue_directly``, :meth:`.AreaLane.may_start`), goes to the area in the
-  caller's task; either way ``_start``, ``_call`` and ``_complete`` carry it, and it is
-  settled through :meth:`.IORequest.settle`.  :meth:`~IOScheduler.submit` always queues.
+  hold.  It then joins its area's queue as an :class:`.IORequest` or, when the lane may start
+  it at once (``blk_mq_try_issue_directly``, :meth:`.AreaLane.may_start`), goes to the area
+  in the caller's task with no request object at all (the caller awaits the call itself).
+  Either way :func:`.call_area` makes the one area call (eagerly: a call that completes
+  without suspending never meets the watchdog) and ``_after`` does the lane's bookkeeping;
+  queued requests are settled through :meth:`.IORequest.settle`.  :meth:`~IOScheduler.submit`
+  always queues.
 * **Plugging and merging** (``blk_start_plug`` / ``blk_attempt_plug_merge``): requests
   queued in one event-loop tick go out at its end, adjacent ones merged up to
   ``max_pages_per_request`` (:mod:`.queue`).
@@ -34,15 +37,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from swapio.area import AreaState, PageBuffer, SwapArea
-from swapio.errors import (
-    AreaInactiveError,
-    SchedulerClosedError,
-    SwapTimeoutError,
-    UsageError,
-)
+from swapio.errors import AreaInactiveError, SchedulerClosedError, UsageError
 from swapio.memalloc import in_memalloc
 from swapio.memalloc import memalloc as memalloc_context
 from swapio.scheduler.admission import check_request
+from swapio.scheduler.call import call_area
 from swapio.scheduler.deadline import Watchdog
 from swapio.scheduler.histogram import LatencyHistogram
 from swapio.scheduler.lane import AreaLane
@@ -121,8 +120,9 @@ class IOScheduler:
         count: int | None,
         priority: Priority | None,
         memalloc: bool | None,
-    ) -> IORequest:
-        """Validate a request once and make it; the only place requests are created."""
+    ) -> tuple[AreaLane, int, Priority, bool, int]:
+        """Validate a request once and class it: its lane, slot count, priority, memalloc
+        flag and submission time (every request passes here, queued or direct)."""
         if self._closed:
             raise SchedulerClosedError("the I/O scheduler is closed; no new requests")
         if area.state is not AreaState.ACTIVE:
@@ -144,6 +144,17 @@ class IOScheduler:
         now = time.perf_counter_ns()
         if priority is Priority.DEMAND and self._anticipation_ns:
             lane.hold_until_ns = now + self._anticipation_ns
+        return lane, n, priority, memalloc, now
+
+    def _request(
+        self,
+        admitted: tuple[AreaLane, int, Priority, bool, int],
+        direction: Direction,
+        slot: int,
+        buffers: Sequence[Any],
+    ) -> IORequest:
+        """The queued form of an admitted request."""
+        lane, n, priority, memalloc, now = admitted
         self._seq += 1
         return IORequest(
             lane, direction, slot, n, buffers, priority, memalloc, lane.loop, self._seq, now
@@ -169,7 +180,8 @@ class IOScheduler:
         memalloc context otherwise.  Requests submitted in one event-loop tick are merged
         where adjacent (plugging).
         """
-        req = self._admit(area, direction, slot, buffers, count, priority, memalloc)
+        admitted = self._admit(area, direction, slot, buffers, count, priority, memalloc)
+        req = self._request(admitted, direction, slot, buffers)
         self._enqueue(req)
         return req
 
@@ -208,26 +220,31 @@ class IOScheduler:
     ) -> None:
         """Admit a request; start it in the caller's task if its lane may start it at once
         (cancelling the caller then cancels the backend call), else queue it and wait."""
-        req = self._admit(area, direction, slot, buffers, count, priority, memalloc)
-        lane: AreaLane = req.owner
-        if not lane.may_start(req.priority, req.memalloc, req.submitted_ns):
+        admitted = self._admit(area, direction, slot, buffers, count, priority, memalloc)
+        lane, n, priority, memalloc, now = admitted
+        if not lane.may_start(priority, memalloc, now):
+            req = self._request(admitted, direction, slot, buffers)
             self._enqueue(req)
             await self.wait(req)
             return
-        batch = Batch([req], req.submitted_ns)
-        self._start(lane, batch, direct=True)
+        stats = lane.stats
+        stats.started_direct(memalloc)
+        if memalloc and lane.cap is not None:
+            lane.cap.acquire()
         error: BaseException | None = None
         try:
-            if req.memalloc == in_memalloc():
-                await self._call(lane, batch)
+            if memalloc == in_memalloc():
+                await call_area(lane, self._watchdog, direction, slot, buffers, n)
             else:
-                with memalloc_context(req.memalloc):
-                    await self._call(lane, batch)
+                with memalloc_context(memalloc):
+                    await call_area(lane, self._watchdog, direction, slot, buffers, n)
         except BaseException as exc:
             error = exc
             raise
         finally:
-            self._complete(lane, batch, error)
+            done = time.perf_counter_ns()
+            stats.finished_direct(direction, priority, n, memalloc, error, done - now)
+            self._after(lane, memalloc, priority is Priority.DEMAND, done)
 
     async def swap_out(
         self,
@@ -289,7 +306,9 @@ class IOScheduler:
             if head is None:
                 break
             batch = Batch(queue.take_merged(head), now)
-            self._start(lane, batch)
+            stats.started(batch)
+            if batch.memalloc and cap is not None:
+                cap.acquire()
             # the task inherits the memalloc flag of the batch, not of whoever kicked us
             with memalloc_context(batch.memalloc):
                 task = loop.create_task(self._run(lane, batch))
@@ -320,18 +339,15 @@ class IOScheduler:
             lane.dispatch_pending = True
             lane.loop.call_soon(self._dispatch, lane)
 
-    # ------------------------------------------------------------------ start, call, complete
-    def _start(self, lane: AreaLane, batch: Batch, *, direct: bool = False) -> None:
-        lane.stats.started(batch, direct=direct)
-        if batch.memalloc and lane.cap is not None:
-            lane.cap.acquire()
-
+    # ------------------------------------------------------------------ call, complete
     async def _run(self, lane: AreaLane, batch: Batch) -> None:
         """The task of a dispatched batch: only :meth:`aclose` cancels it."""
         error: BaseException | None = None
         cancelled = False
+        direction = batch.direction
+        buffers = () if direction is Direction.DISCARD else batch.page_buffers()
         try:
-            await self._call(lane, batch)
+            await call_area(lane, self._watchdog, direction, batch.slot, buffers, batch.count)
         except asyncio.CancelledError:
             cancelled = True
             error = SchedulerClosedError(
@@ -343,39 +359,21 @@ class IOScheduler:
         if cancelled:
             raise asyncio.CancelledError
 
-    async def _call(self, lane: AreaLane, batch: Batch) -> None:
-        """The one call of the area for ``batch``; an overrun becomes SwapTimeoutError."""
-        area = lane.area
-        direction = batch.direction
-        buffers = () if direction is Direction.DISCARD else batch.page_buffers()
-        watchdog = self._watchdog
-        if watchdog is None:
-            await area.call_validated(direction, batch.slot, buffers, batch.count)
-            return
-        watched = watchdog.watch(lane.loop)
-        try:
-            await area.call_validated(direction, batch.slot, buffers, batch.count)
-        except asyncio.CancelledError:
-            if watchdog.timed_out(watched):
-                lane.stats.timeouts += 1
-                raise SwapTimeoutError(
-                    f"{batch.describe()} on {area.location} did not complete within "
-                    f"{watchdog.timeout:g} s"
-                ) from None
-            raise
-        finally:
-            watchdog.unwatch(watched)
-
     def _complete(self, lane: AreaLane, batch: Batch, error: BaseException | None) -> None:
         now = time.perf_counter_ns()
         for req in batch.requests:
             req.settle(error)
         lane.stats.finished(batch, error, now)
-        if batch.memalloc and lane.cap is not None:
-            lane.cap.release()
-        if batch.demand and self._anticipation_ns:
-            lane.hold_until_ns = now + self._anticipation_ns
         batch.finish()
+        self._after(lane, batch.memalloc, batch.demand, now)
+
+    def _after(self, lane: AreaLane, memalloc: bool, demand: bool, now: int) -> None:
+        """A call ended: free its memalloc slot, extend anticipation after demand work, and
+        dispatch what waited."""
+        if memalloc and lane.cap is not None:
+            lane.cap.release()
+        if demand and self._anticipation_ns:
+            lane.hold_until_ns = now + self._anticipation_ns
         if lane.queue.pending:
             self._kick(lane)
         if lane.idle_waiters:
@@ -430,6 +428,12 @@ class IOScheduler:
         await self.aclose()
 
     # ------------------------------------------------------------------ inspection
+    def inline(self, area: SwapArea) -> bool:
+        """True when the area's last call completed without suspending (:mod:`.call`): a
+        caller with several requests loses no overlap by issuing them one by one."""
+        lane = self._lanes.get(area)
+        return lane is not None and lane.inline
+
     @property
     def closed(self) -> bool:
         """True after :meth:`aclose`."""

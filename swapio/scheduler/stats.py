@@ -40,18 +40,43 @@ class AreaStats:
         if cancelled:
             self.cancelled += 1
 
-    def started(self, batch: Batch, *, direct: bool = False) -> None:
-        """``batch`` was handed to the area; ``direct``: its one request was issued at once,
-        never queued (so it is counted as submitted here)."""
-        if direct:
-            self.submitted += 1
-        elif len(batch.requests) > 1:
+    def started(self, batch: Batch) -> None:
+        """The queued requests of ``batch`` were handed to the area."""
+        if len(batch.requests) > 1:
             self.merged += len(batch.requests) - 1
         self.batches += 1
         inflight = self.inflight = self.inflight + 1
         self.peak_inflight = max(self.peak_inflight, inflight)
         if batch.memalloc:
             self.inflight_memalloc += 1
+
+    def started_direct(self, memalloc: bool) -> None:
+        """A request was issued directly, never queued: submitted and started at once."""
+        self.submitted += 1
+        self.batches += 1
+        inflight = self.inflight = self.inflight + 1
+        self.peak_inflight = max(self.peak_inflight, inflight)
+        if memalloc:
+            self.inflight_memalloc += 1
+
+    def finished_direct(
+        self,
+        direction: Direction,
+        priority: Priority,
+        pages: int,
+        memalloc: bool,
+        error: BaseException | None,
+        latency_ns: int,
+    ) -> None:
+        """A directly issued request settled after ``latency_ns``."""
+        self.latency[priority].record(latency_ns)
+        if error is None:
+            self.pages[direction] += pages
+        else:
+            self.errors += 1
+        self.inflight -= 1
+        if memalloc:
+            self.inflight_memalloc -= 1
 
     def finished(self, batch: Batch, error: BaseException | None, now_ns: int) -> None:
         """``batch`` settled at ``now_ns``: submit-to-completion latency of every member."""
