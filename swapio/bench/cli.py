@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from swapio.bench import mapping as bench_mapping
 from swapio.bench import plot as plotting
 from swapio.bench import registry as reg
 from swapio.bench import render, repeat
@@ -61,7 +62,8 @@ class BenchCommand(click.Command):
             if isinstance(param, click.Option) and param.name == "workloads":
                 param.help = (
                     f"Workload(s): {', '.join(registry.workload_names)} (repeat or "
-                    "comma-separate); default: all."
+                    "comma-separate); default: all but "
+                    f"{', '.join(reg.ON_REQUEST_WORKLOADS)} (on request)."
                 )
             elif isinstance(param, click.Option) and param.name == "peers":
                 param.help = (
@@ -186,7 +188,7 @@ def build_plan(  # noqa: PLR0912 - one check per option, in the order --help lis
         wanted = set(workloads)
     else:
         wanted = set(reg.CORE_WORKLOADS) | {w for w, (t, _) in own.items() if t.name in names}
-    core = [w for w in reg.CORE_WORKLOADS if w in wanted]
+    core = [w for w in (*reg.CORE_WORKLOADS, *reg.ON_REQUEST_WORKLOADS) if w in wanted]
     own_chosen = [w for w in own if w in wanted]
 
     by_target: dict[str, list[BenchPeer]] = {}
@@ -436,6 +438,7 @@ def _print(outcome: Outcome, plan: Plan, summary: list[dict[str, Any]]) -> None:
     for block in (
         render.peer_lines(outcome.results, peer_of),
         render.pressure_lines(outcome.results),
+        bench_mapping.mapping_lines(outcome.results),
     ):
         if block:
             say("\n" + block)

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from swapio.bench.hook import BenchOption, BenchPeer, BenchTarget, BenchWorkload
+from swapio.bench.mapping import MAPPING_WORKLOADS
 from swapio.bench.paging import PAGING_WORKLOADS
 from swapio.bench.workloads import DEVICE_WORKLOADS
 from swapio.errors import PluginError
@@ -22,6 +23,8 @@ from swapio.plugins import PluginHost
 HOOK = "swapio_bench"
 #: The workloads every backend runs, in run order (``pressure`` last: it re-activates).
 CORE_WORKLOADS: tuple[str, ...] = (*DEVICE_WORKLOADS, *PAGING_WORKLOADS)
+#: Workloads every backend may run, only when named with ``-w`` (not in the default run).
+ON_REQUEST_WORKLOADS: tuple[str, ...] = tuple(MAPPING_WORKLOADS)
 #: Where system daemons live when PATH (a non-root user's) leaves them out.
 SBIN = "/usr/local/sbin:/usr/sbin:/sbin"
 
@@ -46,7 +49,7 @@ class Registry:
 
     @property
     def workload_names(self) -> list[str]:
-        return [*CORE_WORKLOADS, *self.own_workloads]
+        return [*CORE_WORKLOADS, *ON_REQUEST_WORKLOADS, *self.own_workloads]
 
     @property
     def options(self) -> list[BenchOption]:

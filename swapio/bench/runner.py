@@ -29,6 +29,7 @@ from typing import Any
 from swapio.area import CreateRequest, SwapArea
 from swapio.bench import paging, repeat
 from swapio.bench.hook import BenchPeer, BenchSite, BenchTarget, BenchWorkload, Durability
+from swapio.bench.mapping import MAPPING_WORKLOADS
 from swapio.bench.registry import missing
 from swapio.bench.results import Kind, Result, Skipped
 from swapio.bench.targets import AreaTarget
@@ -326,6 +327,8 @@ def _finish(runs: Sequence[Result], durability: str, *, by_seconds: bool = False
 def _workload(name: str) -> Workload:
     if name in DEVICE_WORKLOADS:
         return DEVICE_WORKLOADS[name]
+    if name in MAPPING_WORKLOADS:
+        return MAPPING_WORKLOADS[name]
     return paging.PAGING_WORKLOADS[name]
 
 

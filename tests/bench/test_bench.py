@@ -330,6 +330,7 @@ def test_the_help_lists_the_workloads_and_peers_the_plugins_contribute(host: Plu
     result = invoke(host, "--help")
     text = " ".join(result.output.split())
     assert "pager-seq" in text
-    assert "pressure, resync-1pct (repeat or comma-separate); default: all." in text
+    assert "pressure, map-50, map-seq, resync-1pct (repeat or comma" in text
+    assert "default: all but map-50, map-seq (on request)." in text
     assert "raw-pwritev" in text
     assert "nfs-cp" in text
