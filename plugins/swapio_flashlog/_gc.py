@@ -71,15 +71,17 @@ class Collector:
 
     def pick(self, wear_levelling: bool = True) -> Block | None:
         space = self.space
+        counts, low, high, total = self.device.wear()
         return pick_victim(
             space.blocks,
-            self.device.erase_counts(),
+            counts,
             space.eb,
             self.options,
             self.rng,
             wear_levelling=wear_levelling,
             queue=space.victims,
             bad=self.device.bad_blocks(),
+            stats=(low, high, total),
         )
 
     def collect(self, victim: Block) -> None:

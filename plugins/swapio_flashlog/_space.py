@@ -161,7 +161,7 @@ class Space:
         blk.state = BlockState.FULL
         blk.pos = self.eb
         blk.sum_entries = bytearray()
-        self.victims.note(blk, self.device.erase_count(blk.index))
+        self.victims.note(blk)
 
     # --- allocation and erase -----------------------------------------------------------
 

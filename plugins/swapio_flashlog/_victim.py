@@ -25,6 +25,7 @@ def pick_victim(
     wear_levelling: bool = True,
     queue: VictimQueue | None = None,
     bad: Sequence[int] = (),
+    stats: tuple[int, int, int] | None = None,
 ) -> Block | None:
     """The block to collect next, or None when no block has anything to reclaim.
 
@@ -38,7 +39,7 @@ def pick_victim(
     if options.policy == "jffs2":
         return _jffs2_policy(blocks, counts, eb, options, rng, wear_levelling)
     if queue is not None:
-        return _greedy_from_queue(blocks, counts, eb, options, queue, wear_levelling, bad)
+        return _greedy_from_queue(blocks, counts, eb, options, queue, wear_levelling, bad, stats)
     # One pass (this runs once per GC step): the greedy choice is the full block with the
     # fewest live bytes, since a block's gain only shrinks as its live bytes grow.
     bad_state, full_state = BlockState.BAD, BlockState.FULL
@@ -76,26 +77,29 @@ class VictimQueue:
     """Full blocks ordered by (live bytes, erase count): the greedy choice at heap cost.
 
     A full block's live bytes only shrink (its nodes become obsolete) and its erase count
-    does not change until it is erased; every change pushes a fresh entry (:meth:`note`),
-    and an entry that no longer matches its block is dropped when it reaches the top.
-    Blocks marked for scrubbing at mount are remembered apart (only a mount marks them).
+    does not change until it is erased; a block whose live bytes changed is remembered
+    (:meth:`note`) and gets one fresh entry when the next choice is made, however many of
+    its nodes became obsolete meanwhile; an entry that no longer matches its block is
+    dropped when it reaches the top.  Blocks marked for scrubbing at mount are remembered
+    apart (only a mount marks them).
     """
 
     def __init__(self, blocks: Sequence[Block]) -> None:
         self.blocks = blocks
         self._heap: list[tuple[int, int, int]] = []
         self._scrub: list[Block] = []
+        self._changed: set[Block] = set()
 
     def rebuild(self, counts: Sequence[int]) -> None:
         full = BlockState.FULL
         self._heap = [(b.live, counts[b.index], b.index) for b in self.blocks if b.state is full]
         heapq.heapify(self._heap)
         self._scrub = [b for b in self.blocks if b.scrub]
+        self._changed.clear()
 
-    def note(self, blk: Block, count: int) -> None:
+    def note(self, blk: Block) -> None:
         """``blk`` became full or lost live bytes."""
-        if blk.state is BlockState.FULL:
-            heapq.heappush(self._heap, (blk.live, count, blk.index))
+        self._changed.add(blk)
 
     def scrubbing(self) -> Block | None:
         """The first full, unpinned block still marked for scrubbing."""
@@ -108,10 +112,16 @@ class VictimQueue:
     def fewest_live(self, counts: Sequence[int]) -> Block | None:
         """The unpinned full block with the fewest live bytes (then fewest erases)."""
         heap = self._heap
-        if len(heap) > 4 * len(self.blocks) + 1024:
+        full = BlockState.FULL
+        if len(heap) + len(self._changed) > 4 * len(self.blocks) + 1024:
             self.rebuild(counts)
             heap = self._heap
-        full = BlockState.FULL
+        elif self._changed:
+            push = heapq.heappush
+            for b in self._changed:
+                if b.state is full:
+                    push(heap, (b.live, counts[b.index], b.index))
+            self._changed.clear()
         while heap:
             live, count, index = heap[0]
             b = self.blocks[index]
@@ -129,25 +139,36 @@ def _greedy_from_queue(
     queue: VictimQueue,
     wear_levelling: bool,
     bad: Sequence[int],
+    stats: tuple[int, int, int] | None = None,
 ) -> Block | None:
-    """:func:`pick_victim`'s greedy policy, its one pass replaced by the queue."""
+    """:func:`pick_victim`'s greedy policy, its one pass replaced by the queue (and the
+    erase counts' min, max and sum by ``stats`` when given)."""
     scrub = queue.scrubbing()
     if scrub is not None:
         return scrub
     if wear_levelling:
-        good = counts
+        good: Sequence[int] = counts
         if bad:
             skip = set(bad)
             good = [c for i, c in enumerate(counts) if i not in skip]
+            low, hottest, total = min(good, default=0), max(good, default=0), sum(good)
+        elif stats is not None:
+            low, hottest, total = stats
+        else:
+            low, hottest, total = min(good, default=0), max(good, default=0), sum(good)
         if good:
-            hottest = max(good)
-            delta = max(options.wl_min_delta, int(sum(good) / len(good) * 0.1))
-            if hottest - min(good) > delta:  # some block is cold enough: is a full one?
-                full = [b for b in blocks if b.state is BlockState.FULL and not b.pinned]
-                if full:
-                    coldest = min(full, key=lambda b: (counts[b.index], b.live))
-                    if hottest - counts[coldest.index] > delta:
-                        return coldest
+            delta = max(options.wl_min_delta, int(total / len(good) * 0.1))
+            if hottest - low > delta:  # some block is cold enough: is a full one?
+                # only blocks more than delta below the hottest qualify (few, usually)
+                limit = hottest - delta
+                full = BlockState.FULL
+                cold = [
+                    blocks[i]
+                    for i, c in enumerate(counts)
+                    if c < limit and blocks[i].state is full and not blocks[i].pinned
+                ]
+                if cold:
+                    return min(cold, key=lambda b: (counts[b.index], b.live))
     greedy = queue.fewest_live(counts)
     return greedy if greedy is not None and greedy.gain(eb) >= CHUNK_COST else None
 

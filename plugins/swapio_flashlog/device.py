@@ -180,6 +180,10 @@ class FlashDevice:
         self._erased_here = bytearray(geometry.blocks)
         self._blank = b"\xff" * geometry.erase_block
         self.ops = 0
+        #: Erase counts mirrored from the sidecar, with their min (and how many blocks are
+        #: at it), max and sum kept as blocks are erased (read per GC step).
+        self._counts: list[int] | None = None
+        self._count_min = self._count_max = self._count_sum = self._at_min = 0
         self._cut_at: int | None = None
         self._cut_mode = PowerLossMode.PREFIX
         self._rng = random.Random(0)
@@ -422,12 +426,41 @@ class FlashDevice:
     # --- state in the sidecar -------------------------------------------------------------
 
     def erase_count(self, block: int) -> int:
+        if self._counts is not None:
+            return self._counts[block]
         (count,) = struct.unpack_from("<I", self._side, _SIDE_HDR.size + 4 * block)
         return int(count)
 
     def erase_counts(self) -> list[int]:
-        n = self.geometry.blocks
-        return list(struct.unpack_from(f"<{n}I", self._side, _SIDE_HDR.size))
+        return list(self.wear()[0])
+
+    def wear(self) -> tuple[Sequence[int], int, int, int]:
+        """Erase counts of all blocks (a live view: do not modify) and their min, max and
+        sum, without a pass over the chip (they are kept up to date by :meth:`erase`)."""
+        counts = self._counts
+        if counts is None:
+            n = self.geometry.blocks
+            counts = self._counts = list(struct.unpack_from(f"<{n}I", self._side, _SIDE_HDR.size))
+            self._count_min = min(counts, default=0)
+            self._at_min = counts.count(self._count_min)
+            self._count_max = max(counts, default=0)
+            self._count_sum = sum(counts)
+        return counts, self._count_min, self._count_max, self._count_sum
+
+    def _count_erase(self, block: int) -> int:
+        """One more erase of ``block`` in the mirror; its new count."""
+        counts = self.wear()[0]
+        assert isinstance(counts, list)
+        old: int = counts[block]
+        counts[block] = old + 1
+        self._count_sum += 1
+        self._count_max = max(self._count_max, old + 1)
+        if old == self._count_min:
+            self._at_min -= 1
+            if self._at_min == 0:  # every block at the old minimum has been erased since
+                self._count_min = min(counts)
+                self._at_min = counts.count(self._count_min)
+        return old + 1
 
     def is_bad(self, block: int) -> bool:
         return bool(self._side[self._flags_at + block] & _FLAG_BAD)
@@ -536,7 +569,7 @@ class FlashDevice:
         if self.is_bad(block):
             raise BadBlockError(f"{self.path}: erase block {block} is bad; not erasing it")
         at = _SIDE_HDR.size + 4 * block
-        struct.pack_into("<I", self._side, at, self.erase_count(block) + 1)
+        struct.pack_into("<I", self._side, at, self._count_erase(block))
         self._add_counter(8, 1)
         start = block * g.erase_block
         if self._tick():

@@ -263,7 +263,7 @@ class FlashLog:
             blk.pinned -= 1
             ref.poisoned = False
         if blk.state is BlockState.FULL:
-            self.space.victims.note(blk, self.device.erase_count(blk.index))
+            self.space.victims.note(blk)
 
     # --- files ------------------------------------------------------------------------
 
