@@ -20,6 +20,7 @@ import asyncio
 import faulthandler
 import mmap
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -125,6 +126,14 @@ class Mapping:
         """Start the handler, activate the area, map and register the region."""
         if self._proc is not None:
             raise UsageError("the mapping is already open")
+        if callable(signal.getsignal(signal.SIGBUS)):
+            # after a Python-level handler returns, the faulting access runs again and faults
+            # again, for ever: a lost handler process would hang the program, not stop it
+            raise UsageError(
+                "a Python SIGBUS handler is installed: an access after the mapping's handler "
+                "died would re-fault for ever instead of stopping the program (a synchronous "
+                "fault cannot be turned into a Python exception); remove the handler first"
+            )
         features = _uffd.supported_features()  # raises UserfaultfdUnavailable with the cause
         wp_need = Feature.PAGEFAULT_FLAG_WP | Feature.WP_HUGETLBFS_SHMEM
         wp_ok = features & wp_need == wp_need

@@ -85,6 +85,25 @@ def test_sequential_writes_then_a_scan_match_an_in_ram_copy(area_url: str) -> No
         del a
 
 
+def test_a_sequential_scan_is_read_ahead_of_its_faults(tmp_path: Path) -> None:
+    url = f"file://{tmp_path}/area.swap"
+    ref = np.arange(PAGES * PAGE // 8, dtype=np.float64)
+    with _open(url) as m:
+        np.frombuffer(m.buffer, dtype=np.float64)[:] = ref
+    with _open(url, create=False) as m:
+        a = np.frombuffer(m.buffer, dtype=np.float64)
+        assert float(a.sum()) == float(ref.sum())
+        stats = m.stats()["resolver"]
+        assert m.region_rss() <= (BUDGET + BATCH) * PAGE
+        del a
+    # windows of budget/4 pages, each but the first read ahead: the program faults once per
+    # window, on its marker page, served from the bytes the read-ahead kept
+    window = BUDGET // 4
+    assert stats["readahead_pages"] >= PAGES - 4 * window
+    assert stats["marker_hits"] >= PAGES // window - 4
+    assert stats["missing_faults"] <= PAGES // window + 4
+
+
 def test_region_rss_never_exceeds_the_budget_plus_one_batch() -> None:
     rng = np.random.default_rng(3)
     peak = [0]
@@ -158,6 +177,15 @@ def test_opening_a_missing_area_names_it(tmp_path: Path) -> None:
 def test_a_budget_below_one_page_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="less than one"):
         Mapping("memory://tiny", resident=100, create=4).open()
+
+
+def test_a_python_sigbus_handler_is_refused_it_would_turn_a_lost_handler_into_a_hang() -> None:
+    previous = signal.signal(signal.SIGBUS, lambda *_: None)
+    try:
+        with pytest.raises(UsageError, match="Python SIGBUS handler"):
+            Mapping("memory://sigbus", resident=BUDGET * PAGE, create=PAGES).open()
+    finally:
+        signal.signal(signal.SIGBUS, previous)
 
 
 def test_after_the_handler_dies_sync_raises_instead_of_hanging() -> None:
