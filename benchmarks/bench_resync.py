@@ -17,6 +17,12 @@ their chunks dirty against ``os.copy_file_range`` of exactly the dirty chunks pl
 process, start-up included) against ``cp`` of the whole leg followed by ``sync``; ``sync``
 runs (untimed) before each, so neither pays for the other's dirty pages.
 
+The CLI runs the ``swapio`` script installed next to this interpreter (not a pyenv shim
+found on PATH, which adds its own start-up; both are measured among the start floors).  The
+start floors — ``python -I -S -c pass``, ``python -c pass``, ``import asyncio, click,
+pluggy``, ``swapio --version`` — are measured in the same run, with ``cp`` + ``sync`` over
+each: no command that starts this interpreter can be faster than that ratio.
+
 Prints one line per figure; the figures and the command are recorded in
 docs/bitmap-and-mirror.md.
 """
@@ -30,6 +36,7 @@ import os
 import random
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -46,6 +53,39 @@ def _timed(argv: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def swapio_command() -> str:
+    """The ``swapio`` script pip installed next to this interpreter (what a venv or pipx
+    user runs), else the one on PATH.  On a pyenv machine PATH holds a bash *shim* that
+    runs ``pyenv exec`` first (~0.13 s per command, measured by :func:`start_floors`)."""
+    beside = Path(sys.executable).with_name("swapio")
+    return str(beside) if beside.exists() else (shutil.which("swapio") or "swapio")
+
+
+def start_floors(repeat: int) -> dict[str, float]:
+    """Medians of what starting a command costs here, before it does anything: the
+    interpreter (with and without ``site``), the import floor of issue 11, the swapio
+    script, and the pyenv shim on PATH if there is one."""
+    py = sys.executable
+    argvs = {
+        "python_-I_-S_-c_pass": [py, "-I", "-S", "-c", "pass"],
+        "python_-c_pass": [py, "-c", "pass"],
+        "import_asyncio_click_pluggy": [py, "-c", "import asyncio, click, pluggy"],
+        "swapio_--version": [swapio_command(), "--version"],
+    }
+    shim = shutil.which("swapio")
+    if shim and Path(shim).resolve() != Path(swapio_command()).resolve():
+        argvs["swapio_--version_via_PATH"] = [shim, "--version"]
+    out = {}
+    for name, argv in argvs.items():
+        runs = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+            runs.append(time.perf_counter() - start)
+        out[name] = sorted(runs)[len(runs) // 2]
+    return out
+
+
 def bench_cli(root: Path, size: int, chunk: int, repeat: int) -> dict[str, Any]:
     """``swapio bitmap resync`` vs ``cp`` + ``sync`` of the whole leg, ``repeat`` times."""
     a, b, bm, whole = root / "a.img", root / "b.img", root / "bm", root / "cp.img"
@@ -59,7 +99,7 @@ def bench_cli(root: Path, size: int, chunk: int, repeat: int) -> dict[str, Any]:
             _dirty_source(a, dirty, chunk, rep + 7)
             _write_bitmap(bm, size, chunk, dirty)
             resync_runs.append(
-                _timed(["swapio", "bitmap", "resync", str(bm), "--source", str(a),
+                _timed([swapio_command(), "bitmap", "resync", str(bm), "--source", str(a),
                         "--target", str(b)])
             )  # fmt: skip
             whole.unlink(missing_ok=True)
@@ -74,6 +114,8 @@ def bench_cli(root: Path, size: int, chunk: int, repeat: int) -> dict[str, Any]:
         "size": size,
         "chunk_size": chunk,
         "dirty_chunks": len(dirty),
+        "command": swapio_command(),
+        "start_floors": start_floors(repeat),
         "resync_cli": med["resync"],
         "cp_sync": med["cp"],
         "resync_runs": resync_runs,
@@ -185,7 +227,10 @@ def main() -> None:
                   + ", ".join(f"{s * 1e3:.0f}" for s in cli["resync_runs"]))  # fmt: skip
             print(f"cp + sync median {cli['cp_sync'] * 1e3:.0f} ms, runs "
                   + ", ".join(f"{s * 1e3:.0f}" for s in cli["cp_sync_runs"]))  # fmt: skip
-            print(f"cp + sync / CLI resync: {cli['speedup']:.1f}x")
+            print(f"cp + sync / CLI resync: {cli['speedup']:.1f}x ({cli['command']})")
+            for name, secs in cli["start_floors"].items():
+                print(f"  start floor {name.replace('_', ' ')}: {secs * 1e3:.0f} ms "
+                      f"(cp + sync / it: {cli['cp_sync'] / secs:.1f}x)")  # fmt: skip
     out["load_after"] = os.getloadavg()
     print("load average before {:.2f} {:.2f} {:.2f}, after {:.2f} {:.2f} {:.2f}".format(
         *out["load_before"], *out["load_after"]))  # fmt: skip

@@ -219,18 +219,22 @@ def bench_resync(
     gaps: list[int] = []
     try:
         for rep in range(repeat):
+            # sync (untimed) before each: neither pays for the other's (or cp's) dirty pages
             _dirty_source(leg0, dirty, chunk_size, seed + rep + 1)
+            os.sync()
             cfr, cfr_nosync = _copy_file_range(leg0, leg1, dirty, chunk_size)
             runs["cfr"].append(cfr)
             runs["cfr_nosync"].append(cfr_nosync)
             _dirty_source(leg0, dirty, chunk_size, seed + rep + 101)
             _write_bitmap(bitmap, size, chunk_size, dirty)
+            os.sync()
             seconds, rep_gaps, copied = asyncio.run(_swapio_resync(bitmap, leg0, leg1))
             assert copied == dirty_bytes
             runs["resync"].append(seconds)
             gaps += rep_gaps
             if whole.exists():
                 whole.unlink()
+            os.sync()
             plain, synced = _cp(leg0, whole)
             runs["cp"].append(plain)
             runs["cp_sync"].append(synced)
