@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from swapio.memalloc import memalloc
+from swapio.memalloc import in_memalloc, memalloc
 from swapio.pool import PagePool, PoolBuffer
 
 
@@ -72,8 +72,11 @@ class Grant:
             self.memalloc = within
         budget.inflight[owner] += nbytes
         try:
-            with memalloc(self.memalloc):
+            if in_memalloc() is self.memalloc:  # the context says so already: no switch
                 buf = await budget.pool.alloc(nbytes, timeout=budget.timeout)
+            else:
+                with memalloc(self.memalloc):
+                    buf = await budget.pool.alloc(nbytes, timeout=budget.timeout)
         except BaseException:
             budget.inflight[owner] -= nbytes
             raise

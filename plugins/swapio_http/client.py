@@ -23,13 +23,13 @@ When some frames of a call fail (server killed, connection reset, timeout), the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
 import ssl
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -74,7 +74,6 @@ COALESCE_GROUP_PAGES: Final = 16
 #: Frames of at most this many pages may share a request (the single-page reads and writes
 #: of random access; larger frames already amortize a request's cost).
 COALESCE_MAX_PAGES: Final = 8
-_IO_HEADERS: Final = {"Content-Type": CONTENT_TYPE}
 _SKIPPED_HEADERS: Final = ("Accept", "Accept-Encoding", "User-Agent")
 QUERY_KEYS: Final = frozenset({"connections", "frame_pages", "timeout", "coalesce", "cafile"})
 _FORBIDDEN_QUERY: Final = frozenset({"token", "access_token", "auth", "password"})
@@ -261,16 +260,51 @@ async def _error_from(response: aiohttp.ClientResponse, what: str) -> SwapioErro
     return PageServerError(message, status=response.status, code=body.code)
 
 
-@contextlib.contextmanager
-def _transport_errors(what: str, timeout: float) -> Iterator[None]:
+class _transport_errors:
     """Map the transport's failures (the one place they are mapped): a timeout is
-    :class:`SwapTimeoutError`, any other aiohttp client error :class:`BackendIOError`."""
-    try:
-        yield
-    except TimeoutError:
-        raise SwapTimeoutError(f"{what}: no answer within {timeout} s") from None
-    except aiohttp.ClientError as exc:
-        raise BackendIOError(f"{what}: {type(exc).__name__}: {exc}", detail=exc) from None
+    :class:`SwapTimeoutError`, any other aiohttp client error :class:`BackendIOError`.
+
+    ``what`` names the request in the message (any object: the page path passes a
+    :class:`_Frames` name, formatted only when something failed).  A class, not
+    ``@contextmanager``: this wraps every page request, and a generator costs more."""
+
+    __slots__ = ("_timeout", "_what")
+
+    def __init__(self, what: object, timeout: float) -> None:
+        self._what = what
+        self._timeout = timeout
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            return
+        what = self._what
+        if isinstance(exc, TimeoutError):
+            raise SwapTimeoutError(f"{what}: no answer within {self._timeout} s") from None
+        if isinstance(exc, aiohttp.ClientError):
+            raise BackendIOError(f"{what}: {type(exc).__name__}: {exc}", detail=exc) from None
+
+
+class _Frames:
+    """The name of a request's frames in error messages, built only if one is needed."""
+
+    __slots__ = ("_frames",)
+
+    def __init__(self, frames: list[_Frame]) -> None:
+        self._frames = frames
+
+    def __str__(self) -> str:
+        if len(self._frames) > 1:
+            return f"{len(self._frames)} coalesced frames"
+        first = self._frames[0].header
+        return f"{first.op.name} slots {first.slot}..{first.slot + first.count - 1}"
 
 
 class _ReplyDropped(Exception):
@@ -280,7 +314,7 @@ class _ReplyDropped(Exception):
 class _Body:
     """Reads a response body chunk by chunk into caller-supplied buffers."""
 
-    def __init__(self, response: aiohttp.ClientResponse, expect: int, what: str) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, expect: int, what: object) -> None:
         self._chunks = response.content.iter_chunks()
         self._content = response.content
         self._pending = memoryview(b"")
@@ -447,25 +481,26 @@ class PageClient:
         buffers are ``ready`` (allocated by the caller) or allocated as the reply arrives.
         Any failure fails every frame of the request.
         """
-        first = frames[0].header
-        what = (
-            f"{first.op.name} slots {first.slot}..{first.slot + first.count - 1}"
-            if len(frames) == 1
-            else f"{len(frames)} coalesced frames"
-        )
-        session = self._open_session()
+        what = _Frames(frames)
+        session = self._session or self._open_session()
         url = self._io_url()
-        request = await pool.alloc(sum(f.request_bytes for f in frames))
+        if len(frames) == 1:
+            request = await pool.alloc(frames[0].request_bytes)
+            expect = frames[0].response_bytes
+        else:
+            request = await pool.alloc(sum(f.request_bytes for f in frames))
+            expect = sum(f.response_bytes for f in frames)
         try:
             view = request.view
             offset = 0
             for frame in frames:
                 offset = frame.encode_into(view, offset)
             with _transport_errors(what, self.options.timeout):
-                async with session.post(url, data=view, headers=_IO_HEADERS) as response:
+                # a payload with its content type: no per-request header dict to merge
+                body_payload = aiohttp.BytesPayload(view, content_type=CONTENT_TYPE)
+                async with session.post(url, data=body_payload) as response:
                     if response.status >= 400:
-                        raise await _error_from(response, what)
-                    expect = sum(f.response_bytes for f in frames)
+                        raise await _error_from(response, str(what))
                     if response.content_length not in (None, expect):
                         raise RemoteProtocolError(
                             f"{what}: response of {response.content_length} bytes, "

@@ -41,6 +41,7 @@ from swapio.errors import (
     CapabilityError,
     MemoryPressureError,
     PageSizeError,
+    ReadOnlyAreaError,
     SlotRangeError,
     SwapioError,
     UsageError,
@@ -89,6 +90,7 @@ DEFAULT_MAX_INFLIGHT_BYTES: Final = 64 << 20
 #: Seconds a request waits for buffer memory before it is answered ``503 busy``.
 DEFAULT_BUFFER_TIMEOUT: Final = 10.0
 MAX_JSON_BYTES: Final = 4096
+_IO_HEADERS: Final = {"Content-Type": CONTENT_TYPE}
 
 
 @dataclass
@@ -163,16 +165,24 @@ class ServerState:
     @contextlib.contextmanager
     def io(self) -> Iterator[None]:
         """Count one accepted I/O request; refuse it with 503 once shutdown began."""
-        if self.closing:
-            raise _HTTPError(503, "shutting-down", "the page server is shutting down")
-        self.inflight += 1
-        self.idle.clear()
+        self.io_begin()
         try:
             yield
         finally:
-            self.inflight -= 1
-            if self.inflight == 0:
-                self.idle.set()
+            self.io_end()
+
+    def io_begin(self) -> None:
+        """:meth:`io` without a context manager (the page path): call :meth:`io_end` after."""
+        if self.closing:
+            raise _HTTPError(503, "shutting-down", "the page server is shutting down")
+        self.inflight += 1
+        if self.inflight == 1:
+            self.idle.clear()
+
+    def io_end(self) -> None:
+        self.inflight -= 1
+        if self.inflight == 0:
+            self.idle.set()
 
     async def shutdown(self) -> None:
         """Refuse new I/O, wait for accepted I/O, deactivate every area."""
@@ -295,6 +305,10 @@ def _area_key(request: web.Request) -> tuple[str, str]:
 
 
 def _find(request: web.Request) -> SwapArea:
+    # A name in the table was checked when its area was activated: check only unknown ones.
+    area = request.app[STATE].areas.get((request[OWNER], request.match_info["name"]))
+    if area is not None:
+        return area
     key = _area_key(request)
     area = request.app[STATE].areas.get(key)
     if area is None:
@@ -459,7 +473,8 @@ async def area_io(request: web.Request) -> web.StreamResponse:
             "too-large",
             f"frame of {length} bytes exceeds this server's limit {limits.max_request_bytes}",
         )
-    with state.io():
+    state.io_begin()
+    try:
         parser = RequestStreamParser(limits, length)
         # iter_chunks hands over received chunks as they are (iter_any would join them, and
         # a read(n) that splits a chunk copies the rest of it).
@@ -479,12 +494,14 @@ async def area_io(request: web.Request) -> web.StreamResponse:
                     await _run(area, frames, body.view, out.view)
             else:
                 await _run(area, frames, body.view, out.view)
-            response = web.Response(body=out.view, content_type=CONTENT_TYPE)
+            response = web.Response(body=out.view, headers=_IO_HEADERS)
             await response.prepare(request)
             await response.write_eof()
             return response
         finally:
             grant.release()
+    finally:
+        state.io_end()
 
 
 async def _first_header(
@@ -566,6 +583,10 @@ async def _run(area: SwapArea, frames: list[Request], body: memoryview, out: mem
 
 
 def _check_frame(area: SwapArea, head: RequestHeader) -> None:
+    """What :meth:`SwapArea.swap_out` / ``swap_in`` / ``discard`` would check, once per
+    frame before any frame runs (so :func:`_apply` calls the area pre-validated)."""
+    if head.op is not Op.SWAP_IN and area.capabilities.read_only:
+        raise ReadOnlyAreaError(f"area {area.location} is read-only; {head.op.name} refused")
     if head.page_size != area.page_size:
         raise PageSizeError(
             f"frame page size {head.page_size} does not match the area's {area.page_size}"
@@ -595,12 +616,13 @@ async def _apply(area: SwapArea, frame: Request, body: memoryview, out: memoryvi
     size = area.page_size
     head = RESPONSE_HEADER.size
     out[:head] = encode_response_header(ResponseHeader(op, count, size))
+    # _check_frame checked page size, slot range and read-only; pages_of and the slices of
+    # ``out`` are exact page views: the area re-checks only its state (call_validated)
     if op is Op.SWAP_OUT:
-        await area.swap_out(slot, frame.pages_of(body))
+        await area.call_validated("swap_out", slot, frame.pages_of(body), count)
     elif op is Op.SWAP_IN:
-        await area.swap_in(
-            slot, [out[head + i * size : head + (i + 1) * size] for i in range(count)]
-        )
+        pages = [out[head + i * size : head + (i + 1) * size] for i in range(count)]
+        await area.call_validated("swap_in", slot, pages, count)
     else:
         await area.discard(slot, count)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
+from collections.abc import Sequence
 from typing import Any
 
 from swapio_http._auth import owner_id
@@ -15,7 +17,10 @@ from swapio_http._wire import (
     encode_request_header,
 )
 from swapio_http.server import STATE, build_app
+from swapio_memory import plugin as memory
 
+import swapio
+from swapio.area import PageBuffer, SwapArea, SwapInfo
 from swapio.plugins import PluginHost
 
 from .conftest import OTHER_TOKEN, TOKEN, GatedMemory, auth, server_config
@@ -286,3 +291,45 @@ async def test_areas_per_token_are_limited(aiohttp_client: Any, server_host: Plu
     await create(client, "b1", pages=4, token=OTHER_TOKEN)  # another token has its own quota
     assert (await client.delete("/areas/a1", headers=auth())).status == 204
     await create(client, "a3", pages=4)
+
+
+class ReadOnlyMemory:
+    """A ``romem://`` backend: memory areas that report themselves read-only."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+
+    @swapio.hookimpl
+    def swapio_backend(self) -> swapio.BackendInfo:
+        return swapio.BackendInfo(name="romem", version="0", schemes=("romem",))
+
+    @swapio.hookimpl
+    async def swapfile(self, area: SwapArea, activate: bool) -> SwapInfo | None:
+        info = await memory.swapfile(area, activate)
+        if info is None:
+            return None
+        return dataclasses.replace(
+            info, capabilities=dataclasses.replace(info.capabilities, read_only=True)
+        )
+
+    @swapio.hookimpl
+    async def swap_out(self, area: SwapArea, slot: int, pages: Sequence[PageBuffer]) -> None:
+        self.writes += 1
+        await memory.swap_out(area, slot, pages)
+
+    @swapio.hookimpl
+    async def swap_in(self, area: SwapArea, slot: int, pages: Sequence[memoryview]) -> None:
+        await memory.swap_in(area, slot, pages)
+
+
+async def test_writing_a_read_only_area_is_400_and_never_reaches_the_store(
+    aiohttp_client: Any,
+) -> None:
+    backend = ReadOnlyMemory()
+    host = PluginHost(autoload=False)
+    host.register(backend, "romem")
+    client = await aiohttp_client(build_app(server_config("romem"), host))
+    await create(client)
+    assert "read-only" in await error_of(await write(client, 0, b"W" * PAGE), 400)
+    assert backend.writes == 0
+    assert await read_pages(client, 0) == bytes(PAGE)
