@@ -96,9 +96,11 @@ class Collector:
             return
         # one read of the span holding the live nodes, not one per node
         first = min(ref.offset for ref in live)
-        span = self.device.read(first, max(ref.offset + ref.totlen for ref in live) - first)
+        span = memoryview(
+            self.device.read(first, max(ref.offset + ref.totlen for ref in live) - first)
+        )
         for ref in live:
-            raw = span[ref.offset - first : ref.offset - first + ref.totlen]
+            raw = span[ref.offset - first : ref.offset - first + ref.totlen]  # not copied
             try:
                 verify(raw)
             except NodeFormatError:

@@ -204,8 +204,12 @@ class Space:
 
     def erase(self, blk: Block) -> bool:
         """Erase a block and write its cleanmarker; False if the block went bad."""
+        marker = b""
+        if self.cleanmarkers:
+            pad = align(CLEANMARKER_SIZE, self.align) - CLEANMARKER_SIZE
+            marker = encode_cleanmarker() + b"\xff" * pad
         try:
-            self.device.erase(blk.index)
+            self.device.erase(blk.index, marker)  # then its cleanmarker, in one write
         except BadBlockError:
             blk.state = BlockState.BAD
             self.free.discard(blk)
@@ -218,11 +222,8 @@ class Space:
         blk.pos = 0
         blk.state = BlockState.ERASE
         self._add_free(blk)
-        if self.cleanmarkers:
-            marker = encode_cleanmarker()
-            pad = align(CLEANMARKER_SIZE, self.align) - CLEANMARKER_SIZE
-            self.device.program(blk.start, marker + b"\xff" * pad)
-            blk.pos = align(CLEANMARKER_SIZE, self.align)
+        if marker:
+            blk.pos = len(marker)
         blk.state = BlockState.FREE
         blk.blank = True
         return True

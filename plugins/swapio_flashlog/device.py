@@ -558,8 +558,12 @@ class FlashDevice:
         self._programmed[first:last] = b"\x01" * (last - first)
         self._add_counter(7, n)
 
-    def erase(self, block: int) -> None:
-        """Erase ``block`` to 0xFF and count the cycle."""
+    def erase(self, block: int, marker: bytes = b"") -> None:
+        """Erase ``block`` to 0xFF and count the cycle; then program ``marker`` (whole write
+        units: a cleanmarker) at the block start, a second operation as for power cuts.
+
+        Unless a power cut is armed for one of the two, both reach the image with one write.
+        """
         self._alive()
         g = self.geometry
         if self.readonly:
@@ -580,10 +584,21 @@ class FlashDevice:
             )
             self._pwrite(start, b"\xff" * keep)
             self._die()
-        self._pwrite(start, self._blank)
         wu = g.write_unit
-        self._programmed[start // wu : (start + g.erase_block) // wu] = bytes(g.erase_block // wu)
+        units = slice(start // wu, (start + g.erase_block) // wu)
+        n = len(marker)
+        if not n or self._cut_at == self.ops + 1 or n % wu or self.io_error is not None:
+            self._pwrite(start, self._blank)
+            self._programmed[units] = bytes(g.erase_block // wu)
+            self._erased_here[block] = 1
+            if n:
+                self.program(start, marker)
+            return
+        self.ops += 1  # the marker's program, which no power cut hits
+        self._pwritev(start, (marker, memoryview(self._blank)[n:]))
+        self._programmed[units] = b"\x01" * (n // wu) + bytes((g.erase_block - n) // wu)
         self._erased_here[block] = 1
+        self._add_counter(7, n)
 
     # --- fault injection --------------------------------------------------------------------
 

@@ -164,3 +164,31 @@ def test_noop_power_cut_changes_nothing(dev: FlashDevice) -> None:
     with pytest.raises(PowerLoss):
         dev.program(0, b"\x00" * 8)
     assert dev._pread(0, 8) == b"\xff" * 8
+
+
+MARKER = b"\x85\x19\x03\x20\x0c\x00\x00\x00\xb1\xb0\x1e\xe4"
+
+
+def test_erase_with_a_marker_is_an_erase_then_a_program(dev: FlashDevice) -> None:
+    dev.program(4096, b"\x00" * 64)
+    ops, programmed = dev.ops, dev.programmed_bytes
+    dev.erase(1, MARKER)
+    assert dev.read(4096, 4096) == MARKER + b"\xff" * (4096 - len(MARKER))
+    assert dev.ops == ops + 2  # two operations, as power cuts count them
+    assert dev.programmed_bytes == programmed + len(MARKER)
+    assert dev.erase_counts()[1] == 1
+    with pytest.raises(FlashProgramError, match="already programmed"):
+        dev.program(4096, b"\x00" * 4)  # the marker's units count as programmed
+    dev.program(4096 + len(MARKER), b"\x00" * 4)  # the rest is erased
+
+
+def test_a_power_cut_at_the_marker_leaves_the_block_erased_without_it(
+    dev: FlashDevice,
+) -> None:
+    dev.program(4096, b"\x00" * 64)
+    dev.arm_power_cut(2, PowerLossMode.PREFIX, seed=1)
+    with pytest.raises(PowerLoss):
+        dev.erase(1, MARKER)
+    raw = (Path(dev.path).read_bytes())[4096:8192]
+    assert raw[len(MARKER) :] == b"\xff" * (4096 - len(MARKER))
+    assert raw[: len(MARKER)] != MARKER  # a prefix of it at most
