@@ -1,9 +1,11 @@
 """Moving chunk bytes between legs: bulk twins, targets with a durability barrier, runs.
 
-A ``file://`` leg is opened a second time without ``durable`` and with pages as large as a
-chunk (its *bulk twin*): copies go through the twins (no ``fdatasync`` per chunk, one buffer
-or one range copy per chunk) and a barrier through the durable area makes them durable.
-Adjacent dirty chunks are merged into runs, each copied as one request.
+A ``file://`` target leg is opened a second time without ``durable`` (its *bulk twin*):
+copies go into the twin (no ``fdatasync`` per chunk; one range copy per run) and a barrier
+through the durable area makes them durable.  When chunks are read through this process
+(``--verify``) the twins get pages as large as a chunk (one buffer per chunk) and the
+source gets one too; range copies need neither.  Adjacent dirty chunks are merged into
+runs, each copied as one request.
 """
 
 from __future__ import annotations
