@@ -115,15 +115,16 @@ class WriteIntent:
                 return False
         return True
 
-    def start_write(self, chunks: range) -> int:
+    def start_write(self, chunks: range, *, checked: bool = False) -> int:
         """``md_bitmap_startwrite``: count the write, set the on-disk bit of clean chunks.
 
         Returns where the chunks' bits are, as :meth:`unflushed` would say it in one word:
         :data:`ON_DISK` (0: nothing to wait for), :data:`UNFLUSHED` (a page holding them has
         bits no flush has taken yet: wait for the next flush) or :data:`IN_FLIGHT` (a page
-        holding them is in the flush being written: wait for that one).
+        holding them is in the flush being written: wait for that one).  ``checked``: the
+        caller has just seen :meth:`can_start` say yes (nothing ran in between).
         """
-        if not self.can_start(chunks):
+        if not checked and not self.can_start(chunks):
             raise CounterOverflow(f"chunks {chunks.start}..{chunks.stop - 1}: counter at max")
         counters = self.counters
         where = ON_DISK

@@ -381,12 +381,12 @@ class Mirror:
         intent = self.intent
         gate = self.gate
         if gate.held or not intent.can_start(chunks):
-            await self._enter_chunks(chunks)
+            await self._enter_chunks(chunks)  # returns when can_start holds
         gate.enter(chunks)
         try:
             if self.use_bitmap:
                 # bits set in memory, their pages marked dirty; where the bits are now
-                where = intent.start_write(chunks)
+                where = intent.start_write(chunks, checked=True)
                 ahead = self._ahead.advance(slot, count, chunks.stop)
                 if ahead is not None:
                     self._set_ahead(ahead)
