@@ -17,22 +17,22 @@ async def request_charge(pool: PagePool, nbytes: int) -> PoolBuffer:
     return await pool.alloc(nbytes)
 
 
-async def reply_charge(pool: PagePool, nbytes: int, on_drop: Callable[[], None]) -> PoolBuffer:
-    """The charge for a reply payload (``MGET``), as the receive path allocates.
+def try_reply_charge(pool: PagePool, nbytes: int, on_drop: Callable[[], None]) -> PoolBuffer | None:
+    """The charge for a reply payload (``MGET``), as the receive path allocates — without
+    waiting; None when the caller must wait for ordinary memory (``await pool.alloc``).
 
     Like ``__netdev_alloc_skb`` for a ``SOCK_MEMALLOC`` socket: at once, with the reserve
     allowed, because the receive side does not know whose work the reply is; then, in the
     caller's context, the ``SOCK_MEMALLOC`` rule (``sk_filter``): a reserve-backed buffer
-    (``may_keep()`` false) is only for memalloc work, so anyone else drops it and waits for
-    ordinary memory before asking.  The charge is taken before the command is sent, so a
-    dropped charge costs no resent command.  ``on_drop`` is called when one is dropped.
+    (``may_keep()`` false) is only for memalloc work, so anyone else drops it (``on_drop`` is
+    called) and waits for ordinary memory before asking.  The charge is taken before the
+    command is sent, so a dropped charge costs no resent command.  A plain function, so the
+    common case costs no coroutine.
     """
     with memalloc():
         buf = pool.try_alloc(nbytes)
-    if buf is None:
-        buf = await pool.alloc(nbytes)
-    if buf.may_keep():
+    if buf is None or buf.may_keep():
         return buf
     buf.release()
     on_drop()
-    return await pool.alloc(nbytes)
+    return None

@@ -18,7 +18,7 @@ swapio cannot hand it a buffer without writing RESP code.  So every command's pa
 of an ``MGET``, request of an ``MSET``) is **charged to the area's pool before it is sent**
 and the charge is held until the reply has been copied into the caller's pages: the pool bounds
 the payload memory in flight exactly as if the buffers came from it.  Reply charges follow the
-receive path's rule (:func:`reply_charge`): reserve allowed, kept only by memalloc work.
+receive path's rule (:func:`try_reply_charge`): reserve allowed, kept only by memalloc work.
 
 **Retries**: ``MOVED`` (slot map changed: refresh), ``ASK`` (slot migrating: ``ASKING`` +
 the command on the target), ``TRYAGAIN`` (multi-key command during a slot migration),
@@ -59,7 +59,7 @@ from swapio.errors import BackendIOError, RemoteProtocolError
 from swapio.memalloc import in_memalloc
 from swapio.pool import PagePool, PoolBuffer
 
-from ._charges import reply_charge, request_charge
+from ._charges import request_charge, try_reply_charge
 from ._layout import Layout
 from ._net import Command, Endpoint, Topology
 from ._ops import Kind, Op, build_ops
@@ -70,7 +70,7 @@ MEMALLOC_PAGES: Final = 32
 #: Requests of at most this many pages are coalesced with others.
 COALESCE_MAX_PAGES: Final = 8
 #: Pages one coalesced round carries at most.
-ROUND_PAGES: Final = 64
+ROUND_PAGES: Final = 16
 #: Commands one discard round carries at most.
 DISCARD_COMMANDS: Final = 64
 #: Seconds after which a durable area re-reads how many replicas each master has.
@@ -89,12 +89,13 @@ _CONNECTION_FAILURES: Final = (
 
 
 @dataclass(slots=True)
-class _Request:
+class Queued:
     """A small request waiting to share a round with others."""
 
     kind: Kind
     slot: int
     pages: Sequence[Any]
+    #: Done when the request has been carried out (or failed, or its caller gave up).
     future: asyncio.Future[None]
     #: Set when the request is taken into a round: done when that round has ended.
     round_done: asyncio.Future[None] | None = None
@@ -120,7 +121,7 @@ class Engine:
         self.layout = layout
         self.page_size = page_size
         self._zero = bytes(page_size)
-        self._pending: deque[_Request] = deque()
+        self._pending: deque[Queued] = deque()
         self._flush_scheduled = False
         self._rounds = 0
         self._tasks: set[asyncio.Future[None]] = set()
@@ -150,7 +151,33 @@ class Engine:
         for i in range(0, len(ops), DISCARD_COMMANDS):
             await self.run(pool, ops[i : i + DISCARD_COMMANDS])
 
+    def enqueue(self, pool: PagePool, kind: Kind, slot: int, pages: Sequence[Any]) -> Queued | None:
+        """Queue a small swap-in (``Kind.GET``) or swap-out (``Kind.SET``) for the next
+        coalesced round; None when the request is to be run on its own (:meth:`swap_in`,
+        :meth:`swap_out`).  The caller awaits the request's ``future`` and, if cancelled,
+        calls :meth:`cancelled` (as :meth:`swap_in` does).
+
+        This is the random swap-in fast path: the plugin's hooks await the future
+        themselves, so a page costs one coroutine frame here instead of three."""
+        if not self.options.coalesce or len(pages) > COALESCE_MAX_PAGES or in_memalloc():
+            return None
+        loop = asyncio.get_running_loop()
+        request = Queued(kind, slot, pages, loop.create_future())
+        self._pending.append(request)
+        if not self._flush_scheduled and self._rounds < self.options.rounds:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush, pool)
+        return request
+
     async def _submit(self, pool: PagePool, kind: Kind, slot: int, pages: Sequence[Any]) -> None:
+        request = self.enqueue(pool, kind, slot, pages)
+        if request is not None:
+            try:
+                await request.future
+            except asyncio.CancelledError:
+                await self.cancelled(request)
+                raise
+            return
         if in_memalloc():
             for i in range(0, len(pages), MEMALLOC_PAGES):
                 chunk = pages[i : i + MEMALLOC_PAGES]
@@ -161,13 +188,6 @@ class Engine:
                     ),
                 )
             return
-        if self.options.coalesce and len(pages) <= COALESCE_MAX_PAGES:
-            loop = asyncio.get_running_loop()
-            request = _Request(kind, slot, pages, loop.create_future())
-            self._pending.append(request)
-            self._schedule_flush(pool)
-            await self._outcome(request)
-            return
         await self.run(
             pool, build_ops(self.layout, self.topology.cluster, kind, list(enumerate(pages, slot)))
         )
@@ -175,17 +195,14 @@ class Engine:
     # --- coalescing ---------------------------------------------------------------------
 
     @staticmethod
-    async def _outcome(request: _Request) -> None:
-        """Wait for ``request``'s round.  A caller cancelled while its request is on the wire
-        still waits for the round to end before the cancellation propagates: its pages (a
-        swap-out's source, a swap-in's destination) are in use until then, and the core may
-        only issue another request on those slots afterwards."""
-        try:
-            await request.future
-        except asyncio.CancelledError:
-            if request.round_done is not None:  # taken into a round: wait until it ended
-                await asyncio.wait({request.round_done})
-            raise
+    async def cancelled(request: Queued) -> None:
+        """The caller of a queued ``request`` was cancelled.  If the request was
+        already taken into a round, wait until that round ended before the cancellation
+        propagates: its pages (a swap-out's source, a swap-in's destination) are in use until
+        then, and the core may only issue another request on those slots afterwards.  A
+        request still queued is skipped by the next round (its future is cancelled)."""
+        if request.round_done is not None:
+            await asyncio.wait({request.round_done})
 
     def _schedule_flush(self, pool: PagePool) -> None:
         if not self._flush_scheduled and self._rounds < self.options.rounds:
@@ -194,44 +211,51 @@ class Engine:
 
     def _flush(self, pool: PagePool) -> None:
         self._flush_scheduled = False
+        pending = self._pending
         loop = asyncio.get_running_loop()
-        while self._pending and self._rounds < self.options.rounds:
-            group: list[_Request] = []
+        while pending and self._rounds < self.options.rounds:
+            group: list[Queued] = []
             pages = 0
-            done = loop.create_future()
-            while self._pending and (
-                not group or pages + len(self._pending[0].pages) <= ROUND_PAGES
-            ):
-                request = self._pending.popleft()
-                if request.future.done():  # the caller was cancelled while queued
-                    continue
-                request.round_done = done
-                group.append(request)
-                pages += len(request.pages)
+            while pending:
+                request = pending[0]
+                n = len(request.pages)
+                if group and pages + n > ROUND_PAGES:
+                    break
+                pending.popleft()
+                if not request.future.done():  # done: the caller was cancelled while queued
+                    group.append(request)
+                    pages += n
             if not group:
                 continue
+            done = loop.create_future()
+            for request in group:
+                request.round_done = done
             self._rounds += 1
-            task = asyncio.ensure_future(self._round(group, pool, done))
+            task = loop.create_task(self._round(group, pool, done))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _round(
-        self, group: list[_Request], pool: PagePool, done: asyncio.Future[None]
-    ) -> None:
+    def _round_ops(self, group: list[Queued]) -> list[Op]:
+        """The commands of one coalesced round: its swap-ins' pages, then its swap-outs'."""
+        gets: list[tuple[int, Any]] = []
+        sets: list[tuple[int, Any]] = []
+        for r in group:
+            items = gets if r.kind is Kind.GET else sets
+            if len(r.pages) == 1:
+                items.append((r.slot, r.pages[0]))
+            else:
+                items.extend(enumerate(r.pages, r.slot))
+        cluster = self.topology.cluster
+        ops = build_ops(self.layout, cluster, Kind.GET, gets) if gets else []
+        if sets:
+            ops.extend(build_ops(self.layout, cluster, Kind.SET, sets))
+        return ops
+
+    async def _round(self, group: list[Queued], pool: PagePool, done: asyncio.Future[None]) -> None:
         try:
-            ops: list[Op] = []
-            for kind in (Kind.GET, Kind.SET):
-                items = [
-                    (r.slot + i, page)
-                    for r in group
-                    if r.kind is kind
-                    for i, page in enumerate(r.pages)
-                ]
-                if items:
-                    ops.extend(build_ops(self.layout, self.topology.cluster, kind, items))
             if len(group) > 1:
                 self.coalesced_rounds += 1
-            await self.run(pool, ops)
+            await self.run(pool, self._round_ops(group))
         except Exception as exc:
             for request in group:
                 if not request.future.done():
@@ -279,13 +303,21 @@ class Engine:
                     failed_routing.append(op)
                     continue
                 by_node.setdefault(endpoint.name, (endpoint, []))[1].append(op)
-            outcomes = await asyncio.gather(
-                *(
-                    self._node_round(pool, ep, node_ops, deadline)
-                    for ep, node_ops in by_node.values()
-                ),
-                return_exceptions=True,
-            )
+            outcomes: list[list[BaseException | None] | BaseException]
+            if len(by_node) == 1:  # one server: no task per node
+                ((ep, node_ops),) = by_node.values()
+                try:
+                    outcomes = [await self._node_round(pool, ep, node_ops, deadline)]
+                except Exception as exc:  # as gather(return_exceptions=True) would report it
+                    outcomes = [exc]
+            else:
+                outcomes = await asyncio.gather(
+                    *(
+                        self._node_round(pool, ep, node_ops, deadline)
+                        for ep, node_ops in by_node.values()
+                    ),
+                    return_exceptions=True,
+                )
             retry: list[Op] = list(failed_routing)
             refresh = bool(failed_routing)
             for (_, node_ops), outcome in zip(by_node.values(), outcomes, strict=True):
@@ -353,7 +385,11 @@ class Engine:
         try:
             for op in ops:
                 if op.kind is Kind.GET:
-                    charges.append(await reply_charge(pool, len(op.keys) * size, self._count_drop))
+                    nbytes = len(op.keys) * size
+                    buf = try_reply_charge(pool, nbytes, self._count_drop)
+                    if buf is None:
+                        buf = await pool.alloc(nbytes)
+                    charges.append(buf)
                 elif op.kind is Kind.SET:
                     charges.append(await request_charge(pool, len(op.keys) * size))
             wire: list[Command] = []

@@ -23,7 +23,7 @@ round trip per node it touches; a never-written (or discarded) page is a missing
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -79,6 +79,11 @@ class Layout:
 
     def key(self, slot: int) -> bytes:
         return self._heads[self.stripe(slot)] + b"%d" % slot
+
+    def keys(self, slots: Sequence[int]) -> list[bytes]:
+        """:meth:`key` of each slot (the heads are precomputed bytes; this is the hot path)."""
+        heads = self._heads
+        return [heads[(s // STRIPE_PAGES) % STRIPES] + b"%d" % s for s in slots]
 
     def hash_slot(self, slot: int) -> int:
         """The Redis Cluster hash slot of page ``slot``'s key."""

@@ -41,21 +41,35 @@ HASH_SLOTS: Final = 16384
 async def roundtrip(conn: AbstractConnection, commands: Sequence[Command]) -> list[Any]:
     """Send ``commands`` in one write and read every reply; error replies come back in place.
 
-    A connection-level failure (reset, timeout, cancellation) disconnects ``conn`` (redis-py
-    does that in ``read_response``) and propagates: the replies after it are unknown.
+    A connection-level failure (reset, timeout, cancellation) disconnects ``conn`` and
+    propagates: the replies after it are unknown, and the next command on ``conn`` connects
+    afresh.  The caller bounds the time (:class:`Endpoint`).
     """
-    await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
-    replies: list[Any] = []
-    for _ in commands:
-        try:
-            replies.append(await conn.read_response())
-        except ResponseError as exc:
-            replies.append(exc)
-    return replies
+    try:
+        await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(await conn.read_response())
+            except ResponseError as exc:
+                replies.append(exc)
+        return replies
+    except BaseException:
+        # redis-py disconnects on failures inside send/read; make sure no reply is left
+        # unread on a connection that is reused.
+        await conn.disconnect(nowait=True)
+        raise
 
 
 class Endpoint(ABC):
-    """One server: runs a pipeline of commands on one of its connections."""
+    """One server: runs a pipeline of commands on one of its connections.
+
+    A round trip — connecting and logging in if needed, sending, reading every reply — must
+    end within the area's ``timeout`` (:class:`TimeoutError` otherwise).  The connections
+    have no per-operation socket timeout: redis-py implements that with ``asyncio.wait_for``
+    (a task) around every send and a timer around every read, which cost more CPU than the
+    rest of a 16-key ``MGET``; one timer per round trip bounds the same thing.
+    """
 
     name: str
 
@@ -64,29 +78,50 @@ class Endpoint(ABC):
 
 
 class _PoolEndpoint(Endpoint):
-    def __init__(self, name: str, pool: BlockingConnectionPool) -> None:
+    """One server behind a redis-py ``BlockingConnectionPool``.
+
+    Connections taken from the pool are kept on an idle list and reused without going back
+    through the pool, whose ``get_connection`` (a condition, a timeout scope, a readiness
+    probe of the socket, metrics) costs as much CPU as a 16-key ``MGET``.  The pool still
+    bounds how many exist; :meth:`close` returns them.
+    """
+
+    def __init__(self, name: str, pool: BlockingConnectionPool, timeout: float) -> None:
         self.name = name
         self._pool = pool
+        self._timeout = timeout
+        self._idle: list[AbstractConnection] = []
 
     async def roundtrip(self, commands: Sequence[Command]) -> list[Any]:
-        conn = await self._pool.get_connection()  # type: ignore[no-untyped-call]
-        try:
-            return await roundtrip(conn, commands)
-        finally:
+        async with asyncio.timeout(self._timeout):
+            if self._idle:
+                conn = self._idle.pop()
+            else:
+                conn = await self._pool.get_connection()  # type: ignore[no-untyped-call]
+            try:
+                return await roundtrip(conn, commands)
+            finally:
+                self._idle.append(conn)
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
             await self._pool.release(conn)
 
 
 class _NodeEndpoint(Endpoint):
-    def __init__(self, node: ClusterNode) -> None:
+    def __init__(self, node: ClusterNode, timeout: float) -> None:
         self.name = node.name
         self.node = node
+        self._timeout = timeout
 
     async def roundtrip(self, commands: Sequence[Command]) -> list[Any]:
-        conn = self.node.acquire_connection()
-        try:
-            return await roundtrip(conn, commands)
-        finally:
-            self.node.release(conn)
+        async with asyncio.timeout(self._timeout):
+            conn = self.node.acquire_connection()
+            try:
+                return await roundtrip(conn, commands)
+            finally:
+                self.node.release(conn)
 
 
 def describe_text(exc: BaseException) -> str:
@@ -118,7 +153,8 @@ def _connection_kwargs(options: RedisOptions, creds: Credentials, limit: int) ->
     kwargs: dict[str, Any] = {
         "username": creds.username,
         "password": creds.password,
-        "socket_timeout": options.timeout,
+        # no per-operation socket timeout: each round trip has one (see Endpoint)
+        "socket_timeout": None,
         "socket_connect_timeout": min(options.timeout, 5.0),
         "max_connections": limit,
     }
@@ -186,7 +222,7 @@ class StandaloneTopology(Topology):
             **kwargs,
         )
         self._options = options
-        self._endpoint = _PoolEndpoint(f"{host}:{port}", self._pool)
+        self._endpoint = _PoolEndpoint(f"{host}:{port}", self._pool, options.timeout)
         self._replicas = 0
 
     async def connect(self) -> None:
@@ -224,6 +260,7 @@ class StandaloneTopology(Topology):
             self._replicas = _connected_replicas(replication)
 
     async def close(self) -> None:
+        await self._endpoint.close()
         await self._pool.disconnect()
 
 
@@ -303,7 +340,7 @@ class ClusterTopology(Topology):
                 connection_class=self._connection_class,
                 **self._kwargs,
             )
-            endpoint = _NodeEndpoint(node)
+            endpoint = _NodeEndpoint(node, self._options.timeout)
             self._nodes[name] = endpoint
         return endpoint
 

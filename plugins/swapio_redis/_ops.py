@@ -10,11 +10,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from swapio.area import PageBuffer
 
-from ._layout import Layout
+if TYPE_CHECKING:  # at run time this module needs no redis-py (the plugin's hooks use Kind)
+    from ._layout import Layout
 
 #: Keys one MGET/MSET/DEL carries at most (its payload is charged to the pool as one buffer).
 MAX_KEYS_PER_COMMAND: Final = 16
@@ -55,19 +56,26 @@ def build_ops(
 
     On a single server every key may share a command, so only the size limit applies.
     """
-    open_ops: dict[int, Op] = {}
-    done: list[Op] = []
-    for slot, page in items:
-        hs = layout.hash_slot(slot) if cluster else 0
-        op = open_ops.get(hs)
-        if op is None or len(op.keys) >= MAX_KEYS_PER_COMMAND:
-            op = Op(kind, hs, [], [])
-            open_ops[hs] = op
-            done.append(op)
-        op.slots.append(slot)
-        op.keys.append(layout.key(slot))
-        if kind is Kind.SET:
-            op.values.append(page)
-        elif kind is Kind.GET:
-            op.dests.append(page)
-    return done
+    if not cluster:
+        return [
+            _op(layout, kind, 0, items[i : i + MAX_KEYS_PER_COMMAND])
+            for i in range(0, len(items), MAX_KEYS_PER_COMMAND)
+        ]
+    by_hash_slot: dict[int, list[tuple[int, Any]]] = {}
+    for item in items:
+        by_hash_slot.setdefault(layout.hash_slot(item[0]), []).append(item)
+    return [
+        _op(layout, kind, hs, run[i : i + MAX_KEYS_PER_COMMAND])
+        for hs, run in by_hash_slot.items()
+        for i in range(0, len(run), MAX_KEYS_PER_COMMAND)
+    ]
+
+
+def _op(layout: Layout, kind: Kind, hash_slot: int, items: Sequence[tuple[int, Any]]) -> Op:
+    slots = [slot for slot, _ in items]
+    op = Op(kind, hash_slot, slots, layout.keys(slots))
+    if kind is Kind.SET:
+        op.values = [page for _, page in items]
+    elif kind is Kind.GET:
+        op.dests = [page for _, page in items]
+    return op

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+from pathlib import Path
 
 import pytest
+from swapio_redis.local import LocalRedis, free_ports
 
 from swapio.area import CreateRequest, SwapArea
-from swapio.errors import AllocationTimeout
+from swapio.errors import AllocationTimeout, BackendIOError
 from swapio.memalloc import memalloc
 from swapio.plugins import PluginHost
 from swapio.pool import PagePool, PoolBuffer
@@ -196,3 +199,32 @@ async def test_a_swap_in_cancelled_while_queued_is_never_sent(standalone_url: st
         assert engine.round_trips - before == 1  # the cancelled request never went out
     finally:
         await area.deactivate()
+
+
+async def test_a_server_that_stops_answering_fails_requests_after_the_timeout(
+    tmp_path: Path, redis_password: str
+) -> None:
+    """The connections have no socket timeout of their own: each round trip has one (the
+    area's ``timeout``), so a server that stops answering — here SIGSTOPped, connection
+    open — fails the request with one line instead of hanging it."""
+    server = LocalRedis(tmp_path, free_ports(1)[0], password=redis_password)
+    server.start()
+    try:
+        area = await _area(f"redis://{server.address}?prefix=stopped&timeout=1")
+        try:
+            await _fill(area, 4)
+            assert server.process is not None
+            server.process.send_signal(signal.SIGSTOP)
+            read = asyncio.ensure_future(area.read(0))
+            try:
+                finished, _ = await asyncio.wait({read}, timeout=30)  # 30: only a hang guard
+            finally:
+                server.process.send_signal(signal.SIGCONT)
+            assert finished, "a request to a stopped server was still waiting after 30 s"
+            with pytest.raises(BackendIOError, match="still failing after 1 s"):
+                read.result()
+            assert bytes(await area.read(2)) == page_pattern(2, 0, PAGE)  # and it recovers
+        finally:
+            await area.deactivate()
+    finally:
+        server.stop()
