@@ -6,7 +6,8 @@ declares its URL schemes and CLI verbs (:mod:`swapio.discovery`) is imported onl
 its schemes is activated, one of its verbs runs, or a caller asks for every backend; a plugin
 that declares neither is imported the first time the host needs to know who serves a scheme.
 A declared plugin that also names an ``about`` module is listed by :meth:`PluginHost.describe`
-(``swapio backends``) from that module alone; once imported, it must match it.
+(``swapio backends``) from that module alone; :meth:`PluginHost.load_all` (``swapio backends
+--check``, ``swapio bench``) checks that each plugin's ``swapio_backend`` matches it.
 Environment switches (named after pytest's and tox's):
 
 * ``SWAPIO_DISABLE_PLUGIN_AUTOLOAD=1`` — load no entry points (register plugins by hand).
@@ -131,8 +132,8 @@ class PluginHost:
         self.register(self._import(spec.entry_point), name)
         if spec.declared:
             self._check_declared_schemes(spec)
-        if spec.about is not None:
-            self._check_about(spec)
+        if spec.about is not None and spec.name in self._abouts:
+            self._check_about(spec)  # what this process listed must be what it runs
 
     def _load_undeclared(self) -> None:
         """Import the plugins whose metadata does not say what they serve."""
@@ -141,9 +142,14 @@ class PluginHost:
                 self._load(spec.name)
 
     def load_all(self) -> None:
-        """Import every installed plugin (what a broadcast to every plugin needs)."""
+        """Import every installed plugin (what a broadcast to every plugin needs), and check
+        each against its ``about`` module (a plugin imported for one scheme or verb is
+        checked only if this process listed it from that module: reading it costs a file)."""
         for name in list(self._specs):
             self._load(name)
+            spec = self._specs[name]
+            if spec.about is not None and self._pm.has_plugin(name):
+                self._check_about(spec)
 
     @staticmethod
     def _import(ep: EntryPoint) -> Any:
