@@ -14,6 +14,14 @@ default), so the noise of a shared machine hits both alike; totals per target ar
 
     python benchmarks/bench_http.py [--rounds 7] [--server inproc|process] [--workload W ...]
     python benchmarks/bench_http.py --profile seq-out      # cProfile of the http side
+    python benchmarks/bench_http.py --lowlevel             # + the floor on aiohttp's web.Server
+
+``--lowlevel`` adds a third target, ``floor-lowlevel``: the floor's handlers behind aiohttp's
+low-level ``web.Server`` (no ``Application``, router or middleware; the request handler gets
+every request), which bounds what a page server would save by leaving aiohttp's application
+layer.  Heap trimming (glibc returning freed memory after each 256 KiB buffer, so the next
+one page-faults) is measured by running the same command with ``MALLOC_TRIM_THRESHOLD_`` set
+(see docs/http.md, "Performance").
 """
 
 from __future__ import annotations
@@ -85,8 +93,9 @@ async def http_target(pages: int, server: str) -> AsyncIterator[Target]:
 
 
 @asynccontextmanager
-async def floor_target() -> AsyncIterator[Target]:
-    """The ``aiohttp-floor`` peer's handlers and client calls, as in ``swapio bench``."""
+async def floor_target(lowlevel: bool = False) -> AsyncIterator[Target]:
+    """The ``aiohttp-floor`` peer's handlers and client calls, as in ``swapio bench``; with
+    ``lowlevel``, served by aiohttp's ``web.Server`` (one handler, routing by path)."""
     blob = bytes(PAGE * BATCH)
 
     async def sink(request: web.Request) -> web.Response:
@@ -98,10 +107,17 @@ async def floor_target() -> AsyncIterator[Target]:
         count = int(await request.text())
         return web.Response(body=blob[: count * PAGE])
 
-    app = web.Application(client_max_size=len(blob) + 1024)
-    app.router.add_post("/w", sink)
-    app.router.add_post("/r", source)
-    runner = web.AppRunner(app, access_log=None)
+    async def route(request: web.BaseRequest) -> web.Response:
+        return await (sink if request.path == "/w" else source)(request)  # type: ignore[arg-type]
+
+    runner: web.BaseRunner
+    if lowlevel:
+        runner = web.ServerRunner(web.Server(route, access_log=None))
+    else:
+        app = web.Application(client_max_size=len(blob) + 1024)
+        app.router.add_post("/w", sink)
+        app.router.add_post("/r", source)
+        runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     base = f"http://127.0.0.1:{runner.addresses[0][1]}"
@@ -208,12 +224,18 @@ async def burst(
 async def interleaved(args: argparse.Namespace, workloads: list[str]) -> dict[str, list[float]]:
     """Both targets open at once; bursts alternate between them, totals per target."""
     totals: dict[str, list[float]] = {}
-    async with http_target(args.pages, args.server) as http, floor_target() as floor:
-        for target in (http, floor):
+    async with (
+        http_target(args.pages, args.server) as http,
+        floor_target() as floor,
+        floor_target(lowlevel=True) as lowlevel,
+    ):
+        pair = [("http", http), ("floor", floor)]
+        if args.lowlevel:
+            pair.append(("floor-lowlevel", lowlevel))
+        for _, target in pair:
             await sequential(target, args.pages, True, 60.0)  # untimed fill for the readers
         for workload in workloads:
             for index in range(args.rounds):
-                pair = (("http", http), ("floor", floor))
                 for name, target in pair if index % 2 == 0 else pair[::-1]:
                     got = await burst(target, workload, args.pages, args.seconds, index)
                     row = totals.setdefault(f"{name} {workload}", [0.0, 0.0, 0.0])
@@ -242,6 +264,9 @@ def main() -> None:
     parser.add_argument("--server", choices=("inproc", "process"), default="inproc")
     parser.add_argument("--workload", action="append", choices=WORKLOADS)
     parser.add_argument("--profile", choices=WORKLOADS)
+    parser.add_argument(
+        "--lowlevel", action="store_true", help="also the floor on aiohttp's low-level web.Server"
+    )
     args = parser.parse_args()
     if args.profile:
         asyncio.run(profile(args))
@@ -269,6 +294,13 @@ def main() -> None:
             f"{workload:9} {hw:>10,.0f} {fw:>10,.0f} {hw / fw:>6.2f} {hc:>10,.0f} "
             f"{fc:>10,.0f} {hc / fc:>6.2f}"
         )
+        if args.lowlevel:
+            l_pages, l_wall, l_cpu = totals[f"floor-lowlevel {workload}"]
+            lw, lc = l_pages / l_wall, l_pages / l_cpu
+            print(
+                f"{'':9} {'lowlevel':>10} {lw:>10,.0f} {lw / fw:>6.2f} {'vs floor':>10} "
+                f"{lc:>10,.0f} {lc / fc:>6.2f}"
+            )
 
 
 if __name__ == "__main__":
