@@ -52,15 +52,15 @@ from swapio.area import CreateRequest, PageBuffer, SwapArea
 from swapio.errors import SwapioError
 from swapio.plugins import PluginHost
 from swapio_mdraid._ahead import AHEAD_BYTES, AheadWindow
+from swapio_mdraid._assemble import assemble
 from swapio_mdraid._chunks import ChunkGate
 from swapio_mdraid._config import MirrorConfig
 from swapio_mdraid._fanout import at_once, in_turn, is_leg_failure
-from swapio_mdraid._format import SECTOR_SIZE, Bitmap
 from swapio_mdraid._intent import WriteIntent
-from swapio_mdraid._legs import Leg, open_leg
+from swapio_mdraid._legs import Leg
 from swapio_mdraid._online import OnlineResync
 from swapio_mdraid._plug import FlushPlug
-from swapio_mdraid._store import BitmapStore, precheck, precheck_new, remove_created
+from swapio_mdraid._store import BitmapStore
 from swapio_mdraid.errors import MirrorError, NoHealthyLegError
 
 if TYPE_CHECKING:
@@ -121,60 +121,12 @@ class Mirror:
         create: CreateRequest | None = None,
         pool: PagePool | None = None,
     ) -> Mirror:
-        """Activate (or create) the legs and the bitmap, check they match, start the daemon.
+        """Activate (or create) the legs and the bitmap, check they match, start the daemon
+        (:func:`~swapio_mdraid._assemble.assemble`)."""
+        return await assemble(cls, host, config, create, pool)
 
-        Every part is activated on ``pool`` (the mirror area's pool; None: the host's).
-        """
-        legs: list[Leg] = []
-        store: BitmapStore | None = None
-        created: list[str] = []  # stores this call created, removed again if it fails
-        if create is not None:
-            # everything that can be refused is refused before anything is created
-            precheck(config.bitmap)
-            for index, text in enumerate(config.legs):
-                precheck_new(text, f"mirror {config.name!r}: leg {index}")
-            precheck_new(config.bitmap, f"mirror {config.name!r}: bitmap")
-            size = create.pages * create.page_size
-            Bitmap.create(sync_size_bytes=size, chunk_size=config.chunk_size, all_dirty=False)
-        try:
-            for index, text in enumerate(config.legs):
-                leg = await open_leg(
-                    host, index, text, create=create, pool=pool, page_size=config.page_size
-                )
-                if create is not None:
-                    created.append(text)
-                legs.append(leg)
-            _check_legs(config, legs)
-            size = legs[0].area.pages * legs[0].area.page_size
-            if create is not None:
-                bitmap = Bitmap.create(
-                    sync_size_bytes=size, chunk_size=config.chunk_size, all_dirty=False
-                )
-                store = await BitmapStore.create(host, config.bitmap, bitmap, pool=pool)
-                created.append(config.bitmap)
-            else:
-                store = await BitmapStore.open(host, config.bitmap, pool=pool)
-            sync = store.bitmap.superblock.sync_size
-            if sync * SECTOR_SIZE != size:
-                raise MirrorError(
-                    f"mirror {config.name!r}: bitmap sync size {sync} sectors "
-                    f"({sync * SECTOR_SIZE} bytes) does not match the legs ({size} bytes)"
-                )
-            mirror = cls(config, legs, store)
-            await mirror._start()
-            return mirror
-        except BaseException:
-            for leg in legs:
-                with contextlib.suppress(SwapioError):
-                    await leg.deactivate()
-            if store is not None:
-                with contextlib.suppress(SwapioError):
-                    await store.close()
-            for text in created:
-                remove_created(text)
-            raise
-
-    async def _start(self) -> None:
+    async def start(self) -> None:
+        """Begin service: ``events`` bumped and written, the daemon, a resync if needed."""
         self.intent.bump_events()  # assembly is an array state change
         await self._flush_bitmap()
         if self.config.daemon:
@@ -550,14 +502,3 @@ class Mirror:
         (:class:`~swapio_mdraid._online.OnlineResync`); the number of chunks copied."""
         async with self._resync_lock:  # one resync at a time
             return await self.online.run()
-
-
-def _check_legs(config: MirrorConfig, legs: list[Leg]) -> None:
-    first = legs[0].area
-    for leg in legs[1:]:
-        if (leg.area.pages, leg.area.page_size) != (first.pages, first.page_size):
-            raise MirrorError(
-                f"mirror {config.name!r}: legs differ in size: {legs[0].name} has "
-                f"{first.pages} pages of {first.page_size} bytes, {leg.name} has "
-                f"{leg.area.pages} of {leg.area.page_size}"
-            )

@@ -76,7 +76,7 @@ async def test_legs_and_bitmap_are_removed_when_assembly_fails_last(
     async def fail(self: Mirror) -> None:
         raise BackendIOError("injected: first bitmap flush failed")
 
-    monkeypatch.setattr(Mirror, "_start", fail)
+    monkeypatch.setattr(Mirror, "start", fail)
     with pytest.raises(BackendIOError, match="injected"):
         await host.activate(_mirror(tmp_path, tmp_path / "nbm"), create=CreateRequest(16, PAGE))
     assert list(tmp_path.iterdir()) == []
@@ -92,7 +92,7 @@ async def test_opening_an_existing_mirror_never_removes_it(
     async def fail(self: Mirror) -> None:
         raise BackendIOError("injected")
 
-    monkeypatch.setattr(Mirror, "_start", fail)
+    monkeypatch.setattr(Mirror, "start", fail)
     with pytest.raises(BackendIOError):
         await host.activate(url)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nbm", "nleg0.img", "nleg1.img"]
