@@ -206,6 +206,8 @@ class Pager:
         w_min, w_low, _ = derive_watermarks(resident_pages, self.page_size)
         self._frames_low = min(max(w_low - w_min, 1), reclaim_batch)
         self._frames_high = min(2 * self._frames_low, resident_pages)
+        self._slice = max(1, reclaim_batch // 8)  # victims a fault reclaims below the low mark
+        self._slice_ok = True  # cleared while every write of a slice failed
         self._frame_waiters: collections.deque[asyncio.Future[PoolBuffer | None]] = (
             collections.deque()
         )
@@ -299,6 +301,8 @@ class Pager:
     async def _fault(self, page: _Page) -> bool:
         """Bring ``page`` in; False when another task did so while we waited for a frame."""
         start = time.perf_counter_ns()
+        if self._slice_ok and self._free_slots() < self._frames_low and self._inline():
+            await self._reclaim_slice()
         buf = self._free_frame()
         if buf is None:
             buf = await self._get_frame()
@@ -537,6 +541,23 @@ class Pager:
                 # our victims could not be written: they stay dirty; the caller learns why
                 raise error
 
+    def _inline(self) -> bool:
+        return self._sched.inline(self.area)
+
+    async def _reclaim_slice(self) -> None:
+        """A fault below the low mark of free frame slots, on an area whose calls complete
+        inline, reclaims a small slice itself.  kswapd runs only when the accessing task
+        yields, which an access stream served inline never does, so without this the free
+        slots run out and one fault in ``reclaim_batch`` reclaims (and writes) a whole batch:
+        a latency spike.  A slice of ``reclaim_batch // 8`` victims per such fault keeps the
+        slots above the mark with the same writes spread over the faults.  A slice whose
+        writes all failed stops slicing until a writeback succeeds (kswapd and faults waiting
+        for a frame take over and report the error)."""
+        self._c.direct_reclaims += 1
+        _, dirty = self._reclaim(self._slice)
+        if dirty and await self._write_inline(dirty) is not None:
+            self._slice_ok = False
+
     async def _direct_reclaim(self) -> Callable[[], BaseException | None]:
         """Reclaim one batch in the faulting task (``try_to_free_pages``): its dirty victims
         are written inline when the area's calls complete inline, else queued.  Returns what
@@ -544,7 +565,7 @@ class Pager:
         _, dirty = self._reclaim(self.reclaim_batch)
         if not dirty:
             return _no_error
-        if self._sched.inline(self.area):
+        if self._inline():
             error = await self._write_inline(dirty)
             return lambda: error
         return functools.partial(
@@ -719,6 +740,7 @@ class Pager:
             page.writeback = False
             page.io = None
             if ok:
+                self._slice_ok = True
                 page.dirty = False
                 page.on_area = True
                 page.stored = True
@@ -831,7 +853,7 @@ class Pager:
                 evicted, dirty = self._reclaim(self.reclaim_batch)
                 if dirty:
                     try:
-                        if self._sched.inline(self.area):
+                        if self._inline():
                             await self._write_inline(dirty)
                         else:
                             await self._wait_requests(

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Sequence
 
 import pytest
 
+import swapio
 from swapio import CreateRequest, PluginHost
-from swapio.area import Capabilities
+from swapio.area import Capabilities, PageBuffer, SwapArea
 from swapio.errors import (
     BackendIOError,
+    SchedulerClosedError,
     SlotRangeError,
     SwapTimeoutError,
     UsageError,
@@ -479,3 +482,130 @@ async def test_sync_with_every_frame_dirty_and_only_the_reserve_left_completes()
         assert pager.dirty == 0
         for i in range(16):
             assert backend.store[i] == page(i)
+
+
+async def test_a_writeback_refused_by_a_closed_scheduler_leaves_no_page_under_writeback() -> None:
+    # the runs of one writeback are marked before the first is submitted: when a submission
+    # is refused, the runs after it must be released too, or close() waits for I/O that
+    # will never be issued
+    backend = ControlledBackend()
+    area = await activate(backend)
+    sched = IOScheduler()
+    pager = Pager(area, resident_pages=16, scheduler=sched)
+    for i in (0, 2, 4, 6):  # four runs
+        await pager.write(i, page(i + 1))
+    await sched.aclose()
+    with pytest.raises(SchedulerClosedError):
+        await pager.sync()
+    assert pager.dirty == 4  # nothing was written, nothing lost
+    await asyncio.wait_for(pager.close(timeout=5.0), 1.0)  # no page I/O left to wait for
+    assert pager.resident == 0
+
+
+async def test_a_read_of_a_page_under_writeback_is_a_hit() -> None:
+    backend = ControlledBackend()
+    area = await activate(backend)
+    async with Pager(area, resident_pages=8) as pager:
+        await pager.write(3, page(3))
+        backend.gate = asyncio.Event()  # the write-out blocks in the backend
+        sync = asyncio.create_task(pager.sync())
+        await asyncio.sleep(0)
+        before = pager.stats()
+        assert await pager.read(3) == page(3)  # readable while it is written (stable page)
+        after = pager.stats()
+        assert (after.hits, after.faults) == (before.hits + 1, before.faults)
+        assert after.hits + after.faults == after.accesses
+        backend.gate.set()
+        await sync
+
+
+class TaskRecordingBackend(ControlledBackend):
+    """Records the task every swap-out runs in."""
+
+    out_tasks: list[asyncio.Task[object] | None]
+
+    @swapio.hookimpl
+    async def swap_out(self, area: SwapArea, slot: int, pages: Sequence[PageBuffer]) -> None:
+        self.out_tasks.append(asyncio.current_task())
+        await super().swap_out(area, slot, pages)
+
+
+async def test_reclaim_writeback_on_an_inline_area_runs_in_the_reclaiming_task() -> None:
+    # the backend completes every call without suspending: each writeback run is one call in
+    # the task that reclaims (the faulting one, or kswapd), no dispatch task per run
+    backend = TaskRecordingBackend(pages=512)
+    backend.out_tasks = []
+    area = await activate(backend)
+    rng = random.Random(3)
+    async with Pager(area, resident_pages=32, readahead=0) as pager:
+        for i in range(256):
+            await pager.write(i, page(i))
+        for _ in range(400):
+            i = rng.randrange(256)
+            if rng.random() < 0.5:
+                await pager.write(i, page(i + 7), offset=0)
+            else:
+                await pager.read(i)
+        assert pager.scheduler.inline(area)
+        writes = pager.stats().writebacks
+    assert writes > 100
+    others = {t for t in backend.out_tasks if t is not asyncio.current_task()}
+    assert len(others) <= 1  # at most kswapd's task besides ours
+
+
+class YieldingBackend(ControlledBackend):
+    """Suspends once in every swap-out, as a network round trip would."""
+
+    outs_in_flight = 0
+    peak_outs_in_flight = 0
+
+    @swapio.hookimpl
+    async def swap_out(self, area: SwapArea, slot: int, pages: Sequence[PageBuffer]) -> None:
+        self.outs_in_flight += 1
+        self.peak_outs_in_flight = max(self.peak_outs_in_flight, self.outs_in_flight)
+        try:
+            await asyncio.sleep(0)
+            await super().swap_out(area, slot, pages)
+        finally:
+            self.outs_in_flight -= 1
+
+
+async def test_reclaim_writeback_on_an_area_whose_calls_suspend_overlaps_its_runs() -> None:
+    # a backend that suspends (a network round trip) gets the runs of a reclaim pass as
+    # queued requests in flight together, not one after another
+    backend = YieldingBackend(pages=512)
+    area = await activate(backend)
+    async with Pager(area, resident_pages=16, reclaim_batch=8, readahead=0) as pager:
+        for i in range(0, 64, 2):  # non-adjacent dirty pages: one run each
+            await pager.write(i, page(i))
+        assert pager.stats().writebacks > 0
+        assert not pager.scheduler.inline(area)
+        assert backend.peak_outs_in_flight > 1
+
+
+async def test_faults_on_an_inline_area_reclaim_in_slices_not_whole_batches() -> None:
+    # an access stream served inline never yields to kswapd; each fault below the low mark
+    # of free frame slots reclaims reclaim_batch // 8 victims, so no fault writes a batch
+    backend = ControlledBackend(pages=4096)
+    area = await activate(backend)
+    rng = random.Random(5)
+    async with Pager(area, resident_pages=1024, reclaim_batch=32, readahead=0) as pager:
+        for i in range(2048):
+            await pager.write(i, page(i))
+        start = len(backend.calls)
+        for _ in range(3000):
+            i = rng.randrange(2048)
+            if rng.random() < 0.5:
+                await pager.write(i, page(i + 1), offset=0)
+            else:
+                await pager.read(i)
+        assert pager.stats().writebacks > 500
+    written = 0
+    most = 0
+    for call in backend.calls[start:]:
+        if call.op == "in":
+            most = max(most, written)
+            written = 0
+        else:
+            written += call.count
+    assert most <= 32 // 8
