@@ -13,8 +13,13 @@ import bisect
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import attrgetter, rshift
 
 from swapio_flashlog._nodes import JFFS2_PAGE, Dirent, SumDirent, SumEntry, SumInode
+
+_FOFF = attrgetter("foff")
+_PAGE_SHIFT = JFFS2_PAGE.bit_length() - 1
 
 
 class RefKind(enum.Enum):
@@ -206,6 +211,33 @@ class FileState:
                     frag.refs -= 1
                     if frag.refs == 0:
                         obsolete(frag)
+        last = refs[-1].version
+        self.highest_version = max(self.highest_version, last)
+        if last > self.meta_version:
+            self.meta_version = last
+            self.mode = mode
+            self.isize = isize
+
+    def add_pages(self, refs: list[NodeRef], mode: int, isize: int, obsolete: Obsoleter) -> None:
+        """:meth:`add_all` for new nodes that are each one whole, page-aligned 4 KiB page
+        (the swap-out path), newer than every node of the file: each becomes its chunk's
+        only fragment, and what it hides loses one reference.  The chunks are looked up and
+        set for the whole run at once; a run that writes one chunk twice goes through
+        :meth:`add_all`."""
+        chunks = self.chunks
+        ids = list(map(rshift, map(_FOFF, refs), repeat(_PAGE_SHIFT)))
+        if len(set(ids)) != len(ids):
+            self.add_all(refs, mode, isize, obsolete)
+            return
+        hidden = list(filter(None, map(chunks.get, ids)))
+        chunks.update(zip(ids, map(list, zip(refs)), strict=True))
+        for ref in refs:
+            ref.refs = 1
+        for frags in hidden:
+            for frag in frags:
+                frag.refs -= 1
+                if frag.refs == 0:
+                    obsolete(frag)
         last = refs[-1].version
         self.highest_version = max(self.highest_version, last)
         if last > self.meta_version:

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from operator import attrgetter
+from itertools import repeat
+from operator import and_, attrgetter
 
 from swapio.errors import AreaExistsError, AreaNotFoundError
 from swapio_flashlog._append import Appender, Pending
@@ -406,13 +407,19 @@ class FlashLog:
                         sizes.append(len(nodes[-1]))
                 foff += size
 
+        inode = (ino, state.highest_version + 1, mode, isize, now)
+        batch = Batch(inode, offsets, nodes, sizes, self.space.align)
+        # every node one whole, aligned 4 KiB page (swap pages of 4 KiB): the run fast path
+        low = repeat(JFFS2_PAGE - 1, len(offsets))  # offset bits below a page
+        whole = bool(sizes) and batch.uniform and sizes[0] == JFFS2_PAGE
+        whole = whole and not any(map(and_, offsets, low))
+        add = state.add_pages if whole else state.add_all
+
         def placed(refs: list[NodeRef]) -> None:
-            state.add_all(refs, mode, isize, self.obsolete)
+            add(refs, mode, isize, self.obsolete)
 
         self.collector.scratch = scratch
         try:
-            inode = (ino, state.highest_version + 1, mode, isize, now)
-            batch = Batch(inode, offsets, nodes, sizes, self.space.align)
             self.appender.program_pages("user", batch, scratch, placed)
         finally:
             self.collector.scratch = None

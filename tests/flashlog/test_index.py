@@ -81,3 +81,41 @@ def test_newer_dirent_replaces_older_and_deletion_hides_the_name() -> None:
     index.add(dirent(3, 0), gone.append)
     assert index.lookup(1, b"swapfile") is None
     assert index.highest[1] == 3
+
+
+def _placed(spans: list[tuple[int, int]], first: int) -> tuple[FileState, list[NodeRef]]:
+    state = FileState(2)
+    obsoleted: list[NodeRef] = []
+    for v, (foff, dsize) in enumerate(spans):
+        state.add(node(first + v, foff, dsize), 0o100600, FILE, obsoleted.append)
+    return state, obsoleted
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(ranges, max_size=6),
+    st.lists(st.integers(0, FILE // JFFS2_PAGE - 1), min_size=1, max_size=5),
+)
+def test_a_run_of_whole_pages_is_indexed_as_node_by_node(
+    old: list[tuple[int, int]], chunks: list[int]
+) -> None:
+    # the swap-out path's add_pages must leave the index, every node's reference count and
+    # the obsoleted nodes exactly as one add() per node would (duplicate chunks included)
+    fast, fast_gone = _placed(old, 1)
+    slow, slow_gone = _placed(old, 1)
+    run = len(old) + 1
+    fast.add_pages(
+        [node(run + i, c * JFFS2_PAGE, JFFS2_PAGE) for i, c in enumerate(chunks)],
+        0o100600,
+        FILE,
+        fast_gone.append,
+    )
+    for i, c in enumerate(chunks):
+        slow.add(node(run + i, c * JFFS2_PAGE, JFFS2_PAGE), 0o100600, FILE, slow_gone.append)
+
+    def view(state: FileState) -> dict[int, list[tuple[int, int, int]]]:
+        return {k: [(f.version, f.foff, f.refs) for f in v] for k, v in state.chunks.items()}
+
+    assert view(fast) == view(slow)
+    assert sorted(n.version for n in fast_gone) == sorted(n.version for n in slow_gone)
+    assert fast.highest_version == slow.highest_version
