@@ -407,17 +407,16 @@ class NfsSwapFile:
             self._commit_verifier = res.verifier
             return res.verifier
 
-    async def swap_in(self, slot: int, pages: Sequence[memoryview]) -> None:
+    def swap_in(self, slot: int, pages: Sequence[memoryview]) -> Awaitable[None]:
         """One READ per transfer size, several in flight; bytes past end of file read as
-        zeros."""
-        if len(pages) * self.page_size <= self.max_io:  # the common case: one READ, inline
-            await self._read(slot * self.page_size, pages)
-            return
+        zeros.  A plain function returning the awaitable: the common one-READ request costs
+        no coroutine frame of its own (each is paid again when the reply wakes the caller)."""
+        if len(pages) * self.page_size <= self.max_io:  # the common case: one READ
+            return self._read(slot * self.page_size, pages)
+        return run_windowed(self._transfers(slot, pages), self._window(), self._read_piece)
 
-        async def read(piece: tuple[int, Sequence[memoryview]]) -> None:
-            await self._read(*piece)
-
-        await run_windowed(self._transfers(slot, pages), self._window(), read)
+    def _read_piece(self, piece: tuple[int, Sequence[memoryview]]) -> Awaitable[None]:
+        return self._read(*piece)
 
     async def _read(self, offset: int, pages: Sequence[memoryview]) -> None:
         """READ ``pages`` at ``offset`` (ESTALE retried once after a new lookup)."""
@@ -427,9 +426,14 @@ class NfsSwapFile:
             await self._relookup()
             count, _ = await self.client.read_pages(self.fh, offset, pages)
         if count < len(pages) * self.page_size:
-            pos = 0
-            for page in pages:
-                start = max(0, count - pos)
-                if start < page.nbytes:
-                    page[start:] = bytes(page.nbytes - start)
-                pos += page.nbytes
+            _zero_past(pages, count)
+
+
+def _zero_past(pages: Sequence[memoryview], count: int) -> None:
+    """Zero the bytes of ``pages`` past the first ``count`` (a READ short at end of file)."""
+    pos = 0
+    for page in pages:
+        start = max(0, count - pos)
+        if start < page.nbytes:
+            page[start:] = bytes(page.nbytes - start)
+        pos += page.nbytes

@@ -318,7 +318,7 @@ class NfsClient:
         The reply's data is received straight into ``pages`` (no copy in user space once its
         header has arrived).  Returns ``(count, eof)``; bytes past ``count`` are untouched.
         """
-        total = sum(p.nbytes for p in pages)
+        total = pages[0].nbytes if len(pages) == 1 else sum(p.nbytes for p in pages)
         span, decode = _read_codec(total)
         count, eof, inline = await self._call(
             NfsProc.READ,

@@ -368,11 +368,22 @@ class ReadResult:
 _READ_ARGS_TAIL = struct.Struct(">QI")
 
 
+_FH_XDR: dict[bytes, bytes] = {}
+_FH_XDR_MAX = 64
+
+
 def encode_read_args(fh: bytes, offset: int, count: int) -> bytes:
-    """READ3args (RFC 1813 §3.3.6)."""
-    return (struct.pack(">I", len(fh)) + fh + b"\0" * pad_length(len(fh))) + _READ_ARGS_TAIL.pack(
-        offset, count
-    )
+    """READ3args (RFC 1813 §3.3.6): ``nfs_fh3 file; offset3 offset; count3 count``.
+
+    The file handle's encoding (length, bytes, padding) is kept for the next call: a swap
+    file is read through one handle, once per page.
+    """
+    head = _FH_XDR.get(fh)
+    if head is None:
+        if len(_FH_XDR) >= _FH_XDR_MAX:
+            _FH_XDR.clear()
+        head = _FH_XDR[fh] = struct.pack(">I", len(fh)) + fh + b"\0" * pad_length(len(fh))
+    return head + _READ_ARGS_TAIL.pack(offset, count)
 
 
 def decode_read_res(res: Buffer, max_count: int) -> ReadResult:

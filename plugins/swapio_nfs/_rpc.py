@@ -179,14 +179,15 @@ class CallTemplate:
     this keeps per-page calls cheap without changing a byte on the wire.
     """
 
-    __slots__ = ("_head",)
+    __slots__ = ("_tail", "cred")
 
     def __init__(self, prog: int, vers: int, proc: int, cred: OpaqueAuth) -> None:
-        self._head = encode_call_header(0, prog, vers, proc, cred=cred)
+        self.cred = cred
+        self._tail = encode_call_header(0, prog, vers, proc, cred=cred)[4:]
 
     def header(self, xid: int) -> bytes:
         """The header for ``xid``."""
-        return struct.pack(">I", xid) + self._head[4:]
+        return _XID.pack(xid) + self._tail
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,7 @@ def peek_xid(record: bytes | bytearray | memoryview) -> int:
     return int(struct.unpack_from(">I", record)[0])
 
 
+_XID = struct.Struct(">I")
 _ACCEPTED_HEAD = struct.Struct(">IIIII")
 ACCEPTED_HEADER_SIZE = 24
 """Bytes of a ``MSG_ACCEPTED``/``SUCCESS`` reply header with an empty verifier."""

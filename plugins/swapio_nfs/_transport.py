@@ -166,7 +166,9 @@ class RpcConnection:
         self._flush_scheduled = False
         self._ever_connected = False
         self._sweep: asyncio.TimerHandle | None = None
-        self._templates: dict[tuple[int, int, int, OpaqueAuth], CallTemplate] = {}
+        #: Call headers by (program, version, procedure), for the credential they hold
+        #: (compared by identity: hashing a dataclass per call costs more than the header).
+        self._templates: dict[tuple[int, int, int], CallTemplate] = {}
         # counters, for tests and the benchmark
         self.receive = ReceiveStats()
         self.calls = 0
@@ -342,21 +344,25 @@ class RpcConnection:
         if not memalloc_work and self.pool is not None and self.pool.below_low():
             await self._wait_for_ordinary_memory()
         xid = self._next_xid()
-        key = (prog, vers, proc, cred)
+        key = (prog, vers, proc)
         template = self._templates.get(key)
-        if template is None:
+        if template is None or template.cred is not cred:
             template = self._templates[key] = CallTemplate(prog, vers, proc, cred)
         head = template.header(xid)
-        parts: list[Buffer] = [b"", head]
-        size = len(head)
-        if isinstance(args, bytes | bytearray | memoryview):
-            parts.append(args)
-            size += memoryview(args).nbytes
+        parts: list[Buffer]
+        if type(args) is bytes:  # the data path's small calls (READ, COMMIT): one piece
+            parts = [encode_mark(len(head) + len(args)), head, args]
         else:
-            for piece in args:
-                parts.append(piece)
-                size += memoryview(piece).nbytes
-        parts[0] = encode_mark(size)
+            parts = [b"", head]
+            size = len(head)
+            if isinstance(args, bytes | bytearray | memoryview):
+                parts.append(args)
+                size += memoryview(args).nbytes
+            else:
+                for piece in args:
+                    parts.append(piece)
+                    size += memoryview(piece).nbytes
+            parts[0] = encode_mark(size)
         loop = asyncio.get_running_loop()
         pending = _Pending(
             xid,
