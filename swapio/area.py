@@ -18,7 +18,6 @@ may be the one being written.
 from __future__ import annotations
 
 import asyncio
-import difflib
 import enum
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -119,6 +118,8 @@ class Capabilities:
         known = ", ".join(sorted(CAPABILITY_NAMES))
         for name in given:
             if name not in CAPABILITY_NAMES:
+                import difflib  # noqa: PLC0415 - only a typo needs it, not every start
+
                 close = difflib.get_close_matches(str(name), CAPABILITY_NAMES, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise PluginError(
