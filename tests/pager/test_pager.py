@@ -580,7 +580,7 @@ async def test_reclaim_writeback_on_an_area_whose_calls_suspend_overlaps_its_run
             await pager.write(i, page(i))
         assert pager.stats().writebacks > 0
         assert not pager.scheduler.inline(area)
-        assert backend.peak_outs_in_flight > 1
+        assert backend.peak_outs_in_flight > 2  # more than the two reclaiming tasks
 
 
 async def test_faults_on_an_inline_area_reclaim_in_slices_not_whole_batches() -> None:

@@ -785,3 +785,52 @@ async def test_requests_to_a_known_area_are_validated_like_the_first(
     ok = sched.submit(area, OUT, 5, [memoryview(bytearray(page(5)))])  # non-bytes buffer
     await ok
     assert backend.store[5] == page(5)
+
+
+async def test_a_call_is_watched_for_its_deadline_only_once_it_suspends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from swapio.scheduler.deadline import Watchdog
+
+    watched: list[int] = []
+    real_watch = Watchdog.watch
+
+    def counting_watch(self: Watchdog, loop: asyncio.AbstractEventLoop) -> object:
+        watched.append(1)
+        return real_watch(self, loop)
+
+    monkeypatch.setattr(Watchdog, "watch", counting_watch)
+    backend = ControlledBackend()
+    area = await activate(backend)
+    sched = IOScheduler(request_timeout=5.0)
+    await sched.swap_in(area, 0, [memoryview(bytearray(4096))])  # direct
+    await sched.submit(area, OUT, 1, [page(1)])  # queued
+    assert watched == []  # both completed inline: nothing to watch
+    assert sched.inline(area)
+    backend.gate = asyncio.Event()
+    reader = asyncio.create_task(sched.swap_in(area, 1, [memoryview(bytearray(4096))]))
+    await ticks()
+    assert watched == [1]  # it suspended: from now on the watchdog covers it
+    assert not sched.inline(area)
+    backend.gate.set()
+    await reader
+    assert sched.stats(area).inflight == 0
+
+
+async def test_a_directly_issued_call_that_suspends_can_be_cancelled_and_then_completes_nothing() -> (
+    None
+):
+    backend = ControlledBackend()
+    backend.gate = asyncio.Event()
+    area = await activate(backend)
+    sched = IOScheduler()
+    view = memoryview(bytearray(4096))
+    reader = asyncio.create_task(sched.swap_in(area, 0, [view]))
+    await ticks()
+    assert backend.concurrent == 1  # suspended inside the backend, in the reader's task
+    reader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+    assert backend.concurrent == 0  # the cancellation reached the backend call
+    stats = sched.stats(area)
+    assert (stats.inflight, stats.errors, stats.pages_in) == (0, 1, 0)
