@@ -195,6 +195,7 @@ class Handler:
         """Write back every dirty page, close the pager and the area, stand down."""
         if self.resolver is not None:
             await self.resolver.sync()
+            await self.resolver.close()
         if self.pager is not None:
             await self.pager.close()
             self.pager = None
@@ -207,6 +208,9 @@ class Handler:
 
     async def abort(self) -> None:
         """Best-effort release of the area after a fatal error (the watchdog stays armed)."""
+        if self.resolver is not None:
+            with contextlib.suppress(Exception):
+                await self.resolver.close()
         if self.pager is not None:
             with contextlib.suppress(Exception):
                 await self.pager.close(timeout=5)

@@ -33,17 +33,20 @@ needs no I/O wait never costs an event-loop turn).
   faulting thread was woken — room for the next fault is made ahead of it, while the program
   runs.  Dirty victims are write-protected, read back from the memfd and handed to
   :meth:`Pager.write` (which writes them to the area through its own reclaim, in runs); then
-  the victims are punched out of the memfd (one ``fallocate`` per run, runs joined across
-  pages that are not installed), which unmaps them from the program.  Eviction and sync run
-  in memalloc context: they are the reclaim of the program's memory.
+  the victims are punched out of the memfd (one ``fallocate`` per run) by a reaper thread
+  while the loop serves the next fault, which unmaps them from the program; evicted pages
+  count as installed until their punch is done, and a fault on one waits for it.  Eviction
+  and sync run in memalloc context: they are the reclaim of the program's memory.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import ctypes
 import mmap
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from swapio.mapping import _region, _uffd
@@ -59,8 +62,9 @@ FIRST_WINDOW = 16
 
 _WP = int(PagefaultFlag.WP)
 _WRITE = int(PagefaultFlag.WRITE)
-# per-page state in the region: not installed, installed clean (write-protected), dirty
-_ABSENT, _CLEAN, _DIRTY = 0, 1, 2
+# per-page state in the region: not installed, installed clean (write-protected), dirty,
+# evicted but still mapped until the reaper thread's hole punch is done
+_ABSENT, _CLEAN, _DIRTY, _PUNCHING = 0, 1, 2, 3
 
 
 @dataclass
@@ -84,6 +88,13 @@ class ResolverStats:
     def as_dict(self) -> dict[str, int]:
         """Plain dict (for the control channel)."""
         return asdict(self)
+
+
+def _punch_all(memfd: int, holes: list[tuple[int, int]]) -> None:
+    """The reaper thread's work: ``fallocate(PUNCH_HOLE)`` each ``(offset, length)`` (ctypes
+    releases the GIL for the call, so the handler's loop runs on meanwhile)."""
+    for offset, length in holes:
+        _region.punch_hole(memfd, offset, length)
 
 
 def _runs(indices: list[int]) -> list[tuple[int, int]]:
@@ -141,6 +152,12 @@ class Resolver:
         self._next_seq = -1  # the page after the last window: a fault there is sequential
         self._window = 1
         self._writing = False  # the last fault of the stream was a write
+        # one thread punches the evicted pages out while the loop serves faults: a hole punch
+        # unmaps pages from the program (TLB shootdown) and frees them — ~1 us a page, ~7 us
+        # a call — which need not delay the next fault; at most one batch is in flight
+        self._reaper = ThreadPoolExecutor(1, thread_name_prefix="swapio-mapping-punch")
+        self._punching: asyncio.Future[None] | None = None
+        self._punch_pages: list[int] = []
         self._installed_mode = CopyMode.WP if write_protect else CopyMode.NONE
         self._clean = _CLEAN if write_protect else _DIRTY
 
@@ -159,6 +176,10 @@ class Resolver:
             return  # not ours (cannot happen for a region registered alone)
         addr = self.base + index * ps
         state = self._state
+        if state[index] == _PUNCHING:
+            # evicted, still mapped: a write to it must not land before the punch (it would
+            # be lost); its retry after the punch is a missing fault like any other
+            await self._punched()
         if flags & _WP:
             self.stats.wp_faults += 1
             if state[index]:
@@ -191,14 +212,18 @@ class Resolver:
             self._next_seq = index + window
             if sequential:
                 await self._read_ahead()
-        # room for the next fault, made now that the program runs again
-        await self._make_room(self._window + (self._marker >= 0))
+        # room for the next faults, made now that the program runs again: a batch is punched
+        # out by the reaper thread while a batch of room is still free, so the faults that
+        # use that room do not wait for the punch
+        reserve = min(self.batch + self._window + 1, max(1, self.budget // 4))
+        if self._installed + reserve > self.budget:
+            await self._make_room(reserve, wait=False)
 
     def _span(self, index: int, limit: int) -> int:
         """How many pages from ``index`` (at most ``limit``, stopping at the region's end or
         the first installed page) one window covers."""
         end = min(index + limit, self.pages)
-        for state in (_CLEAN, _DIRTY):
+        for state in (_CLEAN, _DIRTY, _PUNCHING):
             found = self._state.find(state, index, end)
             if found >= 0:
                 end = found
@@ -301,8 +326,13 @@ class Resolver:
         self.stats.max_installed = max(self.stats.max_installed, self._installed)
 
     # ------------------------------------------------------------------ eviction
-    async def _make_room(self, wanted: int) -> None:
-        """Evict (FIFO, in batches) until ``wanted`` more pages fit the budget."""
+    async def _make_room(self, wanted: int, *, wait: bool = True) -> None:
+        """Evict (FIFO, in batches) until ``wanted`` more pages fit the budget; with ``wait``
+        (room needed now) until they are punched out too.  Pages being punched still count
+        as installed: the program's resident set never exceeds the budget."""
+        if self._installed + wanted <= self.budget:
+            return
+        await self._punched()  # at most one batch in flight
         excess = self._installed + wanted - self.budget
         if excess <= 0:
             return
@@ -311,31 +341,51 @@ class Resolver:
         victims = sorted(fifo.popleft() for _ in range(count))
         state = self._state
         dirty = [i for i in victims if state[i] == _DIRTY]
-        self._installed -= count
         if dirty:
             with memalloc():  # this is reclaim: it frees the program's memory
                 await self._write_back(dirty)
             self.stats.dirty_evictions += len(dirty)
         for i in victims:
-            state[i] = _ABSENT
-        self._punch(victims)
+            state[i] = _PUNCHING
+        holes = self._holes(victims)
+        self.stats.punches += len(holes)
         self.stats.evictions += count
+        self._punch_pages = victims
+        if not self.write_protect:
+            # nothing would stop a write landing between the read-back and the punch
+            _punch_all(self.memfd, holes)
+            self._settle_punch()
+            return
+        loop = asyncio.get_running_loop()
+        self._punching = loop.run_in_executor(self._reaper, _punch_all, self.memfd, holes)
+        if wait:
+            await self._punched()
 
-    def _punch(self, victims: list[int]) -> None:
-        """Drop ``victims`` (sorted, already marked absent) from the memfd: one hole per run,
-        a run joining the next victim when no installed page lies between them."""
-        ps = self.page_size
+    async def _punched(self) -> None:
+        """Wait for the batch being punched out, then count it gone (raises its error)."""
+        fut = self._punching
+        if fut is None:
+            return
+        try:
+            await fut
+        finally:
+            if self._punching is fut:
+                self._punching = None
+                self._settle_punch()
+
+    def _settle_punch(self) -> None:
         state = self._state
-        start = end = victims[0]
-        for i in victims[1:]:
-            if state.count(0, end + 1, i) == i - end - 1:
-                end = i
-                continue
-            _region.punch_hole(self.memfd, start * ps, (end - start + 1) * ps)
-            self.stats.punches += 1
-            start = end = i
-        _region.punch_hole(self.memfd, start * ps, (end - start + 1) * ps)
-        self.stats.punches += 1
+        for i in self._punch_pages:
+            state[i] = _ABSENT
+        self._installed -= len(self._punch_pages)
+        self._punch_pages = []
+
+    def _holes(self, victims: list[int]) -> list[tuple[int, int]]:
+        """``(offset, length)`` of the holes that drop ``victims`` (sorted): one per run of
+        consecutive victims.  A hole never spans a page that is not a victim, even one not
+        installed: the punch may still be running when the next fault installs that page."""
+        ps = self.page_size
+        return [(first * ps, n * ps) for first, n in _runs(victims)]
 
     async def _write_back(self, indices: list[int]) -> None:
         """Hand the current bytes of ``indices`` (sorted) to the pager.
@@ -356,6 +406,7 @@ class Resolver:
         """Write every dirty installed page to the area (durably, on a durable area);
         returns how many pages were written.  The pages stay installed, clean and
         write-protected."""
+        await self._punched()
         state = self._state
         dirty = [i for i in range(self.pages) if state[i] == _DIRTY] if self._installed else []
         # memalloc: the pager's frames may all hold dirty pages, so the backend's own
@@ -370,6 +421,13 @@ class Resolver:
             await self.pager.sync()
         self.stats.synced_pages += len(dirty)
         return len(dirty)
+
+    async def close(self) -> None:
+        """Finish the punch in flight and stop the reaper thread."""
+        try:
+            await self._punched()
+        finally:
+            self._reaper.shutdown(wait=True)
 
     def region_rss(self, pid: int) -> int:
         """The program's resident bytes in the region (``/proc/PID/smaps``)."""
