@@ -8,7 +8,9 @@ area on any backend; the mirror serves the ``mirror`` URL scheme.
 
 from __future__ import annotations
 
-from swapio_mdraid._examine import examine_json, examine_lines
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from swapio_mdraid._format import (
     BITMAP_MAGIC,
     SUPERBLOCK_SIZE,
@@ -18,7 +20,6 @@ from swapio_mdraid._format import (
     BitmapVersion,
     bitmap_bits,
 )
-from swapio_mdraid._intent import WriteIntent
 from swapio_mdraid.errors import (
     BitmapFormatError,
     BitmapParameterError,
@@ -44,3 +45,22 @@ __all__ = [
     "examine_json",
     "examine_lines",
 ]
+
+if TYPE_CHECKING:
+    from swapio_mdraid._examine import examine_json, examine_lines
+    from swapio_mdraid._intent import WriteIntent
+
+#: Names imported on first use (PEP 562): ``swapio bitmap resync`` and the other verbs that
+#: do not need them do not pay for their modules at start-up.
+_LAZY = {
+    "WriteIntent": "swapio_mdraid._intent",
+    "examine_json": "swapio_mdraid._examine",
+    "examine_lines": "swapio_mdraid._examine",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'swapio_mdraid' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
