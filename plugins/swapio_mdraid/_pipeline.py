@@ -23,10 +23,13 @@ if TYPE_CHECKING:
 DEPTH = 2
 #: Bytes range-copied per batch: every copy of a batch is queued at once, so the file
 #: backend's owner thread takes them in one wake-up and completes them in one hand-off.
-#: A range copy of page-cache data runs at several GB/s, so 8 MiB is a few milliseconds
-#: of the owner thread's time; 512 KiB batches (the earlier value) cost a thread hand-off
-#: per 8 chunks, which made a 10 MiB resync's copies take twice ``copy_file_range``'s time.
-BATCH_BYTES = 8 << 20
+#: Each batch in flight costs hand-offs between the loop and the owner thread, and under
+#: load every hand-off can wait milliseconds for a CPU: 512 KiB batches (the earlier value,
+#: one per 8 chunks) made a 10 MiB resync's copies take twice ``copy_file_range``'s time,
+#: and two 8 MiB batches were still measurably slower than one (docs/bitmap-and-mirror.md).
+#: 32 MiB keeps a resync of up to 32 MiB to one batch; at most 64 MiB is queued when the
+#: resync is interrupted (the owner thread finishes what it was given).
+BATCH_BYTES = 32 << 20
 #: Adjacent dirty chunks are merged into one request of at most this many bytes.
 RUN_BYTES = 1 << 20
 #: Start a checkpoint (barrier, then cleared bits written) once this many chunks wait for
