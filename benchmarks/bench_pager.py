@@ -1,11 +1,14 @@
 """The pager's random-access figure (``pager-50``) for longer than the bench's time cap.
 
 An area of ``--pages`` pages, half of them resident, every page written once (untimed), then
-``--ops`` accesses at uniform random pages, one in four a 64-byte write, one at a time; the
-pager as a user gets it (the host's bounded default pool, derived watermarks, readahead on).
-Prints accesses per wall second and per CPU second, p50/p99 latency and the pager's counters.
+``--ops`` accesses at uniform random pages (``--seq``: a scan from page 0, wrapping around, as
+``pager-seq``), one in four a 64-byte write, one at a time; the pager as a user gets it (the
+host's bounded default pool, derived watermarks, readahead on).  Prints accesses per wall
+second and per CPU second, CPU microseconds per access, p50/p99 latency and the pager's
+counters.
 
     python benchmarks/bench_pager.py memory --ops 60000
+    python benchmarks/bench_pager.py memory --ops 60000 --seq
     python benchmarks/bench_pager.py file --ops 60000 --dir /var/tmp
 """
 
@@ -24,7 +27,7 @@ from swapio.pager import Pager
 WRITE_SHARE = 0.25
 
 
-async def run(scheme: str, pages: int, ops: int, directory: str) -> None:
+async def run(scheme: str, pages: int, ops: int, directory: str, seq: bool = False) -> None:
     host = PluginHost()
     with tempfile.TemporaryDirectory(dir=directory) as d:
         url = f"memory://bench-pager-{os.getpid()}" if scheme == "memory" else f"file://{d}/a"
@@ -37,8 +40,8 @@ async def run(scheme: str, pages: int, ops: int, directory: str) -> None:
                     await pager.write(i, data)
                 lat: list[int] = []
                 t0, c0 = time.perf_counter(), time.process_time()
-                for _ in range(ops):
-                    i = rng.randrange(pages)
+                for n in range(ops):
+                    i = n % pages if seq else rng.randrange(pages)
                     a = time.perf_counter_ns()
                     if rng.random() < WRITE_SHARE:
                         await pager.write(i, data[:64])
@@ -49,7 +52,8 @@ async def run(scheme: str, pages: int, ops: int, directory: str) -> None:
                 lat.sort()
                 p50, p99 = lat[len(lat) // 2] / 1e3, lat[int(len(lat) * 0.99)] / 1e3
                 print(
-                    f"{scheme}: {ops / wall:,.0f} accesses/s ({ops / cpu:,.0f} per CPU-s), "
+                    f"{scheme}{' seq' if seq else ''}: {ops / wall:,.0f} accesses/s "
+                    f"({ops / cpu:,.0f} per CPU-s, {cpu / ops * 1e6:.1f} CPU us each), "
                     f"p50 {p50:.0f} us, p99 {p99:.0f} us, load {os.getloadavg()[0]:.2f}"
                 )
                 print(pager.stats())
@@ -67,8 +71,9 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=8192)
     parser.add_argument("--ops", type=int, default=60000)
     parser.add_argument("--dir", default=tempfile.gettempdir())
+    parser.add_argument("--seq", action="store_true", help="sequential scan (pager-seq)")
     args = parser.parse_args()
-    asyncio.run(run(args.scheme, args.pages, args.ops, args.dir))
+    asyncio.run(run(args.scheme, args.pages, args.ops, args.dir, args.seq))
 
 
 if __name__ == "__main__":

@@ -301,7 +301,7 @@ class Pager:
     async def _fault(self, page: _Page) -> bool:
         """Bring ``page`` in; False when another task did so while we waited for a frame."""
         start = time.perf_counter_ns()
-        if self._slice_ok and self._free_slots() < self._frames_low and self._inline():
+        if self._slice_ok and self._kswapd_wanted() and self._inline():
             await self._reclaim_slice()
         buf = self._free_frame()
         if buf is None:
@@ -541,20 +541,27 @@ class Pager:
                 # our victims could not be written: they stay dirty; the caller learns why
                 raise error
 
+    def _kswapd_wanted(self) -> bool:
+        """What wakes kswapd: free frame slots below the pager's low mark, or the pool
+        below *low*."""
+        return self._free_slots() < self._frames_low or self.pool.below_low()
+
     def _inline(self) -> bool:
         return self._sched.inline(self.area)
 
     async def _reclaim_slice(self) -> None:
-        """A fault below the low mark of free frame slots, on an area whose calls complete
-        inline, reclaims a small slice itself.  kswapd runs only when the accessing task
+        """A fault that would wake kswapd (:meth:`_kswapd_wanted`), on an area whose calls
+        complete inline, reclaims a small slice itself.  kswapd runs only when the accessing task
         yields, which an access stream served inline never does, so without this the free
         slots run out and one fault in ``reclaim_batch`` reclaims (and writes) a whole batch:
-        a latency spike.  A slice of ``reclaim_batch // 8`` victims per such fault keeps the
-        slots above the mark with the same writes spread over the faults.  A slice whose
+        a latency spike.  A slice — the slots missing to the low mark plus
+        ``reclaim_batch // 8`` victims — per such fault keeps the slots at the mark with the
+        same writes spread over the faults in proportion to the frames each one took.  A slice whose
         writes all failed stops slicing until a writeback succeeds (kswapd and faults waiting
         for a frame take over and report the error)."""
         self._c.direct_reclaims += 1
-        _, dirty = self._reclaim(self._slice)
+        # back to the low mark (readahead may have taken several slots), plus one slice
+        _, dirty = self._reclaim(max(0, self._frames_low - self._free_slots()) + self._slice)
         if dirty and await self._write_inline(dirty) is not None:
             self._slice_ok = False
 

@@ -585,7 +585,8 @@ async def test_reclaim_writeback_on_an_area_whose_calls_suspend_overlaps_its_run
 
 async def test_faults_on_an_inline_area_reclaim_in_slices_not_whole_batches() -> None:
     # an access stream served inline never yields to kswapd; each fault below the low mark
-    # of free frame slots reclaims reclaim_batch // 8 victims, so no fault writes a batch
+    # of free frame slots reclaims the slot it took plus reclaim_batch // 8 victims, so no
+    # fault writes a whole batch
     backend = ControlledBackend(pages=4096)
     area = await activate(backend)
     rng = random.Random(5)
@@ -608,4 +609,4 @@ async def test_faults_on_an_inline_area_reclaim_in_slices_not_whole_batches() ->
             written = 0
         else:
             written += call.count
-    assert most <= 32 // 8
+    assert most <= 1 + 32 // 8

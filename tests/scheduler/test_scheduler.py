@@ -817,9 +817,7 @@ async def test_a_call_is_watched_for_its_deadline_only_once_it_suspends(
     assert sched.stats(area).inflight == 0
 
 
-async def test_a_directly_issued_call_that_suspends_can_be_cancelled_and_then_completes_nothing() -> (
-    None
-):
+async def test_cancelling_a_suspended_direct_call_reaches_the_backend() -> None:
     backend = ControlledBackend()
     backend.gate = asyncio.Event()
     area = await activate(backend)
