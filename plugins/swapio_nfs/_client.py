@@ -243,7 +243,7 @@ class NfsClient:
         """
         delay = JUKEBOX_DELAY
         for attempt in range(JUKEBOX_RETRIES + 1):
-            with await self._pick().call(
+            res = await self._pick().call(
                 NFS_PROG,
                 NFS_VERS,
                 proc,
@@ -251,12 +251,14 @@ class NfsClient:
                 cred=self.cred,
                 program=_PROGRAM[proc],
                 placement=placement,
-            ) as res:
-                try:
-                    return decode(res.results)
-                except NfsJukeboxError:
-                    if attempt == JUKEBOX_RETRIES:
-                        raise
+            )
+            try:
+                return decode(res.results)
+            except NfsJukeboxError:
+                if attempt == JUKEBOX_RETRIES:
+                    raise
+            finally:
+                res.release()
             await asyncio.sleep(delay)
             delay = min(delay * 2, JUKEBOX_DELAY_MAX)
         raise AssertionError("unreachable")

@@ -122,6 +122,9 @@ class Engine:
         self.page_size = page_size
         self._zero = bytes(page_size)
         self._pending: deque[Queued] = deque()
+        #: Largest request coalesced (0: none, ``coalesce=0``) and rounds in flight at most.
+        self._coalesce_max = COALESCE_MAX_PAGES if options.coalesce else 0
+        self._rounds_max = options.rounds
         self._flush_scheduled = False
         self._rounds = 0
         self._tasks: set[asyncio.Future[None]] = set()
@@ -159,12 +162,12 @@ class Engine:
 
         This is the random swap-in fast path: the plugin's hooks await the future
         themselves, so a page costs one coroutine frame here instead of three."""
-        if not self.options.coalesce or len(pages) > COALESCE_MAX_PAGES or in_memalloc():
+        if len(pages) > self._coalesce_max or in_memalloc():
             return None
         loop = asyncio.get_running_loop()
         request = Queued(kind, slot, pages, loop.create_future())
         self._pending.append(request)
-        if not self._flush_scheduled and self._rounds < self.options.rounds:
+        if not self._flush_scheduled and self._rounds < self._rounds_max:
             self._flush_scheduled = True
             loop.call_soon(self._flush, pool)
         return request
@@ -205,7 +208,7 @@ class Engine:
             await asyncio.wait({request.round_done})
 
     def _schedule_flush(self, pool: PagePool) -> None:
-        if not self._flush_scheduled and self._rounds < self.options.rounds:
+        if not self._flush_scheduled and self._rounds < self._rounds_max:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush, pool)
 
@@ -213,7 +216,7 @@ class Engine:
         self._flush_scheduled = False
         pending = self._pending
         loop = asyncio.get_running_loop()
-        while pending and self._rounds < self.options.rounds:
+        while pending and self._rounds < self._rounds_max:
             group: list[Queued] = []
             pages = 0
             while pending:
