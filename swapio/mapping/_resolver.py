@@ -142,6 +142,11 @@ class Resolver:
         self._installed = 0
         self._stage = mmap.mmap(-1, MAX_WINDOW * page_size)  # page-aligned staging buffer
         self._stage_view = memoryview(self._stage)
+        self._stage_pages = [
+            self._stage_view[k * page_size : (k + 1) * page_size] for k in range(MAX_WINDOW)
+        ]
+        self._sched = pager.scheduler
+        self._area = pager.area
         anchor = ctypes.c_char.from_buffer(self._stage)
         self._stage_addr = ctypes.addressof(anchor)
         del anchor
@@ -263,10 +268,8 @@ class Resolver:
     async def _read_area(self, index: int, offset: int, count: int) -> None:
         """Read ``count`` slots from ``index`` into the stage at page ``offset``: one request
         of the pager's scheduler (demand priority, like the pager's own readahead)."""
-        ps = self.page_size
-        view = self._stage_view
-        views = [view[(offset + k) * ps : (offset + k + 1) * ps] for k in range(count)]
-        await self.pager.scheduler.swap_in(self.pager.area, index, views, priority=Priority.DEMAND)
+        views = self._stage_pages[offset : offset + count]
+        await self._sched.swap_in(self._area, index, views, priority=Priority.DEMAND)
         self.stats.area_reads += 1
 
     def _copy(self, first: int, count: int, *, dirty: bool, zeros: bool = False) -> None:
