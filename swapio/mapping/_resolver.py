@@ -243,9 +243,10 @@ class Resolver:
         view = self._stage_view
         zeros = 0
         run_start = -1
+        held = pager.resident > 0  # the pager holds pages at all (else none of these)
         for k in range(count):
             index = first + k
-            from_area = pager.has_data(index) and not pager.is_resident(index)
+            from_area = pager.has_data(index) and not (held and pager.is_resident(index))
             if from_area:
                 if run_start < 0:
                     run_start = k
@@ -253,7 +254,7 @@ class Resolver:
             if run_start >= 0:
                 await self._read_area(first + run_start, run_start, k - run_start)
                 run_start = -1
-            if pager.is_resident(index):
+            if held and pager.is_resident(index):
                 view[k * ps : (k + 1) * ps] = await pager.read(index)
                 pager.drop_clean(index)  # the program holds it now
                 self.stats.pager_hits += 1
