@@ -179,6 +179,8 @@ class FlashDevice:
         #: Blocks erased (or formatted) by this process: 0xFF except where ``_programmed``.
         self._erased_here = bytearray(geometry.blocks)
         self._blank = b"\xff" * geometry.erase_block
+        #: One "programmed" flag per write unit of a block (a program marks a slice of it).
+        self._ones = memoryview(b"\x01" * (geometry.erase_block // geometry.write_unit))
         self.ops = 0
         #: Erase counts mirrored from the sidecar, with their min (and how many blocks are
         #: at it), max and sum kept as blocks are erased (read per GC step).
@@ -555,7 +557,7 @@ class FlashDevice:
         if self._tick():
             self._cut_program(offset, b"".join(parts))
         self._pwritev(offset, parts)
-        self._programmed[first:last] = b"\x01" * (last - first)
+        self._programmed[first:last] = self._ones[: last - first]
         self._add_counter(7, n)
 
     def erase(self, block: int, marker: bytes = b"") -> None:
