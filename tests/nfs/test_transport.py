@@ -18,7 +18,7 @@ from swapio_nfs._errors import (
     RpcError,
     RpcTimeoutError,
 )
-from swapio_nfs._rpc import AcceptStat, Call, encode_accepted_reply
+from swapio_nfs._rpc import AUTH_NONE, AcceptStat, AuthSys, Call, encode_accepted_reply
 from swapio_nfs._transport import RetryPolicy, RpcConnection
 
 from swapio.errors import RemoteProtocolError
@@ -358,3 +358,17 @@ async def test_first_connection_failure_is_immediate() -> None:
         conn = RpcConnection("127.0.0.1", s.getsockname()[1], policy=FAST)
         with pytest.raises(RpcConnectionError, match="Connection refused"):
             await call_bytes(conn, b"")
+
+
+async def test_each_call_carries_the_credential_it_was_made_with() -> None:
+    """Call headers are pre-encoded per procedure; a call with another credential on the same
+    connection must not reuse a header that carries the previous one."""
+    alice = AuthSys(uid=1000, gid=1000).credential()
+    bob = AuthSys(uid=2000, gid=2000).credential()
+    async with FakeRpcServer() as server:
+        conn = conn_to(server)
+        await conn.connect()
+        for cred in (alice, bob, alice, AUTH_NONE):
+            await call_bytes(conn, b"\0\0\0\1", cred=cred)
+        assert [c.cred for c in server.calls] == [alice, bob, alice, AUTH_NONE]
+        await conn.close()
