@@ -45,42 +45,47 @@ BATCH = 64
 QD = 32
 
 
-async def _seq_out(area: Any, pages: int, data: list[memoryview]) -> float:
-    start = time.perf_counter()
+async def _seq_out(area: Any, pages: int, data: list[memoryview]) -> tuple[float, float]:
+    """pages/s, and CPU µs per page of the whole process (event loop and owner thread)."""
+    start, cpu = time.perf_counter(), time.process_time()
     for slot in range(0, pages, BATCH):
         await area.swap_out(slot, data[: min(BATCH, pages - slot)])
-    return pages / (time.perf_counter() - start)
+    return pages / (time.perf_counter() - start), (time.process_time() - cpu) / pages * 1e6
 
 
-async def _rand_out(area: Any, pages: int, ops: int, page: memoryview, seed: int) -> float:
+async def _rand_out(
+    area: Any, pages: int, ops: int, page: memoryview, seed: int
+) -> tuple[float, float]:
     slots = iter(random.Random(seed).sample(range(pages), ops))
 
     async def worker() -> None:
         for slot in slots:  # shared: each slot taken once, never two writes of one slot
             await area.swap_out(slot, [page])
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(QD)))
-    return ops / (time.perf_counter() - start)
+    return ops / (time.perf_counter() - start), (time.process_time() - cpu) / ops * 1e6
 
 
-async def _swap_run(url: str, pages: int, ops: int, seed: int) -> tuple[float, float]:
+async def _swap_run(url: str, pages: int, ops: int, seed: int) -> tuple[float, ...]:
+    """seq-out pages/s, rand-out pages/s, then their CPU µs per page."""
     area = await PluginHost().activate(url, create=CreateRequest(pages))
     block = memoryview(os.urandom(PAGE * BATCH))
     data = [block[i * PAGE : (i + 1) * PAGE] for i in range(BATCH)]
     try:
-        seq = await _seq_out(area, pages, data)  # a fresh area, as in swapio bench
-        rand = await _rand_out(area, pages, ops, data[0], seed)  # then overwrites: GC runs
+        seq, seq_cpu = await _seq_out(area, pages, data)  # a fresh area, as in swapio bench
+        rand, rand_cpu = await _rand_out(area, pages, ops, data[0], seed)  # overwrites: GC
     finally:
         await area.deactivate()
-    return seq, rand
+    return seq, rand, seq_cpu, rand_cpu
 
 
 def bench_swap(
     directory: Path, *, pages: int = 8192, ops: int = 4096, repeat: int = 5
 ) -> dict[str, Any]:
-    """seq-out and rand-out (QD 32) pages/s, flashlog and file alternating; medians."""
-    runs: dict[str, list[tuple[float, float]]] = {"flashlog": [], "file": []}
+    """seq-out and rand-out (QD 32) pages/s and process CPU µs per page, flashlog and file
+    alternating; medians."""
+    runs: dict[str, list[tuple[float, ...]]] = {"flashlog": [], "file": []}
     for i in range(repeat):
         for target in ("flashlog", "file") if i % 2 == 0 else ("file", "flashlog"):
             path = directory / f"swap-{i}-{target}"
@@ -95,12 +100,20 @@ def bench_swap(
         }
         for t, rs in runs.items()
     }
+    cpu = {
+        t: {
+            "seq_out": statistics.median(r[2] for r in rs),
+            "rand_out_qd32": statistics.median(r[3] for r in rs),
+        }
+        for t, rs in runs.items()
+    }
     return {
         "pages": pages,
         "rand_ops": ops,
         "repeat": repeat,
         "load_average": os.getloadavg(),
         "pages_per_s": med,
+        "cpu_us_per_page": cpu,
         "runs": runs,
         "ratio": {w: med["flashlog"][w] / med["file"][w] for w in ("seq_out", "rand_out_qd32")},
         # flashlog / file within each pair of back-to-back runs (less exposed to a load
@@ -115,7 +128,7 @@ def bench_swap(
 
 
 def _print_swap(doc: dict[str, Any]) -> None:
-    m, r = doc["pages_per_s"], doc["ratio"]
+    m, r, c = doc["pages_per_s"], doc["ratio"], doc["cpu_us_per_page"]
     print(
         f"swap-out through swapio ({doc['pages']} pages, median of {doc['repeat']}, "
         f"load {doc['load_average'][0]:.2f})"
@@ -123,7 +136,8 @@ def _print_swap(doc: dict[str, Any]) -> None:
     for w, label in (("seq_out", "seq-out (64-page calls)"), ("rand_out_qd32", "rand-out QD32")):
         print(
             f"  {label:<24} flashlog {m['flashlog'][w]:>10,.0f}  file {m['file'][w]:>10,.0f}"
-            f"  ratio {r[w]:.3f} (paired {doc['paired_ratio'][w]:.3f})"
+            f"  ratio {r[w]:.3f} (paired {doc['paired_ratio'][w]:.3f});  CPU µs/page "
+            f"flashlog {c['flashlog'][w]:.2f} file {c['file'][w]:.2f}"
         )
 
 

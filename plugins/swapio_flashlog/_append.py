@@ -1,13 +1,18 @@
 """Programming batches of nodes: one flash program per write head per request.
 
 The kernel's write path reserves space once for a run of nodes and writes them with one
-``mtd_writev`` (``jffs2_reserve_space`` + ``jffs2_flash_writev``); here the nodes of a
-request are laid out back to back in one scratch buffer — each padded with 0xFF to whole
-write units — and programmed into the write head with a single
-:meth:`~swapio_flashlog.device.FlashDevice.program`.  When the head fills, the batch
-continues in the next block (one program per block).  A power cut during the program
-leaves a prefix: the nodes before the cut are complete (each is checked by its CRCs), the
-one it hit is torn and ignored at mount, so each node — each page — reads back old or new.
+``mtd_writev`` (``jffs2_reserve_space`` + ``jffs2_flash_writev``); here too a run of nodes
+goes into the write head with one program, each node padded with 0xFF to whole write units.
+Data nodes (:meth:`Appender.program_pages`): the run's headers are built in the scratch
+buffer (:mod:`swapio_flashlog._columns`) and programmed together with the caller's pages
+by :meth:`~swapio_flashlog.device.FlashDevice.program_parts` (one ``pwritev``, the pages
+not copied); when the batch continues past the block, the block's summary node is the
+tail of that program.  Other nodes (:meth:`Appender.program`: dirents, holes, GC copies)
+are laid out back to back in the scratch buffer and programmed from it.  When the head
+fills, the batch continues in the next block (one program per block).  A power cut during
+the program leaves a prefix: the nodes before the cut are complete (each is checked by its
+CRCs), the one it hit (or the summary) is torn and ignored at mount, so each node — each
+page — reads back old or new.
 
 The scratch buffer comes from the caller (the plugin allocates it from the area's page
 pool, :mod:`swapio.pool`); a batch longer than the buffer is programmed in pieces.

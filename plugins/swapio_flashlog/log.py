@@ -106,7 +106,6 @@ class FlashLog:
             self.space, self.appender, self.files, self.dirents, self.options, self.build_index
         )
         self.space.reclaim = self.collector.step
-        self._mounter = Mounter(self)
         # largest data node that still fits an empty erase block with its summary
         self._max_node = (
             self.eb
@@ -170,14 +169,20 @@ class FlashLog:
         if self.mounted_rw and not self.device.dead:
             self.device.flush()
         self.device.close()
+        # The space's GC hook and the collector's index hook point back at the collector and
+        # the log: unhooked, a closed log (and every node reference of its index) is freed
+        # at once, instead of waiting as garbage for Python's cyclic GC, whose full passes
+        # then walk it during the next area's I/O.
+        self.space.reclaim = _nothing_to_reclaim
+        self.collector.build_index = _built
 
     def mount(self, *, readonly: bool = False) -> None:
         """Build the in-memory view from flash; recover from a power cut when writable."""
-        self._mounter.mount(readonly=readonly)
+        Mounter(self).mount(readonly=readonly)
 
     def _recover(self) -> None:
         """After a power cut: erase interrupted erases, move data out of torn blocks."""
-        self._mounter.recover()
+        Mounter(self).recover()
 
     @property
     def cleanmarkers(self) -> bool:
@@ -544,6 +549,14 @@ class FlashLog:
 
     def report(self) -> LogReport:
         return build_report(self)
+
+
+def _nothing_to_reclaim(_wear_levelling: bool) -> bool:
+    return False
+
+
+def _built() -> None:
+    """A closed log's index needs no building."""
 
 
 def _replace_cm(options: LogOptions, cleanmarkers: bool) -> LogOptions:

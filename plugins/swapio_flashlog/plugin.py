@@ -12,10 +12,11 @@ crosses to it once, and requests queued meanwhile cross together.  The mounted i
 locked against other processes (see :mod:`swapio_flashlog.device`).
 
 Memory: each swap-out, discard and background GC step allocates one erase block of scratch
-from the area's page pool (:mod:`swapio.pool`, in memalloc context when the caller is), lays
-its nodes out in it and programs them from it; a foreground GC step that the request runs
-reuses the same buffer.  That one erase block is the request's declared reserve need
-(``reserve_pages_per_request``).
+from the area's page pool (:mod:`swapio.pool`, in memalloc context when the caller is): a
+swap-out lays its nodes' headers out in it and programs them with the pages (one
+``pwritev``), a discard or GC step lays whole nodes out in it and programs them from it; a
+foreground GC step that the request runs reuses the same buffer.  That one erase block is
+the request's declared reserve need (``reserve_pages_per_request``).
 
 Creating an area checks the name, the size and whether it fits before an image is formatted;
 if it still fails, an image this activation formatted is removed again (with its sidecar).
