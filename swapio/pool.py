@@ -492,7 +492,10 @@ class PagePool:
         path's ``ALLOC_WMARK_MIN``, used for page-fault frames); it wakes kswapd when it
         takes pages below *low*.
         """
-        pages = self._check_request(nbytes)
+        # one page (a pager frame): valid for every pool, whose budget is at least a page
+        pages = (
+            1 if nbytes == self.page_size and type(nbytes) is int else self._check_request(nbytes)
+        )
         memalloc = in_memalloc()
         buf = self._grant(pages, nbytes, memalloc)
         slow_path = buf is None and to_min and not memalloc and not self._unbounded

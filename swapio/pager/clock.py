@@ -25,29 +25,31 @@ E = TypeVar("E", bound=ClockEntry)
 class Clock(Generic[E]):
     """A ring of ``capacity`` frame slots with a sweeping hand."""
 
-    __slots__ = ("_free", "_hand", "_slots", "capacity")
+    __slots__ = ("_hand", "_slots", "capacity", "vacant")
 
     def __init__(self, capacity: int) -> None:
         if capacity <= 0:
             raise ValueError(f"clock capacity must be > 0, got {capacity}")
         self.capacity = capacity
         self._slots: list[E | None] = [None] * capacity
-        self._free = list(range(capacity - 1, -1, -1))
+        #: the free slot positions (read-only for callers: ``len(clock.vacant)`` is the
+        #: number of free slots without a method call)
+        self.vacant = list(range(capacity - 1, -1, -1))
         self._hand = 0
 
     def __len__(self) -> int:
-        return self.capacity - len(self._free)
+        return self.capacity - len(self.vacant)
 
     @property
     def full(self) -> bool:
         """True when every frame slot holds a page."""
-        return not self._free
+        return not self.vacant
 
     def insert(self, entry: E) -> None:
         """Put ``entry`` in a free slot (raises IndexError when full)."""
-        if not self._free:
+        if not self.vacant:
             raise IndexError("clock is full")
-        pos = self._free.pop()
+        pos = self.vacant.pop()
         self._slots[pos] = entry
         entry.clock_pos = pos
 
@@ -57,7 +59,7 @@ class Clock(Generic[E]):
         if pos < 0 or self._slots[pos] is not entry:
             raise ValueError("entry is not in the clock")
         self._slots[pos] = None
-        self._free.append(pos)
+        self.vacant.append(pos)
         entry.clock_pos = -1
 
     def select(self, n: int, evictable: Callable[[E], bool]) -> list[E]:

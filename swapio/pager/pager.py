@@ -473,14 +473,14 @@ class Pager:
 
     def _free_slots(self) -> int:
         """Frame slots neither resident nor promised to a waiting fault."""
-        return self._clock.capacity - len(self._clock) - self._handed
+        return len(self._clock.vacant) - self._handed
 
     # ------------------------------------------------------------------ frames
     def _free_frame(self) -> PoolBuffer | None:
         """A frame from a free slot without waiting (the fault's fast path), or None."""
         if self._kswapd_task is None:
             self._ensure_kswapd()
-        if self._frame_waiters or self._clock.capacity - len(self._clock) <= self._handed:
+        if self._frame_waiters or len(self._clock.vacant) <= self._handed:
             return None
         return self.pool.try_alloc(self.page_size, to_min=True)
 

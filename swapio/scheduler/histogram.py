@@ -62,19 +62,21 @@ class LatencyHistogram:
 
     def record(self, value_ns: int) -> None:
         """Add one observation (negative values count as 0)."""
-        if value_ns < _LINEAR_LIMIT:
-            value_ns = max(value_ns, 0)
-            index = value_ns
-        else:
+        if value_ns >= _LINEAR_LIMIT:
             shift = value_ns.bit_length() - (_SUB_BITS + 1)
             index = shift * _SUB + (value_ns >> shift)
+        else:
+            if value_ns < 0:  # noqa: PLR1730 - a compare, not a call, per I/O
+                value_ns = 0
+            index = value_ns
         counts = self._counts
         counts[index] = counts.get(index, 0) + 1
-        if value_ns < self.min_ns or not self.count:
+        count = self.count
+        if value_ns < self.min_ns or not count:
             self.min_ns = value_ns
         if value_ns > self.max_ns:  # noqa: PLR1730 - a compare, not a call, per I/O
             self.max_ns = value_ns
-        self.count += 1
+        self.count = count + 1
         self.total_ns += value_ns
 
     def percentile(self, fraction: float) -> int:
