@@ -153,6 +153,14 @@ async def _remove(url: str) -> None:
     await asyncio.to_thread(path.unlink, missing_ok=True)
 
 
+def _mapped(url: str, tag: str) -> tuple[str, Path | None]:
+    """The mapping workloads' area: a sibling file ``<path>.<tag>`` with the same query."""
+    loc = Location.parse(url)
+    path = Path(f"{loc.path}.{tag}")
+    query = "&".join(f"{k}={v}" for k, v in loc.query.items())
+    return f"file://{path}" + (f"?{query}" if query else ""), path
+
+
 def targets() -> list[BenchTarget]:
     """``file`` (page cache, with the local-file peers) and ``file-durable``."""
     return [
@@ -164,6 +172,7 @@ def targets() -> list[BenchTarget]:
             summary="a regular file, no fdatasync: survives the process, not a crash",
             peers=PEERS,
             remove=_remove,
+            mapped=_mapped,
         ),
         BenchTarget(
             name="file-durable",
@@ -172,5 +181,6 @@ def targets() -> list[BenchTarget]:
             place=_placer("file-durable", "?durable=1"),
             summary="a regular file with durable=1: fdatasync before each swap-out completes",
             remove=_remove,
+            mapped=_mapped,
         ),
     ]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from swapio.bench.hook import BenchSite, BenchTarget, Durability
 from swapio.location import Location
@@ -24,6 +26,12 @@ async def _remove(url: str) -> None:
     forget((loc.host + loc.path).strip("/"))
 
 
+def _mapped(url: str, tag: str) -> tuple[str, Path | None]:
+    """The mapping workloads' area: another named area (in the handler process; no file)."""
+    loc = Location.parse(url)
+    return f"memory://{(loc.host + loc.path).strip('/')}-{tag}-{os.getpid()}", None
+
+
 def targets() -> list[BenchTarget]:
     """The ``memory`` target: the floor every other backend is measured against."""
     return [
@@ -34,5 +42,6 @@ def targets() -> list[BenchTarget]:
             place=_place,
             summary="a bytearray in this process: what swapio itself costs",
             remove=_remove,
+            mapped=_mapped,
         )
     ]

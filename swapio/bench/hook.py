@@ -161,6 +161,10 @@ class BenchTarget:
         (``--url BACKEND=URL``) after the run; without it such an area is reused, not removed.
     :ivar medium_bytes: bytes written to the storage medium so far by ``area`` (flash wear);
         without it the bench counts the process's storage writes (``/proc/self/io``).
+    :ivar mapped: ``mapped(url, tag)`` names a second area of this backend beside the one at
+        ``url``, for the mapping workloads (``map-50``, ``map-seq``: a handler process
+        creates and activates it), and the file a ``numpy.memmap`` can read for the same
+        data, or None; without it those workloads skip the target.
     """
 
     name: str
@@ -175,3 +179,4 @@ class BenchTarget:
     workloads: tuple[BenchWorkload, ...] = ()
     remove: Callable[[str], Awaitable[None]] | None = None
     medium_bytes: Callable[[SwapArea], int] | None = None
+    mapped: Callable[[str, str], tuple[str, Path | None]] | None = None

@@ -10,15 +10,15 @@
   summed through ``numpy.memmap`` in the same run, the peer the figure is a ratio to
   (``memmap_ratio``).  On a file area only (the file is in the page cache for both).
 
-The mapping builds its own area beside the target's (its handler process activates it): a
-``memory://`` area of its own, or a sibling file of a ``file://`` area.  Other targets, a
-machine without userfaultfd, or one without numpy: the workload is skipped with the reason.
+The mapping builds its own area beside the target's (its handler process activates it),
+named by the target's plugin (``BenchTarget.mapped``); ``map-seq`` needs the file behind it
+too.  Targets whose plugin names none, a machine without userfaultfd, or one without numpy:
+the workload is skipped with the reason.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import time
 from collections.abc import Sequence
@@ -32,22 +32,16 @@ from swapio.errors import UsageError
 
 
 def _sibling(target: Target, tag: str) -> tuple[str, Path | None]:
-    """A URL for the mapping's own area beside ``target``'s, and the file to remove after."""
-    area = target.area
-    if area is None:
+    """A URL for the mapping's own area beside ``target``'s, and the file to remove after
+    (the plugin's ``BenchTarget.mapped``)."""
+    if target.area is None:
         raise Unavailable("mapping workloads need a swap area (peers have none)")
-    loc = area.location
-    if loc.scheme == "memory":
-        return f"memory://{(loc.host + loc.path).strip('/')}-{tag}-{os.getpid()}", None
-    if loc.scheme == "file":
-        path = Path(f"{loc.path}.{tag}")
-        query = "&".join(f"{k}={v}" for k, v in loc.query.items())
-        return f"file://{path}" + (f"?{query}" if query else ""), path
-    raise Unavailable(
-        f"the mapping workloads build their own area beside the target's, on memory:// and "
-        f"file:// areas only (this one is {loc.scheme}://); "
-        "examples/numpy_out_of_core.py --url maps any area"
-    )
+    if target.mapped is None:
+        raise Unavailable(
+            "its plugin names no area beside it for the mapping (BenchTarget.mapped); "
+            "examples/numpy_out_of_core.py --url maps any area"
+        )
+    return target.mapped(tag)
 
 
 def _imports() -> None:
@@ -129,7 +123,7 @@ async def map_seq(target: Target, cfg: BenchConfig) -> Result:
 
     url, path = _sibling(target, "mapseq")
     if path is None:
-        raise Unavailable("map-seq compares with numpy.memmap of the same file: a file:// area")
+        raise Unavailable("map-seq compares with numpy.memmap of the same file: this area has none")
     pages = cfg.pages
     ps = cfg.page_size
     resident = max(1, pages // 4)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import platform
 import re
@@ -272,6 +273,7 @@ async def _run_backend(
         area.pages,
         reopen=reopen,
         reserve_need=area.capabilities.reserve_need,
+        mapped=None if target.mapped is None else functools.partial(target.mapped, url),
         swap_area=area,
     )
     wear = _wear_counter(target)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from swapio.area import PageBuffer, SwapArea
@@ -31,6 +32,8 @@ class Target:
     reopen: Callable[[PagePool], Awaitable[SwapArea]] | None = None
     #: Pool pages the backend's area needs under memory pressure (its declared reserve need).
     reserve_need: int = 0
+    #: A second area beside this one for the mapping workloads (``BenchTarget.mapped``).
+    mapped: Callable[[str], tuple[str, Path | None]] | None = None
 
     @property
     def area(self) -> SwapArea | None:

@@ -54,7 +54,7 @@ def test_an_area_the_bench_cannot_place_beside_is_skipped_with_the_reason(tmp_pa
     )
     skipped = [s for s in doc["skipped"] if s["workload"] == "map-50"]
     assert skipped, doc
-    assert "memory:// and file://" in skipped[0]["reason"]
+    assert "names no area beside it for the mapping (BenchTarget.mapped)" in skipped[0]["reason"]
 
 
 def test_map_seq_on_a_memory_area_is_skipped_for_want_of_a_file(tmp_path: Path) -> None:
