@@ -250,8 +250,12 @@ class Pager:
             self._c.hits += 1
         else:
             first = True
+            # A write of the whole page needs none of the old contents: the fault installs a
+            # frame without reading the area (nothing awaits between the frame's install and
+            # the copy below unless dirty throttling is on, so no reader sees the frame).
+            whole = size == self.page_size and not self.throttle_dirty
             while True:
-                page = await self._resident(index, for_write=True, count=first)
+                page = await self._resident(index, for_write=True, count=first, whole=whole)
                 first = False
                 if page.dirty:
                     break
@@ -267,7 +271,9 @@ class Pager:
         page.referenced = True
         page.view[offset : offset + size] = data
 
-    async def _resident(self, index: int, *, for_write: bool, count: bool = True) -> _Page:
+    async def _resident(
+        self, index: int, *, for_write: bool, count: bool = True, whole: bool = False
+    ) -> _Page:
         """Make page ``index`` resident (faulting it in) and return it, with no I/O pending
         (or only a writeback, when reading)."""
         if not 0 <= index < self.pages:
@@ -288,7 +294,7 @@ class Pager:
                 if count:
                     self._c.hits += 1
                 break
-            if await self._fault(page):
+            if await self._fault(page, whole):
                 break
         page.referenced = True
         if page.readahead:
@@ -298,8 +304,12 @@ class Pager:
         return page
 
     # ------------------------------------------------------------------ faults
-    async def _fault(self, page: _Page) -> bool:
-        """Bring ``page`` in; False when another task did so while we waited for a frame."""
+    async def _fault(self, page: _Page, whole: bool = False) -> bool:
+        """Bring ``page`` in; False when another task did so while we waited for a frame.
+
+        ``whole``: the caller overwrites the whole page before anything can await, so the
+        frame is installed without reading the area (a minor fault).
+        """
         start = time.perf_counter_ns()
         if self._slice_ok and self._kswapd_wanted() and self._inline():
             await self._reclaim_slice()
@@ -310,8 +320,9 @@ class Pager:
             self._give_frame(buf)
             return False
         self._install(page, buf)
-        if not page.stored:
-            buf.view[:] = self._zero_page  # the frame may be a recycled one
+        if whole or not page.stored:
+            if not whole:
+                buf.view[:] = self._zero_page  # the frame may be a recycled one
             self._c.minor_faults += 1
             self._c.fault_latency.record(time.perf_counter_ns() - start)
             return True
