@@ -30,6 +30,12 @@ from swapio.bench.targets import Target
 from swapio.bench.workloads import BenchConfig, Workload
 from swapio.errors import UsageError
 
+#: Why a target whose plugin declares no ``BenchTarget.mapped`` skips the mapping workloads.
+NOT_MAPPED = (
+    "its plugin names no area beside it for the mapping (BenchTarget.mapped); "
+    "examples/numpy_out_of_core.py --url maps any area"
+)
+
 
 def _sibling(target: Target, tag: str) -> tuple[str, Path | None]:
     """A URL for the mapping's own area beside ``target``'s, and the file to remove after
@@ -37,10 +43,7 @@ def _sibling(target: Target, tag: str) -> tuple[str, Path | None]:
     if target.area is None:
         raise Unavailable("mapping workloads need a swap area (peers have none)")
     if target.mapped is None:
-        raise Unavailable(
-            "its plugin names no area beside it for the mapping (BenchTarget.mapped); "
-            "examples/numpy_out_of_core.py --url maps any area"
-        )
+        raise Unavailable(NOT_MAPPED)
     return target.mapped(tag)
 
 

@@ -30,7 +30,7 @@ from typing import Any
 from swapio.area import CreateRequest, SwapArea
 from swapio.bench import paging, repeat
 from swapio.bench.hook import BenchPeer, BenchSite, BenchTarget, BenchWorkload, Durability
-from swapio.bench.mapping import MAPPING_WORKLOADS
+from swapio.bench.mapping import MAPPING_WORKLOADS, NOT_MAPPED
 from swapio.bench.registry import missing
 from swapio.bench.results import Kind, Result, Skipped
 from swapio.bench.targets import AreaTarget
@@ -181,6 +181,9 @@ async def _run_target(run: _Run, target: BenchTarget, site: BenchSite) -> None:
     # An area URL or an option pointing elsewhere (--nfs URL) means nothing is started here.
     elsewhere = given is not None or any(site.options.values())
     reason = None if elsewhere else missing(target.needs, hint=target.install_hint)
+    only_mapping = bool(plan.workloads) and all(w in MAPPING_WORKLOADS for w in plan.workloads)
+    if reason is None and only_mapping and target.mapped is None and not peers and not given:
+        reason = NOT_MAPPED  # nothing this target could run: start nothing for it
     if reason is not None:
         for name in [*plan.workloads, *(w.name for w in own)]:
             run.tick(f"{target.name} {name}")

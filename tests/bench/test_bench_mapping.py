@@ -57,6 +57,18 @@ def test_an_area_the_bench_cannot_place_beside_is_skipped_with_the_reason(tmp_pa
     assert "names no area beside it for the mapping (BenchTarget.mapped)" in skipped[0]["reason"]
 
 
+def test_asked_for_mapping_workloads_only_a_target_that_cannot_run_them_starts_nothing(
+    tmp_path: Path,
+) -> None:
+    host = PluginHost()
+    doc = doc_of(
+        invoke(host, "--json", "-b", "http", "-w", "map-50", "--dir", str(tmp_path), *SMALL)
+    )
+    assert doc["started"] == []  # no `swapio serve` started for a workload it cannot run
+    (skip,) = doc["skipped"]
+    assert "BenchTarget.mapped" in skip["reason"]
+
+
 def test_map_seq_on_a_memory_area_is_skipped_for_want_of_a_file(tmp_path: Path) -> None:
     host = builtin_only("memory")
     doc = doc_of(invoke(host, "--json", "-w", "map-seq", "--dir", str(tmp_path), *SMALL))
