@@ -1,8 +1,8 @@
 """What the ``file`` plugin serves, read by swapio without importing the plugin.
 
 Named by the ``swapio.about`` entry point (``pyproject.toml``); swapio runs this file on its
-own, so it imports nothing.  It must say what :func:`swapio_file.plugin.swapio_backend`
-returns (the host checks when it imports the plugin; see docs/plugin-authors.md).
+own, so it imports nothing.  It is the one place these facts are written:
+:func:`swapio_file.plugin.swapio_backend` returns them (docs/plugin-authors.md).
 """
 
 NAME = "file"

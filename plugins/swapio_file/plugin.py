@@ -18,10 +18,11 @@ from swapio.area import Capabilities, PageBuffer, SwapArea, SwapInfo
 from swapio.errors import BackendIOError, LocationError
 from swapio.location import area_page_size
 from swapio.owner import OwnerThread
+from swapio_file import _about
 from swapio_file.inline import InlinePath
 from swapio_file.store import FileStore, create_store, open_store
 
-VERSION = "0.1.0"
+VERSION = _about.VERSION
 PARAMS = frozenset({"page_size", "durable"})
 #: ``IOV_MAX`` is 1024 on Linux; 256 pages keeps one request one ``pwritev``.
 MAX_PAGES_PER_REQUEST = 256
@@ -42,11 +43,11 @@ def _path(area: SwapArea) -> str:
 @swapio.hookimpl
 def swapio_backend() -> swapio.BackendInfo:
     return swapio.BackendInfo(
-        name="file",
-        version=VERSION,
+        name=_about.NAME,
+        version=_about.VERSION,
         schemes=("file",),
-        summary="regular file or block device, vectored I/O off the event loop",
-        capabilities=("durable", "discard", "create"),
+        summary=_about.SUMMARY,
+        capabilities=_about.CAPABILITIES,
     )
 
 

@@ -43,6 +43,7 @@ from swapio.area import (
 from swapio.errors import AreaFormatError, LocationError, UsageError
 from swapio.location import area_page_size
 from swapio.owner import OwnerThread
+from swapio_flashlog import _about
 from swapio_flashlog._nodes import INODE_SIZE, JFFS2_PAGE, SUM_INODE_SIZE, pad
 from swapio_flashlog._plug import WriteQueue
 from swapio_flashlog.cli import flash
@@ -67,7 +68,7 @@ if TYPE_CHECKING:
 
     from swapio.scheduler import IOScheduler
 
-VERSION = "0.1.0"
+VERSION = _about.VERSION
 PARAMS = frozenset(
     {
         "name",
@@ -281,11 +282,11 @@ async def _detach(shared: SharedLog, failed_create: bool = False) -> None:
 @swapio.hookimpl
 def swapio_backend() -> swapio.BackendInfo:
     return swapio.BackendInfo(
-        name="flashlog",
-        version=VERSION,
+        name=_about.NAME,
+        version=_about.VERSION,
         schemes=("flashlog",),
-        summary="JFFS2-format log on a simulated NOR flash image (mtd-utils/jefferson readable)",
-        capabilities=("durable", "discard", "create", "reserve"),
+        summary=_about.SUMMARY,
+        capabilities=_about.CAPABILITIES,
     )
 
 

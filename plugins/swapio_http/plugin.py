@@ -14,13 +14,14 @@ import click
 
 import swapio
 from swapio.area import Capabilities, PageBuffer, SwapArea, SwapInfo
+from swapio_http import _about
 
 from ._wire import REQUEST_HEADER
 
 if TYPE_CHECKING:  # aiohttp (through the client and server) is imported only when used
     from .client import PageClient
 
-VERSION = "0.1.0"
+VERSION = _about.VERSION
 #: Frames one memalloc request keeps in flight at once (they are sent one after another).
 MEMALLOC_FRAMES = 1
 #: Memalloc requests per area the reserve covers.
@@ -30,11 +31,11 @@ MEMALLOC_REQUESTS = 2
 @swapio.hookimpl
 def swapio_backend() -> swapio.BackendInfo:
     return swapio.BackendInfo(
-        name="http",
-        version=VERSION,
+        name=_about.NAME,
+        version=_about.VERSION,
         schemes=("http", "https"),
-        summary="swapio page server over HTTP (`swapio serve`), any backend on the far side",
-        capabilities=("durable", "discard", "create", "reserve"),
+        summary=_about.SUMMARY,
+        capabilities=_about.CAPABILITIES,
     )
 
 

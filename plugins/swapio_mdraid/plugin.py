@@ -10,21 +10,22 @@ import click
 import swapio
 from swapio.area import Capabilities, PageBuffer, SwapArea, SwapInfo
 from swapio.plugins import PluginHost
+from swapio_mdraid import _about
 
 if TYPE_CHECKING:
     from swapio_mdraid._mirror import Mirror
 
-VERSION = "0.1.0"
+VERSION = _about.VERSION
 
 
 @swapio.hookimpl
 def swapio_backend() -> swapio.BackendInfo:
     return swapio.BackendInfo(
-        name="mirror",
-        version=VERSION,
+        name=_about.NAME,
+        version=_about.VERSION,
         schemes=("mirror",),
-        summary="RAID1 over other areas with an md write-intent bitmap on another area",
-        capabilities=("durable", "create"),
+        summary=_about.SUMMARY,
+        capabilities=_about.CAPABILITIES,
     )
 
 

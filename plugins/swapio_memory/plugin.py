@@ -19,8 +19,9 @@ from swapio.errors import (
     LocationError,
     MemoryPressureError,
 )
+from swapio_memory import _about
 
-VERSION = "0.1.0"
+VERSION = _about.VERSION
 
 
 @dataclass
@@ -67,11 +68,11 @@ def forget(name: str) -> None:
 @swapio.hookimpl
 def swapio_backend() -> swapio.BackendInfo:
     return swapio.BackendInfo(
-        name="memory",
-        version=VERSION,
+        name=_about.NAME,
+        version=_about.VERSION,
         schemes=("memory",),
-        summary="process-local areas in RAM (not durable)",
-        capabilities=("discard", "create"),
+        summary=_about.SUMMARY,
+        capabilities=_about.CAPABILITIES,
     )
 
 

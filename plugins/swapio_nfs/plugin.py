@@ -15,19 +15,20 @@ from collections.abc import Sequence
 
 import swapio
 from swapio.area import PageBuffer, SwapArea, SwapInfo
+from swapio_nfs import _about
 from swapio_nfs._backend import NfsSwapFile
 
-VERSION = "0.1.0"
+VERSION = _about.VERSION
 
 
 @swapio.hookimpl
 def swapio_backend() -> swapio.BackendInfo:
     return swapio.BackendInfo(
-        name="nfs",
-        version=VERSION,
+        name=_about.NAME,
+        version=_about.VERSION,
         schemes=("nfs",),
-        summary="swap file on an NFSv3 server (ONC RPC over TCP, UNSTABLE writes + COMMIT)",
-        capabilities=("durable", "create", "reserve"),
+        summary=_about.SUMMARY,
+        capabilities=_about.CAPABILITIES,
     )
 
 

@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING
 import swapio
 from swapio.area import Capabilities, PageBuffer, SwapArea, SwapInfo
 
+from . import _about
 from ._ops import Kind
 from ._options import SCHEMES
 
 if TYPE_CHECKING:
     from ._store import RedisArea
 
-VERSION = "0.1.0"
+VERSION = _about.VERSION
 #: Pages the core hands one call at most (4 stripe units: at most 4 nodes, 8 commands).
 MAX_PAGES_PER_REQUEST = 128
 #: Memalloc requests per area the reserve covers.
@@ -36,11 +37,11 @@ MEMALLOC_REQUESTS = 2
 @swapio.hookimpl
 def swapio_backend() -> swapio.BackendInfo:
     return swapio.BackendInfo(
-        name="redis",
-        version=VERSION,
+        name=_about.NAME,
+        version=_about.VERSION,
         schemes=SCHEMES,
-        summary="pages in Redis or Redis Cluster (sharded, replicated remote memory)",
-        capabilities=("durable", "discard", "create", "reserve"),
+        summary=_about.SUMMARY,
+        capabilities=_about.CAPABILITIES,
     )
 
 
