@@ -145,80 +145,68 @@ def _views(n: int) -> list[memoryview]:
     return [block[i * PAGE : (i + 1) * PAGE] for i in range(n)]
 
 
-async def sequential(target: Target, pages: int, out: bool, seconds: float) -> float:
+async def sequential(
+    target: Target, pages: int, out: bool, seconds: float, *, wrap: bool = False
+) -> int:
+    """``BATCH``-page calls from slot 0 until ``pages`` (or, with ``wrap``, until ``seconds``
+    have passed); the pages moved."""
     data = _views(BATCH)
     op = target.write if out else target.read
-    done, start = 0, time.perf_counter()
-    for slot in range(0, pages, BATCH):
-        await op(slot, data)
-        done += BATCH
-        if time.perf_counter() - start > seconds:
-            break
-    return done / (time.perf_counter() - start)
+    moved, start = 0, time.perf_counter()
+    while (wrap or moved < pages) and time.perf_counter() - start <= seconds:
+        await op((moved % pages) // BATCH * BATCH, data)
+        moved += BATCH
+    return moved
 
 
-async def randomly(target: Target, pages: int, out: bool, ops: int, seconds: float) -> float:
-    rng = random.Random(1)
+async def randomly(
+    target: Target, pages: int, out: bool, ops: int, seconds: float, *, seed: int = 1
+) -> int:
+    """``ops`` one-page calls to distinct random slots, ``QD`` in flight; the pages moved."""
+    rng = random.Random(seed)
     slots = iter(rng.sample(range(pages), min(ops, pages)))
     op = target.write if out else target.read
-    done, start = 0, time.perf_counter()
+    moved, start = 0, time.perf_counter()
 
     async def worker() -> None:
-        nonlocal done
+        nonlocal moved
         view = _views(1)
         for slot in slots:
             await op(slot, view)
-            done += 1
+            moved += 1
             if time.perf_counter() - start > seconds:
                 return
 
     await asyncio.gather(*(worker() for _ in range(QD)))
-    return done / (time.perf_counter() - start)
+    return moved
+
+
+async def burst(
+    target: Target, workload: str, pages: int, seconds: float, seed: int, *, ops: int = 0
+) -> tuple[int, float, float]:
+    """One run: (pages moved, wall seconds, CPU seconds of this process).  Sequential runs
+    wrap around the area until ``seconds``; random ones stop after ``ops`` pages (default: one
+    pass over the area) or ``seconds``."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    if workload.startswith("seq"):
+        moved = await sequential(target, pages, workload == "seq-out", seconds, wrap=True)
+    else:
+        out = workload == "rand-out"
+        moved = await randomly(target, pages, out, ops or pages, seconds, seed=seed)
+    return moved, time.perf_counter() - wall, time.process_time() - cpu
 
 
 async def run(
     target: Target, workload: str, pages: int, ops: int, seconds: float
 ) -> tuple[float, float]:
     """(pages per wall-clock second, pages per CPU second of this process)."""
-    cpu = time.process_time()
-    wall = time.perf_counter()
-    if workload.startswith("seq"):
-        rate = await sequential(target, pages, workload == "seq-out", seconds)
-    else:
-        rate = await randomly(target, pages, workload == "rand-out", ops, seconds)
-    moved = rate * (time.perf_counter() - wall)
-    return rate, moved / max(time.process_time() - cpu, 1e-9)
-
-
-async def burst(
-    target: Target, workload: str, pages: int, seconds: float, seed: int
-) -> tuple[int, float, float]:
-    """One short run: (pages moved, wall seconds, CPU seconds of this process)."""
     cpu, wall = time.process_time(), time.perf_counter()
     if workload.startswith("seq"):
-        data = _views(BATCH)
-        op = target.write if workload == "seq-out" else target.read
-        moved = 0
-        while time.perf_counter() - wall < seconds:
-            await op((moved % pages) // BATCH * BATCH, data)
-            moved += BATCH
+        moved = await sequential(target, pages, workload == "seq-out", seconds)
     else:
-        rng = random.Random(seed)
-        slots = iter(rng.sample(range(pages), pages))
-        op = target.write if workload == "rand-out" else target.read
-        moved = 0
-
-        async def worker() -> None:
-            nonlocal moved
-            view = _views(1)
-            for slot in slots:
-                await op(slot, view)
-                moved += 1
-                if time.perf_counter() - wall > seconds:
-                    return
-
-        await asyncio.gather(*(worker() for _ in range(QD)))
-    return moved, time.perf_counter() - wall, time.process_time() - cpu
+        moved = await randomly(target, pages, workload == "rand-out", ops, seconds)
+    elapsed = time.perf_counter() - wall
+    return moved / elapsed, moved / max(time.process_time() - cpu, 1e-9)
 
 
 async def interleaved(args: argparse.Namespace, workloads: list[str]) -> dict[str, list[float]]:
