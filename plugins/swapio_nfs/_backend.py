@@ -13,6 +13,11 @@ The user-space counterpart of ``nfs_swap_activate`` / ``nfs_swap_rw`` in Linux:
   COMMIT's: a difference means the server restarted and may have lost the unstable data, so
   the WRITE is sent again with ``FILE_SYNC``.  A swap-out completes only when its data is on
   the server's stable storage: the area is ``durable``.
+* **In-doubt WRITEs**: a swap-out WRITE that was sent and never answered (timeout, broken
+  connection, cancelled caller) is kept by the transport and sent again with its XID until the
+  server answers it; until then a later WRITE of an overlapping range waits (at most one
+  call's retry budget, then :class:`RpcTimeoutError` without sending), so the server can
+  never apply the old data after the new (:mod:`swapio_nfs._fence`).
 * ``NFS3ERR_STALE`` makes the backend look the file up again from the export (re-mounting if
   the export's handle is stale too); if the name now names another file (different
   ``fileid``), the error says so instead of writing to the wrong file.
@@ -24,7 +29,8 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from functools import partial
+from typing import NamedTuple, TypeVar
 
 from swapio.area import Capabilities, PageBuffer, SwapArea
 from swapio.errors import (
@@ -43,8 +49,19 @@ from swapio_nfs._errors import (
     NfsIOError,
     NfsNoEntError,
     NfsStaleError,
+    RpcConnectionError,
+    RpcTimeoutError,
 )
-from swapio_nfs._nfs3 import Access3, CreateMode, Fattr3, Ftype3, Sattr3, StableHow
+from swapio_nfs._fence import DoubtRanges
+from swapio_nfs._nfs3 import (
+    Access3,
+    CreateMode,
+    Fattr3,
+    Ftype3,
+    Sattr3,
+    StableHow,
+    WriteResult,
+)
 from swapio_nfs._receive import RESERVE_PAGES_PER_REPLY
 from swapio_nfs._record import DEFAULT_MAX_RECORD
 from swapio_nfs._transport import RetryPolicy
@@ -66,6 +83,17 @@ TRANSFER_WINDOW = 4
 QUEUE_DEPTH = 32
 PREALLOC_CONCURRENCY = 4
 FILE_MODE = 0o600
+#: In-doubt WRITE bytes (copies the transport keeps to send again, in ordinary memory) above
+#: which a new WRITE waits for one to settle: a server that stops answering cannot make the
+#: client accumulate copies without bound while the pager retries elsewhere.
+MAX_IN_DOUBT_BYTES = 2 * TRANSFER_WINDOW * MAX_IO_BYTES
+
+
+class InDoubtWrite(NamedTuple):
+    """A WRITE sent and not answered: ``settled`` completes when its XID's reply arrives."""
+
+    xid: int
+    settled: asyncio.Future[None]
 
 
 class NfsSwapFile:
@@ -96,7 +124,10 @@ class NfsSwapFile:
         self._writes_done = 0
         self._committed_upto = 0
         self._commit_verifier = b""
+        self._doubts: DoubtRanges[InDoubtWrite] = DoubtRanges()
         # counters, for tests and the benchmark
+        self.doubt_waits = 0
+        """WRITEs that waited for an in-doubt WRITE of an overlapping range."""
         self.commits = 0
         self.rewrites = 0
         self.verifier_changes = 0
@@ -288,11 +319,26 @@ class NfsSwapFile:
         )
 
     async def deactivate(self) -> None:
-        """Commit outstanding data and unmount."""
+        """Wait for in-doubt WRITEs to be answered (within one call's budget), commit
+        outstanding data and unmount."""
         try:
+            if self._doubts.count:
+                await self._settle_all_doubts()
             await self._retry_stale(lambda: self.client.commit(self.fh))
         finally:
             await self.client.unmount()
+
+    async def _settle_all_doubts(self) -> None:
+        waiting = [d.settled for d in self._doubts]
+        _, left = await asyncio.wait(waiting, timeout=self.client.conn.policy.budget())
+        if left:
+            log.warning(
+                "%s: %d WRITE(s) still unanswered at deactivation (xid %s); the server may "
+                "still apply them",
+                self.url.path,
+                len(left),
+                ", ".join(f"{d.xid:#x}" for d in self._doubts if d.settled in left),
+            )
 
     # ----------------------------------------------------------------- ESTALE
 
@@ -358,9 +404,7 @@ class NfsSwapFile:
 
         async def write(piece: tuple[int, Sequence[PageBuffer]]) -> None:
             offset, chunk = piece
-            res = await self._retry_stale(
-                lambda: self.client.write(self.fh, offset, chunk, StableHow.UNSTABLE)
-            )
+            res = await self._write(offset, chunk, StableHow.UNSTABLE)
             if res.count != len(chunk) * self.page_size:  # a short write: finish it stably
                 await self._rewrite(offset, chunk)
             elif res.committed != StableHow.FILE_SYNC:
@@ -376,11 +420,72 @@ class NfsSwapFile:
             if verifier != committed:
                 await self._rewrite(offset, chunk)
 
+    async def _write(
+        self, offset: int, pages: Sequence[PageBuffer], stable: StableHow
+    ) -> WriteResult:
+        """One WRITE, sent only when no in-doubt WRITE overlaps it; if it goes in doubt
+        itself, its range is held until its reply arrives (ESTALE retried once)."""
+        end = offset + len(pages) * self.page_size
+        if self._doubts.count:
+            await self._wait_for_doubts(offset, end)
+        on_doubt = partial(self._note_doubt, offset, end)
+        return await self._retry_stale(
+            lambda: self.client.write(self.fh, offset, pages, stable, on_doubt=on_doubt)
+        )
+
+    def _note_doubt(self, start: int, end: int, xid: int, settled: asyncio.Future[None]) -> None:
+        key = self._doubts.add(start, end, InDoubtWrite(xid, settled))
+        settled.add_done_callback(partial(self._doubt_settled, key))
+
+    def _doubt_settled(self, key: int, settled: asyncio.Future[None]) -> None:
+        self._doubts.remove(key)
+        if not settled.cancelled():
+            settled.exception()  # retrieved: the waiters, if any, report it
+
+    async def _wait_for_doubts(self, start: int, end: int) -> None:
+        """Wait until no in-doubt WRITE overlaps ``[start, end)`` and the in-doubt copies are
+        below :data:`MAX_IN_DOUBT_BYTES`; at most one call's retry budget."""
+        loop = asyncio.get_running_loop()
+        budget = self.client.conn.policy.budget()
+        deadline = loop.time() + budget
+        counted = False
+        while True:
+            blocking = [d for d in self._doubts.overlapping(start, end) if not _answered(d)]
+            if not blocking and self._doubts.nbytes < MAX_IN_DOUBT_BYTES:
+                return
+            if not counted:
+                self.doubt_waits += 1
+                counted = True
+            waits = blocking or list(self._doubts)
+            failed = next((d for d in waits if d.settled.done() and d.settled.exception()), None)
+            if failed is not None:
+                raise RpcConnectionError(
+                    f"NFS WRITE of {self.url.path} bytes {start}-{end} not sent: the earlier "
+                    f"WRITE (xid {failed.xid:#x}) it must follow was never answered "
+                    f"({failed.settled.exception()})"
+                )
+            remaining = deadline - loop.time()
+            if remaining > 0:
+                await asyncio.wait(
+                    [d.settled for d in waits],
+                    timeout=remaining,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                continue
+            what = (
+                f"the earlier WRITE (xid {blocking[0].xid:#x}) of an overlapping range"
+                if blocking
+                else f"{self._doubts.count} earlier WRITEs"
+            )
+            raise RpcTimeoutError(
+                f"NFS WRITE of {self.url.path} bytes {start}-{end} not sent: {what} got no "
+                f"reply within {budget:g} s and may still be executed by the server; it is "
+                "being sent again until it is answered"
+            )
+
     async def _rewrite(self, offset: int, pages: Sequence[PageBuffer]) -> None:
         self.rewrites += 1
-        res = await self._retry_stale(
-            lambda: self.client.write(self.fh, offset, pages, StableHow.FILE_SYNC)
-        )
+        res = await self._write(offset, pages, StableHow.FILE_SYNC)
         if res.count != len(pages) * self.page_size:
             raise NfsIOError(
                 "WRITE",
@@ -427,6 +532,11 @@ class NfsSwapFile:
             count, _ = await self.client.read_pages(self.fh, offset, pages)
         if count < len(pages) * self.page_size:
             _zero_past(pages, count)
+
+
+def _answered(doubt: InDoubtWrite) -> bool:
+    """The in-doubt WRITE's reply arrived (its range is released at the next loop turn)."""
+    return doubt.settled.done() and doubt.settled.exception() is None
 
 
 def _zero_past(pages: Sequence[memoryview], count: int) -> None:

@@ -70,7 +70,7 @@ from swapio_nfs._portmap import (
 )
 from swapio_nfs._receive import Placement
 from swapio_nfs._rpc import AuthSys, OpaqueAuth
-from swapio_nfs._transport import RetryPolicy, RpcConnection
+from swapio_nfs._transport import DoubtCallback, RetryPolicy, RpcConnection
 from swapio_nfs._xdr import Buffer
 
 if TYPE_CHECKING:
@@ -236,10 +236,12 @@ class NfsClient:
         args: Buffer | Sequence[Buffer],
         decode: Callable[[memoryview], T],
         placement: Placement | None = None,
+        on_doubt: DoubtCallback | None = None,
     ) -> T:
         """Call ``proc`` and decode its results; ``NFS3ERR_JUKEBOX`` is retried with backoff.
 
-        Every procedure, READ included, goes through this one loop.
+        Every procedure, READ included, goes through this one loop.  ``on_doubt``: see
+        :meth:`RpcConnection.call` (each JUKEBOX retry is a new call with a new XID).
         """
         delay = JUKEBOX_DELAY
         for attempt in range(JUKEBOX_RETRIES + 1):
@@ -251,6 +253,7 @@ class NfsClient:
                 cred=self.cred,
                 program=_PROGRAM[proc],
                 placement=placement,
+                on_doubt=on_doubt,
             )
             try:
                 return decode(res.results)
@@ -350,13 +353,22 @@ class NfsClient:
         offset: int,
         data: Buffer | Sequence[Buffer],
         stable: StableHow = StableHow.UNSTABLE,
+        *,
+        on_doubt: DoubtCallback | None = None,
     ) -> WriteResult:
-        """WRITE (§3.3.7) the concatenation of ``data`` at ``offset``."""
+        """WRITE (§3.3.7) the concatenation of ``data`` at ``offset``.
+
+        ``on_doubt(xid, settled)``: the WRITE was sent but this call ends without its reply;
+        the server may still execute it until ``settled`` completes (:meth:`RpcConnection.call`).
+        """
         pieces: list[Buffer] = (
             [data] if isinstance(data, bytes | bytearray | memoryview) else list(data)
         )
         return await self._call(
-            NfsProc.WRITE, encode_write_args(fh, offset, pieces, stable), decode_write_res
+            NfsProc.WRITE,
+            encode_write_args(fh, offset, pieces, stable),
+            decode_write_res,
+            on_doubt=on_doubt,
         )
 
     async def commit(self, fh: bytes, offset: int = 0, count: int = 0) -> CommitResult:

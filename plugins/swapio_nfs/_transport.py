@@ -16,6 +16,16 @@ pool buffers) and :mod:`swapio_nfs._link` (the socket):
   dropped under that rule makes its call wait for ordinary memory and retransmit (same XID).
   A call made outside memalloc context while the pool is below *low* waits for ordinary
   memory before it is sent: its reply would otherwise land in the reserve only to be dropped.
+* **In-doubt calls** (``on_doubt`` given, WRITE on the swap path): a call that was sent and
+  whose caller gives up without its reply (retransmissions exhausted, a broken stream, a
+  cancelled caller) may still be executed by the server.  It stays outstanding under its XID
+  with a private copy of its bytes, is sent again (same XID, same bytes, so the server's
+  duplicate request cache recognises it: RFC 5531 §9, RFC 1813 §4.4) on every sweep and on
+  every reconnect, and is *settled* when any reply to that XID arrives, or failed when the
+  connection is closed.  ``on_doubt(xid, settled)`` tells the caller's owner before the caller
+  sees its error, so it can order later requests after the settlement (Linux keeps a hard
+  mount's ``rpc_task`` alive the same way: ``xprt_retransmit`` resends ``rq_xid`` after
+  every reconnect until ``xprt_complete_rqst``).
 * **Vectored sends**: a call's record mark, header, arguments and the caller's pages go to
   the socket in one ``sendmsg``; calls made in one loop iteration share it.  Only bytes the
   kernel did not take are copied (into the connection's send queue), as asyncio's transports
@@ -29,7 +39,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -76,6 +86,15 @@ class RetryPolicy:
     backoff_initial: float = 0.05
     backoff_max: float = 2.0
 
+    def budget(self) -> float:
+        """Seconds a call waits in all before it fails (its timeout, doubled ``retrans``
+        times up to ``max_timeout``): the wait allowed for anything a call depends on."""
+        total, step = 0.0, self.timeout
+        for _ in range(self.retrans + 1):
+            total += step
+            step = min(step * 2, self.max_timeout)
+        return total
+
 
 class RpcResult:
     """A successful reply's results, held in its receive buffer until :meth:`release`."""
@@ -104,6 +123,11 @@ class RpcResult:
         self.release()
 
 
+DoubtCallback = Callable[[int, "asyncio.Future[None]"], None]
+"""``on_doubt(xid, settled)``: the call ``xid`` went in doubt; ``settled`` completes when a
+reply to it arrives (or fails with :class:`RpcConnectionError` when the connection closes)."""
+
+
 class _ReplyDropped(Exception):
     """The reply landed in reserve memory and the call is not memalloc work."""
 
@@ -120,9 +144,12 @@ class _Pending:
     attempts: int = 0
     deadline: float = 0.0
     sent_on: Link | None = None
+    on_doubt: DoubtCallback | None = None
+    #: set once the call is in doubt (its caller gone, no reply yet)
+    settled: asyncio.Future[None] | None = None
 
     def waiting(self) -> bool:
-        return not self.future.done()
+        return not self.future.done() or self.settled is not None
 
 
 class RpcConnection:
@@ -176,6 +203,10 @@ class RpcConnection:
         self.reconnects = 0
         self.unknown_xids = 0
         self.dropped_replies = 0
+        self.doubts = 0
+        """Calls that went in doubt."""
+        self.doubts_settled = 0
+        """In-doubt calls settled by a reply."""
 
     # ----------------------------------------------------------------- connection
 
@@ -186,8 +217,13 @@ class RpcConnection:
 
     @property
     def outstanding(self) -> int:
-        """Calls sent and not yet answered."""
+        """Calls sent and not yet answered (in-doubt ones included)."""
         return len(self._pending)
+
+    @property
+    def in_doubt(self) -> int:
+        """In-doubt calls: their callers gave up, no reply has arrived yet."""
+        return sum(1 for p in self._pending.values() if p.settled is not None)
 
     async def connect(self) -> None:
         """Open the connection; raise :class:`RpcConnectionError` if the server is unreachable.
@@ -245,7 +281,10 @@ class RpcConnection:
             self.reconnects += 1
         self._ever_connected = True
         for pending in list(self._pending.values()):
-            if not pending.future.done() and pending.sent_on is not link:
+            if (not pending.future.done() or pending.settled is not None) and (
+                pending.sent_on is not link
+            ):
+                # same XID, same bytes (Linux: xprt_request_retransmit_after_disconnect)
                 self._send(pending)
 
     def _on_lost(self, link: Link, exc: BaseException | None) -> None:
@@ -284,7 +323,16 @@ class RpcConnection:
         link.abort()
 
     def _fail_all(self, exc: BaseException) -> None:
+        """Fail every caller; in-doubt calls stay (resent after the reconnect) unless closed."""
         for pending in list(self._pending.values()):
+            if pending.settled is not None:
+                if self._closed:
+                    self._pending.pop(pending.xid, None)
+                    if not pending.settled.done():
+                        pending.settled.set_exception(exc)
+                continue
+            if not self._closed and pending.on_doubt is not None and pending.sent_on is not None:
+                self._doubt(pending)
             self._finish(pending, exc)
 
     async def close(self) -> None:
@@ -317,7 +365,7 @@ class RpcConnection:
             self._xid = (self._xid + 1) & 0xFFFFFFFF
         return self._xid
 
-    async def call(
+    async def call(  # noqa: PLR0912 - one send, wait, retry loop on the per-page path
         self,
         prog: int,
         vers: int,
@@ -328,11 +376,15 @@ class RpcConnection:
         program: str | None = None,
         timeout: float | None = None,
         placement: Placement | None = None,
+        on_doubt: DoubtCallback | None = None,
     ) -> RpcResult:
         """Send a call and return its results; raise the error the server or network gave.
 
         :param placement: where the reply's bulk data goes (the caller's pages); the
             results then end where that data begins.
+        :param on_doubt: keep the call in doubt if it was sent and its caller ends without
+            its reply (see the module docstring); called as ``on_doubt(xid, settled)`` before
+            the caller sees its error.  Not for calls with a ``placement``.
 
         The caller must :meth:`RpcResult.release` the result (or use it in ``with``).
         """
@@ -372,6 +424,7 @@ class RpcConnection:
             self.policy.timeout if timeout is None else timeout,
             memalloc_work,
             placement,
+            on_doubt=on_doubt,
         )
         self._pending[xid] = pending
         self.calls += 1
@@ -395,7 +448,21 @@ class RpcConnection:
                     await self._wait_for_ordinary_memory()
                     pending.future = loop.create_future()
         finally:
-            self._pending.pop(xid, None)
+            if pending.settled is None:
+                self._end_call(pending)
+
+    def _end_call(self, pending: _Pending) -> None:
+        """The caller is done with its call: forget it, unless it went out unanswered and is
+        to be kept in doubt (the caller was cancelled after sending)."""
+        if (
+            pending.on_doubt is not None
+            and self._pending.get(pending.xid) is pending
+            and pending.sent_on is not None
+            and not self._closed
+        ):
+            self._doubt(pending)
+        else:
+            self._pending.pop(pending.xid, None)
 
     async def _wait_for_ordinary_memory(self) -> None:
         """Wait until an ordinary (non-reserve) allocation of one page succeeds."""
@@ -443,15 +510,17 @@ class RpcConnection:
         loop = asyncio.get_running_loop()
         now = loop.time()
         for pending in list(self._pending.values()):
-            if pending.deadline <= now and not pending.future.done():
+            if pending.deadline <= now and (
+                not pending.future.done() or pending.settled is not None
+            ):
                 self._on_timeout(pending)
         if self._pending and self._sweep is None:
             self._sweep = loop.call_later(self._tick(), self._on_sweep)
 
     def _on_timeout(self, pending: _Pending) -> None:
-        if pending.future.done():
+        if pending.future.done() and pending.settled is None:
             return
-        if pending.attempts >= self.policy.retrans:
+        if pending.attempts >= self.policy.retrans and pending.settled is None:
             if self._link is None:
                 exc: BaseException = RpcConnectionError(
                     f"{pending.program} call (xid {pending.xid:#x}) to {self._where} failed: "
@@ -462,6 +531,8 @@ class RpcConnection:
                     f"{pending.program} call (xid {pending.xid:#x}) to {self._where} got no "
                     f"reply after {pending.attempts + 1} transmissions"
                 )
+            if pending.on_doubt is not None and pending.sent_on is not None:
+                self._doubt(pending)
             self._finish(pending, exc)
             return
         pending.attempts += 1
@@ -474,16 +545,49 @@ class RpcConnection:
         pending.deadline = asyncio.get_running_loop().time() + pending.timeout
 
     def _finish(self, pending: _Pending, exc: BaseException) -> None:
-        self._pending.pop(pending.xid, None)
+        if pending.settled is None:
+            self._pending.pop(pending.xid, None)
         if not pending.future.done():
             pending.future.set_exception(exc)
+
+    def _doubt(self, pending: _Pending) -> None:
+        """The call's caller is leaving without a reply: keep the call outstanding, in doubt.
+
+        Its bytes are copied now (the caller may reuse its pages once it has seen the error;
+        a retransmission must be byte for byte the call the server may already hold, which
+        nfs-ganesha's cache compares by XID and checksum).  Its reply, if ever one comes, is
+        only read for its XID and released at once, so it may land in reserve memory like
+        memalloc work's (the SOCK_MEMALLOC rule would otherwise drop it).
+        """
+        assert pending.on_doubt is not None
+        pending.message = [b"".join(pending.message)]
+        pending.placement = None
+        pending.memalloc = True
+        pending.settled = settled = asyncio.get_running_loop().create_future()
+        self.doubts += 1
+        log.info(
+            "%s call (xid %#x) to %s is in doubt: sent, no reply; sending it again until one "
+            "arrives",
+            pending.program,
+            pending.xid,
+            self._where,
+        )
+        pending.on_doubt(pending.xid, settled)
+
+    def _settle(self, pending: _Pending) -> None:
+        """A reply to an in-doubt call arrived: the server has executed it (once, by its
+        duplicate request cache); nothing of the reply is kept."""
+        self._pending.pop(pending.xid, None)
+        self.doubts_settled += 1
+        if pending.settled is not None and not pending.settled.done():
+            pending.settled.set_result(None)
 
     # ----------------------------------------------------------------- replies (ReceiverOwner)
 
     def target(self, xid: int) -> _Pending | None:
-        """The call waiting for the reply ``xid``, if any."""
+        """The call waiting for the reply ``xid``, if any (an in-doubt one included)."""
         pending = self._pending.get(xid)
-        if pending is None or pending.future.done():
+        if pending is None or (pending.future.done() and pending.settled is None):
             return None
         return pending
 
@@ -494,7 +598,7 @@ class RpcConnection:
     def drop_reply(self, xid: int) -> None:
         """The SOCK_MEMALLOC rule dropped the reply to ``xid``: its call asks again."""
         pending = self._pending.get(xid)
-        if pending is not None and not pending.future.done():
+        if pending is not None and not pending.future.done() and pending.settled is None:
             self.dropped_replies += 1
             pending.future.set_exception(_ReplyDropped())
 
@@ -502,10 +606,14 @@ class RpcConnection:
         """The reply to ``xid`` (its results pin ``pin`` until released)."""
         pending = self._pending.get(xid)
         if pending is None or pending.future.done():
-            self.unknown_xids += 1
+            if pending is not None and pending.settled is not None:
+                self._settle(pending)  # any reply settles it, an error reply too
+            else:
+                self.unknown_xids += 1
             return
         start = accepted_results_offset(record)
         if start < 0:  # not the common case: decode fully for the precise error
+            self._pending.pop(xid, None)  # answered: never in doubt
             try:
                 reply = decode_reply(record, pending.program)
             except MalformedReplyError as exc:

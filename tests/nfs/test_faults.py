@@ -181,7 +181,9 @@ class StubClient:
     commit_verifier: bytes = b"boot-two"
     writes: list[tuple[int, StableHow]] = field(default_factory=list)
 
-    async def write(self, fh: bytes, offset: int, data: Any, stable: StableHow) -> _Write:
+    async def write(
+        self, fh: bytes, offset: int, data: Any, stable: StableHow, *, on_doubt: Any = None
+    ) -> _Write:
         size = sum(memoryview(d).nbytes for d in data)
         self.writes.append((offset, stable))
         return _Write(size, stable, self.write_verifier)
@@ -230,7 +232,9 @@ class StaleOnceClient(StubClient):
     handles: list[bytes] = field(default_factory=list)
     fileid: int = 1
 
-    async def write(self, fh: bytes, offset: int, data: Any, stable: StableHow) -> _Write:
+    async def write(
+        self, fh: bytes, offset: int, data: Any, stable: StableHow, *, on_doubt: Any = None
+    ) -> _Write:
         self.handles.append(fh)
         if self.stale_left:
             self.stale_left -= 1
