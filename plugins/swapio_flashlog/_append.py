@@ -198,6 +198,64 @@ class Appender:
             placed(refs)
             i = end
 
+    def copy_nodes(
+        self, head: Head, refs: Sequence[NodeRef], span: memoryview, at: Sequence[int]
+    ) -> None:
+        """Program verbatim copies of the nodes ``refs`` (garbage collection), their bytes
+        ``span[at[i] : at[i] + totlen]``, at ``head``, in order; then point each reference
+        at its copy (the same object: the index needs no update).
+
+        One program per write-head block, a ``pwritev`` of slices of ``span`` (nothing is
+        copied in user space), each node followed by 0xFF to whole write units, exactly the
+        bytes :meth:`program` would lay out.  A reference is moved only after its copy
+        reached flash, so the index never points at bytes not yet programmed.
+        """
+        space = self.space
+        unit = space.align
+        summaries = space.options.summaries
+        eb = space.eb
+        blocks = space.blocks
+        i, n = 0, len(refs)
+        while i < n:
+            ref = refs[i]
+            blk = space.head(head, -(-ref.totlen // unit) * unit, _entry_size(ref))
+            base = blk.start + blk.pos
+            pos = 0
+            parts: list[Buf] = []
+            entries = bytearray()
+            summarised = blk.sum_ok
+            where: list[tuple[int, int]] = []
+            first = i
+            while i < n:
+                ref = refs[i]
+                totlen = ref.totlen
+                length = -(-totlen // unit) * unit
+                esize = _entry_size(ref)
+                if i > first:
+                    tail = 0
+                    if summaries and summarised:
+                        tail = summary_span(blk.sum_size + len(entries) + esize)
+                    if blk.pos + pos + length + tail > eb:
+                        break
+                parts.append(span[at[i] : at[i] + totlen])
+                if length > totlen:
+                    parts.append(_FILL[: length - totlen])
+                entries += _entry_at(ref, base + pos - blk.start)
+                summarised = summarised and esize > 0
+                where.append((base + pos, length))
+                pos += length
+                i += 1
+            self.device.program_parts(base, parts)
+            run = refs[first:i]
+            index = blk.index
+            for ref, (offset, length) in zip(run, where, strict=True):
+                blocks[ref.block].live -= ref.length
+                ref.offset = offset
+                ref.length = length
+                ref.block = index
+            space.placed(blk, list(run), pos, bytes(entries), summarised)
+            self.nodes_programmed += len(run)
+
 
 def _place(ref: NodeRef, block: int, block_start: int, offset: int, length: int) -> bytes:
     """Place ``ref`` at ``offset``; return its summary entry (empty if it has none)."""
@@ -207,6 +265,14 @@ def _place(ref: NodeRef, block: int, block_start: int, offset: int, length: int)
     if ref.kind is RefKind.INODE:
         return encode_sum_inode(ref.ino, ref.version, offset - block_start, ref.totlen)
     entry = ref.summary_entry(block_start)
+    return b"" if entry is None else encode_entry(entry)
+
+
+def _entry_at(ref: NodeRef, where: int) -> bytes:
+    """``ref``'s summary entry were it at block offset ``where`` (empty if it has none)."""
+    if ref.kind is RefKind.INODE:
+        return encode_sum_inode(ref.ino, ref.version, where, ref.totlen)
+    entry = ref.summary_entry(ref.offset - where)
     return b"" if entry is None else encode_entry(entry)
 
 

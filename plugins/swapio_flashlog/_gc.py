@@ -12,13 +12,12 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from swapio_flashlog._append import Appender, Pending
+from swapio_flashlog._append import Appender
 from swapio_flashlog._blocks import Block, BlockState, LogOptions
+from swapio_flashlog._copycheck import intact_prefix
 from swapio_flashlog._index import DirentIndex, FileState, RefKind
-from swapio_flashlog._nodes import verify
 from swapio_flashlog._space import Space
 from swapio_flashlog._victim import pick_victim
-from swapio_flashlog.errors import NodeFormatError
 
 
 class Collector:
@@ -87,8 +86,6 @@ class Collector:
     def collect(self, victim: Block) -> None:
         """Move the victim's live nodes to the GC head, then erase it."""
         self.build_index()
-        batch: list[Pending] = []
-        damaged = False
         live = [ref for ref in victim.nodes if ref.refs > 0]
         if not live:
             self.steps += 1
@@ -99,34 +96,24 @@ class Collector:
         span = memoryview(
             self.device.read(first, max(ref.offset + ref.totlen for ref in live) - first)
         )
-        for ref in live:
-            raw = span[ref.offset - first : ref.offset - first + ref.totlen]  # not copied
-            try:
-                verify(raw)
-            except NodeFormatError:
-                if not ref.poisoned:
-                    ref.poisoned = True
-                    victim.pinned += 1
-                damaged = True
-                break  # keep it (and what follows) where it is
-            batch.append(Pending(ref.moved(0, 0, 0), (raw,), ref.totlen, ref))
-        self.appender.program("gc", batch, self.scratch, self._moved)
-        if damaged:
+        at = [ref.offset - first for ref in live]
+        inode = RefKind.INODE
+        good = intact_prefix(
+            span, at, [ref.totlen for ref in live], [ref.kind is inode for ref in live]
+        )
+        if good < len(live):  # a damaged node: it (and what follows) stays where it is
+            damaged = live[good]
+            if not damaged.poisoned:
+                damaged.poisoned = True
+                victim.pinned += 1
+            # the copies' originals stay on flash (GC duplicates), no longer referenced
+            stay = {id(ref): ref.moved(ref.offset, ref.length, ref.block) for ref in live[:good]}
+            victim.nodes = [stay.get(id(ref), ref) for ref in victim.nodes]
+        if good:
+            self.appender.copy_nodes("gc", live[:good], span, at[:good])
+        if good < len(live):
             victim.scrub = False
             return
+        victim.nodes = [ref for ref in victim.nodes if ref.block == victim.index]
         self.steps += 1
         self.space.erase(victim)
-
-    def _moved(self, run: list[Pending]) -> None:
-        """Point the index at the copies that just reached flash."""
-        blocks = self.space.blocks
-        for item in run:
-            old, new = item.origin, item.ref
-            assert old is not None
-            if old.kind is RefKind.INODE:
-                self.files[old.ino].replace(old, new)
-            elif old.kind is RefKind.DIRENT:
-                self.dirents.replace(old, new)
-            else:
-                new.refs, old.refs = old.refs, 0
-            blocks[old.block].live -= old.length

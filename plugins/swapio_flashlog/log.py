@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from itertools import repeat
+from itertools import chain, islice, repeat
 from operator import and_, attrgetter
 
 from swapio.errors import AreaExistsError, AreaNotFoundError
@@ -382,36 +382,7 @@ class FlashLog:
         now = int(time.time()) & 0xFFFFFFFF
         mode = state.mode or FILE_MODE
         isize = state.isize
-        offsets: list[int] = []
-        nodes: list[memoryview] = []
-        sizes: list[int] = []
-        for first, pages in requests:
-            views: list[memoryview] = list(map(_view, pages))
-            if not views:
-                continue
-            if set(map(_FORMAT, views)) != {"B"}:
-                views = [v.cast("B") for v in views]
-            lens = list(map(len, views))
-            size = lens[0]
-            if lens.count(size) == len(lens) and INODE_SIZE + size <= self._max_node:
-                offsets.extend(range(first, first + size * len(lens), size))  # one node each
-                nodes.extend(views)
-                sizes.extend(lens)
-                continue
-            foff = first
-            for view in views:
-                size = len(view)
-                if INODE_SIZE + size <= self._max_node:
-                    nodes.append(view)
-                    offsets.append(foff)
-                    sizes.append(size)
-                else:  # too large for one node: 4 KiB nodes (each atomic on its own)
-                    for at in range(0, size, JFFS2_PAGE):
-                        nodes.append(view[at : at + JFFS2_PAGE])
-                        offsets.append(foff + at)
-                        sizes.append(len(nodes[-1]))
-                foff += size
-
+        offsets, nodes, sizes = self._runs(requests)
         inode = (ino, state.highest_version + 1, mode, isize, now)
         batch = Batch(inode, offsets, nodes, sizes, self.space.align)
         # every node one whole, aligned 4 KiB page (swap pages of 4 KiB): the run fast path
@@ -430,6 +401,41 @@ class FlashLog:
             self.collector.scratch = None
         self.device.add_host_bytes(sum(sizes))
         self._synced()
+
+    def _runs(
+        self, requests: Sequence[tuple[int, Sequence[Buf]]]
+    ) -> tuple[list[int], list[memoryview], list[int]]:
+        """The nodes of ``requests``: their file offsets, bytes and sizes.  A page is one
+        node (a page too large for one: one per 4 KiB, each atomic on its own).  When every
+        page has the same size and fits one node (swap pages), without a loop per page."""
+        firsts = [first for first, _ in requests]
+        counts = [len(pages) for _, pages in requests]
+        nodes: list[memoryview] = list(map(_view, chain.from_iterable(p for _, p in requests)))
+        if set(map(_FORMAT, nodes)) != {"B"}:
+            nodes = [v.cast("B") for v in nodes]
+        sizes = list(map(len, nodes))
+        size = sizes[0] if sizes else 0
+        if sizes.count(size) == len(sizes) and INODE_SIZE + size <= self._max_node:
+            if counts.count(1) == len(counts):
+                return firsts, nodes, sizes
+            ends = [first + size * count for first, count in zip(firsts, counts, strict=True)]
+            return list(chain.from_iterable(map(range, firsts, ends, repeat(size)))), nodes, sizes
+        offsets: list[int] = []
+        pieces: list[memoryview] = []
+        it = iter(nodes)
+        for first, count in zip(firsts, counts, strict=True):
+            foff = first
+            for view in islice(it, count):
+                size = len(view)
+                if INODE_SIZE + size <= self._max_node:
+                    pieces.append(view)
+                    offsets.append(foff)
+                else:  # too large for one node: 4 KiB nodes (each atomic on its own)
+                    for at in range(0, size, JFFS2_PAGE):
+                        pieces.append(view[at : at + JFFS2_PAGE])
+                        offsets.append(foff + at)
+                foff += size
+        return offsets, pieces, list(map(len, pieces))
 
     def discard(
         self, ino: int, offset: int, length: int, scratch: memoryview | None = None

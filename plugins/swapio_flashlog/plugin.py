@@ -326,10 +326,14 @@ async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
 @swapio.hookimpl
 async def swap_out(area: SwapArea, slot: int, pages: Sequence[PageBuffer]) -> None:
     state: FlashArea = area.private
-    assert state.writes is not None
+    writes = state.writes
+    assert writes is not None
+    if writes.waiting:  # joins the queued batch, which has its buffer
+        await writes.write(slot * state.page_size, pages, None)
+        return
     scratch = await area.pool.alloc(state.scratch_bytes)
     try:
-        done = state.writes.write(slot * state.page_size, pages, scratch)
+        done = writes.write(slot * state.page_size, pages, scratch)
     except BaseException:
         scratch.release()
         raise

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import struct
 from pathlib import Path
 
 import pytest
+from swapio_flashlog._nodes import crc32
 from swapio_flashlog.device import FlashDevice, Geometry, sidecar_path
 from swapio_flashlog.errors import DataIntegrityError, ImageFormatError
 from swapio_flashlog.log import BlockState, FlashLog, LogOptions
@@ -122,6 +124,50 @@ def test_a_damaged_newest_node_raises_instead_of_returning_an_older_one(
     log.write(ino, 3 * PAGE, page(3))  # a new write supersedes the damaged node
     assert read(log, ino, 3) == page(3)
     assert log.blocks[newest.block].pinned == 0
+    log.close()
+
+
+@pytest.mark.parametrize("pages_only", [True, False], ids=["data-block", "with-dirent"])
+@pytest.mark.parametrize("where", [100, 30, 8], ids=["data_crc", "node_crc", "hdr_crc"])
+def test_gc_copies_the_intact_nodes_before_a_damaged_one_and_keeps_it_pinned(
+    tmp_path: Path, where: int, pages_only: bool
+) -> None:
+    log, ino = make(tmp_path)
+    model = {slot: page(slot) for slot in range(64)}
+    for slot, data in model.items():
+        log.write(ino, slot * PAGE, data)
+    # a block of page nodes only (checked column-wise), or the first block, which also holds
+    # the file's hole node and its dirent (checked node by node)
+    victim = next(
+        b
+        for b in log.blocks
+        if b.state is BlockState.FULL and all(r.dsize == PAGE for r in b.nodes) == pages_only
+    )
+    live = [r for r in victim.nodes if r.refs > 0 and r.dsize == PAGE]
+    assert len(live) > 3
+    damaged = live[2]
+    slots = [r.foff // PAGE for r in live]
+    live = [r for r in victim.nodes if r.refs > 0]
+    moved = live.index(damaged)
+    log.device.flip_bit(damaged.offset + where, 1)  # a retention error, not yet read
+    if where == 8:  # only hdr_crc wrong: node_crc made to match the damaged header again
+        head = log.device.read(damaged.offset, 68)
+        crc = struct.pack("<I", crc32(head[:60]))  # the kernel's crc32
+        for i in range(32):
+            if (head[64 + i // 8] ^ crc[i // 8]) >> (i % 8) & 1:
+                log.device.flip_bit(damaged.offset + 64 + i // 8, i % 8)
+    log._collect(victim)
+    assert victim.state is BlockState.FULL  # not erased: the evidence stays
+    assert victim.pinned == 1
+    assert damaged.poisoned
+    stayed = [r.block == victim.index for r in live]
+    assert stayed == [False] * moved + [True] * (len(live) - moved)
+    assert log._pick_victim(wear_levelling=False) is not victim
+    with pytest.raises(DataIntegrityError, match="refusing to return older data"):
+        read(log, ino, slots[2])
+    for slot in slots[:2] + slots[3:]:
+        assert read(log, ino, slot) == model[slot]
+    assert_accounting(log)
     log.close()
 
 

@@ -56,3 +56,23 @@ async def test_a_cancelled_swap_out_keeps_its_buffer_until_the_batch_is_done(
     await asyncio.sleep(0.05)
     assert pool.snapshot().buffers_outstanding == 0
     await area.deactivate()
+
+
+async def test_swap_outs_joining_a_waiting_batch_take_no_buffer_of_their_own(
+    tmp_path: Path,
+) -> None:
+    pool = PagePool(4096, 4096)
+    area = await PluginHost().activate(
+        f"flashlog://{tmp_path}/f.img", create=CreateRequest(256), pool=pool
+    )
+    need = area.private.scratch_bytes // 4096  # one erase block per batch
+    before = pool.snapshot().allocations
+    await asyncio.gather(*(area.swap_out(s, [page_pattern(s, 4, 4096)]) for s in range(128)))
+    snap = pool.snapshot()
+    # the batch being programmed and the one waiting behind it, never one per request
+    assert snap.peak_used_pages <= 2 * need
+    assert snap.allocations - before < 64
+    assert snap.buffers_outstanding == 0
+    for slot in range(128):
+        assert bytes(await area.read(slot)) == page_pattern(slot, 4, 4096)
+    await area.deactivate()
