@@ -91,7 +91,7 @@ class FakeNfsFile:
         if call.xid in self._cache:  # a retransmission of an executed call: from the cache
             return self._cache[call.xid]
         if call.proc == NfsProc.WRITE:
-            write = _decode_write(call)
+            write = decode_write(call)
             self.received.append(write)
             if call.xid in self.held:  # being executed: drop the duplicate, note its path
                 self.held[call.xid] = (write, conn)
@@ -119,7 +119,8 @@ class FakeNfsFile:
         self._changed.set()
 
 
-def _decode_write(call: Call) -> Write:
+def decode_write(call: Call) -> Write:
+    """WRITE3args (RFC 1813 §3.3.7) of a call."""
     u = Unpacker(call.args)
     u.unpack_opaque(64)
     offset = u.unpack_uhyper()

@@ -4,13 +4,15 @@ a replaced file (ESTALE); plus the write-verifier rule checked with a stub clien
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from swapio_nfs._backend import NfsSwapFile
 from swapio_nfs._errors import NfsStaleError, RpcConnectionError, RpcTimeoutError
-from swapio_nfs._nfs3 import Fattr3, Ftype3, LookupResult, NfsTime3, StableHow
+from swapio_nfs._nfs3 import NFS_PROG, Fattr3, Ftype3, LookupResult, NfsProc, NfsTime3, StableHow
+from swapio_nfs._rpc import decode_call
 from swapio_nfs._url import parse_nfs_url
 
 from swapio.area import CreateRequest, SwapArea
@@ -18,6 +20,8 @@ from swapio.plugins import PluginHost
 from swapio.testing.conformance import page_pattern
 
 from .conftest import GaneshaServer
+from .fakenfs import Write, decode_write
+from .rpcproxy import RecordingProxy, Seen
 
 PAGE = 4096
 
@@ -127,12 +131,10 @@ async def test_a_server_that_stops_answering_times_out_then_recovers(
                 await area.read(0)
         finally:
             ganesha.resume()
-        # the pager's retry after a failed swap-out: the same (still dirty) data again.  The
-        # timed-out WRITE may still be applied by the resumed server after this one (NFSv3
-        # has no exactly-once; docs/nfs.md, "A timed-out WRITE may still be applied later"),
-        # so the retry writes what the timed-out call carried
-        await area.write(1, page_pattern(1, 0, PAGE))
-        assert bytes(await area.read(0, 2)) == page_pattern(0, 0, PAGE) + page_pattern(1, 0, PAGE)
+        # the pager's retry after a failed swap-out, with newer data: sent only once the
+        # timed-out WRITE has been answered (docs/nfs.md, "In-doubt WRITEs")
+        await area.write(1, page_pattern(1, 1, PAGE))
+        assert bytes(await area.read(0, 2)) == page_pattern(0, 0, PAGE) + page_pattern(1, 1, PAGE)
     finally:
         await area.deactivate()
 
@@ -156,6 +158,60 @@ async def test_file_replaced_behind_the_area_is_a_clear_stale_error(
     finally:
         with pytest.raises(NfsStaleError, match="was replaced"):
             await area.deactivate()  # still releases the mount and connection
+
+
+def writes_seen(proxy: RecordingProxy) -> list[tuple[Seen, Write]]:
+    """The WRITE calls that went through the proxy, in order."""
+    out = []
+    for seen in proxy.log:
+        if seen.kind == "call":
+            call = decode_call(seen.record)
+            if call.prog == NFS_PROG and call.proc == NfsProc.WRITE:
+                out.append((seen, decode_write(call)))
+    return out
+
+
+async def until(condition: Callable[[], bool], timeout: float = 30) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - the condition is the proxy's log
+            await asyncio.sleep(0.005)
+
+
+async def test_a_write_timed_out_on_a_paused_server_is_resent_by_xid_and_ordered_before_the_next(
+    ganesha: GaneshaServer, nfs_name: str
+) -> None:
+    old, new = page_pattern(1, 1, PAGE), page_pattern(1, 2, PAGE)
+    async with RecordingProxy(ganesha.host, ganesha.nfsport) as proxy:
+        url = ganesha.url(nfs_name, timeo=0.5, retrans=1, nfsport=proxy.port)
+        area = await PluginHost().activate(url, create=CreateRequest(8, PAGE))
+        swap: NfsSwapFile = area.private
+        try:
+            ganesha.pause()
+            try:
+                with pytest.raises(RpcTimeoutError, match="no reply after 2 transmissions"):
+                    await area.write(1, old)
+                (old_xid,) = {seen.xid for seen, w in writes_seen(proxy) if w.data == old}
+                sent = len(proxy.calls(old_xid))
+                # in doubt: sent again, same XID, after its caller has had the error
+                await until(lambda: len(proxy.calls(old_xid)) > sent, 10)
+                newer = asyncio.ensure_future(area.write(1, new))
+                await until(lambda: swap.doubt_waits == 1)
+                assert not newer.done()
+            finally:
+                ganesha.resume()
+            await asyncio.wait_for(newer, 30)
+            assert bytes(await area.read(1)) == new
+            assert on_disk(ganesha, nfs_name, 1) == new
+            copies = proxy.calls(old_xid)
+            assert len(copies) >= 3
+            assert len({c.record for c in copies}) == 1  # byte for byte the first call
+            # the newer WRITE left only after nfs-ganesha had answered the old XID
+            first_new = next(s for s, w in writes_seen(proxy) if w.data == new)
+            assert proxy.index("reply", old_xid) < proxy.log.index(first_new)
+            assert swap.client.conn.doubts_settled == 1
+            assert swap.client.conn.in_doubt == 0
+        finally:
+            await area.deactivate()
 
 
 # ---------------------------------------------------------------- verifier rule (stub client)
