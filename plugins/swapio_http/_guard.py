@@ -2,8 +2,9 @@
 
 aiohttp's server closes a kept-alive connection that stays idle (``keepalive_timeout``, which
 swapio sets to ``--idle-timeout``) but has no limit on open connections and none on the time a
-client takes to send a request head (slowloris).  :class:`ConnectionGuard` wraps aiohttp's
-protocol for each accepted connection (:class:`GuardedSite`):
+client takes to send a request head (slowloris).  :class:`ConnectionGuard` keeps the count
+and the limits; each accepted connection's protocol (:class:`swapio_http._lane.LaneProtocol`,
+in front of aiohttp's, made by :class:`GuardedSite`) applies them:
 
 * **open connections**: beyond ``max_connections`` a new connection is answered
   ``503 too-many-connections`` and closed at once, so its file descriptor is freed and idle
@@ -18,16 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+from ._lane import Lane, LaneProtocol
+
 #: Connections the server keeps open at most by default, and its share of the open-file limit.
 DEFAULT_MAX_CONNECTIONS = 512
 DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_IDLE_TIMEOUT = 30.0
+_SCRATCH_BYTES = 1 << 16
 
 
 def _refusal() -> bytes:
@@ -53,10 +56,16 @@ class ConnectionGuard:
     open: int = 0
     refused: int = 0
     timed_out: int = 0
-    _by_transport: dict[Any, _Guarded] = field(default_factory=dict)
+    #: Set when the server shuts down: lane connections close after their answer.
+    closing: bool = False
+    refusal: bytes = REFUSAL
+    _by_transport: dict[Any, LaneProtocol] = field(default_factory=dict)
 
-    def wrap(self, inner: asyncio.Protocol) -> asyncio.Protocol:
-        return _Guarded(self, inner)
+    def register(self, transport: Any, protocol: LaneProtocol) -> None:
+        self._by_transport[transport] = protocol
+
+    def unregister(self, transport: Any) -> None:
+        self._by_transport.pop(transport, None)
 
     def request_started(self, transport: Any) -> None:
         guarded = self._by_transport.get(transport)
@@ -69,73 +78,13 @@ class ConnectionGuard:
         if guarded is not None:
             guarded.busy = False
 
-
-class _Guarded(asyncio.Protocol):
-    """aiohttp's protocol for one connection, behind the guard."""
-
-    def __init__(self, guard: ConnectionGuard, inner: asyncio.Protocol) -> None:
-        self._guard = guard
-        self._inner = inner
-        self._transport: asyncio.Transport | None = None
-        self._deadline: asyncio.TimerHandle | None = None
-        self._refused = False
-        self.busy = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        guard = self._guard
-        if guard.open >= guard.max_connections:
-            self._refused = True
-            guard.refused += 1
-            transport.write(REFUSAL)
-            transport.close()
-            return
-        guard.open += 1
-        self._transport = transport
-        guard._by_transport[transport] = self
-        self._arm()
-        self._inner.connection_made(transport)
-
-    def _arm(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._deadline = loop.call_later(self._guard.header_timeout, self._expire)
-
-    def disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _expire(self) -> None:
-        self._deadline = None
-        if not self.busy and self._transport is not None:
-            self._guard.timed_out += 1
-            self._transport.abort()
-
-    def data_received(self, data: bytes) -> None:
-        if self._refused:
-            return
-        if not self.busy and self._deadline is None:
-            self._arm()  # the first bytes of a new request head: it has header_timeout s
-        self._inner.data_received(data)
-
-    def eof_received(self) -> bool | None:
-        if self._refused:
-            return None
-        return self._inner.eof_received()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._refused:
-            return
-        self.disarm()
-        self._guard.open -= 1
-        self._guard._by_transport.pop(self._transport, None)
-        self._inner.connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        self._inner.pause_writing()
-
-    def resume_writing(self) -> None:
-        self._inner.resume_writing()
+    def shut_down(self) -> None:
+        """No more lane requests: close the lane connections that are between requests
+        (aiohttp closes its own; busy ones close after their answer)."""
+        self.closing = True
+        for protocol in list(self._by_transport.values()):
+            if protocol.idle:
+                protocol.close()
 
 
 class GuardedSite(web.TCPSite):
@@ -149,16 +98,26 @@ class GuardedSite(web.TCPSite):
         *,
         guard: ConnectionGuard,
         ssl_context: Any = None,
+        lane: Lane | None = None,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     ) -> None:
         super().__init__(runner, host, port, ssl_context=ssl_context)
         self.guard = guard
+        self.lane = lane
+        self.idle_timeout = idle_timeout
 
     async def start(self) -> None:
         self._runner._reg_site(self)  # what BaseSite.start does
         loop = asyncio.get_running_loop()
         server = self._runner.server
         assert server is not None
-        factory: Callable[[], asyncio.Protocol] = lambda: self.guard.wrap(server())  # noqa: E731
+        # one receive buffer for every connection's heads: the transport fills it and the
+        # protocol copies out of it before the loop serves any other connection
+        scratch = memoryview(bytearray(_SCRATCH_BYTES))
+
+        def factory() -> asyncio.BaseProtocol:
+            return LaneProtocol(self.guard, server, self.lane, self.idle_timeout, scratch)
+
         self._server = await loop.create_server(
             factory, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog
         )

@@ -362,6 +362,9 @@ class PageClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._headers = headers
         self._session: aiohttp.ClientSession | None = None
+        #: Page requests have their own connections: the server serves ``/io`` on a fast lane
+        #: that a connection leaves for good once it carries any other request.
+        self._io_session: aiohttp.ClientSession | None = None
         self.description: AreaDescription | None = None
         self._pending: deque[_Frame] = deque()
         self._flush_scheduled = False
@@ -388,20 +391,28 @@ class PageClient:
 
     def _open_session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=self.options.connections, keepalive_timeout=60, ssl=self._ssl()
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                headers=self._headers,
-                timeout=aiohttp.ClientTimeout(total=self.options.timeout),
-                raise_for_status=False,
-                # Per-request costs a page client has no use for: cookie filtering, and the
-                # default Accept/Accept-Encoding/User-Agent headers (built, sent and parsed).
-                cookie_jar=aiohttp.DummyCookieJar(),
-                skip_auto_headers=_SKIPPED_HEADERS,
-            )
+            self._session = self._new_session()
         return self._session
+
+    def _open_io_session(self) -> aiohttp.ClientSession:
+        if self._io_session is None:
+            self._io_session = self._new_session()
+        return self._io_session
+
+    def _new_session(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self.options.connections, keepalive_timeout=60, ssl=self._ssl()
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            headers=self._headers,
+            timeout=aiohttp.ClientTimeout(total=self.options.timeout),
+            raise_for_status=False,
+            # Per-request costs a page client has no use for: cookie filtering, and the
+            # default Accept/Accept-Encoding/User-Agent headers (built, sent and parsed).
+            cookie_jar=aiohttp.DummyCookieJar(),
+            skip_auto_headers=_SKIPPED_HEADERS,
+        )
 
     def _io_url(self) -> yarl.URL:
         """``POST`` target of frames, parsed once per :attr:`options` (not per request)."""
@@ -440,9 +451,10 @@ class PageClient:
             await self.close_session()
 
     async def close_session(self) -> None:
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
+        for session in (self._session, self._io_session):
+            if session is not None:
+                await session.close()
+        self._session = self._io_session = None
 
     # --- frames -----------------------------------------------------------------------
 
@@ -482,7 +494,7 @@ class PageClient:
         Any failure fails every frame of the request.
         """
         what = _Frames(frames)
-        session = self._session or self._open_session()
+        session = self._io_session or self._open_io_session()
         url = self._io_url()
         if len(frames) == 1:
             request = await pool.alloc(frames[0].request_bytes)

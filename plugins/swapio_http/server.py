@@ -26,6 +26,7 @@ import ssl
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Final
 from urllib.parse import unquote, urlsplit
 
@@ -61,6 +62,8 @@ from ._guard import (
     ConnectionGuard,
     GuardedSite,
 )
+from ._head import IoHead
+from ._lane import LaneProtocol
 from ._wire import (
     CONTENT_TYPE,
     REQUEST_HEADER,
@@ -187,6 +190,7 @@ class ServerState:
     async def shutdown(self) -> None:
         """Refuse new I/O, wait for accepted I/O, deactivate every area."""
         self.closing = True
+        self.guard.shut_down()
         try:
             await asyncio.wait_for(self.idle.wait(), self.config.drain_timeout)
         except TimeoutError:
@@ -247,45 +251,59 @@ async def _errors_and_auth(
 async def _authenticated(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    owner = request.app[STATE].config.tokens.authenticate(request.headers.get("Authorization"))
+    state = request.app[STATE]
+    owner = state.config.tokens.authenticate(request.headers.get("Authorization"))
     if owner is None:
         return _error_response(401, "unauthorized", "missing or wrong bearer token")
     request[OWNER] = owner
     try:
         return await handler(request)
-    except _HTTPError as exc:
-        return _error_response(exc.status, exc.body.code, exc.body.message)
-    except FrameError as exc:
-        return _error_response(exc.status_hint, exc.code, str(exc))
-    except InflightLimitError as exc:
-        return _error_response(429, "too-much-in-flight", str(exc))
     except ConnectionError:
         # The client went away mid-request (a reset upload): nothing to answer, no traceback.
         log.info(
             "%s %s: connection lost before the request was complete", request.method, request.path
         )
         return _error_response(400, "connection-lost", "connection lost mid-request")
-    except SwapioError as exc:
+    except Exception as exc:
+        answer = _answer_for(exc, state, owner, request.match_info.get("name"))
+        if answer is None:
+            raise
+        if answer[0] >= 500:
+            log.warning("%s %s: %s", request.method, request.path, exc)
+        return _error_response(*answer)
+
+
+def _answer_for(
+    exc: BaseException, state: ServerState, owner: str, name: str | None
+) -> tuple[int, str, str] | None:
+    """``(status, code, message)`` answering ``exc``, or None for an unexpected error.
+
+    The one place errors become HTTP answers (aiohttp's handlers and the lane alike); store
+    locations are redacted from the message (:func:`_redacted`).
+    """
+    if isinstance(exc, _HTTPError):
+        return exc.status, exc.body.code, exc.body.message
+    if isinstance(exc, FrameError):
+        return exc.status_hint, exc.code, str(exc)
+    if isinstance(exc, InflightLimitError):
+        return 429, "too-much-in-flight", str(exc)
+    if isinstance(exc, SwapioError):
         for kind, status, code in _STATUS_BY_ERROR:
             if isinstance(exc, kind):
-                if status >= 500:
-                    log.warning("%s %s: %s", request.method, request.path, exc)
-                return _error_response(status, code, _redacted(request, str(exc)))
-        raise
+                return status, code, _redacted(state, owner, name, str(exc))
+    return None
 
 
-def _redacted(request: web.Request, message: str) -> str:
-    """``message`` without the store location of the request's area (nor its path).
+def _redacted(state: ServerState, owner: str, name: str | None, message: str) -> str:
+    """``message`` without the store location of the area ``name`` (nor its path).
 
     Errors raised by the store name its location (``file:///var/lib/...``); a client is told
     about its area by name, and the server's layout stays private (it is logged instead).
     """
-    name = request.match_info.get("name")
     if name is None:
         return message
-    state = request.app[STATE]
     try:
-        location = state.config.location(request[OWNER], name)
+        location = state.config.location(owner, name)
     except (KeyError, IndexError, ValueError):
         return message
     path = urlsplit(location).path
@@ -627,6 +645,134 @@ async def _apply(area: SwapArea, frame: Request, body: memoryview, out: memoryvi
         await area.discard(slot, count)
 
 
+_OK_HEAD: Final = b"HTTP/1.1 200 OK\r\nContent-Type: " + CONTENT_TYPE.encode() + b"\r\n"
+_UNAUTHORIZED: Final = b'WWW-Authenticate: Bearer realm="swapio"\r\n'
+#: Answers this small are sent in one write with their head (one segment, one syscall).
+_SMALL_ANSWER: Final = 4096
+
+
+def _answer_head(status: int, length: int, close: bool) -> bytes:
+    """The lane's HTTP/1.1 response head (RFC 9112 §4, §6.2): 200 carries frames, any other
+    status a JSON error body (``WWW-Authenticate`` with 401, RFC 6750 §3)."""
+    if status == 200:
+        head = _OK_HEAD
+    else:
+        head = (
+            f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
+            "Content-Type: application/json; charset=utf-8\r\n"
+        ).encode() + (_UNAUTHORIZED if status == 401 else b"")
+    if close:
+        head += b"Connection: close\r\n"
+    return head + b"Content-Length: %d\r\n\r\n" % length
+
+
+class IoLane:
+    """The fast lane's server side: ``POST /areas/NAME/io`` on a lane connection.
+
+    :class:`swapio_http._lane.LaneProtocol` recognises the head and calls :meth:`accept`;
+    the request is then served as :func:`area_io` serves it behind aiohttp — the same
+    checks in the same order, the same buffers of the token's budget, the same answers —
+    except that the body is received by the transport straight into its pool buffer and
+    the answer is written without aiohttp's response machinery.
+    """
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def accept(self, conn: LaneProtocol, head: IoHead) -> None:
+        task = asyncio.get_running_loop().create_task(self._serve(conn, head))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, conn: LaneProtocol, head: IoHead) -> None:
+        state = self.state
+        owner = state.config.tokens.authenticate(head.authorization)
+        try:
+            if owner is None:
+                raise _HTTPError(401, "unauthorized", "missing or wrong bearer token")
+            await self._io(conn, head, owner)
+            conn.finish(head.close)
+            return
+        except ConnectionError:
+            log.info(
+                "POST /areas/%s/io: connection lost before the request was complete", head.name
+            )
+            conn.close()
+            return
+        except Exception as exc:
+            answer = _answer_for(exc, state, owner or "", head.name)
+            if answer is None:
+                log.exception("POST /areas/%s/io failed", head.name)
+                answer = (500, "internal", "internal server error (see the server's log)")
+            elif answer[0] >= 500:
+                log.warning("POST /areas/%s/io: %s", head.name, exc)
+        status, code, message = answer
+        body = json.dumps(ErrorBody(code, message).to_json()).encode()
+        close = head.close or conn.unread
+        conn.write(_answer_head(status, len(body), close) + body)
+        conn.finish(close)
+
+    async def _io(self, conn: LaneProtocol, head: IoHead, owner: str) -> None:
+        state = self.state
+        area = state.areas.get((owner, head.name))
+        if area is None:
+            raise _HTTPError(404, "not-found", f"no active area {head.name!r} for this token")
+        limits = state.config.limits
+        length = head.content_length
+        if length > limits.max_request_bytes:
+            raise _HTTPError(
+                413,
+                "too-large",
+                f"frame of {length} bytes exceeds this server's limit {limits.max_request_bytes}",
+            )
+        state.io_begin()
+        try:
+            parser = RequestStreamParser(limits, length)
+            prefix = min(length, REQUEST_HEADER.size)
+            await conn.read_prefix(prefix)
+            if prefix:
+                parser.receive_data(conn.peek(prefix))
+            first = parser.first_header
+            grant = state.budget.grant(
+                owner, first is not None and bool(first.flags & Flag.MEMALLOC)
+            )
+            try:
+                body = await grant.alloc(max(length, 1))
+                view = body.view[:length]
+                fed = prefix
+
+                def feed(end: int) -> None:  # check each frame header as it arrives
+                    nonlocal fed
+                    if end > fed:
+                        parser.receive_data(view[fed:end])
+                        fed = end
+
+                filled = conn.take_into(view)
+                feed(filled)
+                await conn.receive_into(view, filled, feed)
+                parser.receive_data(b"")
+                frames = parser.result()
+                for frame in frames:
+                    _check_frame(area, frame.header)
+                out = await grant.alloc(sum(_response_size(f.header) for f in frames))
+                if grant.memalloc:
+                    with memalloc():
+                        await _run(area, frames, view, out.view)
+                else:
+                    await _run(area, frames, view, out.view)
+                answer = _answer_head(200, out.nbytes, head.close)
+                if out.nbytes <= _SMALL_ANSWER:
+                    conn.write(answer + out.view)
+                else:
+                    conn.write(answer)
+                    conn.write(out.view)
+            finally:
+                grant.release()
+        finally:
+            state.io_end()
+
+
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[STATE].shutdown()
@@ -687,7 +833,15 @@ async def start_server(
     )
     await runner.setup()
     guard = app[STATE].guard
-    site = GuardedSite(runner, bind, port, guard=guard, ssl_context=config.ssl_context)
+    site = GuardedSite(
+        runner,
+        bind,
+        port,
+        guard=guard,
+        ssl_context=config.ssl_context,
+        lane=IoLane(app[STATE]),
+        idle_timeout=config.idle_timeout,
+    )
     try:
         await site.start()
     except OSError as exc:

@@ -6,8 +6,10 @@ import asyncio
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
@@ -76,11 +78,72 @@ def server_host(gated: GatedMemory) -> PluginHost:
     return host
 
 
-@pytest_asyncio.fixture
+class LaneClient:
+    """The calls of aiohttp's ``TestClient``, made to a server on a real socket.
+
+    Every request gets a connection of its own, so each ``POST /areas/NAME/io`` is served by
+    the server's fast lane (:mod:`swapio_http._lane`), which a connection leaves for good once
+    it carries any other request.
+    """
+
+    def __init__(self, server: RunningServer) -> None:
+        self.server = server
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(force_close=True), raise_for_status=False
+        )
+
+    @property
+    def app(self) -> web.Application:
+        app = self.server.runner.app
+        assert isinstance(app, web.Application)
+        return app
+
+    async def request(self, method: str, path: str, **kw: Any) -> aiohttp.ClientResponse:
+        return await self.session.request(method, self.server.url + path, **kw)
+
+    async def put(self, path: str, **kw: Any) -> aiohttp.ClientResponse:
+        return await self.request("PUT", path, **kw)
+
+    async def post(self, path: str, **kw: Any) -> aiohttp.ClientResponse:
+        return await self.request("POST", path, **kw)
+
+    async def get(self, path: str, **kw: Any) -> aiohttp.ClientResponse:
+        return await self.request("GET", path, **kw)
+
+    async def delete(self, path: str, **kw: Any) -> aiohttp.ClientResponse:
+        return await self.request("DELETE", path, **kw)
+
+    async def close(self) -> None:
+        await self.session.close()
+        await self.server.stop()
+
+
+#: How a server test reaches the page server: aiohttp's test client (the application behind
+#: aiohttp's own server: every request through aiohttp), or a real socket (``/io`` on the lane).
+SERVINGS = ("aiohttp", "lane")
+
+
+@asynccontextmanager
+async def serving(
+    how: str, aiohttp_client: Any, config: ServerConfig, host: PluginHost
+) -> AsyncIterator[Any]:
+    """A client of a page server built from ``config``, served as ``how`` says."""
+    if how == "aiohttp":
+        yield await aiohttp_client(build_app(config, host))
+        return
+    lane = LaneClient(await start_server(config, port=0, host=host))
+    try:
+        yield lane
+    finally:
+        await lane.close()
+
+
+@pytest_asyncio.fixture(params=SERVINGS)
 async def client(
-    aiohttp_client: Any, server_host: PluginHost
-) -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    yield await aiohttp_client(build_app(server_config(), server_host))
+    request: pytest.FixtureRequest, aiohttp_client: Any, server_host: PluginHost
+) -> AsyncIterator[TestClient[web.Request, web.Application] | LaneClient]:
+    async with serving(request.param, aiohttp_client, server_config(), server_host) as served:
+        yield served
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from swapio_http._auth import owner_id
 from swapio_http._wire import (
     REQUEST_HEADER,
@@ -23,7 +24,7 @@ import swapio
 from swapio.area import PageBuffer, SwapArea, SwapInfo
 from swapio.plugins import PluginHost
 
-from .conftest import OTHER_TOKEN, TOKEN, GatedMemory, auth, server_config
+from .conftest import OTHER_TOKEN, SERVINGS, TOKEN, GatedMemory, auth, server_config, serving
 
 PAGE = 4096
 Client = Any  # aiohttp TestClient
@@ -217,10 +218,17 @@ async def test_delete_deactivates(client: Client) -> None:
     await error_of(await read(client, 0), 404)
 
 
+@pytest.mark.parametrize("how", SERVINGS)
 async def test_shutdown_completes_in_flight_write_and_refuses_new_io(
-    aiohttp_client: Any, server_host: PluginHost, gated: GatedMemory
+    aiohttp_client: Any, server_host: PluginHost, gated: GatedMemory, how: str
 ) -> None:
-    client = await aiohttp_client(build_app(server_config("gated"), server_host))
+    async with serving(how, aiohttp_client, server_config("gated"), server_host) as client:
+        await _shutdown_completes_in_flight_write(client, server_host, gated)
+
+
+async def _shutdown_completes_in_flight_write(
+    client: Client, server_host: PluginHost, gated: GatedMemory
+) -> None:
     await create(client, "slow", pages=8)
     state = client.app[STATE]
     pending = asyncio.create_task(write(client, 2, b"D" * PAGE, name="slow"))
@@ -322,14 +330,15 @@ class ReadOnlyMemory:
         await memory.swap_in(area, slot, pages)
 
 
+@pytest.mark.parametrize("how", SERVINGS)
 async def test_writing_a_read_only_area_is_400_and_never_reaches_the_store(
-    aiohttp_client: Any,
+    aiohttp_client: Any, how: str
 ) -> None:
     backend = ReadOnlyMemory()
     host = PluginHost(autoload=False)
     host.register(backend, "romem")
-    client = await aiohttp_client(build_app(server_config("romem"), host))
-    await create(client)
-    assert "read-only" in await error_of(await write(client, 0, b"W" * PAGE), 400)
-    assert backend.writes == 0
-    assert await read_pages(client, 0) == bytes(PAGE)
+    async with serving(how, aiohttp_client, server_config("romem"), host) as client:
+        await create(client)
+        assert "read-only" in await error_of(await write(client, 0, b"W" * PAGE), 400)
+        assert backend.writes == 0
+        assert await read_pages(client, 0) == bytes(PAGE)

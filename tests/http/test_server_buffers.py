@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 import pytest_asyncio
 from swapio_http._auth import owner_id
 from swapio_http._wire import RESPONSE_HEADER, Flag, Op, RequestHeader, encode_request_header
@@ -21,7 +22,7 @@ from swapio.memalloc import memalloc
 from swapio.plugins import PluginHost
 from swapio.pool import PagePool, PoolBuffer
 
-from .conftest import OTHER_TOKEN, TOKEN, GatedMemory, auth, server_config
+from .conftest import OTHER_TOKEN, SERVINGS, TOKEN, GatedMemory, auth, server_config, serving
 
 PAGE = 4096
 Client = Any
@@ -36,18 +37,20 @@ async def io(client: Client, body: bytes, token: str = TOKEN, name: str = "a") -
     return await client.post(f"/areas/{name}/io", data=body, headers=auth(token))
 
 
-@pytest_asyncio.fixture
-async def served(aiohttp_client: Any, server_host: PluginHost) -> AsyncIterator[Client]:
+@pytest_asyncio.fixture(params=SERVINGS)
+async def served(
+    request: pytest.FixtureRequest, aiohttp_client: Any, server_host: PluginHost
+) -> AsyncIterator[Client]:
     pool = PagePool.of_bytes(4 << 20)  # derived watermarks: reserve 64 pages
     config = server_config("gated", pool=pool, buffer_timeout=5.0)
-    client = await aiohttp_client(build_app(config, server_host))
-    for token in (TOKEN, OTHER_TOKEN):
-        response = await client.put(
-            "/areas/a", json={"pages": 256, "page_size": PAGE}, headers=auth(token)
-        )
-        assert response.status == 201
-    yield client
-    assert pool.used_pages == 0
+    async with serving(request.param, aiohttp_client, config, server_host) as client:
+        for token in (TOKEN, OTHER_TOKEN):
+            response = await client.put(
+                "/areas/a", json={"pages": 256, "page_size": PAGE}, headers=auth(token)
+            )
+            assert response.status == 201
+        yield client
+        assert pool.used_pages == 0
 
 
 def squeeze(pool: PagePool) -> list[PoolBuffer]:
@@ -119,12 +122,17 @@ async def test_ordinary_request_under_pressure_waits_then_is_busy(served: Client
         buf.release()
 
 
+@pytest.mark.parametrize("how", SERVINGS)
 async def test_in_flight_bytes_per_token_are_limited(
-    aiohttp_client: Any, server_host: PluginHost, gated: GatedMemory
+    aiohttp_client: Any, server_host: PluginHost, gated: GatedMemory, how: str
 ) -> None:
     body = frame(Op.SWAP_OUT, 0, 4, b"W" * (4 * PAGE))
     config = server_config("gated", max_inflight_bytes=3 * (len(body) + RESPONSE_HEADER.size))
-    client = await aiohttp_client(build_app(config, server_host))
+    async with serving(how, aiohttp_client, config, server_host) as client:
+        await _in_flight_bytes_are_limited(client, gated, body)
+
+
+async def _in_flight_bytes_are_limited(client: Client, gated: GatedMemory, body: bytes) -> None:
     for token in (TOKEN, OTHER_TOKEN):
         response = await client.put(
             "/areas/a", json={"pages": 64, "page_size": PAGE}, headers=auth(token)
