@@ -184,7 +184,13 @@ class NfsClient:
         result = await mount_export(host, mountport, mount_path, cred, policy)
         conns = [
             RpcConnection(
-                host, nfsport, pool=pool, sock_memalloc=pool is not None, policy=policy, name="NFS"
+                host,
+                nfsport,
+                pool=pool,
+                sock_memalloc=pool is not None,
+                policy=policy,
+                name="NFS",
+                reuse_port=True,  # the server's duplicate request cache: see Link.open
             )
             for _ in range(nconnect)
         ]

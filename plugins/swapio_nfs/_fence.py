@@ -1,12 +1,13 @@
 """The byte ranges of a file's in-doubt WRITEs: which of them a new WRITE must wait for.
 
 Sans-I/O bookkeeping for the ordering rule of docs/nfs.md ("In-doubt WRITEs"): a WRITE that was
-sent and never answered may still be executed by the server (NFSv3 over ONC RPC promises at
-most "zero or more" executions without a reply, RFC 5531 §8; RFC 1813 §4.4 leaves the rest to
-the server's duplicate request cache), so a later WRITE of an overlapping range is sent only
-once the earlier one's XID has been answered.  The Linux client gets the same order from the
-page cache: a page under writeback is not written again until its WRITE completes
-(``folio_wait_writeback``), and a hard mount's ``rpc_task`` does not complete without a reply.
+sent and never answered may still be executed by the server (without a reply a client can
+infer nothing about how often a procedure ran, RFC 5531 §5; at-most-once is left to the
+server's duplicate request cache, RFC 1813 §4.5), so a later WRITE of an overlapping range is
+sent only once the earlier one's XID has been answered.  The Linux client gets the same
+order from the page cache: a page under writeback is not written again until its WRITE
+completes (``folio_wait_writeback``), and a hard mount's ``rpc_task`` does not complete
+without a reply.
 
 The table is small (in-doubt WRITEs only exist while a server misbehaves), so a dictionary
 scanned per query is enough; the data path only reads :attr:`DoubtRanges.count`.

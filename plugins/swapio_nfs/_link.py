@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import socket
+import struct
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -31,6 +33,10 @@ IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
 READS_PER_EVENT = 4
 #: Queued (unsent) bytes above which callers wait before sending more.
 HIGH_WATER = 1 << 20
+#: ``struct linger`` {on, 0 s}: close with a reset, leaving no TIME_WAIT behind
+_LINGER_RESET = struct.pack("ii", 1, 0)
+#: a source port that cannot be had again (still bound, or its old connection not yet gone)
+_PORT_BUSY = (errno.EADDRINUSE, errno.EADDRNOTAVAIL)
 
 LostCallback = Callable[["Link", BaseException | None], None]
 FailureCallback = Callable[["Link", BaseException], None]
@@ -72,26 +78,46 @@ class Link:
         receiver: Callable[[], ReplyReceiver],
         on_lost: LostCallback,
         on_failure: FailureCallback,
+        *,
+        local_port: int | None = None,
     ) -> Link:
-        """Connect to ``host:port`` (every address ``getaddrinfo`` gives, in order)."""
+        """Connect to ``host:port`` (every address ``getaddrinfo`` gives, in order).
+
+        :param local_port: connect from this source port if it can be had (``SO_REUSEADDR``),
+            else from any: a reconnect from the old port lets the server's duplicate request
+            cache, which nfs-ganesha keys by client address *and port*, recognise the calls
+            sent again (Linux: ``RPC_CLNT_CREATE_REUSEPORT``, ``xs_bind`` with the transport's
+            ``srcport``).
+        """
         loop = asyncio.get_running_loop()
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         error: OSError = ConnectionRefusedError(f"no address for {host}")
         for family, kind, proto, _, address in infos:
-            sock = socket.socket(family, kind, proto)
-            try:
-                sock.setblocking(False)
-                await loop.sock_connect(sock, address)
-            except OSError as exc:
-                sock.close()
-                error = exc
-                continue
-            except BaseException:
-                sock.close()
-                raise
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return cls(sock, receiver(), on_lost, on_failure)
+            for source in (local_port, None) if local_port else (None,):
+                sock = socket.socket(family, kind, proto)
+                try:
+                    sock.setblocking(False)
+                    if source is not None:
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                        sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", source))
+                    await loop.sock_connect(sock, address)
+                except OSError as exc:
+                    sock.close()
+                    error = exc
+                    if source is not None and exc.errno in _PORT_BUSY:
+                        continue  # that port is not free yet: any port will do
+                    break
+                except BaseException:
+                    sock.close()
+                    raise
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                return cls(sock, receiver(), on_lost, on_failure)
         raise error
+
+    @property
+    def local_port(self) -> int:
+        """The connection's source port."""
+        return int(self._sock.getsockname()[1])
 
     # ----------------------------------------------------------------- reading
 
@@ -225,7 +251,11 @@ class Link:
         self._loop.call_soon(self._on_lost, self, exc)
 
     def abort(self) -> None:
-        """Drop the connection at once (like a reset); ``on_lost`` runs soon after."""
+        """Drop the connection at once with a reset (``SO_LINGER`` 0: no TIME_WAIT, so a
+        reconnect may use the same source port); ``on_lost`` runs soon after."""
+        if not self._closed:
+            with contextlib.suppress(OSError):
+                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
         self._lose(None)
 
     def close(self) -> None:

@@ -8,7 +8,9 @@ pool buffers) and :mod:`swapio_nfs._link` (the socket):
   the server's duplicate request cache can answer it) with the timeout doubled, up to
   ``retrans`` times; then the call fails with :class:`RpcTimeoutError`.
 * A lost connection is re-established with exponential backoff and every outstanding call is
-  sent again, with its XID, on the new connection; a call made while disconnected waits for
+  sent again, with its XID, on the new connection (from the old source port if
+  ``reuse_port``: nfs-ganesha's duplicate request cache is per client address and port); a
+  call made while disconnected waits for
   the reconnect the same way.  A call whose retransmissions run out while disconnected fails
   with :class:`RpcConnectionError` naming the last connect error.
 * **Receive buffers come from the page pool** and follow the ``SOCK_MEMALLOC`` rule; READ
@@ -20,7 +22,7 @@ pool buffers) and :mod:`swapio_nfs._link` (the socket):
   whose caller gives up without its reply (retransmissions exhausted, a broken stream, a
   cancelled caller) may still be executed by the server.  It stays outstanding under its XID
   with a private copy of its bytes, is sent again (same XID, same bytes, so the server's
-  duplicate request cache recognises it: RFC 5531 §9, RFC 1813 §4.4) on every sweep and on
+  duplicate request cache recognises it: RFC 5531 §5 and §9, RFC 1813 §4.5) on every sweep and on
   every reconnect, and is *settled* when any reply to that XID arrives, or failed when the
   connection is closed.  ``on_doubt(xid, settled)`` tells the caller's owner before the caller
   sees its error, so it can order later requests after the settlement (Linux keeps a hard
@@ -173,6 +175,7 @@ class RpcConnection:
         policy: RetryPolicy | None = None,
         max_record: int = DEFAULT_MAX_RECORD,
         name: str = "RPC",
+        reuse_port: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -182,6 +185,9 @@ class RpcConnection:
         self.policy = policy or RetryPolicy()
         self.max_record = max_record
         self.name = name
+        #: reconnect from the first connection's source port (see :meth:`Link.open`)
+        self.reuse_port = reuse_port
+        self.local_port: int | None = None
         self._xid = int.from_bytes(os.urandom(4), "big")
         self._pending: dict[int, _Pending] = {}
         self._link: Link | None = None
@@ -255,7 +261,12 @@ class RpcConnection:
         try:
             async with asyncio.timeout(self.policy.connect_timeout):
                 link = await Link.open(
-                    self.host, self.port, self._receiver, self._on_lost, self._protocol_failure
+                    self.host,
+                    self.port,
+                    self._receiver,
+                    self._on_lost,
+                    self._protocol_failure,
+                    local_port=self.local_port if self.reuse_port else None,
                 )
         except TimeoutError:
             raise RpcConnectionError(
@@ -277,6 +288,8 @@ class RpcConnection:
             link.close()
             return
         self._link = link
+        if self.local_port is None:
+            self.local_port = link.local_port
         if self._ever_connected:
             self.reconnects += 1
         self._ever_connected = True

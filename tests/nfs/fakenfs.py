@@ -8,7 +8,7 @@ that stalls past the client's timeout and then runs the request after all.
 
 The duplicate request cache behaves like nfs-ganesha's (``nfs_dupreq_start``): a call whose XID
 is being executed is dropped, a call whose XID has been executed is answered from the cache
-without being executed again (RFC 5531 §9 leaves this to the server; RFC 1813 §4.4 describes
+without being executed again (RFC 5531 §5 leaves this to the server; RFC 1813 §4.5 describes
 it).  Unlike ganesha's per-connection TCP cache it is keyed by XID alone, so it also recognises
 a retransmission that arrives on a new connection.
 """

@@ -41,6 +41,8 @@ class FakeRpcServer:
         self.handler = handler
         self.calls: list[Call] = []
         self.connections = 0
+        #: the client's (address, port) of each connection, in order
+        self.peers: list[tuple[str, int]] = []
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.port = 0
@@ -62,6 +64,7 @@ class FakeRpcServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self.peers.append(writer.get_extra_info("peername")[:2])
         conn = FakeConn(writer)
         records = RecordReader()
         try:

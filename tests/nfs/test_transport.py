@@ -372,3 +372,58 @@ async def test_each_call_carries_the_credential_it_was_made_with() -> None:
             await call_bytes(conn, b"\0\0\0\1", cred=cred)
         assert [c.cred for c in server.calls] == [alice, bob, alice, AUTH_NONE]
         await conn.close()
+
+
+async def reset_first_call(call: Call, conn: FakeConn) -> bytes | None:
+    if call.args == b"reset":
+        conn.reset()
+        return None
+    return encode_accepted_reply(call.xid, bytes(call.args))
+
+
+async def test_a_reconnect_comes_from_the_same_source_port_when_asked() -> None:
+    async with FakeRpcServer(reset_first_call) as server:
+        conn = conn_to(server, reuse_port=True)
+        await conn.connect()
+        with pytest.raises((RpcTimeoutError, RpcConnectionError)):
+            await call_bytes(conn, b"reset")  # reset by the server at every transmission
+        assert await call_bytes(conn, b"after") == b"after"
+        ports = {port for _, port in server.peers}
+        assert server.connections >= 2
+        assert ports == {conn.local_port}  # the server's cache keys calls by address and port
+        await conn.close()
+
+
+async def test_a_reconnect_after_our_own_abort_comes_from_the_same_source_port() -> None:
+    async with FakeRpcServer() as server:
+        conn = conn_to(server, reuse_port=True)
+        assert await call_bytes(conn, b"one") == b"one"
+        conn.abort()  # a reset, no TIME_WAIT: the port is free at once
+        assert await call_bytes(conn, b"two") == b"two"
+        assert server.connections == 2
+        assert server.peers[0][1] == server.peers[1][1] == conn.local_port
+        await conn.close()
+
+
+async def test_without_reuse_port_a_reconnect_may_use_any_port() -> None:
+    async with FakeRpcServer() as server:
+        conn = conn_to(server)
+        assert await call_bytes(conn, b"one") == b"one"
+        conn.abort()
+        assert await call_bytes(conn, b"two") == b"two"
+        assert server.connections == 2
+        assert server.peers[0][1] != server.peers[1][1]
+        await conn.close()
+
+
+async def test_a_source_port_that_is_taken_falls_back_to_any_port() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        async with FakeRpcServer() as server:
+            conn = conn_to(server, reuse_port=True)
+            conn.local_port = busy
+            assert await call_bytes(conn, b"x") == b"x"
+            assert server.peers[0][1] != busy
+            await conn.close()
