@@ -57,6 +57,16 @@ class Target:
     write: Callable[[int, Sequence[memoryview]], Awaitable[None]]
     read: Callable[[int, Sequence[memoryview]], Awaitable[None]]
     extra: dict[str, Any] = field(default_factory=dict)
+    #: CPU seconds used so far by processes of this target other than this one (a page
+    #: server in its own process), so CPU per page counts both ends of the wire.
+    other_cpu: Callable[[], float] = lambda: 0.0
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (``/proc/PID/stat`` fields 14 and 15)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @asynccontextmanager
@@ -82,7 +92,8 @@ async def http_target(pages: int, server: str) -> AsyncIterator[Target]:
     url = f"{base}/areas/b{secrets.token_hex(4)}?connections={QD}"
     area = await PluginHost().activate(url, create=CreateRequest(pages, PAGE))
     try:
-        yield Target(area.swap_out, area.swap_in, {"area": area})
+        other = (lambda: process_cpu(proc.pid)) if proc is not None else (lambda: 0.0)
+        yield Target(area.swap_out, area.swap_in, {"area": area}, other)
     finally:
         await area.deactivate()
         if running is not None:
@@ -187,13 +198,14 @@ async def burst(
     """One run: (pages moved, wall seconds, CPU seconds of this process).  Sequential runs
     wrap around the area until ``seconds``; random ones stop after ``ops`` pages (default: one
     pass over the area) or ``seconds``."""
-    cpu, wall = time.process_time(), time.perf_counter()
+    cpu, wall = time.process_time() + target.other_cpu(), time.perf_counter()
     if workload.startswith("seq"):
         moved = await sequential(target, pages, workload == "seq-out", seconds, wrap=True)
     else:
         out = workload == "rand-out"
         moved = await randomly(target, pages, out, ops or pages, seconds, seed=seed)
-    return moved, time.perf_counter() - wall, time.process_time() - cpu
+    cpu = time.process_time() + target.other_cpu() - cpu
+    return moved, time.perf_counter() - wall, cpu
 
 
 async def run(
@@ -274,8 +286,8 @@ def main() -> None:
         f"and workload; load average (1 min) before {load_before[0]:.2f}, after "
         f"{load_after[0]:.2f}"
     )
-    print("pages/s over wall-clock time, and pages per CPU-second of this process (client +")
-    print("in-process servers; with --server process the page server's CPU is not counted)")
+    print("pages/s over wall-clock time, and pages per CPU-second of client and server together")
+    print("(this process, plus the page server's process with --server process)")
     print(
         f"{'workload':9} {'http':>10} {'floor':>10} {'ratio':>6} {'http cpu':>10} "
         f"{'floor cpu':>10} {'ratio':>6}"

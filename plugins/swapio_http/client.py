@@ -34,7 +34,6 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 import aiohttp
-import yarl
 
 from swapio.area import CreateRequest, PageBuffer
 from swapio.errors import (
@@ -54,6 +53,7 @@ from swapio.memalloc import in_memalloc, memalloc
 from swapio.pool import PagePool, PoolBuffer
 
 from ._api import AREAS_PREFIX, AreaDescription, CreateBody, ErrorBody, check_area_name
+from ._conn import ConnectionPool, StaleConnectionError
 from ._wire import (
     CONTENT_TYPE,
     REQUEST_HEADER,
@@ -75,6 +75,8 @@ COALESCE_GROUP_PAGES: Final = 16
 #: of random access; larger frames already amortize a request's cost).
 COALESCE_MAX_PAGES: Final = 8
 _SKIPPED_HEADERS: Final = ("Accept", "Accept-Encoding", "User-Agent")
+#: Largest page request body whose length the HTTP head must hold (for its size).
+MAX_BODY_DIGITS: Final = 1 << 40
 QUERY_KEYS: Final = frozenset({"connections", "frame_pages", "timeout", "coalesce", "cafile"})
 _FORBIDDEN_QUERY: Final = frozenset({"token", "access_token", "auth", "password"})
 
@@ -246,23 +248,28 @@ _ERROR_BY_CODE: Final[dict[str, type[SwapioError]]] = {
 
 
 async def _error_from(response: aiohttp.ClientResponse, what: str) -> SwapioError:
+    """The swapio error for an HTTP error answer of aiohttp's client."""
+    return _error_of(response.status, await response.read(), what)
+
+
+def _error_of(status: int, raw: bytes, what: str) -> SwapioError:
     """The swapio error for an HTTP error answer (the one place statuses are mapped)."""
-    raw = await response.read()
     try:
         doc: object = json.loads(raw) if raw else None
     except ValueError:
         doc = None
-    body = ErrorBody.from_json(doc, response.status)
-    message = f"{what}: page server said {response.status} {body.code}: {body.message}"
-    kind = _ERROR_BY_STATUS.get(response.status) or _ERROR_BY_CODE.get(body.code)
+    body = ErrorBody.from_json(doc, status)
+    message = f"{what}: page server said {status} {body.code}: {body.message}"
+    kind = _ERROR_BY_STATUS.get(status) or _ERROR_BY_CODE.get(body.code)
     if kind is not None:
         return kind(message)
-    return PageServerError(message, status=response.status, code=body.code)
+    return PageServerError(message, status=status, code=body.code)
 
 
 class _transport_errors:
     """Map the transport's failures (the one place they are mapped): a timeout is
-    :class:`SwapTimeoutError`, any other aiohttp client error :class:`BackendIOError`.
+    :class:`SwapTimeoutError`, any other aiohttp client error or socket error (a page
+    connection's) :class:`BackendIOError`; swapio's own errors pass unchanged.
 
     ``what`` names the request in the message (any object: the page path passes a
     :class:`_Frames` name, formatted only when something failed).  A class, not
@@ -283,12 +290,12 @@ class _transport_errors:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is None:
+        if exc is None or isinstance(exc, SwapioError):
             return
         what = self._what
         if isinstance(exc, TimeoutError):
             raise SwapTimeoutError(f"{what}: no answer within {self._timeout} s") from None
-        if isinstance(exc, aiohttp.ClientError):
+        if isinstance(exc, aiohttp.ClientError | OSError):
             raise BackendIOError(f"{what}: {type(exc).__name__}: {exc}", detail=exc) from None
 
 
@@ -311,49 +318,6 @@ class _ReplyDropped(Exception):
     """A reply landed in a reserve buffer but the work it belongs to is not memalloc work."""
 
 
-class _Body:
-    """Reads a response body chunk by chunk into caller-supplied buffers."""
-
-    def __init__(self, response: aiohttp.ClientResponse, expect: int, what: object) -> None:
-        self._chunks = response.content.iter_chunks()
-        self._content = response.content
-        self._pending = memoryview(b"")
-        self._got = 0
-        self._expect = expect
-        self._what = what
-
-    async def read_all(self) -> None:
-        """Receive the whole (small) body at once; :meth:`read_into` then copies from it."""
-        self._pending = memoryview(await self._content.read())
-        if self._pending.nbytes != self._expect:
-            raise RemoteProtocolError(
-                f"{self._what}: response of {self._pending.nbytes} bytes, expected {self._expect}"
-            )
-
-    async def read_into(self, view: memoryview) -> None:
-        """Fill ``view`` completely from the body; a short body is a protocol error."""
-        need, filled = view.nbytes, 0
-        while filled < need:
-            if not self._pending:
-                try:
-                    chunk, _ = await anext(self._chunks)
-                except StopAsyncIteration:
-                    raise RemoteProtocolError(
-                        f"{self._what}: response truncated at {self._got + filled} of "
-                        f"{self._expect} bytes"
-                    ) from None
-                self._pending = memoryview(chunk)
-            take = min(need - filled, self._pending.nbytes)
-            view[filled : filled + take] = self._pending[:take]
-            self._pending = self._pending[take:]
-            filled += take
-        self._got += need
-
-    async def check_end(self) -> None:
-        if self._pending.nbytes or (not self._content.at_eof() and await self._content.read(1)):
-            raise RemoteProtocolError(f"{self._what}: response longer than {self._expect} bytes")
-
-
 class PageClient:
     """One area on one page server, seen from the client."""
 
@@ -362,17 +326,17 @@ class PageClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._headers = headers
         self._session: aiohttp.ClientSession | None = None
-        #: Page requests have their own connections: the server serves ``/io`` on a fast lane
-        #: that a connection leaves for good once it carries any other request.
-        self._io_session: aiohttp.ClientSession | None = None
+        #: Page requests have their own connections (:mod:`swapio_http._conn`); the server
+        #: serves them on its fast lane, which a connection leaves once it carries any other.
+        self._pages: ConnectionPool | None = None
+        self._pages_options: ClientOptions | None = None
+        self._io_head = b""
         self.description: AreaDescription | None = None
         self._pending: deque[_Frame] = deque()
         self._flush_scheduled = False
         self._groups: set[asyncio.Future[None]] = set()
         #: Replies dropped by the SOCK_MEMALLOC rule (and asked for again).
         self.replies_dropped = 0
-        self._io_options: ClientOptions | None = None
-        self._io = yarl.URL()
 
     @property
     def frame_pages(self) -> int:
@@ -394,10 +358,34 @@ class PageClient:
             self._session = self._new_session()
         return self._session
 
-    def _open_io_session(self) -> aiohttp.ClientSession:
-        if self._io_session is None:
-            self._io_session = self._new_session()
-        return self._io_session
+    def _open_pages(self) -> ConnectionPool:
+        """The page connections, and the head every page request starts with (both made
+        again when :attr:`options` changed)."""
+        if self._pages is None or self._pages_options is not self.options:
+            if self._pages is not None:
+                self._pages.close()
+            self._pages_options = self.options
+            url = urlsplit(self.options.area_url)
+            ctx = self._ssl()
+            self._pages = ConnectionPool(
+                url.hostname or "",
+                url.port or (443 if url.scheme == "https" else 80),
+                ctx if isinstance(ctx, ssl.SSLContext) else None,
+                self.options.connections,
+            )
+            auth = "".join(f"{k}: {v}\r\n" for k, v in self._headers.items())
+            self._io_head = (
+                f"POST {url.path}/io HTTP/1.1\r\nHost: {url.netloc}\r\n{auth}"
+                f"Content-Type: {CONTENT_TYPE}\r\nContent-Length: "
+            ).encode()
+        return self._pages
+
+    @property
+    def request_head_bytes(self) -> int:
+        """Most bytes of HTTP head in front of a page request's frames (they share its pool
+        buffer, so the reserve covers them)."""
+        self._open_pages()
+        return len(self._io_head) + len(str(MAX_BODY_DIGITS)) + 4
 
     def _new_session(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -413,13 +401,6 @@ class PageClient:
             cookie_jar=aiohttp.DummyCookieJar(),
             skip_auto_headers=_SKIPPED_HEADERS,
         )
-
-    def _io_url(self) -> yarl.URL:
-        """``POST`` target of frames, parsed once per :attr:`options` (not per request)."""
-        if self._io_options is not self.options:
-            self._io = yarl.URL(f"{self.options.area_url}/io")
-            self._io_options = self.options
-        return self._io
 
     async def _call(self, method: str, url: str, what: str, **kwargs: Any) -> Any:
         session = self._open_session()
@@ -451,10 +432,12 @@ class PageClient:
             await self.close_session()
 
     async def close_session(self) -> None:
-        for session in (self._session, self._io_session):
-            if session is not None:
-                await session.close()
-        self._session = self._io_session = None
+        if self._pages is not None:
+            self._pages.close()
+            self._pages = None
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
 
     # --- frames -----------------------------------------------------------------------
 
@@ -489,51 +472,79 @@ class PageClient:
     ) -> None:
         """Send ``frames`` in one POST; deliver SWAP_IN pages into their destinations.
 
-        The request body comes from ``pool`` in the caller's memalloc context; receive
-        buffers are ``ready`` (allocated by the caller) or allocated as the reply arrives.
-        Any failure fails every frame of the request.
+        The request — HTTP head, then the frames — is laid out in one buffer from ``pool``,
+        in the caller's memalloc context, and sent in one write; receive buffers are
+        ``ready`` (allocated by the caller) or allocated as the reply arrives, and each reply
+        frame is received straight into its buffer.  Any failure fails every frame of the
+        request.
         """
         what = _Frames(frames)
-        session = self._io_session or self._open_io_session()
-        url = self._io_url()
+        pages = self._pages if self._pages_options is self.options else None
+        pages = pages or self._open_pages()
         if len(frames) == 1:
-            request = await pool.alloc(frames[0].request_bytes)
+            size = frames[0].request_bytes
             expect = frames[0].response_bytes
         else:
-            request = await pool.alloc(sum(f.request_bytes for f in frames))
+            size = sum(f.request_bytes for f in frames)
             expect = sum(f.response_bytes for f in frames)
+        head = self._io_head + b"%d\r\n\r\n" % size
+        request = await pool.alloc(len(head) + size)
         try:
             view = request.view
-            offset = 0
+            view[: len(head)] = head
+            offset = len(head)
             for frame in frames:
                 offset = frame.encode_into(view, offset)
             with _transport_errors(what, self.options.timeout):
-                # a payload with its content type: no per-request header dict to merge
-                body_payload = aiohttp.BytesPayload(view, content_type=CONTENT_TYPE)
-                async with session.post(url, data=body_payload) as response:
-                    if response.status >= 400:
-                        raise await _error_from(response, str(what))
-                    if response.content_length not in (None, expect):
-                        raise RemoteProtocolError(
-                            f"{what}: response of {response.content_length} bytes, "
-                            f"expected {expect}"
-                        )
-                    body = _Body(response, expect, what)
-                    if all(f.header.op is not Op.SWAP_IN for f in frames):
-                        await body.read_all()  # bare reply headers: one read, then copies
-                    for index, frame in enumerate(frames):
-                        buf = ready[index] if ready else await self._receive_buffer(pool, frame)
-                        try:
-                            if not buf.may_keep():
-                                raise _ReplyDropped  # SOCK_MEMALLOC rule (sk_filter)
-                            await body.read_into(buf.view)
-                            frame.deliver(buf.view, 0)
-                        finally:
-                            if not ready:
-                                buf.release()
-                    await body.check_end()
+                async with asyncio.timeout(self.options.timeout):
+                    await self._post(pages, view, frames, expect, pool, ready, what)
         finally:
             request.release()
+
+    async def _post(
+        self,
+        pages: ConnectionPool,
+        request: memoryview,
+        frames: list[_Frame],
+        expect: int,
+        pool: PagePool,
+        ready: list[PoolBuffer] | None,
+        what: _Frames,
+    ) -> None:
+        """One exchange on a page connection; a stale kept-alive one is replaced once."""
+        for attempt in (1, 2):
+            conn = await pages.acquire()
+            reusable = False
+            try:
+                conn.send(request)
+                status, length, close = await conn.read_head()
+                if status >= 400:
+                    raw = await conn.read(length)
+                    reusable = not close
+                    raise _error_of(status, raw, str(what))
+                if status != 200 or length != expect:
+                    raise RemoteProtocolError(
+                        f"{what}: answer {status} of {length} bytes, expected 200 of {expect}"
+                    )
+                for index, frame in enumerate(frames):
+                    buf = ready[index] if ready else await self._receive_buffer(pool, frame)
+                    try:
+                        if not buf.may_keep():
+                            raise _ReplyDropped  # SOCK_MEMALLOC rule (sk_filter)
+                        await conn.readinto(buf.view)
+                        frame.deliver(buf.view, 0)
+                    finally:
+                        if not ready:
+                            buf.release()
+                if conn.leftover:
+                    raise RemoteProtocolError(f"{what}: answer longer than {expect} bytes")
+                reusable = not close
+                return
+            except StaleConnectionError:
+                if attempt == 2:
+                    raise
+            finally:
+                pages.release(conn, reusable)
 
     @staticmethod
     async def _receive_buffer(pool: PagePool, frame: _Frame) -> PoolBuffer:

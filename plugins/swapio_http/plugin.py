@@ -49,7 +49,11 @@ def swapio_add_commands(cli: click.Group) -> None:
 def _capabilities(client: PageClient, pool_page_size: int) -> Capabilities:
     assert client.description is not None
     desc = client.description
-    frame_bytes = REQUEST_HEADER.size + client.memalloc_frame_pages * desc.page_size
+    frame_bytes = (
+        client.request_head_bytes
+        + REQUEST_HEADER.size
+        + client.memalloc_frame_pages * desc.page_size
+    )
     # A memalloc request holds two buffers at once: its request buffer and its reply's
     # receive buffer.  One of them carries the frame's pages (the request of a swap_out, the
     # reply of a swap_in); the other is a header alone, which fits one pool page.

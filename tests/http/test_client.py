@@ -341,3 +341,20 @@ async def test_concurrent_small_requests_share_http_requests(token_env: str) -> 
     assert posts < len(slots) // 4  # 43 single-page reads in a handful of requests
     await area.deactivate()
     await runner.cleanup()
+
+
+async def test_a_kept_alive_connection_the_server_dropped_is_replaced(
+    live_server: Any, token_env: str
+) -> None:
+    area = await PluginHost().activate(
+        f"{live_server.url}/areas/stale?connections=1", create=CreateRequest(8, PAGE)
+    )
+    try:
+        await area.write(0, pattern(0))
+        guard = live_server.runner.app[STATE].guard
+        for transport in list(guard._by_transport):
+            transport.abort()  # the server drops its kept-alive page connection
+        await area.write(1, pattern(1))  # sent on it before the client notices: sent again
+        assert await area.read(0, 2) == pattern(0) + pattern(1)
+    finally:
+        await area.deactivate()
