@@ -28,6 +28,7 @@ from swapio.area import CreateRequest, SwapArea
 from swapio.errors import SwapioError, UsageError
 from swapio.location import Location, area_page_size
 from swapio.mapping import _watchdog
+from swapio.mapping._affinity import Follower
 from swapio.mapping._channel import LineDecoder, Message, encode
 from swapio.mapping._faults import FaultServer
 from swapio.mapping._resolver import Resolver
@@ -71,8 +72,10 @@ class Handler:
         self.pager: Pager | None = None
         self.resolver: Resolver | None = None
         self.program_pid = 0
+        self.stored = False  # the area was opened with its data (not created)
         self._watchdog: tuple[int, int] | None = None
         self.server: FaultServer | None = None
+        self.follower: Follower | None = None
 
     # ------------------------------------------------------------------ set-up
     async def open(self, req: Message) -> Message:
@@ -96,6 +99,7 @@ class Handler:
             readahead=min(64, 1 << max(0, (cache // 4).bit_length() - 1)),
             stored=create is None,
         )
+        self.stored = create is None
         self.program_pid = int(req["pid"])
         return {
             "ok": True,
@@ -122,7 +126,10 @@ class Handler:
             batch=int(req["batch_pages"]),
             pager=self.pager,
             write_protect=bool(req["write_protect"]),
+            stored=self.stored,
         )
+        if req.get("colocate", True):
+            self.follower = Follower(self.program_pid)
         return {"ok": True, "handler_pid": os.getpid(), "watchdog_pid": self._watchdog[0]}
 
     # ------------------------------------------------------------------ serving
@@ -135,6 +142,8 @@ class Handler:
         # everything allocated so far lives as long as the handler: keep the collector off it
         gc.collect()
         gc.freeze()
+        if self.follower is not None:
+            self.follower.start(loop)
         faults = server.start()
         control = loop.create_task(self._control(reader, writer))
         done, _ = await asyncio.wait({faults, control}, return_when=asyncio.FIRST_COMPLETED)
@@ -183,6 +192,8 @@ class Handler:
             "resolver": r.stats.as_dict(),
             "installed": r.installed,
             "region_rss": r.region_rss(self.program_pid),
+            "handler_cpu": None if self.follower is None else self.follower.cpu,
+            "cpu_moves": 0 if self.follower is None else self.follower.moves,
             "pager": {
                 "major_faults": self.pager.stats().major_faults,
                 "minor_faults": self.pager.stats().minor_faults,
@@ -193,6 +204,8 @@ class Handler:
 
     async def _finish(self) -> None:
         """Write back every dirty page, close the pager and the area, stand down."""
+        if self.follower is not None:
+            self.follower.stop()
         if self.resolver is not None:
             await self.resolver.sync()
             await self.resolver.close()

@@ -19,6 +19,8 @@ import os
 _PUNCH_HOLE = 0x01 | 0x02
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+#: The C library (``fallocate``, ``prctl``).
+libc = _libc
 
 
 def new_memfd(size: int, name: str = "swapio-mapping") -> int:

@@ -43,9 +43,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import ctypes
 import mmap
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
@@ -65,6 +67,9 @@ _WRITE = int(PagefaultFlag.WRITE)
 # per-page state in the region: not installed, installed clean (write-protected), dirty,
 # evicted but still mapped until the reaper thread's hole punch is done
 _ABSENT, _CLEAN, _DIRTY, _PUNCHING = 0, 1, 2, 3
+_DIRTY_RUN = re.compile(b"\x02+")
+_PUNCH_BYTES = bytes([_PUNCHING])
+_CLEAN_BYTES = bytes([_CLEAN])
 
 
 @dataclass
@@ -81,6 +86,7 @@ class ResolverStats:
     marker_hits: int = 0
     evictions: int = 0
     dirty_evictions: int = 0
+    direct_writes: int = 0
     punches: int = 0
     synced_pages: int = 0
     max_installed: int = 0
@@ -97,15 +103,23 @@ def _punch_all(memfd: int, holes: list[tuple[int, int]]) -> None:
         _region.punch_hole(memfd, offset, length)
 
 
-def _runs(indices: list[int]) -> list[tuple[int, int]]:
-    """``(first, count)`` of each run of consecutive indices (input sorted)."""
-    out: list[tuple[int, int]] = []
-    for i in indices:
-        if out and out[-1][0] + out[-1][1] == i:
-            out[-1] = (out[-1][0], out[-1][1] + 1)
-        else:
-            out.append((i, 1))
-    return out
+#: The reaper thread's name in ``/proc/PID/task/TID/comm`` (``top -H``, ``ps -L``).
+REAPER_NAME = b"swapio-punch"
+_PR_SET_NAME = 15  # prctl(2)
+
+
+def _reaper_init(cpus: set[int]) -> None:
+    """Start of the reaper thread: it may run on any of ``cpus`` (the handler's CPUs before
+    its loop thread was pinned next to the program), so punching overlaps with the program
+    and the loop; named for ``top -H``."""
+    with contextlib.suppress(OSError):
+        os.sched_setaffinity(0, cpus)
+    _region.libc.prctl(_PR_SET_NAME, REAPER_NAME, 0, 0, 0)
+
+
+def _dirty_runs(state: bytearray, first: int, end: int) -> list[tuple[int, int]]:
+    """``(first, count)`` of each run of dirty pages in ``state[first:end]``."""
+    return [(m.start(), m.end() - m.start()) for m in _DIRTY_RUN.finditer(state, first, end)]
 
 
 class Resolver:
@@ -123,6 +137,7 @@ class Resolver:
         batch: int,
         pager: Pager,
         write_protect: bool,
+        stored: bool = False,
     ) -> None:
         self.uffd = uffd
         self.memfd = memfd
@@ -138,7 +153,13 @@ class Resolver:
         # the budget with room for a batch
         self.max_window = max(1, min(MAX_WINDOW, budget // 4))
         self._state = bytearray(pages)  # _ABSENT / _CLEAN / _DIRTY per page
-        self._fifo: collections.deque[int] = collections.deque()  # installed, oldest first
+        # 1: the page has data (the resolver wrote it, to the area or through the pager, its
+        # only writer); every page has on an area opened with its data (``stored``)
+        self._all_stored = stored
+        self._stored = bytearray(pages)
+        # runs (first, count) installed together, oldest first; pages in it: _queued
+        self._fifo: collections.deque[tuple[int, int]] = collections.deque()
+        self._queued = 0
         self._installed = 0
         self._stage = mmap.mmap(-1, MAX_WINDOW * page_size)  # page-aligned staging buffer
         self._stage_view = memoryview(self._stage)
@@ -150,7 +171,7 @@ class Resolver:
         anchor = ctypes.c_char.from_buffer(self._stage)
         self._stage_addr = ctypes.addressof(anchor)
         del anchor
-        self._zeros = memoryview(bytes(page_size))
+        self._zeros = memoryview(bytes(MAX_WINDOW * page_size))
         self._held = bytearray(page_size)  # the marker page's bytes
         self._held_addr = ctypes.addressof(ctypes.c_char.from_buffer(self._held))
         self._marker = -1  # first page of the window read ahead, not installed
@@ -160,9 +181,15 @@ class Resolver:
         # one thread punches the evicted pages out while the loop serves faults: a hole punch
         # unmaps pages from the program (TLB shootdown) and frees them — ~1 us a page, ~7 us
         # a call — which need not delay the next fault; at most one batch is in flight
-        self._reaper = ThreadPoolExecutor(1, thread_name_prefix="swapio-mapping-punch")
+        self._reaper = ThreadPoolExecutor(
+            1,
+            thread_name_prefix="swapio-mapping-punch",
+            initializer=_reaper_init,
+            initargs=(os.sched_getaffinity(0),),
+        )
         self._punching: asyncio.Future[None] | None = None
-        self._punch_pages: list[int] = []
+        self._punch_runs: list[tuple[int, int]] = []  # the batch being punched
+        self._punch_count = 0
         self._installed_mode = CopyMode.WP if write_protect else CopyMode.NONE
         self._clean = _CLEAN if write_protect else _DIRTY
 
@@ -241,28 +268,35 @@ class Resolver:
         pager = self.pager
         ps = self.page_size
         view = self._stage_view
-        zeros = 0
-        run_start = -1
+        stored = self._stored
+        everything = self._all_stored
         held = pager.resident > 0  # the pager holds pages at all (else none of these)
-        for k in range(count):
-            index = first + k
-            from_area = pager.has_data(index) and not (held and pager.is_resident(index))
-            if from_area:
-                if run_start < 0:
-                    run_start = k
-                continue
-            if run_start >= 0:
-                await self._read_area(first + run_start, run_start, k - run_start)
-                run_start = -1
-            if held and pager.is_resident(index):
-                view[k * ps : (k + 1) * ps] = await pager.read(index)
-                pager.drop_clean(index)  # the program holds it now
+        stop = first + count
+        zeros = 0
+        i = first
+        while i < stop:
+            k = i - first
+            if held and pager.is_resident(i):
+                view[k * ps : (k + 1) * ps] = await pager.read(i)
+                pager.drop_clean(i)  # the program holds it now
                 self.stats.pager_hits += 1
-            else:
-                view[k * ps : (k + 1) * ps] = self._zeros
-                zeros += 1
-        if run_start >= 0:
-            await self._read_area(first + run_start, run_start, count - run_start)
+                i += 1
+            elif everything or stored[i]:  # a run read from the area
+                end = stop if everything else stored.find(0, i, stop)
+                end = stop if end < 0 else end
+                if held:
+                    for j in range(i + 1, end):
+                        if pager.is_resident(j):
+                            end = j
+                            break
+                await self._read_area(i, k, end - i)
+                i = end
+            else:  # never written (the pager only holds pages the resolver stored)
+                end = stored.find(1, i, stop)
+                end = stop if end < 0 else end
+                view[k * ps : (end - first) * ps] = self._zeros[: (end - i) * ps]
+                zeros += end - i
+                i = end
         self.stats.zero_installs += zeros
         return zeros
 
@@ -324,7 +358,8 @@ class Resolver:
 
     def _add(self, first: int, count: int, state: int) -> None:
         self._state[first : first + count] = bytes([state]) * count
-        self._fifo.extend(range(first, first + count))
+        self._fifo.append((first, count))
+        self._queued += count
         self._installed += count
         self.stats.pages_installed += count
         self.stats.max_installed = max(self.stats.max_installed, self._installed)
@@ -340,21 +375,25 @@ class Resolver:
         excess = self._installed + wanted - self.budget
         if excess <= 0:
             return
-        fifo = self._fifo
-        count = min(max(excess, self.batch), len(fifo))
-        victims = sorted(fifo.popleft() for _ in range(count))
+        count = min(max(excess, self.batch), self._queued)
+        victims = self._pop_victims(count)
         state = self._state
-        dirty = [i for i in victims if state[i] == _DIRTY]
+        dirty: list[tuple[int, int]] = []
+        for first, n in victims:
+            dirty += _dirty_runs(state, first, first + n)
         if dirty:
             with memalloc():  # this is reclaim: it frees the program's memory
                 await self._write_back(dirty)
-            self.stats.dirty_evictions += len(dirty)
-        for i in victims:
-            state[i] = _PUNCHING
-        holes = self._holes(victims)
+            self.stats.dirty_evictions += sum(n for _, n in dirty)
+        ps = self.page_size
+        holes = []
+        for first, n in victims:
+            state[first : first + n] = _PUNCH_BYTES * n
+            holes.append((first * ps, n * ps))
         self.stats.punches += len(holes)
         self.stats.evictions += count
-        self._punch_pages = victims
+        self._punch_runs = victims
+        self._punch_count = count
         if not self.write_protect:
             # nothing would stop a write landing between the read-back and the punch
             _punch_all(self.memfd, holes)
@@ -364,6 +403,31 @@ class Resolver:
         self._punching = loop.run_in_executor(self._reaper, _punch_all, self.memfd, holes)
         if wait:
             await self._punched()
+
+    def _pop_victims(self, count: int) -> list[tuple[int, int]]:
+        """The ``count`` oldest installed pages, as runs in address order (adjacent runs
+        joined: one hole each).  A hole never spans a page that is not a victim, even one
+        not installed: the punch may still be running when the next fault installs it."""
+        fifo = self._fifo
+        taken: list[tuple[int, int]] = []
+        need = count
+        while need:
+            first, n = fifo.popleft()
+            if n > need:
+                fifo.appendleft((first + need, n - need))
+                n = need
+            taken.append((first, n))
+            need -= n
+        self._queued -= count
+        taken.sort()
+        runs = [taken[0]]
+        for first, n in taken[1:]:
+            last, m = runs[-1]
+            if last + m == first:
+                runs[-1] = (last, m + n)
+            else:
+                runs.append((first, n))
+        return runs
 
     async def _punched(self) -> None:
         """Wait for the batch being punched out, then count it gone (raises its error)."""
@@ -379,31 +443,39 @@ class Resolver:
 
     def _settle_punch(self) -> None:
         state = self._state
-        for i in self._punch_pages:
-            state[i] = _ABSENT
-        self._installed -= len(self._punch_pages)
-        self._punch_pages = []
+        for first, n in self._punch_runs:
+            state[first : first + n] = bytes(n)
+        self._installed -= self._punch_count
+        self._punch_runs = []
+        self._punch_count = 0
 
-    def _holes(self, victims: list[int]) -> list[tuple[int, int]]:
-        """``(offset, length)`` of the holes that drop ``victims`` (sorted): one per run of
-        consecutive victims.  A hole never spans a page that is not a victim, even one not
-        installed: the punch may still be running when the next fault installs that page."""
-        ps = self.page_size
-        return [(first * ps, n * ps) for first, n in _runs(victims)]
-
-    async def _write_back(self, indices: list[int]) -> None:
-        """Hand the current bytes of ``indices`` (sorted) to the pager.
+    async def _write_back(self, runs: list[tuple[int, int]]) -> None:
+        """Write the current bytes of the pages of ``runs`` (address order) to the area.
 
         Each run is write-protected first, so a write that races with the copy faults and
         marks the page dirty again instead of being lost.
         """
         ps = self.page_size
-        for first, n in _runs(indices):
+        pager = self.pager
+        for first, n in runs:
             if self.write_protect:
                 _uffd.writeprotect(self.uffd, self.base + first * ps, n * ps, WriteprotectMode.WP)
             data = memoryview(os.pread(self.memfd, n * ps, first * ps))
+            pages = [data[k * ps : (k + 1) * ps] for k in range(n)]
+            if self._sched.inline(self._area) and not (
+                pager.resident and any(pager.is_resident(first + k) for k in range(n))
+            ):
+                try:
+                    await self._sched.swap_out(self._area, first, pages)
+                except Exception:  # the pager's write-back retries it and reports it
+                    pass
+                else:
+                    self._stored[first : first + n] = b"\x01" * n
+                    self.stats.direct_writes += 1
+                    continue
             for k in range(n):
-                await self.pager.write(first + k, data[k * ps : (k + 1) * ps])
+                await pager.write(first + k, pages[k])
+            self._stored[first : first + n] = b"\x01" * n
 
     # ------------------------------------------------------------------ sync
     async def sync(self) -> int:
@@ -412,7 +484,7 @@ class Resolver:
         write-protected."""
         await self._punched()
         state = self._state
-        dirty = [i for i in range(self.pages) if state[i] == _DIRTY] if self._installed else []
+        dirty = _dirty_runs(state, 0, self.pages) if self._installed else []
         # memalloc: the pager's frames may all hold dirty pages, so the backend's own
         # buffers for these writes can only come from the reserve (a flashlog area waited
         # for ever on an ordinary allocation without it)
@@ -420,11 +492,12 @@ class Resolver:
             if dirty:
                 await self._write_back(dirty)
                 if self.write_protect:
-                    for i in dirty:
-                        state[i] = _CLEAN
+                    for first, n in dirty:
+                        state[first : first + n] = _CLEAN_BYTES * n
             await self.pager.sync()
-        self.stats.synced_pages += len(dirty)
-        return len(dirty)
+        written = sum(n for _, n in dirty)
+        self.stats.synced_pages += written
+        return written
 
     async def close(self) -> None:
         """Finish the punch in flight and stop the reaper thread."""

@@ -81,6 +81,9 @@ class Mapping:
     :param batch: pages evicted together when the budget is reached.
     :param write_protect: track dirty pages with write-protect faults (default: when the
         kernel supports it).  Without it every evicted page is written back.
+    :param colocate: run the handler on the CPU this process runs on, following it (default
+        True: a fault is a round trip, and waking the other CPU costs more than the work;
+        see ``docs/mapping.md``).
     :param timeout: seconds to wait for the handler's answers to set-up, sync and close.
     """
 
@@ -94,6 +97,7 @@ class Mapping:
         cache: int | None = None,
         batch: int = DEFAULT_BATCH,
         write_protect: bool | None = None,
+        colocate: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         if isinstance(resident, bool) or not isinstance(resident, int) or resident <= 0:
@@ -107,6 +111,7 @@ class Mapping:
         self._cache = cache
         self.batch = batch
         self._want_wp = write_protect
+        self.colocate = colocate
         self.timeout = timeout
         self.write_protect = False
         self.durable = False
@@ -205,6 +210,7 @@ class Mapping:
                     "budget_pages": budget,
                     "batch_pages": self.batch,
                     "write_protect": self.write_protect,
+                    "colocate": self.colocate,
                 },
                 fds=[self._memfd, uffd],
             )
