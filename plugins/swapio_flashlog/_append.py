@@ -23,15 +23,17 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import accumulate, chain, repeat
 from operator import add
 
 from swapio_flashlog._columns import Batch
 from swapio_flashlog._index import NodeRef, RefKind
 from swapio_flashlog._nodes import (
     INODE_SIZE,
+    SUM_INODE,
     SUM_INODE_SIZE,
     Buf,
+    NodeType,
     encode_entry,
     encode_sum_inode,
     summary_span,
@@ -151,14 +153,7 @@ class Appender:
             room = eb - base
             sum_size = blk.sum_size if summaries and blk.sum_ok else -1
 
-            def tail(k: int, sum_size: int = sum_size) -> int:
-                return 0 if sum_size < 0 else summary_span(sum_size + k * SUM_INODE_SIZE)
-
-            # the most nodes that fit with their summary entries (head() made room for one)
-            k = max(1, bisect_right(cum, cum[i] + room - tail(n - i), i) - 1 - i)
-            while i + k < n and cum[i + k + 1] - cum[i] + tail(k + 1) <= room:
-                k += 1
-            k = min(k, max_run)
+            k = min(_fit(cum, i, room, sum_size), max_run)
             end = i + k
             where = list(map(add, cum[i:end], repeat(base - cum[i], k)))
             entries = batch.entries(i, k, where)
@@ -171,7 +166,7 @@ class Appender:
                 parts = list(filter(None, chain.from_iterable(nodes)))
             nbytes = cum[end] - cum[i]
             # the next node does not fit: close the block with this program
-            closing = end < n and base + nbytes + lengths[end] + tail(k + 1) > eb
+            closing = end < n and base + nbytes + lengths[end] + _tail(sum_size, k + 1) > eb
             summary = space.summary_after(blk, entries, k, base + nbytes) if closing else None
             if summary is not None:
                 parts.append(summary)
@@ -210,6 +205,12 @@ class Appender:
         bytes :meth:`program` would lay out.  A reference is moved only after its copy
         reached flash, so the index never points at bytes not yet programmed.
         """
+        unit = self.space.align
+        totlens = [ref.totlen for ref in refs]
+        lengths = [-(-t // unit) * unit for t in totlens]
+        if all(ref.kind is RefKind.INODE for ref in refs):
+            self._copy_inodes(head, refs, span, at, totlens, lengths)
+            return
         space = self.space
         unit = space.align
         summaries = space.options.summaries
@@ -255,6 +256,77 @@ class Appender:
                 ref.block = index
             space.placed(blk, list(run), pos, bytes(entries), summarised)
             self.nodes_programmed += len(run)
+
+    def _copy_inodes(
+        self,
+        head: Head,
+        refs: Sequence[NodeRef],
+        span: memoryview,
+        at: Sequence[int],
+        totlens: list[int],
+        lengths: list[int],
+    ) -> None:
+        """:meth:`copy_nodes` for data nodes only (the usual victim): each block's run found
+        from the cumulative lengths, its summary entries packed by one ``map``."""
+        space = self.space
+        summaries = space.options.summaries
+        eb = space.eb
+        blocks = space.blocks
+        cum = list(accumulate(lengths, initial=0))
+        ends = list(map(add, at, totlens))
+        pads = [ln - t for ln, t in zip(lengths, totlens, strict=True)]
+        i, n = 0, len(refs)
+        while i < n:
+            blk = space.head(head, lengths[i], SUM_INODE_SIZE)
+            sum_size = blk.sum_size if summaries and blk.sum_ok else -1
+            k = _fit(cum, i, eb - blk.pos, sum_size)
+            end = i + k
+            run = list(refs[i:end])
+            start = blk.start
+            base = blk.pos - cum[i]
+            where = list(map(add, cum[i:end], repeat(base, k)))  # offsets in the block
+            entries = b"".join(
+                map(
+                    SUM_INODE.pack,
+                    repeat(NodeType.INODE, k),
+                    [ref.ino for ref in run],
+                    [ref.version for ref in run],
+                    where,
+                    totlens[i:end],
+                )
+            )
+            nodes = map(span.__getitem__, map(slice, at[i:end], ends[i:end]))
+            if pads.count(0) == n:
+                parts: list[Buf] = list(nodes)
+            else:
+                fill = map(_FILL.__getitem__, map(slice, pads[i:end]))
+                parts = list(filter(None, chain.from_iterable(zip(nodes, fill, strict=True))))
+            self.device.program_parts(start + where[0], parts)
+            index = blk.index
+            for ref, offset, length in zip(run, where, lengths[i:end], strict=True):
+                blocks[ref.block].live -= ref.length
+                ref.offset = start + offset
+                ref.length = length
+                ref.block = index
+            space.placed(blk, run, cum[end] - cum[i], entries, True)
+            self.nodes_programmed += k
+            i = end
+
+
+def _tail(sum_size: int, k: int) -> int:
+    """Bytes of a block's summary once ``k`` more data nodes are in it (``sum_size`` bytes of
+    entries so far; -1: the block gets no summary)."""
+    return 0 if sum_size < 0 else summary_span(sum_size + k * SUM_INODE_SIZE)
+
+
+def _fit(cum: Sequence[int], i: int, room: int, sum_size: int) -> int:
+    """How many data nodes from ``i`` (``cum``: cumulative lengths) fit in ``room`` bytes
+    with their summary entries; at least one (the write head was chosen to hold it)."""
+    n = len(cum) - 1
+    k = max(1, bisect_right(cum, cum[i] + room - _tail(sum_size, n - i), i) - 1 - i)
+    while i + k < n and cum[i + k + 1] - cum[i] + _tail(sum_size, k + 1) <= room:
+        k += 1
+    return k
 
 
 def _place(ref: NodeRef, block: int, block_start: int, offset: int, length: int) -> bytes:

@@ -6,9 +6,10 @@ copy a damaged one, so every CRC of every live node is checked first — what
 of ``jffs2_raw_inode`` nodes, the checks run over all of them at once: one ``struct`` unpack
 of each 68-byte header (``map``), and the three CRCs (``hdr_crc`` over bytes 0..7,
 ``node_crc`` over bytes 0..59, ``data_crc`` over the payload) as one ``map`` of the CRC
-function each.  A node that does not pass these checks (or is not an inode node) is handed
-to :func:`~swapio_flashlog._nodes.verify` itself, which decides exactly as it always did: the
-column checks are a subset of its checks, so a node they pass, it passes too.
+function each, compared column against column.  A node that does not pass these checks (or
+is not an inode node) is handed to :func:`~swapio_flashlog._nodes.verify` itself, which
+decides exactly as it always did: the column checks are a subset of its checks, so a node
+they pass, it passes too.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from itertools import repeat
-from operator import add
+from operator import add, xor
 
 from swapio_flashlog._nodes import INODE_SIZE, MAGIC, NodeType, verify, zlib_crc32
 from swapio_flashlog.errors import NodeFormatError
@@ -52,25 +53,34 @@ def _suspects(
         return list(range(n))
     if max(map(add, offsets, totlens)) > len(span):
         return list(range(n))
-    fields = list(map(_FIELDS.unpack_from, repeat(span, n), offsets))
-    get = span.__getitem__
-    heads = list(map(get, map(slice, offsets, map(add, offsets, repeat(8, n)))))
-    nodes = list(map(get, map(slice, offsets, map(add, offsets, repeat(INODE_SIZE - 8, n)))))
-    starts = list(map(add, offsets, repeat(INODE_SIZE, n)))
-    datas = list(map(get, map(slice, starts, map(add, offsets, totlens))))
-    hdr = list(map(zlib_crc32, heads, repeat(_INV, n)))
-    node = list(map(zlib_crc32, nodes, repeat(_INV, n)))
-    data = list(map(zlib_crc32, datas, repeat(_INV, n)))
-    bad = []
-    for i, f, h, c, d, t in zip(range(n), fields, hdr, node, data, totlens, strict=True):
-        if (
-            f[0] != MAGIC
-            or f[1] != NodeType.INODE
-            or f[2] != t
-            or f[3] != h ^ _INV
-            or f[6] != c ^ _INV
-            or f[4] + INODE_SIZE != t
-            or f[5] != d ^ _INV
-        ):
-            bad.append(i)
-    return bad
+    cols = list(zip(*map(_FIELDS.unpack_from, repeat(span, n), offsets), strict=True))
+    magic, kind, tot, hdr, csize, data, node = cols
+    heads = list(map(add, offsets, repeat(8, n)))
+    crc_span = list(map(add, offsets, repeat(INODE_SIZE - 8, n)))
+    payload = list(map(add, offsets, repeat(INODE_SIZE, n)))
+    hdrs = _crcs(span, offsets, heads)
+    nodes = _crcs(span, offsets, crc_span)
+    datas = _crcs(span, payload, list(map(add, offsets, totlens)))
+    totals = list(totlens)
+    if (
+        magic.count(MAGIC) == n
+        and kind.count(NodeType.INODE) == n
+        and list(tot) == totals
+        and list(map(add, csize, repeat(INODE_SIZE, n))) == totals
+        and list(hdr) == hdrs
+        and list(node) == nodes
+        and list(data) == datas
+    ):
+        return []
+    checks = zip(magic, kind, tot, hdr, csize, data, node, hdrs, nodes, datas, totals, strict=True)
+    return [
+        i
+        for i, (m, k, t, h, c, d, nc, h2, nc2, d2, t2) in enumerate(checks)
+        if (m, k, t, h, c + INODE_SIZE, d, nc) != (MAGIC, NodeType.INODE, t2, h2, t2, d2, nc2)
+    ]
+
+
+def _crcs(span: memoryview, starts: Sequence[int], ends: Sequence[int]) -> list[int]:
+    """The kernel's ``crc32(0, span[s:e])`` of every range, as one ``map``."""
+    views = map(span.__getitem__, map(slice, starts, ends))
+    return list(map(xor, map(zlib_crc32, views, repeat(_INV)), repeat(_INV)))
