@@ -15,8 +15,9 @@ needs no I/O wait never costs an event-loop turn).
 * **Missing fault**, random: the page alone, installed with ``UFFDIO_COPY`` (write-protected
   for a read; writable and dirty for a write — ``UFFDIO_ZEROPAGE`` for a never-written one).
 * **Sequential windows** (the pager's readahead rule, done on the region): a fault right
-  after the previous window installs a window of 16, then 32, then 64 pages with *one* read
-  request per run and *one* ``UFFDIO_COPY``; then, once the program is awake, the next
+  after the previous window installs a window of 16, then 32, … up to 256 pages (a quarter
+  of the budget at most) with one read request per run of at most 64 pages and *one*
+  ``UFFDIO_COPY``; then, once the program is awake, the next
   window is read and installed ahead of it (*async readahead*) — all of it but its first
   page, whose bytes are kept: the program's fault on that *marker* page is served from
   memory at once and starts the next window, so the handler reads one window ahead while
@@ -58,7 +59,10 @@ from swapio.pager import Pager
 from swapio.scheduler import Priority
 
 #: Largest sequential window (pages) installed by one fault or one readahead.
-MAX_WINDOW = 64
+MAX_WINDOW = 256
+#: Most pages read from the area by one request (a file area reads up to 256 KiB on the
+#: event loop, larger requests go through its owner thread).
+MAX_READ = 64
 #: First sequential window.
 FIRST_WINDOW = 16
 
@@ -303,9 +307,10 @@ class Resolver:
     async def _read_area(self, index: int, offset: int, count: int) -> None:
         """Read ``count`` slots from ``index`` into the stage at page ``offset``: one request
         of the pager's scheduler (demand priority, like the pager's own readahead)."""
-        views = self._stage_pages[offset : offset + count]
-        await self._sched.swap_in(self._area, index, views, priority=Priority.DEMAND)
-        self.stats.area_reads += 1
+        for k in range(0, count, MAX_READ):
+            views = self._stage_pages[offset + k : offset + min(count, k + MAX_READ)]
+            await self._sched.swap_in(self._area, index + k, views, priority=Priority.DEMAND)
+            self.stats.area_reads += 1
 
     def _copy(self, first: int, count: int, *, dirty: bool, zeros: bool = False) -> None:
         """Install the staged window at ``first`` (waking whoever waits on it): clean and

@@ -16,6 +16,8 @@ from swapio_nfs.ganesha import GaneshaServer
 
 from swapio.errors import AreaError, UsageError
 from swapio.mapping import HandlerDiedError, Mapping
+from swapio.mapping._resolver import MAX_READ, MAX_WINDOW
+from swapio.mapping.mapping import DEFAULT_BATCH
 
 PAGE = 4096
 PAGES = 512  # 2 MiB areas
@@ -102,6 +104,24 @@ def test_a_sequential_scan_is_read_ahead_of_its_faults(tmp_path: Path) -> None:
     assert stats["readahead_pages"] >= PAGES - 4 * window
     assert stats["marker_hits"] >= PAGES // window - 4
     assert stats["missing_faults"] <= PAGES // window + 4
+
+
+def test_windows_larger_than_one_area_read_are_read_in_pieces(tmp_path: Path) -> None:
+    """A budget of 1,024 pages lets windows reach MAX_WINDOW (256 pages), more than one area
+    request carries (MAX_READ): each window is several reads, installed as one."""
+    url = f"file://{tmp_path}/area.swap"
+    pages, budget = 4 * MAX_WINDOW * 2, MAX_WINDOW * 4
+    ref = np.random.default_rng(11).integers(0, 2**63, pages * PAGE // 8, dtype=np.uint64)
+    with Mapping(url, resident=budget * PAGE, create=pages) as m:
+        np.frombuffer(m.buffer, dtype=np.uint64)[:] = ref
+    with Mapping(url, resident=budget * PAGE) as m:
+        a = np.frombuffer(m.buffer, dtype=np.uint64)
+        assert np.array_equal(a, ref)
+        stats = m.stats()["resolver"]
+        assert m.region_rss() <= (budget + DEFAULT_BATCH) * PAGE
+        del a
+    assert stats["missing_faults"] <= pages // MAX_WINDOW + 8  # windows of MAX_WINDOW pages
+    assert stats["area_reads"] >= pages // MAX_READ  # in pieces of at most MAX_READ
 
 
 def test_region_rss_never_exceeds_the_budget_plus_one_batch() -> None:
