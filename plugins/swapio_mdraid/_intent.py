@@ -43,6 +43,9 @@ NEEDWRITE = int(PageAttr.NEEDWRITE)
 ON_DISK = 0
 UNFLUSHED = 1
 IN_FLIGHT = 2
+#: :meth:`WriteIntent.start_write` counted nothing: a chunk is at ``COUNTER_MAX`` (md sleeps
+#: on ``overflow_wait``; the caller waits for an ``end_write`` and asks again).
+OVERFLOW = -1
 
 
 class CounterOverflow(Exception):
@@ -71,6 +74,9 @@ class WriteIntent:
         #: and flush_done).
         self.in_flight: set[int] = set()
         self._sb_dirty = False
+        #: ``events_cleared < events``: the next successful write on a healthy array moves
+        #: ``events_cleared`` up (one flag test per write instead of two superblock reads)
+        self._cleared_behind = bitmap.superblock.events_cleared < bitmap.superblock.events
         if bitmap.superblock.state & BitmapState.STALE:
             # md_bitmap_init_from_disk: an out-of-date bitmap means a full resync.
             for chunk in range(bitmap.chunks):
@@ -103,6 +109,7 @@ class WriteIntent:
         sb = self.bitmap.superblock
         self.bitmap.update(events=sb.events + 1)
         self._sb_dirty = True
+        self._cleared_behind = True
         return sb.events + 1
 
     # --- writes ---------------------------------------------------------------------
@@ -122,10 +129,23 @@ class WriteIntent:
         :data:`ON_DISK` (0: nothing to wait for), :data:`UNFLUSHED` (a page holding them has
         bits no flush has taken yet: wait for the next flush) or :data:`IN_FLIGHT` (a page
         holding them is in the flush being written: wait for that one).  ``checked``: the
-        caller has just seen :meth:`can_start` say yes (nothing ran in between).
+        caller has just seen :meth:`can_start` say yes (nothing ran in between); without it
+        a chunk at ``COUNTER_MAX`` raises :class:`CounterOverflow`.
         """
         if not checked and not self.can_start(chunks):
             raise CounterOverflow(f"chunks {chunks.start}..{chunks.stop - 1}: counter at max")
+        return self._count(chunks)
+
+    def try_start_write(self, chunks: range) -> int:
+        """:meth:`start_write` in one pass over ``chunks``: :data:`OVERFLOW` (nothing counted)
+        when a chunk is at ``COUNTER_MAX`` — the caller waits until :meth:`can_start`."""
+        counters = self.counters
+        for chunk in chunks:
+            if counters[chunk] & COUNTER_MASK >= COUNTER_MAX:
+                return OVERFLOW
+        return self._count(chunks)
+
+    def _count(self, chunks: range) -> int:
         counters = self.counters
         where = ON_DISK
         for chunk in chunks:
@@ -172,11 +192,10 @@ class WriteIntent:
 
     def end_write(self, chunks: range, success: bool) -> None:
         """``md_bitmap_endwrite``: uncount; a failed or degraded write keeps the bit (NEEDED)."""
-        if success and not self.degraded:
-            sb = self.bitmap.superblock
-            if sb.events_cleared < sb.events:
-                self.bitmap.update(events_cleared=sb.events)
-                self.need_sync = True
+        if success and self._cleared_behind and not self.degraded:
+            self._cleared_behind = False
+            self.bitmap.update(events_cleared=self.bitmap.superblock.events)
+            self.need_sync = True
         counters = self.counters
         attrs = self._attrs
         for chunk in chunks:

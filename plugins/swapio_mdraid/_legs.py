@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from swapio.area import CreateRequest, SwapArea
 from swapio.errors import UsageError
 from swapio.plugins import PluginHost
 from swapio_mdraid import _locate
+from swapio_mdraid._direct import InlineWrite, inline_writer
 
 if TYPE_CHECKING:
     from swapio.pool import PagePool
@@ -47,6 +48,15 @@ class Leg:
     in_sync: bool = True  # False after a re-add, until a resync has copied to it
     inflight: int = 0
     reads: int = 0
+    #: The file backend's inline write step of :attr:`area` (``_direct.inline_writer``)
+    #: and the hooks it was taken from; None for other backends.
+    inline: InlineWrite | None = None
+    inline_ops: Any = None
+
+    def __post_init__(self) -> None:
+        found = inline_writer(self.area)
+        if found is not None:
+            self.inline_ops, self.inline = found
 
     async def flush(self) -> None:
         """Every write to this leg completed before the call is durable when it returns.

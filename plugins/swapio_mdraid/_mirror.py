@@ -55,8 +55,9 @@ from swapio_mdraid._ahead import AHEAD_BYTES, AheadWindow
 from swapio_mdraid._assemble import assemble
 from swapio_mdraid._chunks import ChunkGate
 from swapio_mdraid._config import MirrorConfig
+from swapio_mdraid._direct import ACTIVE, inactive, leg_in, leg_out
 from swapio_mdraid._fanout import at_once, in_turn, is_leg_failure
-from swapio_mdraid._intent import WriteIntent
+from swapio_mdraid._intent import ON_DISK, OVERFLOW, WriteIntent
 from swapio_mdraid._legs import Leg
 from swapio_mdraid._online import OnlineResync
 from swapio_mdraid._plug import FlushPlug
@@ -332,38 +333,45 @@ class Mirror:
         )
         intent = self.intent
         gate = self.gate
-        if gate.held or not intent.can_start(chunks):
-            await self._enter_chunks(chunks)  # returns when can_start holds
-        gate.enter(chunks)
+        # bits set in memory, their pages marked dirty; where the bits are now
+        where = OVERFLOW if gate.held or not self.use_bitmap else intent.try_start_write(chunks)
+        if where == OVERFLOW:
+            where = await self._start_waiting(chunks)
+        gate.enter(chunks)  # no await since the checks: a holder now sees this write
         try:
-            if self.use_bitmap:
-                # bits set in memory, their pages marked dirty; where the bits are now
-                where = intent.start_write(chunks, checked=True)
-                ahead = self._ahead.advance(slot, count, chunks.stop)
-                if ahead is not None:
-                    self._set_ahead(ahead)
-                if where:
-                    await self._bits_on_disk(chunks, where)
-                if self.fault is not None:
-                    await self._step("bitmap_flushed", chunk=chunks.start)
+            if self.use_bitmap and (ahead := self._ahead.advance(slot, count, chunks.stop)):
+                self._set_ahead(ahead)
+            if where or self.fault is not None:
+                await self._bits_on_disk(chunks, where)
             success = False
             try:
                 if pages is not None and self._sequential_legs and self.fault is None:
                     # write-back file legs, one after the other (see _sequential_legs),
                     # inline: no list, closure or coroutine frame unless a leg fails
                     failures: list[tuple[Leg, BaseException]] | None = None
+                    offset = slot * self.page_size
                     for leg in self._healthy:
+                        # as SwapArea.call_validated would (_direct.py): state checked,
+                        # counted in flight, the leg's hook — after the file backend's own
+                        # inline step, when it is a file leg served by those very hooks
+                        area = leg.area
                         try:
-                            # slots and buffers were checked by the mirror's area, whose
-                            # geometry the legs share and whose max_pages_per_request is
-                            # the legs' smallest
-                            await leg.area.call_validated("swap_out", slot, pages, count)
+                            if area.state is not ACTIVE:
+                                raise inactive(area)
+                            area._enter()
+                            try:
+                                ops = area._ops
+                                if ops is not leg.inline_ops or not leg.inline(offset, pages):  # type: ignore[misc]
+                                    await ops.swap_out(area, slot, pages)
+                            finally:
+                                area._leave()
                         except SwapioError as exc:  # a crash (anything else) stops here
                             failures = [*(failures or ()), (leg, exc)]
-                    if failures is None and self._healthy:
-                        success = self._whole
-                    else:
-                        success = await self._settle(failures or ())
+                    success = (
+                        self._whole
+                        if failures is None and self._healthy
+                        else await self._settle(failures or ())
+                    )
                 else:
                     success = await self._write_legs(slot, count, pages)
             finally:
@@ -374,20 +382,37 @@ class Mirror:
         if self.fault is not None:
             await self._step("write_done", slot=slot)
 
+    async def _start_waiting(self, chunks: range) -> int:
+        """The slow start of a write: some chunk is held (resync copy, leg flush) or at
+        ``COUNTER_MAX``, or the bitmap is off.  Waits, then counts the write (no await
+        between the last check and the count); returns where its bits are."""
+        while True:
+            if self.gate.held or self.use_bitmap:
+                await self._enter_chunks(chunks)  # returns when can_start holds, nothing held
+            if not self.use_bitmap:
+                return ON_DISK
+            where = self.intent.try_start_write(chunks)
+            if where != OVERFLOW:
+                return where
+
     async def _enter_chunks(self, chunks: range) -> None:
         """Wait until no resync copies these chunks and no counter is at its maximum."""
         intent, gate = self.intent, self.gate
         await gate.wait_until(lambda: intent.can_start(chunks) and not gate.is_held(chunks))
 
     async def _bits_on_disk(self, chunks: range, where: int) -> None:
-        """Wait for the flush that carries these chunks' bits (plugging, ``_plug.py``)."""
-        try:
-            await self._plug.wait(where)
-        except BaseException:
-            # no leg has seen the data; the bits are not known to be on disk (the failed
-            # flush re-dirtied its pages: the next flush writes them again)
-            self.intent.end_write(chunks, success=False)
-            raise
+        """Wait for the flush that carries these chunks' bits (plugging, ``_plug.py``);
+        then the ``bitmap_flushed`` step of a test's fault hook."""
+        if where:
+            try:
+                await self._plug.wait(where)
+            except BaseException:
+                # no leg has seen the data; the bits are not known to be on disk (the failed
+                # flush re-dirtied its pages: the next flush writes them again)
+                self.intent.end_write(chunks, success=False)
+                raise
+        if self.fault is not None and self.use_bitmap:
+            await self._step("bitmap_flushed", chunk=chunks.start)
 
     def _set_ahead(self, chunks: range) -> None:
         """A sequential stream gets its next bits set (and flushed) before it gets there."""
@@ -436,7 +461,7 @@ class Mirror:
         self, leg: Leg, slot: int, count: int, pages: Sequence[PageBuffer] | None
     ) -> None:
         if pages is not None:
-            await leg.area.call_validated("swap_out", slot, pages, count)
+            await leg_out(leg.area, slot, pages)
         elif leg.area.capabilities.discard:
             await leg.area.discard(slot, count)
         else:
@@ -453,7 +478,7 @@ class Mirror:
             leg.inflight += 1
             leg.reads += 1
             try:
-                await leg.area.call_validated("swap_in", slot, pages, len(pages))
+                await leg_in(leg.area, slot, pages)
                 return
             except SwapioError as exc:
                 if not is_leg_failure(exc):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -10,7 +12,7 @@ from urllib.parse import quote
 from swapio_mdraid import Bitmap
 from swapio_mdraid._mirror import Mirror
 
-from swapio.area import CreateRequest, SwapArea
+from swapio.area import BoundOps, CreateRequest, SwapArea
 from swapio.plugins import PluginHost
 
 PAGE = 4096
@@ -71,6 +73,20 @@ def mirror_of(area: SwapArea) -> Mirror:
     mirror = area.private
     assert isinstance(mirror, Mirror)
     return mirror
+
+
+def spy_leg_writes(area: SwapArea, spy: Callable[..., Awaitable[None]]) -> BoundOps:
+    """Route every data write of leg ``area`` through ``spy(area, slot, pages, real=hook)``
+    (the mirror calls a leg's own hook, ``area._ops``, not ``SwapArea.call_validated``);
+    returns the ops to put back."""
+    saved: BoundOps = area._ops
+    real = saved.swap_out
+
+    async def spied(leg: SwapArea, slot: int, pages: Sequence[object]) -> None:
+        await spy(leg, slot, pages, real=real)
+
+    area._ops = dataclasses.replace(saved, swap_out=spied)
+    return saved
 
 
 def page(fill: int) -> bytes:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from swapio_mdraid import Bitmap, BitmapState, WriteIntent
-from swapio_mdraid._intent import NEEDED_MASK, RESYNC_MASK, CounterOverflow
+from swapio_mdraid._intent import NEEDED_MASK, ON_DISK, OVERFLOW, RESYNC_MASK, CounterOverflow
 
 PAGE = 512  # small pages so that chunks span several bitmap pages
 
@@ -177,6 +177,40 @@ def test_counter_overflow_is_reported() -> None:
     assert not intent.can_start(range(1))
     with pytest.raises(CounterOverflow):
         intent.start_write(range(1))
+
+
+def test_a_write_on_a_chunk_at_the_counter_maximum_is_not_counted() -> None:
+    """try_start_write (the mirror's one-pass start) says OVERFLOW and changes nothing, even
+    when an earlier chunk of the same write could have been counted."""
+    intent = clean_intent(8)
+    intent.counters[1] = 0x3FFF
+    assert intent.try_start_write(range(2)) == OVERFLOW
+    assert intent.counters[0] == 0
+    assert intent.counters[1] == 0x3FFF
+    assert not intent.bitmap.test(0)
+    assert intent.flush_before_write() == []
+
+
+def test_events_cleared_follows_every_later_bump_of_events() -> None:
+    """A successful write after each array state change moves events_cleared up again."""
+    intent = clean_intent(8)
+    for events in (1, 2, 3):
+        assert intent.bump_events() == events
+        intent.start_write(range(1))
+        intent.end_write(range(1), success=True)
+        assert intent.bitmap.superblock.events_cleared == events
+    intent.start_write(range(1))
+    intent.end_write(range(1), success=True)
+    assert intent.bitmap.superblock.events_cleared == 3
+
+
+def test_a_write_whose_bits_are_on_disk_needs_no_flush() -> None:
+    intent = clean_intent(8)
+    intent.start_write(range(3))
+    intent.flush_done(intent.flush_before_write(), ok=True)
+    intent.end_write(range(3), success=True)
+    assert intent.try_start_write(range(1, 3)) == ON_DISK
+    assert intent.counters[1] == 3
 
 
 def test_end_write_without_start_is_a_bug() -> None:

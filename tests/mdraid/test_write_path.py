@@ -14,14 +14,23 @@ import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from swapio_mdraid._mirror import Mirror
 
-from swapio.area import CreateRequest, PageBuffer
+from swapio.area import CreateRequest, PageBuffer, SwapArea
 from swapio.errors import BackendIOError
 from swapio.plugins import PluginHost
-from tests.mdraid.helpers import PAGE, MirrorFiles, create_mirror, mirror_of, mirror_url, page
+from tests.mdraid.helpers import (
+    PAGE,
+    MirrorFiles,
+    create_mirror,
+    mirror_of,
+    mirror_url,
+    page,
+    spy_leg_writes,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -97,14 +106,13 @@ async def test_a_write_to_a_chunk_whose_bit_is_in_flight_waits_for_that_flush(
     mirror = mirror_of(area)
     slow_bitmap(mirror, 0.2)
     legs_saw: list[bool] = []
+
+    async def record(area: SwapArea, slot: int, pages: object, real: Any) -> None:
+        legs_saw.append(3 in bits_on_disk(files))
+        await real(area, slot, pages)
+
     for leg in mirror.legs:
-        real = leg.area.call_validated
-
-        async def record(*args: object, real: object = real) -> None:
-            legs_saw.append(3 in bits_on_disk(files))
-            await real(*args)  # type: ignore[operator]
-
-        leg.area.call_validated = record  # type: ignore[method-assign,assignment]
+        spy_leg_writes(leg.area, record)
     first = asyncio.ensure_future(area.write(48, page(1)))
     await asyncio.sleep(0.05)  # A's flush is in flight now
     await area.write(49, page(2))  # B: same chunk, no new bit
@@ -318,14 +326,13 @@ async def test_write_back_file_legs_are_written_in_turn_without_a_task_each(
     assert mirror._sequential_legs
     tasks_before = len(asyncio.all_tasks())
     seen: list[int] = []
+
+    async def counted(area: SwapArea, slot: int, pages: object, real: Any) -> None:
+        seen.append(len(asyncio.all_tasks()))
+        await real(area, slot, pages)
+
     for leg in mirror.legs:
-        real = leg.area.call_validated
-
-        async def counted(*args: object, real: object = real) -> None:
-            seen.append(len(asyncio.all_tasks()))
-            await real(*args)  # type: ignore[operator]
-
-        leg.area.call_validated = counted  # type: ignore[method-assign,assignment]
+        spy_leg_writes(leg.area, counted)
     await area.write(3, page(1))
     assert seen == [tasks_before, tasks_before]  # no task was made for the second leg
     assert files.differing_chunks() == []
