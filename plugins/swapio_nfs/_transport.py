@@ -143,10 +143,10 @@ class _Pending:
     timeout: float
     memalloc: bool = False
     placement: Placement | None = None
+    on_doubt: DoubtCallback | None = None
     attempts: int = 0
     deadline: float = 0.0
     sent_on: Link | None = None
-    on_doubt: DoubtCallback | None = None
     #: set once the call is in doubt (its caller gone, no reply yet)
     settled: asyncio.Future[None] | None = None
 
@@ -437,7 +437,7 @@ class RpcConnection:
             self.policy.timeout if timeout is None else timeout,
             memalloc_work,
             placement,
-            on_doubt=on_doubt,
+            on_doubt,
         )
         self._pending[xid] = pending
         self.calls += 1
@@ -461,7 +461,9 @@ class RpcConnection:
                     await self._wait_for_ordinary_memory()
                     pending.future = loop.create_future()
         finally:
-            if pending.settled is None:
+            if pending.on_doubt is None:  # READ and the rest: forget the call
+                self._pending.pop(xid, None)
+            elif pending.settled is None:
                 self._end_call(pending)
 
     def _end_call(self, pending: _Pending) -> None:
