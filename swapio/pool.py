@@ -83,6 +83,9 @@ _DEFAULT_DIRTY_BACKGROUND_RATIO = 10
 _DEFAULT_BUDGET_DIVISOR = 8
 _DEFAULT_BUDGET_FLOOR = 64 << 20
 _DEFAULT_BUDGET_CEIL = 1 << 30
+#: Released ``zero=False`` buffers kept for reuse: per size, and in bytes overall.
+_SPARES_PER_SIZE = 4
+_SPARE_BYTES = 16 << 20
 
 
 def derive_watermarks(budget_pages: int, page_size: int) -> tuple[int, int, int]:
@@ -108,14 +111,23 @@ class PoolBuffer:
     context manager.
     """
 
-    __slots__ = ("_pool", "_released", "pages", "pfmemalloc", "view")
+    __slots__ = ("_pool", "_released", "_spare", "pages", "pfmemalloc", "view")
 
-    def __init__(self, pool: PagePool, view: memoryview, pages: int, pfmemalloc: bool) -> None:
+    def __init__(
+        self,
+        pool: PagePool,
+        view: memoryview,
+        pages: int,
+        pfmemalloc: bool,
+        spare: bytearray | None = None,
+    ) -> None:
         self._pool = pool
         self._released = False
         self.view = view
         self.pages = pages
         self.pfmemalloc = pfmemalloc
+        #: The memory to recycle on release (``zero=False`` allocations only).
+        self._spare = spare
 
     @property
     def released(self) -> bool:
@@ -140,6 +152,8 @@ class PoolBuffer:
             )
         self._released = True
         self._pool._give_back(self.pages, self.pfmemalloc)
+        if self._spare is not None:
+            self._pool._keep_spare(self.pages, self._spare)
 
     def __enter__(self) -> PoolBuffer:
         return self
@@ -224,6 +238,7 @@ class _Waiter:
     nbytes: int
     memalloc: bool
     future: asyncio.Future[PoolBuffer]
+    zero: bool = True
 
 
 class PagePool:
@@ -313,6 +328,10 @@ class PagePool:
         self._waiters: deque[_Waiter] = deque()
         self._state_waiters: list[asyncio.Future[None]] = []
         self._kswapd: list[Callable[[], None]] = []
+        #: Memory of released ``zero=False`` buffers, by pages, for the next such allocation
+        #: (the allocator's free lists: not counted as used).
+        self._spares: dict[int, list[bytearray]] = {}
+        self._spare_bytes = 0
         # counters
         self._allocations = 0
         self._reserve_dips = 0
@@ -485,25 +504,29 @@ class PagePool:
         self._low = self._min + self._gap_low
 
     # ----------------------------------------------------------------- allocation
-    def try_alloc(self, nbytes: int, *, to_min: bool = False) -> PoolBuffer | None:
+    def try_alloc(
+        self, nbytes: int, *, to_min: bool = False, zero: bool = True
+    ) -> PoolBuffer | None:
         """Allocate without waiting (``kmalloc_reserve`` with ``GFP_NOWAIT``); None on failure.
 
         ``to_min`` lets an ordinary allocation go down to *min* instead of *low* (the slow
         path's ``ALLOC_WMARK_MIN``, used for page-fault frames); it wakes kswapd when it
-        takes pages below *low*.
+        takes pages below *low*.  ``zero`` as in :meth:`alloc`.
         """
         # one page (a pager frame): valid for every pool, whose budget is at least a page
         pages = (
             1 if nbytes == self.page_size and type(nbytes) is int else self._check_request(nbytes)
         )
         memalloc = in_memalloc()
-        buf = self._grant(pages, nbytes, memalloc)
+        buf = self._grant(pages, nbytes, memalloc, zero)
         slow_path = buf is None and to_min and not memalloc and not self._unbounded
         if slow_path and self.free_pages - pages >= self.min_pages:
-            buf = self._lend(pages, nbytes, False)
+            buf = self._lend(pages, nbytes, False, zero)
         return buf
 
-    async def alloc(self, nbytes: int, *, timeout: float | None = None) -> PoolBuffer:
+    async def alloc(
+        self, nbytes: int, *, timeout: float | None = None, zero: bool = True
+    ) -> PoolBuffer:
         """Allocate ``nbytes`` with ``kmalloc_reserve`` semantics, waiting if needed.
 
         Ordinary callers get a buffer only while the pool stays at or above *low*; otherwise
@@ -511,14 +534,19 @@ class PagePool:
         a mark and below *min* (into the reserve) with ``pfmemalloc=True``.  ``timeout`` (in
         seconds; None means the pool's ``wait_timeout``) bounds the wait and raises
         :class:`AllocationTimeout`.  Cancellation while waiting leaks nothing.
+
+        ``zero=False`` is ``kmalloc`` where the default is ``kzalloc``: the buffer's contents
+        are undefined (it may be the memory of an earlier ``zero=False`` buffer, not zeroed
+        again), for callers that overwrite all of it; its memory is kept for reuse when it
+        is released, so nothing may keep a view of it after :meth:`PoolBuffer.release`.
         """
         pages = self._check_request(nbytes)
         memalloc = in_memalloc()
-        buf = self._grant(pages, nbytes, memalloc)
+        buf = self._grant(pages, nbytes, memalloc, zero)
         if buf is not None:
             return buf
         loop = asyncio.get_running_loop()
-        waiter = _Waiter(pages, nbytes, memalloc, loop.create_future())
+        waiter = _Waiter(pages, nbytes, memalloc, loop.create_future(), zero)
         self._waiters.append(waiter)
         self._waits += 1
         self._wake_kswapd()
@@ -571,22 +599,24 @@ class PagePool:
             )
         return pages
 
-    def _grant(self, pages: int, nbytes: int, memalloc: bool) -> PoolBuffer | None:
+    def _grant(
+        self, pages: int, nbytes: int, memalloc: bool, zero: bool = True
+    ) -> PoolBuffer | None:
         if self._unbounded:
-            return self._lend(pages, nbytes, False)
+            return self._lend(pages, nbytes, False, zero)
         after = self.budget_pages - self._used - pages
         if not memalloc:
             if after >= self._low:
-                return self._lend(pages, nbytes, False)
+                return self._lend(pages, nbytes, False, zero)
             return None
         # kmalloc_reserve: first without the reserve (__GFP_NOMEMALLOC), then with it
         if after >= self._min:
-            return self._lend(pages, nbytes, False)
+            return self._lend(pages, nbytes, False, zero)
         if self.reserve_enabled and after >= 0:
-            return self._lend(pages, nbytes, True)
+            return self._lend(pages, nbytes, True, zero)
         return None
 
-    def _lend(self, pages: int, nbytes: int, pfmemalloc: bool) -> PoolBuffer:
+    def _lend(self, pages: int, nbytes: int, pfmemalloc: bool, zero: bool = True) -> PoolBuffer:
         self._used += pages
         self._buffers += 1
         self._allocations += 1
@@ -601,7 +631,22 @@ class PagePool:
                 self._peak_reserve_used = self._min - free
             if free < self._low:
                 self._wake_kswapd()
-        return PoolBuffer(self, memoryview(bytearray(nbytes)), pages, pfmemalloc)
+        if zero:
+            return PoolBuffer(self, memoryview(bytearray(nbytes)), pages, pfmemalloc)
+        spares = self._spares.get(pages)
+        if spares:
+            memory = spares.pop()
+            self._spare_bytes -= len(memory)
+        else:
+            memory = bytearray(pages * self.page_size)
+        return PoolBuffer(self, memoryview(memory)[:nbytes], pages, pfmemalloc, memory)
+
+    def _keep_spare(self, pages: int, memory: bytearray) -> None:
+        """Keep a released ``zero=False`` buffer's memory (a few per size, 16 MiB at most)."""
+        spares = self._spares.setdefault(pages, [])
+        if len(spares) < _SPARES_PER_SIZE and self._spare_bytes + len(memory) <= _SPARE_BYTES:
+            spares.append(memory)
+            self._spare_bytes += len(memory)
 
     def _give_back(self, pages: int, pfmemalloc: bool) -> None:
         self._used -= pages
@@ -617,7 +662,7 @@ class PagePool:
                 for waiter in list(self._waiters):
                     if waiter.memalloc != memalloc_pass or waiter.future.done():
                         continue
-                    buf = self._grant(waiter.pages, waiter.nbytes, waiter.memalloc)
+                    buf = self._grant(waiter.pages, waiter.nbytes, waiter.memalloc, waiter.zero)
                     if buf is None:
                         continue
                     self._waiters.remove(waiter)

@@ -58,8 +58,9 @@ class Grant:
         self.memalloc = wants_memalloc
         self._buffers: list[tuple[PoolBuffer, bool]] = []
 
-    async def alloc(self, nbytes: int) -> PoolBuffer:
-        """A buffer of ``nbytes``, charged to the owner (429 over its in-flight limit)."""
+    async def alloc(self, nbytes: int, *, zero: bool = True) -> PoolBuffer:
+        """A buffer of ``nbytes``, charged to the owner (429 over its in-flight limit);
+        ``zero=False`` for a buffer the caller overwrites whole (:meth:`PagePool.alloc`)."""
         budget, owner = self._budget, self._owner
         if budget.inflight[owner] + nbytes > budget.max_inflight_bytes:
             raise InflightLimitError(
@@ -73,10 +74,10 @@ class Grant:
         budget.inflight[owner] += nbytes
         try:
             if in_memalloc() is self.memalloc:  # the context says so already: no switch
-                buf = await budget.pool.alloc(nbytes, timeout=budget.timeout)
+                buf = await budget.pool.alloc(nbytes, timeout=budget.timeout, zero=zero)
             else:
                 with memalloc(self.memalloc):
-                    buf = await budget.pool.alloc(nbytes, timeout=budget.timeout)
+                    buf = await budget.pool.alloc(nbytes, timeout=budget.timeout, zero=zero)
         except BaseException:
             budget.inflight[owner] -= nbytes
             raise

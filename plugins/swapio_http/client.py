@@ -462,7 +462,7 @@ class PageClient:
                     if ready is None:
                         ready = []
                         for frame in frames:
-                            ready.append(await pool.alloc(frame.response_bytes))
+                            ready.append(await pool.alloc(frame.response_bytes, zero=False))
         finally:
             for buf in ready or ():
                 buf.release()
@@ -488,7 +488,7 @@ class PageClient:
             size = sum(f.request_bytes for f in frames)
             expect = sum(f.response_bytes for f in frames)
         head = self._io_head + b"%d\r\n\r\n" % size
-        request = await pool.alloc(len(head) + size)
+        request = await pool.alloc(len(head) + size, zero=False)  # all of it is written
         try:
             view = request.view
             view[: len(head)] = head
@@ -558,10 +558,11 @@ class PageClient:
         receive wait, in the caller's own context.  One buffer per frame: the largest
         allocation is one frame's reply, however many frames share the request.
         """
+        # zero=False: the reply fills the buffer (a short one is an error and is dropped)
         with memalloc():
-            buf = pool.try_alloc(frame.response_bytes)
+            buf = pool.try_alloc(frame.response_bytes, zero=False)
         if buf is None:
-            buf = await pool.alloc(frame.response_bytes)
+            buf = await pool.alloc(frame.response_bytes, zero=False)
         return buf
 
     def _coalescable(self, count: int) -> bool:

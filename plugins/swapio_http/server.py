@@ -738,7 +738,9 @@ class IoLane:
                 owner, first is not None and bool(first.flags & Flag.MEMALLOC)
             )
             try:
-                body = await grant.alloc(max(length, 1))
+                # not zeroed: the client's bytes fill all of it (the answer's buffer is zeroed,
+                # so nothing of an earlier request can reach a client through a store)
+                body = await grant.alloc(max(length, 1), zero=False)
                 view = body.view[:length]
                 fed = prefix
 
