@@ -123,6 +123,8 @@ def _reaper_init(cpus: set[int]) -> None:
 
 def _dirty_runs(state: bytearray, first: int, end: int) -> list[tuple[int, int]]:
     """``(first, count)`` of each run of dirty pages in ``state[first:end]``."""
+    if state.find(_DIRTY, first, end) < 0:  # memchr: a clean range costs no regex scan
+        return []
     return [(m.start(), m.end() - m.start()) for m in _DIRTY_RUN.finditer(state, first, end)]
 
 
@@ -258,6 +260,8 @@ class Resolver:
     def _span(self, index: int, limit: int) -> int:
         """How many pages from ``index`` (at most ``limit``, stopping at the region's end or
         the first installed page) one window covers."""
+        if limit == 1:
+            return 1
         end = min(index + limit, self.pages)
         for state in (_CLEAN, _DIRTY, _PUNCHING):
             found = self._state.find(state, index, end)
