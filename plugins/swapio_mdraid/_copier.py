@@ -1,6 +1,9 @@
 """Moving chunk bytes between legs: bulk twins, targets with a durability barrier, runs.
 
-A ``file://`` target leg is opened a second time without ``durable`` (its *bulk twin*):
+When the source and a target are both ``file`` areas, a batch of runs is one owner-thread
+job of range copies into the target (:class:`~swapio_mdraid._filecopy.FileRanges`, no
+``fdatasync`` per run) and the barrier is one ``fdatasync`` of the target.  Otherwise a
+``file://`` target leg is opened a second time without ``durable`` (its *bulk twin*):
 copies go into the twin (no ``fdatasync`` per chunk; one range copy per run) and a barrier
 through the durable area makes them durable.  When chunks are read through this process
 (``--verify``) the twins get pages as large as a chunk (one buffer per chunk) and the
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from swapio.area import SwapArea
+from swapio_mdraid._filecopy import FileRanges, file_store
 
 #: Largest page size of the bulk twins (the file backend's and swapio's page size limit).
 TWIN_PAGE_MAX = 1 << 20
@@ -59,17 +63,29 @@ class _Target:
     each copy is durable when it completes.
     """
 
-    def __init__(self, area: SwapArea, twin: SwapArea | None) -> None:
+    def __init__(
+        self, area: SwapArea, twin: SwapArea | None, direct: FileRanges | None = None
+    ) -> None:
         self.area = area
         self.twin = twin
+        #: batched range copies straight into a file leg (no twin; the barrier is an
+        #: ``fdatasync``), when the source is a file leg too
+        self.direct = direct
         self.last: int | None = None  # a copied slot of the durable area, re-written as barrier
         self.written = 0  # bulk copies completed
         self.flushed = 0  # bulk copies known durable
 
     @classmethod
-    async def open(cls, area: SwapArea, batched: bool, page_size: int | None = None) -> _Target:
+    async def open(
+        cls, area: SwapArea, batched: bool, page_size: int | None = None, direct: bool = False
+    ) -> _Target:
+        """``batched``: copies go in bulk, made durable by :meth:`barrier`; ``direct``: by
+        :class:`FileRanges` where ``area`` is a file leg (no twin)."""
         if not batched:
             return cls(area, None)
+        ranges = FileRanges.of(area) if direct else None
+        if ranges is not None:
+            return cls(area, None, ranges)
         return cls(area, await _open_twin(area, page_size or area.page_size))
 
     @property
@@ -91,6 +107,23 @@ class _Target:
         if bulk is self.twin:
             self._copied(offset)
 
+    async def copy_batch(
+        self, source: SwapArea, runs: Sequence[_Run]
+    ) -> list[BaseException | None]:
+        """Copy every run from ``source``; per run None or the exception that stopped it.
+
+        One owner-thread job for the whole batch when both legs are file areas
+        (:class:`FileRanges`); else one :meth:`copy_from` per run, all queued at once."""
+        if self.direct is not None and file_store(source) is not None:
+            results = await self.direct.copy(source, [(r.offset, r.length) for r in runs])
+            if any(result is None for result in results):
+                self.written += 1  # the next barrier must sync
+            return results
+        done = await asyncio.gather(
+            *(self.copy_from(source, r.offset, r.length) for r in runs), return_exceptions=True
+        )
+        return [d if isinstance(d, BaseException) else None for d in done]
+
     async def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         """Write ``data`` (whole pages of the bulk area) at byte ``offset`` of the leg."""
         await self.bulk.write(offset // self.bulk.page_size, data)
@@ -103,11 +136,16 @@ class _Target:
         already holds; nothing else writes an offline leg) is enough, since the
         ``fdatasync`` covers the whole file.
         """
-        if self.last is None or self.flushed == self.written:
+        if self.flushed == self.written:
             return
         upto = self.written
-        slot = self.last
-        await self.area.write(slot, await self.area.read(slot))
+        if self.direct is not None:
+            await self.direct.sync()  # one fdatasync covers every copy into the file
+        elif self.last is not None:
+            slot = self.last
+            await self.area.write(slot, await self.area.read(slot))
+        else:
+            return
         self.flushed = max(self.flushed, upto)
 
     async def close(self) -> None:
@@ -177,9 +215,14 @@ class _Copier:
         async def source_twin() -> SwapArea | None:
             return await _open_twin(source, page_size(source)) if bulk and reads else None
 
+        # range copies only, between file legs: one job per batch and target, no twins
+        direct = bulk and not reads and file_store(source) is not None
         opened = await asyncio.gather(
             source_twin(),
-            *(_Target.open(t, batched=bulk, page_size=page_size(t)) for t in targets),
+            *(
+                _Target.open(t, batched=bulk, page_size=page_size(t), direct=direct)
+                for t in targets
+            ),
             return_exceptions=True,
         )
         twin, legs = opened[0], opened[1:]
@@ -251,23 +294,32 @@ class _Copier:
         return out
 
     async def copy_runs(self, runs: Sequence[_Run]) -> list[BaseException | None]:
-        """Copy every run to every target at once: one range copy per run and target, all
-        queued together (one batch for each target's owner thread).
+        """Copy every run to every target at once (:meth:`_Target.copy_batch`: one job per
+        target between file legs, else one range copy per run and target, all queued
+        together so each target's owner thread takes them in one wake-up).
 
         Returns, per run, None when it reached every target or the first exception one of
         its copies raised: the caller keeps the runs that completed (a failure in a large
         batch does not throw away the copies that succeeded) and raises the failure.
         """
-        pairs = [(r, t) for r in runs for t in self.targets]
-        results = await asyncio.gather(
-            *(t.copy_from(self._source_for(t), r.offset, r.length) for r, t in pairs),
+        targets = self.targets
+        if len(targets) == 1:  # the common case: no task
+            target = targets[0]
+            try:
+                return await target.copy_batch(self._source_for(target), runs)
+            except Exception as exc:  # nothing of the batch is known copied
+                return [exc] * len(runs)
+        per_target = await asyncio.gather(
+            *(t.copy_batch(self._source_for(t), runs) for t in targets),
             return_exceptions=True,
         )
-        failed: dict[int, BaseException] = {}
-        for (run, _), result in zip(pairs, results, strict=True):
-            if isinstance(result, BaseException):
-                failed.setdefault(id(run), result)
-        return [failed.get(id(run)) for run in runs]
+        failed: list[BaseException | None] = [None] * len(runs)
+        for outcome in per_target:
+            results = [outcome] * len(runs) if isinstance(outcome, BaseException) else outcome
+            for i, result in enumerate(results):
+                if failed[i] is None and result is not None:
+                    failed[i] = result
+        return failed
 
     def _source_for(self, target: _Target) -> SwapArea:
         """The source twin when its pages match the target's bulk area, else the leg."""

@@ -379,17 +379,23 @@ async def test_a_target_failing_mid_resync_keeps_the_progress_made(
     for chunk in dirty:
         new.set(chunk)
     await (await BitmapStore.create(host, str(bitmap), new)).close()
-    real_copy = _copier._Target.copy_from
+    real_copy = _copier._Target.copy_batch
     calls = 0
 
-    async def failing_copy(self: _copier._Target, source: object, offset: int, n: int) -> None:
+    async def failing_copy(
+        self: _copier._Target, source: object, runs: list[_copier._Run]
+    ) -> list[BaseException | None]:
         nonlocal calls
-        calls += 1
-        if calls > 20:
-            raise BackendIOError("injected: target went away")
-        await real_copy(self, source, offset, n)  # type: ignore[arg-type]
+        results: list[BaseException | None] = []
+        for run in runs:  # run by run: the 21st copy and those after it fail
+            calls += 1
+            if calls > 20:
+                results.append(BackendIOError("injected: target went away"))
+            else:
+                results += await real_copy(self, source, [run])  # type: ignore[arg-type]
+        return results
 
-    monkeypatch.setattr(_copier._Target, "copy_from", failing_copy)
+    monkeypatch.setattr(_copier._Target, "copy_batch", failing_copy)
     store = await BitmapStore.open(host, str(bitmap))
     areas = [await activate(host, str(a)), await activate(host, str(b))]
     try:

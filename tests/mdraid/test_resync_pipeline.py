@@ -104,22 +104,28 @@ class Ledger:
         self.barriers = 0
         self.max_inflight = 0
         self.inflight = 0
-        real_copy = _copier._Target.copy_from
+        real_copy = _copier._Target.copy_batch
         real_barrier = _copier._Target.barrier
         real_pages = BitmapStore.write_pages
         ledger = self
 
-        async def copy(target: _copier._Target, source: object, offset: int, length: int) -> None:
+        async def copy(
+            target: _copier._Target, source: object, runs: list[_copier._Run]
+        ) -> list[BaseException | None]:
             ledger.inflight += 1
             ledger.max_inflight = max(ledger.max_inflight, ledger.inflight)
             try:
-                await real_copy(target, source, offset, length)  # type: ignore[arg-type]
+                results = await real_copy(target, source, runs)  # type: ignore[arg-type]
             finally:
                 ledger.inflight -= 1
-            ledger.seq += 1
-            first = offset // CHUNK
-            for chunk in range(first, first + max(1, length // CHUNK)):
-                ledger.written[(id(target), chunk)] = ledger.seq
+            for run, result in zip(runs, results, strict=True):
+                if result is not None:
+                    continue
+                ledger.seq += 1
+                first = run.offset // CHUNK
+                for chunk in range(first, first + max(1, run.length // CHUNK)):
+                    ledger.written[(id(target), chunk)] = ledger.seq
+            return results
 
         async def barrier(target: _copier._Target) -> None:
             start = ledger.seq
@@ -134,12 +140,14 @@ class Ledger:
         self.targets: set[int] = set()
         real_open = _copier._Target.open.__func__  # type: ignore[attr-defined]
 
-        async def open_target(cls: type, area: object, batched: bool, page_size: int) -> object:
-            target = await real_open(cls, area, batched, page_size)
+        async def open_target(
+            cls: type, area: object, batched: bool, page_size: int, direct: bool = False
+        ) -> object:
+            target = await real_open(cls, area, batched, page_size, direct)
             ledger.targets.add(id(target))
             return target
 
-        monkeypatch.setattr(_copier._Target, "copy_from", copy)
+        monkeypatch.setattr(_copier._Target, "copy_batch", copy)
         monkeypatch.setattr(_copier._Target, "barrier", barrier)
         monkeypatch.setattr(_copier._Target, "open", classmethod(open_target))
         monkeypatch.setattr(BitmapStore, "write_pages", write_pages)
