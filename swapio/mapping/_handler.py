@@ -18,6 +18,7 @@ import contextlib
 import gc
 import mmap
 import os
+import resource
 import signal
 import socket
 import sys
@@ -35,6 +36,13 @@ from swapio.mapping._resolver import Resolver
 from swapio.pager import Pager
 from swapio.plugins import PluginHost
 from swapio.pool import PagePool
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far (every thread: the loop, the
+    reaper, the area's owner threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _error(exc: BaseException) -> Message:
@@ -128,8 +136,9 @@ class Handler:
             write_protect=bool(req["write_protect"]),
             stored=self.stored,
         )
-        if req.get("colocate", True):
-            self.follower = Follower(self.program_pid)
+        colocate = req.get("colocate")  # None: auto
+        if colocate is not False:
+            self.follower = Follower(self.program_pid, auto=colocate is None)
         return {"ok": True, "handler_pid": os.getpid(), "watchdog_pid": self._watchdog[0]}
 
     # ------------------------------------------------------------------ serving
@@ -193,6 +202,7 @@ class Handler:
             "installed": r.installed,
             "region_rss": r.region_rss(self.program_pid),
             "handler_cpu": None if self.follower is None else self.follower.cpu,
+            "handler_cpu_s": _cpu_seconds(),
             "cpu_moves": 0 if self.follower is None else self.follower.moves,
             "pager": {
                 "major_faults": self.pager.stats().major_faults,

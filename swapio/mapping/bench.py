@@ -19,29 +19,42 @@ from swapio.mapping import Mapping
 PAGE = 4096
 
 
-def random_faults(pages: int, resident_pages: int, accesses: int) -> dict[str, float]:
+def random_faults(
+    pages: int, resident_pages: int, accesses: int, *, colocate: bool = True
+) -> dict[str, float]:
     """Populate a memory area, then read one byte of random pages (mostly missing)."""
-    with Mapping("memory://bench", resident=resident_pages * PAGE, create=pages) as m:
+    with Mapping(
+        "memory://bench", resident=resident_pages * PAGE, create=pages, colocate=colocate
+    ) as m:
         a = np.frombuffer(m.buffer, dtype=np.uint8)
         a[::PAGE] = 1  # every page stored on the area
         idx = np.random.default_rng(1).integers(0, pages, accesses) * PAGE
-        before = m.stats()["resolver"]["missing_faults"]
+        before = m.stats()
         t0 = time.perf_counter()
         total = 0
         for i in idx.tolist():
             total += int(a[i])
         elapsed = time.perf_counter() - t0
-        faults = m.stats()["resolver"]["missing_faults"] - before
+        after = m.stats()
+        faults = after["resolver"]["missing_faults"] - before["resolver"]["missing_faults"]
+        cpu = after["handler_cpu_s"] - before["handler_cpu_s"]
         del a
-    return {"faults": faults, "seconds": elapsed, "faults_per_s": faults / elapsed}
+    return {
+        "faults": faults,
+        "seconds": elapsed,
+        "faults_per_s": faults / elapsed,
+        "handler_cpu_us_per_fault": cpu / faults * 1e6,
+    }
 
 
-def trivial_handler(pages: int) -> dict[str, float]:
+def trivial_handler(pages: int, *, colocate: bool = False) -> dict[str, float]:
     """The peer: a bare handler (forked, blocking ``read``, one ``UFFDIO_COPY`` of a static
-    page per fault) on the same memfd + MISSING|WP registration; one read per page."""
+    page per fault) on the same memfd + MISSING|WP registration; one read per page.  With
+    ``colocate`` it runs pinned to the CPU this process last ran on (as the mapping's
+    handler does by default)."""
     import ctypes  # noqa: PLC0415 - only this peer needs them
 
-    from swapio.mapping import _abi, _region, _uffd  # noqa: PLC0415
+    from swapio.mapping import _abi, _affinity, _region, _uffd  # noqa: PLC0415
     from swapio.mapping._abi import CopyMode, Feature, RegisterMode  # noqa: PLC0415
 
     fd = _region.new_memfd(pages * PAGE)
@@ -50,8 +63,11 @@ def trivial_handler(pages: int) -> dict[str, float]:
     want = Feature.PAGEFAULT_FLAG_WP | Feature.WP_HUGETLBFS_SHMEM | Feature.MISSING_SHMEM
     _uffd.api(uffd, want & _uffd.supported_features())
     _uffd.register(uffd, addr, pages * PAGE, RegisterMode.MISSING | RegisterMode.WP)
+    cpu = _affinity.last_cpu(os.getpid()) if colocate else None
     pid = os.fork()
     if pid == 0:
+        if cpu is not None:
+            _affinity.pin_thread(cpu)
         os.set_blocking(uffd, True)
         src = ctypes.create_string_buffer(PAGE)
         while True:
@@ -80,9 +96,11 @@ def sequential_scan(path: str, pages: int, resident_pages: int) -> dict[str, flo
         np.frombuffer(m.buffer, dtype=np.float64)[:] = 1.0
     with Mapping(url, resident=resident_pages * PAGE) as m:
         a = np.frombuffer(m.buffer, dtype=np.float64)
+        cpu0 = m.stats()["handler_cpu_s"]
         t0 = time.perf_counter()
         s_map = float(a.sum())
         t_map = time.perf_counter() - t0
+        cpu = m.stats()["handler_cpu_s"] - cpu0
         del a
     mm = np.memmap(path, dtype=np.float64, mode="r")
     t0 = time.perf_counter()
@@ -96,6 +114,7 @@ def sequential_scan(path: str, pages: int, resident_pages: int) -> dict[str, flo
         "mapping_mib_s": mib / t_map,
         "memmap_mib_s": mib / t_ref,
         "ratio": t_ref / t_map,
+        "handler_cpu_us_per_page": cpu / pages * 1e6,
     }
 
 
@@ -108,7 +127,11 @@ def main() -> None:
     load_before = os.getloadavg()
     out: dict[str, object] = {
         "random_faults_memory": random_faults(args.pages, args.pages // 16, 20000),
+        "random_faults_memory_not_colocated": random_faults(
+            args.pages, args.pages // 16, 20000, colocate=False
+        ),
         "random_faults_trivial_handler": trivial_handler(args.pages),
+        "random_faults_trivial_handler_colocated": trivial_handler(args.pages, colocate=True),
     }
     path = os.path.join(args.dir, f"swapio-map-bench-{os.getpid()}.swap")
     try:

@@ -81,9 +81,10 @@ class Mapping:
     :param batch: pages evicted together when the budget is reached.
     :param write_protect: track dirty pages with write-protect faults (default: when the
         kernel supports it).  Without it every evicted page is written back.
-    :param colocate: run the handler on the CPU this process runs on, following it (default
-        True: a fault is a round trip, and waking the other CPU costs more than the work;
-        see ``docs/mapping.md``).
+    :param colocate: run the handler's fault loop on the CPU this process runs on,
+        following it: True always, False never, None (default) while the machine's other
+        CPUs are otherwise idle — a fault is a round trip, and waking a halted CPU costs
+        more than the work; see ``docs/mapping.md``.
     :param timeout: seconds to wait for the handler's answers to set-up, sync and close.
     """
 
@@ -97,7 +98,7 @@ class Mapping:
         cache: int | None = None,
         batch: int = DEFAULT_BATCH,
         write_protect: bool | None = None,
-        colocate: bool = True,
+        colocate: bool | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         if isinstance(resident, bool) or not isinstance(resident, int) or resident <= 0:

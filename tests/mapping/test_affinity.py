@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -10,7 +12,17 @@ import numpy as np
 import pytest
 
 from swapio.mapping import Mapping
-from swapio.mapping._affinity import FOLLOW_AFTER, FOLLOW_INTERVAL, parse_processor
+from swapio.mapping._affinity import (
+    BUSY_PIN,
+    BUSY_UNPIN,
+    FOLLOW_AFTER,
+    FOLLOW_INTERVAL,
+    others_busy,
+    parse_cpu_time,
+    parse_machine,
+    parse_processor,
+    want_pinned,
+)
 from swapio.mapping._resolver import REAPER_NAME
 
 PAGE = 4096
@@ -53,7 +65,7 @@ def test_the_processor_field_is_read_past_a_command_name_with_parentheses() -> N
 
 @two_cpus
 def test_the_fault_loop_is_pinned_to_one_cpu_the_programs() -> None:
-    with Mapping("memory://affinity", resident=16 * PAGE, create=64, batch=4) as m:
+    with Mapping("memory://affinity", resident=16 * PAGE, create=64, batch=4, colocate=True) as m:
         _touch(m, 64)
         cpu = m.stats()["handler_cpu"]
         assert os.sched_getaffinity(m.handler_pid) == {cpu}
@@ -61,7 +73,7 @@ def test_the_fault_loop_is_pinned_to_one_cpu_the_programs() -> None:
 
 @two_cpus
 def test_the_fault_loop_follows_the_program_to_another_cpu(restore_affinity: None) -> None:
-    with Mapping("memory://affinity", resident=16 * PAGE, create=64, batch=4) as m:
+    with Mapping("memory://affinity", resident=16 * PAGE, create=64, batch=4, colocate=True) as m:
         _touch(m, 64)
         start = m.stats()["handler_cpu"]
         other = next(c for c in CPUS if c != start)
@@ -76,7 +88,7 @@ def test_the_fault_loop_follows_the_program_to_another_cpu(restore_affinity: Non
 
 @two_cpus
 def test_the_reaper_thread_may_run_on_every_cpu() -> None:
-    with Mapping("memory://affinity", resident=16 * PAGE, create=64, batch=4) as m:
+    with Mapping("memory://affinity", resident=16 * PAGE, create=64, batch=4, colocate=True) as m:
         _touch(m, 64)  # evictions start the reaper
         reapers = _thread_cpus(m.handler_pid, REAPER_NAME.decode())
         assert reapers, "no reaper thread"
@@ -89,3 +101,43 @@ def test_colocate_false_leaves_the_handler_unpinned() -> None:
         _touch(m, 64)
         assert os.sched_getaffinity(m.handler_pid) == set(CPUS)
         assert m.stats()["handler_cpu"] is None
+
+
+def test_cpu_times_are_read_from_proc_stat_lines() -> None:
+    fields = " ".join(["S"] + [str(n) for n in range(4, 14)] + ["70", "30"] + ["0"] * 30)
+    assert parse_cpu_time(f"99 (x y) {fields}") == 100
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    assert parse_machine("cpu  100 5 50 800 40 1 2 3 7 0\ncpu0 1 2 3\n") == (161, 1001)
+
+
+def test_the_others_share_leaves_out_the_handler_and_its_program() -> None:
+    # 400 ticks of capacity, 100 busy, 80 of them ours: others used 5 %
+    assert others_busy((1100, 2400), (1000, 2000), 380, 300) == pytest.approx(0.05)
+    assert others_busy((1000, 2000), (1000, 2000), 0, 0) is None
+
+
+def test_auto_pins_on_an_idle_machine_and_unpins_on_a_busy_one_with_hysteresis() -> None:
+    assert want_pinned(False, BUSY_PIN / 2) is True
+    assert want_pinned(False, (BUSY_PIN + BUSY_UNPIN) / 2) is False
+    assert want_pinned(True, (BUSY_PIN + BUSY_UNPIN) / 2) is True
+    assert want_pinned(True, BUSY_UNPIN + 0.1) is False
+    assert want_pinned(True, None) is True
+    assert want_pinned(False, None) is False
+
+
+@two_cpus
+def test_auto_lets_the_fault_loop_float_while_other_work_keeps_every_cpu_busy() -> None:
+    hog = "import time\nt = time.time() + 8\nwhile time.time() < t: pass"
+    hogs = [subprocess.Popen([sys.executable, "-c", hog]) for _ in CPUS]
+    try:
+        with Mapping("memory://affinity", resident=16 * PAGE, create=64, batch=4) as m:
+            deadline = time.monotonic() + 6
+            while m.stats()["handler_cpu"] is not None and time.monotonic() < deadline:
+                _touch(m, 64)
+                time.sleep(FOLLOW_INTERVAL / 2)
+            assert m.stats()["handler_cpu"] is None
+            assert os.sched_getaffinity(m.handler_pid) == set(CPUS)
+    finally:
+        for proc in hogs:
+            proc.kill()
+            proc.wait()
