@@ -62,6 +62,7 @@ from swapio_flashlog._image import (
     sweep_stale_formats,
     write_new_file,
 )
+from swapio_flashlog._units import ProgrammedUnits
 from swapio_flashlog.errors import (
     BadBlockError,
     FlashProgramError,
@@ -172,15 +173,13 @@ class FlashDevice:
         self._fd = fd
         self._side = side
         self._side_fd = side_fd
-        units = geometry.size // geometry.write_unit
         # Units programmed this session; after a re-open a unit counts as programmed when
         # it does not read as erased (programming 0xFF changes nothing physically).
-        self._programmed = bytearray(units)
+        self._programmed = ProgrammedUnits(geometry.blocks)
         #: Blocks erased (or formatted) by this process: 0xFF except where ``_programmed``.
         self._erased_here = bytearray(geometry.blocks)
         self._blank = b"\xff" * geometry.erase_block
-        #: One "programmed" flag per write unit of a block (a program marks a slice of it).
-        self._ones = memoryview(b"\x01" * (geometry.erase_block // geometry.write_unit))
+        self._blank_view = memoryview(self._blank)
         self.ops = 0
         #: Erase counts mirrored from the sidecar, with their min (and how many blocks are
         #: at it), max and sum kept as blocks are erased (read per GC step).
@@ -534,12 +533,15 @@ class FlashDevice:
             )
         if self.is_bad(block):
             raise BadBlockError(f"{self.path}: erase block {block} is bad; not programming it")
-        first, last = offset // wu, (offset + n) // wu
-        used = self._programmed.find(1, first, last)
+        base = block * g.erase_block
+        first, last = (offset - base) // wu, (offset - base + n) // wu  # units in the block
+        used = self._programmed.first_used(block, first, last)
+        if used != -1:
+            used += base // wu
         # a block erased by this process is erased wherever no program went since: only a
         # block that came erased from disk is read to check it
         if used != -1 or (
-            not self._erased_here[block] and self._pread(offset, n) != self._blank[:n]
+            not self._erased_here[block] and self._pread(offset, n) != self._blank_view[:n]
         ):
             old = self._pread(offset, n)
             data = b"".join(parts)
@@ -557,7 +559,7 @@ class FlashDevice:
         if self._tick():
             self._cut_program(offset, b"".join(parts))
         self._pwritev(offset, parts)
-        self._programmed[first:last] = self._ones[: last - first]
+        self._programmed.mark(block, first, last)
         self._add_counter(7, n)
 
     def erase(self, block: int, marker: bytes = b"") -> None:
@@ -587,18 +589,17 @@ class FlashDevice:
             self._pwrite(start, b"\xff" * keep)
             self._die()
         wu = g.write_unit
-        units = slice(start // wu, (start + g.erase_block) // wu)
         n = len(marker)
         if not n or self._cut_at == self.ops + 1 or n % wu or self.io_error is not None:
             self._pwrite(start, self._blank)
-            self._programmed[units] = bytes(g.erase_block // wu)
+            self._programmed.erase(block)
             self._erased_here[block] = 1
             if n:
                 self.program(start, marker)
             return
         self.ops += 1  # the marker's program, which no power cut hits
-        self._pwritev(start, (marker, memoryview(self._blank)[n:]))
-        self._programmed[units] = b"\x01" * (n // wu) + bytes((g.erase_block - n) // wu)
+        self._pwritev(start, (marker, self._blank_view[n:]))
+        self._programmed.erase(block, n // wu)
         self._erased_here[block] = 1
         self._add_counter(7, n)
 
