@@ -32,12 +32,16 @@ needs no I/O wait never costs an event-loop turn).
 * **Eviction** keeps at most ``budget`` pages installed: the oldest pages (FIFO: the handler
   cannot see the program's accessed bits) go in batches of at least ``batch``, *after* the
   faulting thread was woken — room for the next fault is made ahead of it, while the program
-  runs.  Dirty victims are write-protected, read back from the memfd and handed to
-  :meth:`Pager.write` (which writes them to the area through its own reclaim, in runs); then
-  the victims are punched out of the memfd (one ``fallocate`` per run) by a reaper thread
-  while the loop serves the next fault, which unmaps them from the program; evicted pages
-  count as installed until their punch is done, and a fault on one waits for it.  Eviction
-  and sync run in memalloc context: they are the reclaim of the program's memory.
+  runs.  The FIFO, the victims and the dirty pages among them are runs ``(first, count)``.
+  Dirty victims are write-protected and read back from the memfd, a run at a time, and
+  written straight to the area by one request of the pager's scheduler per run when the
+  area's calls complete inline and the pager holds none of the run — else handed to
+  :meth:`Pager.write`, whose reclaim writes them later (a slow area does not stall the
+  faults) and serves them meanwhile; then the victims are punched out of the memfd (one
+  ``fallocate`` per run) by a reaper thread while the loop serves the next fault, which
+  unmaps them from the program; evicted pages count as installed until their punch is done,
+  and a fault on one waits for it.  Eviction and sync run in memalloc context: they are the
+  reclaim of the program's memory.
 """
 
 from __future__ import annotations
@@ -60,9 +64,9 @@ from swapio.scheduler import Priority
 
 #: Largest sequential window (pages) installed by one fault or one readahead.
 MAX_WINDOW = 256
-#: Most pages read from the area by one request (a file area reads up to 256 KiB on the
-#: event loop, larger requests go through its owner thread).
-MAX_READ = 64
+#: Most pages one request to the area carries, read or write (a file area does up to
+#: 256 KiB on the event loop; larger requests go through its owner thread).
+MAX_REQUEST = 64
 #: First sequential window.
 FIRST_WINDOW = 16
 
@@ -71,7 +75,7 @@ _WRITE = int(PagefaultFlag.WRITE)
 # per-page state in the region: not installed, installed clean (write-protected), dirty,
 # evicted but still mapped until the reaper thread's hole punch is done
 _ABSENT, _CLEAN, _DIRTY, _PUNCHING = 0, 1, 2, 3
-_DIRTY_RUN = re.compile(b"\x02+")
+_DIRTY_RUN = re.compile(re.escape(bytes([_DIRTY])) + b"+")
 _PUNCH_BYTES = bytes([_PUNCHING])
 _CLEAN_BYTES = bytes([_CLEAN])
 
@@ -311,8 +315,8 @@ class Resolver:
     async def _read_area(self, index: int, offset: int, count: int) -> None:
         """Read ``count`` slots from ``index`` into the stage at page ``offset``: one request
         of the pager's scheduler (demand priority, like the pager's own readahead)."""
-        for k in range(0, count, MAX_READ):
-            views = self._stage_pages[offset + k : offset + min(count, k + MAX_READ)]
+        for k in range(0, count, MAX_REQUEST):
+            views = self._stage_pages[offset + k : offset + min(count, k + MAX_REQUEST)]
             await self._sched.swap_in(self._area, index + k, views, priority=Priority.DEMAND)
             self.stats.area_reads += 1
 
@@ -475,7 +479,10 @@ class Resolver:
                 pager.resident and any(pager.is_resident(first + k) for k in range(n))
             ):
                 try:
-                    await self._sched.swap_out(self._area, first, pages)
+                    for k in range(0, n, MAX_REQUEST):
+                        await self._sched.swap_out(
+                            self._area, first + k, pages[k : k + MAX_REQUEST]
+                        )
                 except Exception:  # the pager's write-back retries it and reports it
                     pass
                 else:

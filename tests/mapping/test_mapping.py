@@ -16,7 +16,7 @@ from swapio_nfs.ganesha import GaneshaServer
 
 from swapio.errors import AreaError, UsageError
 from swapio.mapping import HandlerDiedError, Mapping
-from swapio.mapping._resolver import MAX_READ, MAX_WINDOW
+from swapio.mapping._resolver import MAX_REQUEST, MAX_WINDOW
 from swapio.mapping.mapping import DEFAULT_BATCH
 
 PAGE = 4096
@@ -106,9 +106,10 @@ def test_a_sequential_scan_is_read_ahead_of_its_faults(tmp_path: Path) -> None:
     assert stats["missing_faults"] <= PAGES // window + 4
 
 
-def test_windows_larger_than_one_area_read_are_read_in_pieces(tmp_path: Path) -> None:
+def test_windows_larger_than_one_area_request_go_in_pieces(tmp_path: Path) -> None:
     """A budget of 1,024 pages lets windows reach MAX_WINDOW (256 pages), more than one area
-    request carries (MAX_READ): each window is several reads, installed as one."""
+    request carries (MAX_REQUEST): each window is several reads, installed as one, and a
+    dirty window evicted is several writes."""
     url = f"file://{tmp_path}/area.swap"
     pages, budget = 4 * MAX_WINDOW * 2, MAX_WINDOW * 4
     ref = np.random.default_rng(11).integers(0, 2**63, pages * PAGE // 8, dtype=np.uint64)
@@ -121,7 +122,7 @@ def test_windows_larger_than_one_area_read_are_read_in_pieces(tmp_path: Path) ->
         assert m.region_rss() <= (budget + DEFAULT_BATCH) * PAGE
         del a
     assert stats["missing_faults"] <= pages // MAX_WINDOW + 8  # windows of MAX_WINDOW pages
-    assert stats["area_reads"] >= pages // MAX_READ  # in pieces of at most MAX_READ
+    assert stats["area_reads"] >= pages // MAX_REQUEST  # in pieces of at most MAX_REQUEST
 
 
 def test_region_rss_never_exceeds_the_budget_plus_one_batch() -> None:
