@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import os
 import socket
 import struct
@@ -35,8 +34,6 @@ READS_PER_EVENT = 4
 HIGH_WATER = 1 << 20
 #: ``struct linger`` {on, 0 s}: close with a reset, leaving no TIME_WAIT behind
 _LINGER_RESET = struct.pack("ii", 1, 0)
-#: a source port that cannot be had again (still bound, or its old connection not yet gone)
-_PORT_BUSY = (errno.EADDRINUSE, errno.EADDRNOTAVAIL)
 
 LostCallback = Callable[["Link", BaseException | None], None]
 FailureCallback = Callable[["Link", BaseException], None]
@@ -104,8 +101,11 @@ class Link:
                 except OSError as exc:
                     sock.close()
                     error = exc
-                    if source is not None and exc.errno in _PORT_BUSY:
-                        continue  # that port is not free yet: any port will do
+                    if source is not None:
+                        # the port is not free yet (EADDRINUSE, EADDRNOTAVAIL), or the 4-tuple is
+                        # still in the server's TIME_WAIT: a connection from any port is better
+                        # than none (the duplicate request cache is a bonus, liveness is not)
+                        continue
                     break
                 except BaseException:
                     sock.close()

@@ -461,20 +461,15 @@ class RpcConnection:
                     await self._wait_for_ordinary_memory()
                     pending.future = loop.create_future()
         finally:
-            if pending.on_doubt is None:  # READ and the rest: forget the call
-                self._pending.pop(xid, None)
+            if pending.on_doubt is None or self._pending.get(xid) is not pending:
+                self._pending.pop(xid, None)  # answered, or not to be kept: forget the call
             elif pending.settled is None:
-                self._end_call(pending)
+                self._end_call(pending)  # out, unanswered, and its caller is leaving
 
     def _end_call(self, pending: _Pending) -> None:
-        """The caller is done with its call: forget it, unless it went out unanswered and is
-        to be kept in doubt (the caller was cancelled after sending)."""
-        if (
-            pending.on_doubt is not None
-            and self._pending.get(pending.xid) is pending
-            and pending.sent_on is not None
-            and not self._closed
-        ):
+        """The caller of a call that may go in doubt is leaving before its reply (cancelled):
+        keep the call in doubt if it went out, else forget it."""
+        if pending.sent_on is not None and not self._closed:
             self._doubt(pending)
         else:
             self._pending.pop(pending.xid, None)
