@@ -77,6 +77,8 @@ class LaneProtocol(asyncio.BufferedProtocol):
         self._scratch = scratch
         self.transport: asyncio.Transport | None = None
         self._deadline: asyncio.TimerHandle | None = None
+        #: When the head being received must be complete; None between heads.
+        self._head_due: float | None = None
         self._idle: asyncio.TimerHandle | None = None
         self._last_active = 0.0
         self._refused = False
@@ -129,7 +131,7 @@ class LaneProtocol(asyncio.BufferedProtocol):
         if self._refused or state is _State.CLOSED:
             return
         if state is _State.HANDED:
-            if not self.busy and self._deadline is None:
+            if not self.busy and self._head_due is None:
                 self._arm()  # the first bytes of a new request head: it has header_timeout s
             assert self._inner is not None
             self._inner.data_received(bytes(self._scratch[:nbytes]))
@@ -139,7 +141,7 @@ class LaneProtocol(asyncio.BufferedProtocol):
             if self.body_left == 0:
                 self.close()
             return
-        if state is _State.HEAD and not self._buf and self._deadline is None:
+        if state is _State.HEAD and not self._buf and self._head_due is None:
             self._arm()
         self._buf += self._scratch[:nbytes]
         if len(self._buf) > _BUF_LIMIT and self.transport is not None:
@@ -167,6 +169,9 @@ class LaneProtocol(asyncio.BufferedProtocol):
             return
         previous, self._state = self._state, _State.CLOSED
         self.disarm()
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
         self._cancel_idle()
         self._guard.open -= 1
         self._guard.unregister(self.transport)
@@ -191,17 +196,27 @@ class LaneProtocol(asyncio.BufferedProtocol):
     # --- the guard's header deadline and the idle timer ------------------------------------
 
     def _arm(self) -> None:
+        """A request head starts: it must be complete within ``header_timeout``.
+
+        One timer per connection, checked lazily: a head that completes in time only clears
+        :attr:`_head_due` (no timer is cancelled and made again per request)."""
         loop = asyncio.get_running_loop()
-        self._deadline = loop.call_later(self._guard.header_timeout, self._expire)
+        self._head_due = loop.time() + self._guard.header_timeout
+        if self._deadline is None:
+            self._deadline = loop.call_at(self._head_due, self._expire)
 
     def disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        self._head_due = None
 
     def _expire(self) -> None:
         self._deadline = None
-        if not self.busy and self.transport is not None:
+        due = self._head_due
+        if due is None or self.transport is None:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < due:
+            self._deadline = loop.call_at(due, self._expire)  # a later head's deadline
+        elif not self.busy:
             self._guard.timed_out += 1
             self.transport.abort()
 

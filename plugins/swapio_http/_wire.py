@@ -400,6 +400,12 @@ class RequestStreamParser:
                 self._checked = False
 
     @property
+    def bytes_needed(self) -> int:
+        """Bytes still missing from the frame being received (its header first, then its
+        body): feeding fewer cannot complete a frame nor start the next one's header."""
+        return self._current.bytes_needed
+
+    @property
     def first_header(self) -> RequestHeader | None:
         """The first frame's header, once its bytes have arrived and passed the checks."""
         return self._frames[0].header if self._frames else self._current.header

@@ -558,9 +558,13 @@ class PageClient:
         receive wait, in the caller's own context.  One buffer per frame: the largest
         allocation is one frame's reply, however many frames share the request.
         """
-        # zero=False: the reply fills the buffer (a short one is an error and is dropped)
-        with memalloc():
-            buf = pool.try_alloc(frame.response_bytes, zero=False)
+        # zero=False: the reply fills the buffer (a short one is an error and is dropped).
+        # Tried as ordinary work first: what succeeds so would succeed the same way (above
+        # min, not pfmemalloc) in memalloc context, without switching context per reply.
+        buf = pool.try_alloc(frame.response_bytes, zero=False)
+        if buf is None:
+            with memalloc():
+                buf = pool.try_alloc(frame.response_bytes, zero=False)
         if buf is None:
             buf = await pool.alloc(frame.response_bytes, zero=False)
         return buf

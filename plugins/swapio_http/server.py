@@ -499,7 +499,7 @@ async def area_io(request: web.Request) -> web.StreamResponse:
         chunks = request.content.iter_chunks()
         early = await _first_header(parser, chunks)
         first = parser.first_header
-        wants = first is not None and bool(first.flags & Flag.MEMALLOC)
+        wants = _wants_memalloc(first)
         grant = state.budget.grant(request[OWNER], wants)
         try:
             body = await grant.alloc(max(length, 1))
@@ -578,7 +578,18 @@ async def _receive(
 
 
 def _response_size(head: RequestHeader) -> int:
-    return ResponseHeader(head.op, head.count, head.page_size).body_size + RESPONSE_HEADER.size
+    """Bytes of the response frame answering ``head`` (header, and SWAP_IN's pages)."""
+    if head.op is Op.SWAP_IN:
+        return RESPONSE_HEADER.size + head.count * head.page_size
+    return RESPONSE_HEADER.size
+
+
+def _wants_memalloc(head: RequestHeader | None) -> bool:
+    """The first frame asks for memalloc treatment (``int``: no ``IntFlag`` arithmetic)."""
+    return head is not None and bool(int(head.flags) & _MEMALLOC_FLAG)
+
+
+_MEMALLOC_FLAG: Final = int(Flag.MEMALLOC)
 
 
 async def _run(area: SwapArea, frames: list[Request], body: memoryview, out: memoryview) -> None:
@@ -734,9 +745,7 @@ class IoLane:
             if prefix:
                 parser.receive_data(conn.peek(prefix))
             first = parser.first_header
-            grant = state.budget.grant(
-                owner, first is not None and bool(first.flags & Flag.MEMALLOC)
-            )
+            grant = state.budget.grant(owner, _wants_memalloc(first))
             try:
                 # not zeroed: the client's bytes fill all of it (the answer's buffer is zeroed,
                 # so nothing of an earlier request can reach a client through a store)
@@ -744,15 +753,19 @@ class IoLane:
                 view = body.view[:length]
                 fed = prefix
 
-                def feed(end: int) -> None:  # check each frame header as it arrives
+                def feed(end: int) -> None:
+                    # Each frame header is checked as it arrives: the parser is fed once the
+                    # bytes reach the end of the frame being received (and so the next header).
                     nonlocal fed
-                    if end > fed:
+                    if end > fed and (end - fed >= parser.bytes_needed or end == length):
                         parser.receive_data(view[fed:end])
                         fed = end
 
                 filled = conn.take_into(view)
                 feed(filled)
                 await conn.receive_into(view, filled, feed)
+                if fed < length:
+                    parser.receive_data(view[fed:length])
                 parser.receive_data(b"")
                 frames = parser.result()
                 for frame in frames:

@@ -216,3 +216,17 @@ async def test_an_error_after_the_whole_body_keeps_the_connection(server: Runnin
         assert b"connection" not in fields
         writer.write(post(frame(Op.SWAP_IN, 63, 1)))
         assert (await answer(reader))[0] == 200
+
+
+async def test_a_slow_io_head_is_closed() -> None:
+    server = await start_server(server_config(header_timeout=0.5), port=0, host=PluginHost())
+    try:
+        async with connection(server) as (reader, writer):
+            writer.write(post(frame(Op.SWAP_IN, 0, 1))[:40])  # the lane's head, never finished
+            for _ in range(4):  # a byte now and then does not extend the deadline
+                await asyncio.sleep(0.2)
+                with contextlib.suppress(ConnectionError):
+                    writer.write(b"X")
+            assert await closed_by_server(reader, within=3)
+    finally:
+        await server.stop()
