@@ -5,7 +5,11 @@ raid1 keeps writes off the region a resync is copying (``raise_barrier`` /
 flight there.  :class:`ChunkGate` is that barrier per bitmap chunk, for the online resync
 and for a leg flush (which re-writes slot 0 with the bytes it read):
 
-* a write *enters* its chunks (counted, so a holder knows to wait) and *leaves* them;
+* a write *enters* its chunks (counted, so a holder knows to wait) and *leaves* them —
+  or, where the writes are counted already (the write-intent counters of the mirror's
+  chunks: a count above 2 is a write in flight, ``WriteIntent.writing``), the gate asks
+  ``busy(chunk)`` instead and the writer only calls :meth:`ChunkGate.wake` when it ends
+  and someone waits;
 * :meth:`ChunkGate.hold` waits until no write is in flight on the chunks and no other
   holder has them, then keeps new writes off them for its body.
 
@@ -24,9 +28,11 @@ from collections.abc import AsyncIterator, Callable
 class ChunkGate:
     """In-flight writes and holds, per chunk (the loop's own table; no lock)."""
 
-    def __init__(self) -> None:
-        #: chunk -> writes in flight on it
+    def __init__(self, busy: Callable[[int], bool] | None = None) -> None:
+        #: chunk -> writes in flight on it (those that :meth:`enter`)
         self.writing: dict[int, int] = {}
+        #: other writes in flight on a chunk, counted elsewhere
+        self._busy = busy
         #: chunk -> holders keeping writes off it (resync copy, leg flush)
         self.held: dict[int, int] = {}
         self._wakeups: list[asyncio.Future[None]] = []
@@ -67,6 +73,11 @@ class ChunkGate:
                 with contextlib.suppress(ValueError):
                     self._wakeups.remove(future)
 
+    @property
+    def waiting(self) -> bool:
+        """Someone waits for the table (or the writes counted elsewhere) to change."""
+        return bool(self._wakeups)
+
     def wake(self) -> None:
         """Something a waiter's predicate reads changed (a write counter went down)."""
         if self._wakeups:
@@ -85,10 +96,12 @@ class ChunkGate:
         Holders exclude each other too: a leg flush re-writes slot 0 with the bytes it read,
         so it must not overlap the online resync's copy of chunk 0 (or another flush).
         """
-        writing, held = self.writing, self.held
+        writing, held, busy = self.writing, self.held, self._busy
 
         def free() -> bool:
-            return not any(c in writing or c in held for c in chunks)
+            return not any(
+                c in writing or c in held or (busy is not None and busy(c)) for c in chunks
+            )
 
         await self.wait_until(free)
         for chunk in chunks:

@@ -164,6 +164,12 @@ class WriteIntent:
         dirty, flying = self.unflushed(chunks)
         return UNFLUSHED if dirty else IN_FLIGHT if flying else ON_DISK
 
+    def writing(self, chunk: int) -> bool:
+        """Has the chunk a write in flight (between :meth:`start_write` and
+        :meth:`end_write`)?  Its count is then above 2: the on-disk bit's 2 plus one per
+        write (:meth:`set_ahead`, loading and sweeps only ever leave 0, 1 or 2)."""
+        return self.counters[chunk] & COUNTER_MASK > 2
+
     def set_ahead(self, chunks: range) -> None:
         """Set the bits of chunks a sequential stream is about to write, with no write counted.
 

@@ -89,7 +89,9 @@ class Mirror:
         self._ahead = AheadWindow(self.chunk_size, store.bitmap.chunks)
         #: Sequential streams: bits are set this many chunks ahead (``WriteIntent.set_ahead``).
         self.ahead_chunks = self._ahead.ahead_chunks
-        self.gate = ChunkGate()
+        #: writes in flight per chunk are the intent's counters (``WriteIntent.writing``);
+        #: only the no-bitmap baseline enters the gate's own table
+        self.gate = ChunkGate(busy=self._writing)
         #: Write-back file legs take a write as a page-cache copy of a few microseconds,
         #: usually run on the loop itself (the file backend's inline path): one after the
         #: other they cost less than a task per leg.  Durable or remote legs wait for a
@@ -337,59 +339,67 @@ class Mirror:
         where = OVERFLOW if gate.held or not self.use_bitmap else intent.try_start_write(chunks)
         if where == OVERFLOW:
             where = await self._start_waiting(chunks)
-        gate.enter(chunks)  # no await since the checks: a holder now sees this write
+        # no await since the checks: counted, a holder now sees this write
+        success = False
         try:
             if self.use_bitmap and (ahead := self._ahead.advance(slot, count, chunks.stop)):
                 self._set_ahead(ahead)
             if where or self.fault is not None:
-                await self._bits_on_disk(chunks, where)
-            success = False
-            try:
-                if pages is not None and self._sequential_legs and self.fault is None:
-                    # write-back file legs, one after the other (see _sequential_legs),
-                    # inline: no list, closure or coroutine frame unless a leg fails
-                    failures: list[tuple[Leg, BaseException]] | None = None
-                    offset = slot * self.page_size
-                    for leg in self._healthy:
-                        # as SwapArea.call_validated would (_direct.py): state checked,
-                        # counted in flight, the leg's hook — after the file backend's own
-                        # inline step, when it is a file leg served by those very hooks
-                        area = leg.area
+                await self._bits_on_disk(where, chunks.start)
+            if pages is not None and self._sequential_legs and self.fault is None:
+                # write-back file legs, one after the other (see _sequential_legs),
+                # inline: no list, closure or coroutine frame unless a leg fails
+                failures: list[tuple[Leg, BaseException]] | None = None
+                offset = slot * self.page_size
+                for leg in self._healthy:
+                    # as SwapArea.call_validated would (_direct.py): state checked,
+                    # counted in flight, the leg's hook — after the file backend's own
+                    # inline step, when it is a file leg served by those very hooks
+                    area = leg.area
+                    try:
+                        if area.state is not ACTIVE:
+                            raise inactive(area)
+                        area._enter()
                         try:
-                            if area.state is not ACTIVE:
-                                raise inactive(area)
-                            area._enter()
-                            try:
-                                ops = area._ops
-                                if ops is not leg.inline_ops or not leg.inline(offset, pages):  # type: ignore[misc]
-                                    await ops.swap_out(area, slot, pages)
-                            finally:
-                                area._leave()
-                        except SwapioError as exc:  # a crash (anything else) stops here
-                            failures = [*(failures or ()), (leg, exc)]
-                    success = (
-                        self._whole
-                        if failures is None and self._healthy
-                        else await self._settle(failures or ())
-                    )
-                else:
-                    success = await self._write_legs(slot, count, pages)
-            finally:
-                if self.use_bitmap:
-                    intent.end_write(chunks, success)
+                            ops = area._ops
+                            if ops is not leg.inline_ops or not leg.inline(offset, pages):  # type: ignore[misc]
+                                await ops.swap_out(area, slot, pages)
+                        finally:
+                            area._leave()
+                    except SwapioError as exc:  # a crash (anything else) stops here
+                        failures = [*(failures or ()), (leg, exc)]
+                success = (
+                    self._whole
+                    if failures is None and self._healthy
+                    else await self._settle(failures or ())
+                )
+            else:
+                success = await self._write_legs(slot, count, pages)
         finally:
-            gate.leave(chunks)
+            # md_bitmap_endwrite; a write that failed before any leg saw it (its flush
+            # failed: the bits are not known to be on disk) or reached only some keeps
+            # its bits (NEEDED)
+            if self.use_bitmap:
+                intent.end_write(chunks, success)
+                if gate.waiting:
+                    gate.wake()  # a holder or an overflowed writer may go on
+            else:
+                gate.leave(chunks)
         if self.fault is not None:
             await self._step("write_done", slot=slot)
+
+    def _writing(self, chunk: int) -> bool:
+        return self.use_bitmap and self.intent.writing(chunk)
 
     async def _start_waiting(self, chunks: range) -> int:
         """The slow start of a write: some chunk is held (resync copy, leg flush) or at
         ``COUNTER_MAX``, or the bitmap is off.  Waits, then counts the write (no await
-        between the last check and the count); returns where its bits are."""
+        between the last check and the count, nor after it); returns where its bits are."""
         while True:
             if self.gate.held or self.use_bitmap:
                 await self._enter_chunks(chunks)  # returns when can_start holds, nothing held
-            if not self.use_bitmap:
+            if not self.use_bitmap:  # the baseline: counted in the gate's own table
+                self.gate.enter(chunks)
                 return ON_DISK
             where = self.intent.try_start_write(chunks)
             if where != OVERFLOW:
@@ -400,19 +410,15 @@ class Mirror:
         intent, gate = self.intent, self.gate
         await gate.wait_until(lambda: intent.can_start(chunks) and not gate.is_held(chunks))
 
-    async def _bits_on_disk(self, chunks: range, where: int) -> None:
+    async def _bits_on_disk(self, where: int, first: int) -> None:
         """Wait for the flush that carries these chunks' bits (plugging, ``_plug.py``);
-        then the ``bitmap_flushed`` step of a test's fault hook."""
+        then the ``bitmap_flushed`` step of a test's fault hook.  A failed flush raises
+        here: no leg has seen the data (the flush re-dirtied its pages, so the next flush
+        writes them again)."""
         if where:
-            try:
-                await self._plug.wait(where)
-            except BaseException:
-                # no leg has seen the data; the bits are not known to be on disk (the failed
-                # flush re-dirtied its pages: the next flush writes them again)
-                self.intent.end_write(chunks, success=False)
-                raise
+            await self._plug.wait(where)
         if self.fault is not None and self.use_bitmap:
-            await self._step("bitmap_flushed", chunk=chunks.start)
+            await self._step("bitmap_flushed", chunk=first)
 
     def _set_ahead(self, chunks: range) -> None:
         """A sequential stream gets its next bits set (and flushed) before it gets there."""

@@ -360,3 +360,40 @@ async def test_a_leg_flush_and_a_resync_copy_of_chunk_0_never_overlap(
     await asyncio.gather(holder("flush"), holder("resync copy"), holder("another flush"))
     assert overlaps == []
     await area.deactivate()
+
+
+async def test_a_hold_waits_for_a_write_in_flight_on_its_chunk(
+    host: PluginHost, files: MirrorFiles
+) -> None:
+    """A resync copy or a leg flush holds chunks only once the writes counted on them
+    (the write-intent counters) have ended; writes to other chunks never hold it up."""
+    area = await create_mirror(host, files)
+    mirror = mirror_of(area)
+    inside = asyncio.Event()
+    release = asyncio.Event()
+    order: list[str] = []
+
+    async def slow(leg: SwapArea, slot: int, pages: object, real: Any) -> None:
+        if slot == 32:
+            inside.set()
+            await release.wait()
+            order.append("write done")
+        await real(leg, slot, pages)
+
+    spy_leg_writes(mirror.legs[0].area, slow)
+    writer = asyncio.ensure_future(area.write(32, page(4)))  # chunk 2
+    await inside.wait()
+
+    async def holder(chunks: range, name: str) -> None:
+        async with mirror.gate.hold(chunks):
+            order.append(name)
+
+    other = asyncio.ensure_future(holder(range(3, 4), "hold 3"))
+    held = asyncio.ensure_future(holder(range(2, 3), "hold 2"))
+    await asyncio.sleep(0.05)
+    assert order == ["hold 3"]
+    release.set()
+    # the write's end wakes the holder (a missed wake-up would hang here)
+    await asyncio.wait_for(asyncio.gather(writer, other, held), 5)
+    assert order == ["hold 3", "write done", "hold 2"]
+    await area.deactivate()
