@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from swapio_nfs._backend import NfsSwapFile
+from swapio_nfs._backend import MAX_IN_DOUBT_BYTES, NfsSwapFile
 from swapio_nfs._client import NfsClient
 from swapio_nfs._errors import RpcConnectionError, RpcTimeoutError
 from swapio_nfs._fence import DoubtRanges
@@ -210,6 +210,48 @@ async def test_deactivation_waits_for_an_in_doubt_write_to_be_answered(fake: Set
     nfs.release(old_xid)
     await asyncio.wait_for(closing, 10)
     assert fake.conn.in_doubt == 0
+
+
+async def test_in_doubt_copies_are_bounded_new_writes_wait_for_room() -> None:
+    mib = 1 << 20
+    pages_per_mib = mib // PAGE
+    nfs = FakeNfsFile(16 * mib)
+    async with FakeRpcServer(nfs.handle) as server:
+        conn = RpcConnection("127.0.0.1", server.port, policy=POLICY, name="NFS")
+        await conn.connect()
+        client = NfsClient("127.0.0.1", "/e", b"root", [conn], AuthSys().credential(), 0)
+        attrs = Fattr3(
+            Ftype3.NF3REG, 0o600, 1, 0, 0, 16 * mib, 16 * mib, (0, 0), 1, 1,
+            NfsTime3(), NfsTime3(), NfsTime3(),
+        )  # fmt: skip
+        swap = NfsSwapFile(parse_nfs_url("nfs://h/e/f"), client, b"fh", attrs, 16 * 256, mib)
+        try:
+            stalled = MAX_IN_DOUBT_BYTES // mib  # 1 MiB WRITEs the server sits on
+            for n in range(stalled):
+                nfs.hold_next_write(n * mib)
+            data = [bytes(PAGE)] * pages_per_mib
+            failed = await asyncio.gather(
+                *(swap.swap_out(n * pages_per_mib, data) for n in range(stalled)),
+                return_exceptions=True,
+            )
+            assert all(isinstance(f, RpcTimeoutError) for f in failed), failed
+            assert conn.in_doubt == stalled
+            # a WRITE of a range nobody holds still waits: the copies are at their bound
+            far = 15 * pages_per_mib
+            with pytest.raises(RpcTimeoutError, match=f"not sent: {stalled} earlier WRITEs"):
+                await swap.swap_out(far, [NEW])
+            assert [w for w in nfs.received if w.data == NEW] == []
+            nfs.release(next(iter(nfs.held)))  # one is answered: room for one more
+            await swap.swap_out(far, [NEW])
+            assert await read_page(swap, far) == NEW
+        finally:
+            await conn.close()
+
+
+async def read_page(swap: NfsSwapFile, slot: int) -> bytes:
+    page = bytearray(PAGE)
+    await swap.swap_in(slot, [memoryview(page)])
+    return bytes(page)
 
 
 # ---------------------------------------------------------------- the transport alone
