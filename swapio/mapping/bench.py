@@ -20,7 +20,7 @@ PAGE = 4096
 
 
 def random_faults(
-    pages: int, resident_pages: int, accesses: int, *, colocate: bool = True
+    pages: int, resident_pages: int, accesses: int, *, colocate: bool | None = None
 ) -> dict[str, float]:
     """Populate a memory area, then read one byte of random pages (mostly missing)."""
     with Mapping(
@@ -127,6 +127,9 @@ def main() -> None:
     load_before = os.getloadavg()
     out: dict[str, object] = {
         "random_faults_memory": random_faults(args.pages, args.pages // 16, 20000),
+        "random_faults_memory_colocated": random_faults(
+            args.pages, args.pages // 16, 20000, colocate=True
+        ),
         "random_faults_memory_not_colocated": random_faults(
             args.pages, args.pages // 16, 20000, colocate=False
         ),
