@@ -41,9 +41,6 @@ class Collector:
         self.build_index = build_index
         self.steps = 0
         self.rng = random.Random(options.seed)
-        #: The scratch buffer of the request being served (GC during an append reuses it:
-        #: the append programmed its run before asking for the block GC makes room for).
-        self.scratch: memoryview | None = None
 
     def wanted(self) -> bool:
         """Would a background GC step help?  (Free space is getting low and a dirty block

@@ -394,11 +394,7 @@ class FlashLog:
         def placed(refs: list[NodeRef]) -> None:
             add(refs, mode, isize, self.obsolete)
 
-        self.collector.scratch = scratch
-        try:
-            self.appender.program_pages("user", batch, scratch, placed)
-        finally:
-            self.collector.scratch = None
+        self.appender.program_pages("user", batch, scratch, placed)
         self.device.add_host_bytes(sum(sizes))
         self._synced()
 
@@ -451,11 +447,7 @@ class FlashLog:
             for item in run:
                 state.add(item.ref, mode, isize, self.obsolete)
 
-        self.collector.scratch = scratch
-        try:
-            self.appender.program("user", [hole], scratch, placed)
-        finally:
-            self.collector.scratch = None
+        self.appender.program("user", [hole], scratch, placed)
         self._synced()
 
     @staticmethod
@@ -539,13 +531,10 @@ class FlashLog:
         """Would a background GC step help?  (See :meth:`Collector.wanted`.)"""
         return self.collector.wanted()
 
-    def gc_step(self, *, wear_levelling: bool = True, scratch: memoryview | None = None) -> bool:
-        """Collect one victim block; False if no block holds anything to reclaim."""
-        self.collector.scratch = scratch
-        try:
-            return self.collector.step(wear_levelling)
-        finally:
-            self.collector.scratch = None
+    def gc_step(self, *, wear_levelling: bool = True) -> bool:
+        """Collect one victim block; False if no block holds anything to reclaim.  (The
+        copies are programmed from the victim's read: no scratch buffer.)"""
+        return self.collector.step(wear_levelling)
 
     def _pick_victim(self, wear_levelling: bool = True) -> Block | None:
         return self.collector.pick(wear_levelling)

@@ -11,12 +11,13 @@ log, owned by one thread (:class:`swapio.owner.OwnerThread`, aiosqlite style): e
 crosses to it once, and requests queued meanwhile cross together.  The mounted image is
 locked against other processes (see :mod:`swapio_flashlog.device`).
 
-Memory: each swap-out, discard and background GC step allocates one erase block of scratch
-from the area's page pool (:mod:`swapio.pool`, in memalloc context when the caller is): a
-swap-out lays its nodes' headers out in it and programs them with the pages (one
-``pwritev``), a discard or GC step lays whole nodes out in it and programs them from it; a
-foreground GC step that the request runs reuses the same buffer.  That one erase block is
-the request's declared reserve need (``reserve_pages_per_request``).
+Memory: each swap-out and discard allocates one erase block of scratch from the area's page
+pool (:mod:`swapio.pool`, in memalloc context when the caller is), unless it joins a batch
+already waiting, which has one: a swap-out lays its nodes' headers out in it and programs
+them with the pages (one ``pwritev``), a discard lays its node out in it.  That one erase
+block is the request's declared reserve need (``reserve_pages_per_request``).  Garbage
+collection (foreground or background) needs no pool buffer: it programs the live nodes
+straight from its read of the victim.
 
 Creating an area checks the name, the size and whether it fits before an image is formatted;
 if it still fails, an image this activation formatted is removed again (with its sidecar).
@@ -124,7 +125,7 @@ class FlashArea:
     @property
     def scratch_bytes(self) -> int:
         """The pool buffer one request allocates: one erase block (a request's nodes are
-        programmed at most one erase block at a time, and a GC step moves at most one)."""
+        programmed at most one erase block at a time)."""
         return self.shared.log.eb
 
 
@@ -369,18 +370,11 @@ async def swap_discard(area: SwapArea, slot: int, count: int) -> None:
 
 
 async def gc_step(area: SwapArea) -> bool:
-    """Run one GC step on the area's log (in its thread, with one erase block of scratch
-    from the area's pool); False if nothing to collect."""
+    """Run one GC step on the area's log, in its thread; False if nothing to collect.  A
+    step takes no pool buffer: the live nodes are programmed straight from the victim's
+    read (:meth:`swapio_flashlog._append.Appender.copy_nodes`)."""
     state: FlashArea = area.private
-    scratch = await area.pool.alloc(state.scratch_bytes)
-    try:
-        return await state.shared.owner.submit(_gc_step, state.log, scratch.view)
-    finally:
-        scratch.release()
-
-
-def _gc_step(log: FlashLog, scratch: memoryview) -> bool:
-    return log.gc_step(scratch=scratch)
+    return await state.shared.owner.submit(state.log.gc_step)
 
 
 async def run_background_gc(
