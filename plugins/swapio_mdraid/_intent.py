@@ -137,17 +137,43 @@ class WriteIntent:
         return self._count(chunks)
 
     def try_start_write(self, chunks: range) -> int:
-        """:meth:`start_write` in one pass over ``chunks``: :data:`OVERFLOW` (nothing counted)
-        when a chunk is at ``COUNTER_MAX`` — the caller waits until :meth:`can_start`."""
+        """:meth:`start_write` in one pass over ``chunks``: :data:`OVERFLOW` (nothing left
+        counted) when a chunk is at ``COUNTER_MAX`` — the caller waits until
+        :meth:`can_start`.  The common chunk (bit on disk, count 2 or more) is one add."""
         counters = self.counters
         for chunk in chunks:
-            if counters[chunk] & COUNTER_MASK >= COUNTER_MAX:
+            counter = counters[chunk]
+            count = counter & COUNTER_MASK
+            if 2 <= count < COUNTER_MAX:
+                counters[chunk] = counter + 1
+                continue
+            if count >= COUNTER_MAX:
+                self._uncount(range(chunks.start, chunk))
                 return OVERFLOW
-        return self._count(chunks)
+            return self._count(range(chunk, chunks.stop), chunks)
+        if not (self._dirty_chunks or self.in_flight):
+            return ON_DISK
+        dirty, flying = self.unflushed(chunks)
+        return UNFLUSHED if dirty else IN_FLIGHT if flying else ON_DISK
 
-    def _count(self, chunks: range) -> int:
+    def _uncount(self, chunks: range) -> None:
+        """Take back :meth:`try_start_write`'s count of ``chunks`` (all were at 2 or more:
+        their bits stay as they were)."""
+        for chunk in chunks:
+            self.counters[chunk] -= 1
+
+    def _count(self, chunks: range, whole: range | None = None) -> int:
+        """Count ``chunks`` (the rest of the write ``whole``, checked by the caller or by
+        :meth:`start_write`); where the bits of ``whole`` are."""
         counters = self.counters
         where = ON_DISK
+        if whole is not None:  # try_start_write: chunks not yet checked for the maximum
+            for chunk in chunks:
+                if counters[chunk] & COUNTER_MASK >= COUNTER_MAX:
+                    self._uncount(range(whole.start, chunks.start))
+                    return OVERFLOW
+        else:
+            whole = chunks
         for chunk in chunks:
             counter = counters[chunk]
             count = counter & COUNTER_MASK
@@ -161,7 +187,7 @@ class WriteIntent:
             counters[chunk] = (counter & ~COUNTER_MASK) | (count + 1)
         if where or not (self._dirty_chunks or self.in_flight):
             return where
-        dirty, flying = self.unflushed(chunks)
+        dirty, flying = self.unflushed(whole)
         return UNFLUSHED if dirty else IN_FLIGHT if flying else ON_DISK
 
     def writing(self, chunk: int) -> bool:

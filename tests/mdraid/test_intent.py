@@ -179,15 +179,26 @@ def test_counter_overflow_is_reported() -> None:
         intent.start_write(range(1))
 
 
-def test_a_write_on_a_chunk_at_the_counter_maximum_is_not_counted() -> None:
+@pytest.mark.parametrize(
+    "before",
+    [
+        [0, 0x3FFF],  # a clean chunk, then one at the maximum
+        [3, 0x3FFF],  # a chunk with a write in flight (counted at once), then the maximum
+        [2, 0, 0x3FFF],  # on disk, clean, maximum: both ways of counting, then undone
+        [0x3FFF, 2],
+    ],
+)
+def test_a_write_on_a_chunk_at_the_counter_maximum_is_not_counted(before: list[int]) -> None:
     """try_start_write (the mirror's one-pass start) says OVERFLOW and changes nothing, even
-    when an earlier chunk of the same write could have been counted."""
+    when earlier chunks of the same write could have been counted."""
     intent = clean_intent(8)
-    intent.counters[1] = 0x3FFF
-    assert intent.try_start_write(range(2)) == OVERFLOW
-    assert intent.counters[0] == 0
-    assert intent.counters[1] == 0x3FFF
-    assert not intent.bitmap.test(0)
+    for chunk, counter in enumerate(before):
+        intent.counters[chunk] = counter
+        if counter:
+            intent.bitmap.set(chunk)
+    assert intent.try_start_write(range(len(before))) == OVERFLOW
+    assert list(intent.counters[: len(before)]) == before
+    assert [intent.bitmap.test(c) for c in range(len(before))] == [bool(c) for c in before]
     assert intent.flush_before_write() == []
 
 
