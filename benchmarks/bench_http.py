@@ -33,6 +33,7 @@ import os
 import pstats
 import random
 import secrets
+import statistics
 import subprocess
 import sys
 import time
@@ -57,6 +58,9 @@ class Target:
     write: Callable[[int, Sequence[memoryview]], Awaitable[None]]
     read: Callable[[int, Sequence[memoryview]], Awaitable[None]]
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Seconds each sequential call took (for the median call: the one no other process
+    #: preempted, the steadiest figure on a busy machine).
+    calls: list[float] = field(default_factory=list)
     #: CPU seconds used so far by processes of this target other than this one (a page
     #: server in its own process), so CPU per page counts both ends of the wire.
     other_cpu: Callable[[], float] = lambda: 0.0
@@ -93,7 +97,7 @@ async def http_target(pages: int, server: str) -> AsyncIterator[Target]:
     area = await PluginHost().activate(url, create=CreateRequest(pages, PAGE))
     try:
         other = (lambda: process_cpu(proc.pid)) if proc is not None else (lambda: 0.0)
-        yield Target(area.swap_out, area.swap_in, {"area": area}, other)
+        yield Target(area.swap_out, area.swap_in, {"area": area}, other_cpu=other)
     finally:
         await area.deactivate()
         if running is not None:
@@ -164,8 +168,11 @@ async def sequential(
     data = _views(BATCH)
     op = target.write if out else target.read
     moved, start = 0, time.perf_counter()
-    while (wrap or moved < pages) and time.perf_counter() - start <= seconds:
+    clock, calls = time.perf_counter, target.calls
+    while (wrap or moved < pages) and clock() - start <= seconds:
+        began = clock()
         await op((moved % pages) // BATCH * BATCH, data)
+        calls.append(clock() - began)
         moved += BATCH
     return moved
 
@@ -235,12 +242,17 @@ async def interleaved(args: argparse.Namespace, workloads: list[str]) -> dict[st
         for _, target in pair:
             await sequential(target, args.pages, True, 60.0)  # untimed fill for the readers
         for workload in workloads:
+            for _, target in pair:
+                target.calls.clear()
             for index in range(args.rounds):
                 for name, target in pair if index % 2 == 0 else pair[::-1]:
                     got = await burst(target, workload, args.pages, args.seconds, index)
                     row = totals.setdefault(f"{name} {workload}", [0.0, 0.0, 0.0])
                     for i, value in enumerate(got):
                         row[i] += value
+            for name, target in pair:
+                if target.calls:
+                    totals[f"{name} {workload}"].append(statistics.median(target.calls))
     return totals
 
 
@@ -261,6 +273,16 @@ async def profile(args: argparse.Namespace) -> None:
     pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(30)
 
 
+def warm_allocator() -> None:
+    """Put glibc's allocator in the state of a long-running process, as ``swapio bench``'s
+    is by the time its peers run: freeing a 16 MiB buffer raises the mmap threshold
+    (``M_MMAP_THRESHOLD`` adapts to the largest freed mapping), so the floor's 256 KiB
+    buffers come from the heap instead of a fresh ``mmap`` each (page faults per request
+    that would make the peer twice as slow as in ``swapio bench``)."""
+    scratch = bytearray(16 << 20)
+    del scratch
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10, help="bursts per target")
@@ -278,6 +300,7 @@ def main() -> None:
         asyncio.run(profile(args))
         return
     workloads = args.workload or list(WORKLOADS)
+    warm_allocator()
     load_before = os.getloadavg()
     totals = asyncio.run(interleaved(args, workloads))
     load_after = os.getloadavg()
@@ -293,13 +316,18 @@ def main() -> None:
         f"{'floor cpu':>10} {'ratio':>6}"
     )
     for workload in workloads:
-        h_pages, h_wall, h_cpu = totals[f"http {workload}"]
-        f_pages, f_wall, f_cpu = totals[f"floor {workload}"]
+        h_pages, h_wall, h_cpu, *h_p50 = totals[f"http {workload}"]
+        f_pages, f_wall, f_cpu, *f_p50 = totals[f"floor {workload}"]
         hw, fw, hc, fc = h_pages / h_wall, f_pages / f_wall, h_pages / h_cpu, f_pages / f_cpu
         print(
             f"{workload:9} {hw:>10,.0f} {fw:>10,.0f} {hw / fw:>6.2f} {hc:>10,.0f} "
             f"{fc:>10,.0f} {hc / fc:>6.2f}"
         )
+        if h_p50 and f_p50:
+            print(
+                f"{'':9} median {BATCH}-page call: http {h_p50[0] * 1e6:,.0f} us, floor "
+                f"{f_p50[0] * 1e6:,.0f} us: http at {f_p50[0] / h_p50[0]:.2f}x the floor's rate"
+            )
         if args.lowlevel:
             l_pages, l_wall, l_cpu = totals[f"floor-lowlevel {workload}"]
             lw, lc = l_pages / l_wall, l_pages / l_cpu

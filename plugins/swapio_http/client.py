@@ -636,6 +636,11 @@ class PageClient:
         """Pages per frame in memalloc context (smaller frames keep the reserve small)."""
         return min(self.frame_pages, MEMALLOC_FRAME_PAGES)
 
+    def _one_request(self, count: int, flags: Flag) -> bool:
+        """The call is one frame sent alone (not split, not coalesced)."""
+        step = self.memalloc_frame_pages if flags else self.frame_pages
+        return count <= step and not self._coalescable(count)
+
     def _frames(self, slot: int, count: int) -> list[tuple[int, int]]:
         step = self.memalloc_frame_pages if in_memalloc() else self.frame_pages
         return [(s, min(step, slot + count - s)) for s in range(slot, slot + count, step)]
@@ -684,6 +689,10 @@ class PageClient:
         assert self.description is not None
         size = self.description.page_size
         flags = Flag.MEMALLOC if in_memalloc() else Flag.NONE
+        if self._one_request(len(pages), flags):  # what _batch and _send would do, directly
+            header = RequestHeader(Op.SWAP_OUT, slot, len(pages), size, flags)
+            await self._exchange([_Frame(header, pages=pages)], pool)
+            return
 
         async def run(first: int, count: int) -> None:
             header = RequestHeader(Op.SWAP_OUT, first, count, size, flags)
@@ -697,6 +706,10 @@ class PageClient:
         assert self.description is not None
         size = self.description.page_size
         flags = Flag.MEMALLOC if in_memalloc() else Flag.NONE
+        if self._one_request(len(pages), flags):
+            header = RequestHeader(Op.SWAP_IN, slot, len(pages), size, flags)
+            await self._exchange([_Frame(header, dest=pages)], pool)
+            return
 
         async def run(first: int, count: int) -> None:
             header = RequestHeader(Op.SWAP_IN, first, count, size, flags)
