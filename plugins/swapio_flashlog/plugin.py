@@ -45,6 +45,7 @@ from swapio.errors import AreaFormatError, LocationError, UsageError
 from swapio.location import area_page_size
 from swapio.owner import OwnerThread
 from swapio_flashlog import _about
+from swapio_flashlog._inline import InlineRule
 from swapio_flashlog._nodes import INODE_SIZE, JFFS2_PAGE, SUM_INODE_SIZE, pad
 from swapio_flashlog._plug import WriteQueue
 from swapio_flashlog.cli import flash
@@ -309,7 +310,8 @@ async def swapfile(area: SwapArea, activate: bool) -> SwapInfo | None:
     except BaseException:
         await _detach(shared, failed_create=True)
         raise
-    state.writes = WriteQueue(shared.owner, shared.log.write_many, state.ino)
+    inline = InlineRule(shared.owner, enabled=not shared.log.options.sync)
+    state.writes = WriteQueue(shared.owner, shared.log.write_many, state.ino, inline)
     return SwapInfo(
         pages=state.pages,
         page_size=state.page_size,
