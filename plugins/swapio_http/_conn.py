@@ -45,6 +45,8 @@ class PageConnection(asyncio.BufferedProtocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
+        #: The loop, looked up once (``get_running_loop`` costs a ``getpid`` syscall).
+        self._loop = asyncio.get_running_loop()
         self._scratch = memoryview(bytearray(_SCRATCH))
         self._buf = bytearray()
         self._target: memoryview | None = None
@@ -57,6 +59,10 @@ class PageConnection(asyncio.BufferedProtocol):
         #: Requests this connection has carried (a reused one may have gone stale).
         self.requests = 0
         self._answered = False
+        #: When the request in flight must have been answered; None when idle.
+        self._due: float | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._timed_out = False
 
     # --- asyncio callbacks ---------------------------------------------------------------
 
@@ -86,12 +92,17 @@ class PageConnection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         self._lost = exc
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(self._lost_error())
 
-    def _lost_error(self) -> ConnectionResetError:
+    def _lost_error(self) -> OSError:
+        if self._timed_out:
+            return TimeoutError("no complete answer in time")
         detail = f": {self._lost}" if self._lost else ""
         if not self._answered and self.requests > 1:
             return StaleConnectionError(f"kept-alive connection closed by the server{detail}")
@@ -112,20 +123,44 @@ class PageConnection(asyncio.BufferedProtocol):
     async def _wait(self) -> None:
         if self.closed:
             raise self._lost_error()
-        self._waiter = asyncio.get_running_loop().create_future()
+        self._waiter = self._loop.create_future()
         try:
             await self._waiter
         finally:
             self._waiter = None
 
-    def send(self, data: memoryview) -> None:
+    def send(self, data: memoryview, timeout: float) -> None:
         """Send one request (head and body laid out in ``data``); the transport copies what
-        the socket does not take at once."""
+        the socket does not take at once.  Its answer must be read within ``timeout``
+        seconds, else the connection is aborted and reading raises :class:`TimeoutError`."""
         if self.closed or self.transport is None:
             raise self._lost_error()
         self.requests += 1
         self._answered = False
+        self._due = self._loop.time() + timeout
+        if self._watchdog is None:
+            self._watchdog = self._loop.call_at(self._due, self._check_due)
         self.transport.write(data)
+
+    def done(self) -> None:
+        """The answer was read: the request's deadline no longer applies."""
+        self._due = None
+
+    def _check_due(self) -> None:
+        """The watchdog: one timer per connection, re-armed lazily (no timer is made and
+        cancelled per request, as ``asyncio.timeout`` would)."""
+        self._watchdog = None
+        if self._due is None or self.closed:
+            return
+        if self._loop.time() < self._due:
+            self._watchdog = self._loop.call_at(self._due, self._check_due)
+            return
+        self._timed_out = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(TimeoutError("no complete answer in time"))
+        if self.transport is not None:
+            self.transport.abort()
 
     async def read_head(self) -> tuple[int, int, bool]:
         """The answer's status, ``Content-Length`` and whether the server closes after it."""
@@ -172,6 +207,9 @@ class PageConnection(asyncio.BufferedProtocol):
 
     def close(self) -> None:
         self.closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         if self.transport is not None:
             self.transport.close()
 
@@ -206,8 +244,15 @@ class ConnectionPool:
     """Up to ``limit`` page connections to one server (see the module docstring)."""
 
     def __init__(
-        self, host: str, port: int, ssl_context: ssl.SSLContext | None, limit: int
+        self,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+        limit: int,
+        connect_timeout: float = 30.0,
     ) -> None:
+        #: Seconds a new connection (and its TLS handshake) may take.
+        self.connect_timeout = connect_timeout
         self._host = host
         self._port = port
         self._ssl = ssl_context
@@ -217,8 +262,9 @@ class ConnectionPool:
         self._waiters: deque[asyncio.Future[PageConnection | None]] = deque()
         self._closed = False
 
-    async def acquire(self) -> PageConnection:
-        """An idle connection, a new one within the limit, or the next one released."""
+    async def acquire(self, timeout: float) -> PageConnection:
+        """An idle connection, a new one within the limit, or the next one released (waited
+        for at most ``timeout`` seconds: :class:`TimeoutError`)."""
         while self._idle:
             conn = self._idle.pop()
             if not conn.closed:
@@ -229,7 +275,8 @@ class ConnectionPool:
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             try:
-                handed = await waiter
+                async with asyncio.timeout(timeout):
+                    handed = await waiter
             except BaseException:
                 if waiter.done() and not waiter.cancelled():
                     self._pass_on(waiter.result())
@@ -248,13 +295,14 @@ class ConnectionPool:
 
     async def _connect(self) -> PageConnection:
         loop = asyncio.get_running_loop()
-        _, conn = await loop.create_connection(
-            PageConnection,
-            self._host,
-            self._port,
-            ssl=self._ssl,
-            server_hostname=self._host if self._ssl is not None else None,
-        )
+        async with asyncio.timeout(self.connect_timeout):
+            _, conn = await loop.create_connection(
+                PageConnection,
+                self._host,
+                self._port,
+                ssl=self._ssl,
+                server_hostname=self._host if self._ssl is not None else None,
+            )
         assert isinstance(conn, PageConnection)
         return conn
 

@@ -76,6 +76,8 @@ class LaneProtocol(asyncio.BufferedProtocol):
         self._idle_timeout = idle_timeout
         self._scratch = scratch
         self.transport: asyncio.Transport | None = None
+        #: The loop, looked up once (``get_running_loop`` costs a ``getpid`` syscall).
+        self.loop = asyncio.get_running_loop()
         self._deadline: asyncio.TimerHandle | None = None
         #: When the head being received must be complete; None between heads.
         self._head_due: float | None = None
@@ -200,7 +202,7 @@ class LaneProtocol(asyncio.BufferedProtocol):
 
         One timer per connection, checked lazily: a head that completes in time only clears
         :attr:`_head_due` (no timer is cancelled and made again per request)."""
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         self._head_due = loop.time() + self._guard.header_timeout
         if self._deadline is None:
             self._deadline = loop.call_at(self._head_due, self._expire)
@@ -213,7 +215,7 @@ class LaneProtocol(asyncio.BufferedProtocol):
         due = self._head_due
         if due is None or self.transport is None:
             return
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         if loop.time() < due:
             self._deadline = loop.call_at(due, self._expire)  # a later head's deadline
         elif not self.busy:
@@ -221,7 +223,7 @@ class LaneProtocol(asyncio.BufferedProtocol):
             self.transport.abort()
 
     def _arm_idle(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         self._last_active = loop.time()
         if self._idle is None:
             self._idle = loop.call_at(self._last_active + self._idle_timeout, self._idle_check)
@@ -230,7 +232,7 @@ class LaneProtocol(asyncio.BufferedProtocol):
         self._idle = None
         if self._state is not _State.HEAD or self._buf:
             return  # serving, or a head is arriving (the header deadline covers it)
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         due = self._last_active + self._idle_timeout
         if loop.time() < due:
             self._idle = loop.call_at(due, self._idle_check)  # it was active meanwhile
@@ -353,7 +355,7 @@ class LaneProtocol(asyncio.BufferedProtocol):
     async def _wait(self) -> None:
         if self._state is _State.CLOSED or self._close_after:
             raise ConnectionResetError("connection lost")
-        self._waiter = asyncio.get_running_loop().create_future()
+        self._waiter = self.loop.create_future()
         try:
             await self._waiter
         finally:
@@ -386,7 +388,7 @@ class LaneProtocol(asyncio.BufferedProtocol):
             self._buf.clear()
             self._resume_reading()
             self._state = _State.DISCARD
-            loop = asyncio.get_running_loop()
+            loop = self.loop
             loop.call_later(LINGER, self.close)
             return
         del self._buf[: self.body_left]

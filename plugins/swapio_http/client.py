@@ -372,6 +372,7 @@ class PageClient:
                 url.port or (443 if url.scheme == "https" else 80),
                 ctx if isinstance(ctx, ssl.SSLContext) else None,
                 self.options.connections,
+                connect_timeout=self.options.timeout,
             )
             auth = "".join(f"{k}: {v}\r\n" for k, v in self._headers.items())
             self._io_head = (
@@ -496,8 +497,7 @@ class PageClient:
             for frame in frames:
                 offset = frame.encode_into(view, offset)
             with _transport_errors(what, self.options.timeout):
-                async with asyncio.timeout(self.options.timeout):
-                    await self._post(pages, view, frames, expect, pool, ready, what)
+                await self._post(pages, view, frames, expect, pool, ready, what)
         finally:
             request.release()
 
@@ -511,15 +511,19 @@ class PageClient:
         ready: list[PoolBuffer] | None,
         what: _Frames,
     ) -> None:
-        """One exchange on a page connection; a stale kept-alive one is replaced once."""
+        """One exchange on a page connection; a stale kept-alive one is replaced once.
+
+        The answer must be complete within the URL's ``timeout`` of sending (the
+        connection's watchdog); opening a connection is bounded by it too."""
         for attempt in (1, 2):
-            conn = await pages.acquire()
+            conn = await pages.acquire(self.options.timeout)
             reusable = False
             try:
-                conn.send(request)
+                conn.send(request, self.options.timeout)
                 status, length, close = await conn.read_head()
                 if status >= 400:
                     raw = await conn.read(length)
+                    conn.done()
                     reusable = not close
                     raise _error_of(status, raw, str(what))
                 if status != 200 or length != expect:
@@ -538,6 +542,7 @@ class PageClient:
                             buf.release()
                 if conn.leftover:
                     raise RemoteProtocolError(f"{what}: answer longer than {expect} bytes")
+                conn.done()
                 reusable = not close
                 return
             except StaleConnectionError:

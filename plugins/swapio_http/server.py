@@ -692,7 +692,7 @@ class IoLane:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def accept(self, conn: LaneProtocol, head: IoHead) -> None:
-        task = asyncio.get_running_loop().create_task(self._serve(conn, head))
+        task = conn.loop.create_task(self._serve(conn, head))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -21,13 +21,13 @@ from swapio_http.client import IncompleteBatchError, PageServerError
 from swapio_http.server import STATE, build_app, start_server
 
 from swapio.area import CreateRequest, SwapArea
-from swapio.errors import AreaNotFoundError, LocationError
+from swapio.errors import AreaNotFoundError, LocationError, SwapTimeoutError
 from swapio.memalloc import memalloc
 from swapio.plugins import PluginHost
 from swapio.pool import PagePool
 from swapio.testing import BackendTests, page_pattern
 
-from .conftest import TOKEN, ThreadedServer, server_config
+from .conftest import TOKEN, GatedMemory, ThreadedServer, server_config
 
 PAGE = 4096
 
@@ -358,3 +358,19 @@ async def test_a_kept_alive_connection_the_server_dropped_is_replaced(
         assert await area.read(0, 2) == pattern(0) + pattern(1)
     finally:
         await area.deactivate()
+
+
+async def test_a_page_request_without_an_answer_times_out(
+    server_host: PluginHost, gated: GatedMemory, token_env: str
+) -> None:
+    server = await start_server(server_config("gated"), port=0, host=server_host)
+    try:
+        area = await PluginHost().activate(
+            f"{server.url}/areas/hang?timeout=0.5", create=CreateRequest(8, PAGE)
+        )
+        with pytest.raises(SwapTimeoutError, match="no answer within 0.5 s"):
+            await asyncio.wait_for(area.write(0, pattern(0)), 10)  # the store never returns
+        gated.gate.set()
+        await area.deactivate()
+    finally:
+        await server.stop()

@@ -78,10 +78,10 @@ REQUEST = memoryview(b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nh
 
 
 async def exchange(pool: ConnectionPool) -> None:
-    conn = await pool.acquire()
+    conn = await pool.acquire(5.0)
     ok = False
     try:
-        conn.send(REQUEST)
+        conn.send(REQUEST, 5.0)
         status, length, close = await conn.read_head()
         body = bytearray(length)
         await conn.readinto(memoryview(body))
