@@ -254,6 +254,7 @@ class Appender:
                 ref.offset = offset
                 ref.length = length
                 ref.block = index
+                ref.poisoned = False  # a pin stays with the original's block
             space.placed(blk, list(run), pos, bytes(entries), summarised)
             self.nodes_programmed += len(run)
 
@@ -308,6 +309,7 @@ class Appender:
                 ref.offset = start + offset
                 ref.length = length
                 ref.block = index
+                ref.poisoned = False  # a pin stays with the original's block
             space.placed(blk, run, cum[end] - cum[i], entries, True)
             self.nodes_programmed += k
             i = end
