@@ -62,16 +62,17 @@ class Grant:
         """A buffer of ``nbytes``, charged to the owner (429 over its in-flight limit);
         ``zero=False`` for a buffer the caller overwrites whole (:meth:`PagePool.alloc`)."""
         budget, owner = self._budget, self._owner
-        if budget.inflight[owner] + nbytes > budget.max_inflight_bytes:
+        held = budget.inflight.get(owner, 0)  # .get: no Counter.__missing__ call
+        if held + nbytes > budget.max_inflight_bytes:
             raise InflightLimitError(
-                f"this token's requests already hold {budget.inflight[owner]} bytes; "
+                f"this token's requests already hold {held} bytes; "
                 f"{nbytes} more would exceed the server's limit of "
                 f"{budget.max_inflight_bytes} bytes in flight per token"
             )
         if self.memalloc:
-            within = budget.memalloc_held[owner] + nbytes <= budget.memalloc_share_bytes
+            within = budget.memalloc_held.get(owner, 0) + nbytes <= budget.memalloc_share_bytes
             self.memalloc = within
-        budget.inflight[owner] += nbytes
+        budget.inflight[owner] = held + nbytes
         try:
             if in_memalloc() is self.memalloc:  # the context says so already: no switch
                 buf = await budget.pool.alloc(nbytes, timeout=budget.timeout, zero=zero)

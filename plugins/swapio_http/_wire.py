@@ -203,6 +203,12 @@ def encode_request_header(header: RequestHeader) -> bytes:
     )
 
 
+def pack_response_header_into(view: memoryview, op: Op, count: int, page_size: int) -> None:
+    """Write the response header answering a checked request frame at the start of ``view``
+    (the server's page path: ``count`` and ``page_size`` passed the frame's limits)."""
+    RESPONSE_HEADER.pack_into(view, 0, RESPONSE_MAGIC, VERSION, op, 0, page_size, count)
+
+
 def encode_response_header(header: ResponseHeader) -> bytes:
     """Encode a response header."""
     if not 0 <= header.count <= 0xFFFFFFFF:
@@ -463,6 +469,14 @@ def parse_response_header(
     raw: bytes | bytearray | memoryview, op: Op, count: int, page_size: int
 ) -> ResponseHeader:
     """Decode a response header and check it answers the request (op, count, page size)."""
+    check_response_header(raw, op, count, page_size)
+    return ResponseHeader(op=op, count=count, page_size=page_size)
+
+
+def check_response_header(
+    raw: bytes | bytearray | memoryview, op: Op, count: int, page_size: int
+) -> None:
+    """:func:`parse_response_header` without building the record (the client's page path)."""
     if len(raw) != RESPONSE_HEADER.size:
         raise FrameError(
             f"response header is {RESPONSE_HEADER.size} bytes, got {len(raw)}", code="truncated"
@@ -481,4 +495,3 @@ def parse_response_header(
             f"response covers {got_count} x {got_size} bytes, request was {count} x {page_size}",
             code="length-mismatch",
         )
-    return ResponseHeader(op=op, count=count, page_size=page_size)

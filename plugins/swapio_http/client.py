@@ -61,8 +61,8 @@ from ._wire import (
     Flag,
     Op,
     RequestHeader,
+    check_response_header,
     encode_request_header,
-    parse_response_header,
 )
 
 DEFAULT_CONNECTIONS: Final = 16
@@ -113,7 +113,7 @@ class _Frame:
     def deliver(self, data: memoryview, offset: int) -> int:
         """Check this frame's response at ``offset``, copy SWAP_IN pages out; new offset."""
         head = self.header
-        parse_response_header(
+        check_response_header(
             data[offset : offset + RESPONSE_HEADER.size], head.op, head.count, head.page_size
         )
         offset += RESPONSE_HEADER.size

@@ -75,8 +75,7 @@ from ._wire import (
     Request,
     RequestHeader,
     RequestStreamParser,
-    ResponseHeader,
-    encode_response_header,
+    pack_response_header_into,
 )
 
 log = logging.getLogger("swapio.http.server")
@@ -644,7 +643,7 @@ async def _apply(area: SwapArea, frame: Request, body: memoryview, out: memoryvi
     op, slot, count = frame.header.op, frame.header.slot, frame.header.count
     size = area.page_size
     head = RESPONSE_HEADER.size
-    out[:head] = encode_response_header(ResponseHeader(op, count, size))
+    pack_response_header_into(out, op, count, size)
     # _check_frame checked page size, slot range and read-only; pages_of and the slices of
     # ``out`` are exact page views: the area re-checks only its state (call_validated)
     if op is Op.SWAP_OUT:
