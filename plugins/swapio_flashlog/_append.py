@@ -50,12 +50,11 @@ _FILL = memoryview(b"\xff" * (1 << 16))
 @dataclass(slots=True)
 class Pending:
     """A node waiting to be programmed: its bytes (``parts``, ``totlen`` in all) and the
-    reference the index will hold; ``origin`` is the node a GC copy replaces."""
+    reference the index will hold."""
 
     ref: NodeRef
     parts: tuple[Buf, ...]
     totlen: int
-    origin: NodeRef | None = None
 
 
 class Appender:

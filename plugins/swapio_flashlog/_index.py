@@ -73,7 +73,8 @@ class NodeRef:
         self.poisoned = False
 
     def moved(self, offset: int, length: int, block: int) -> NodeRef:
-        """A copy of this reference at a new place (a pristine GC copy)."""
+        """An unreferenced copy of this reference at ``offset`` (what garbage collection
+        leaves in a victim it could not erase for a node it moved)."""
         new = NodeRef(
             self.kind,
             offset,
@@ -267,18 +268,6 @@ class FileState:
         keep.reverse()
         frags[:] = keep
 
-    def replace(self, old: NodeRef, new: NodeRef) -> None:
-        """Point every chunk that used ``old`` at ``new`` (GC moved the node)."""
-        new.refs = old.refs
-        old.refs = 0
-        if old.dsize == 0:
-            return
-        for chunk in range(old.foff // JFFS2_PAGE, (old.foff + old.dsize - 1) // JFFS2_PAGE + 1):
-            frags = self.chunks.get(chunk, [])
-            for i, frag in enumerate(frags):
-                if frag is old:
-                    frags[i] = new
-
 
 def _covers(intervals: list[tuple[int, int]], a: int, b: int) -> bool:
     """Is [a, b) inside the union of ``intervals``?"""
@@ -322,11 +311,3 @@ class DirentIndex:
         if ref is None or ref.dirent is None or ref.dirent.ino == 0:
             return None
         return ref.dirent.ino
-
-    def replace(self, old: NodeRef, new: NodeRef) -> None:
-        new.refs = old.refs
-        old.refs = 0
-        d = old.dirent
-        assert d is not None
-        if self.by_name.get((d.pino, d.name)) is old:
-            self.by_name[(d.pino, d.name)] = new
