@@ -35,7 +35,9 @@ class ChunkGate:
         self._busy = busy
         #: chunk -> holders keeping writes off it (resync copy, leg flush)
         self.held: dict[int, int] = {}
-        self._wakeups: list[asyncio.Future[None]] = []
+        #: futures of those waiting for the table (or the writes counted elsewhere) to
+        #: change; a writer that ends calls :meth:`wake` only if this is not empty
+        self.waiting: list[asyncio.Future[None]] = []
 
     def is_held(self, chunks: range) -> bool:
         held = self.held
@@ -57,7 +59,7 @@ class ChunkGate:
                 writing[chunk] = left
             else:
                 del writing[chunk]
-        if self._wakeups:
+        if self.waiting:
             self._wake()
 
     async def wait_until(self, ready: Callable[[], bool]) -> None:
@@ -66,25 +68,20 @@ class ChunkGate:
         loop = asyncio.get_running_loop()
         while not ready():
             future: asyncio.Future[None] = loop.create_future()
-            self._wakeups.append(future)
+            self.waiting.append(future)
             try:
                 await future
             finally:
                 with contextlib.suppress(ValueError):
-                    self._wakeups.remove(future)
-
-    @property
-    def waiting(self) -> bool:
-        """Someone waits for the table (or the writes counted elsewhere) to change."""
-        return bool(self._wakeups)
+                    self.waiting.remove(future)
 
     def wake(self) -> None:
         """Something a waiter's predicate reads changed (a write counter went down)."""
-        if self._wakeups:
+        if self.waiting:
             self._wake()
 
     def _wake(self) -> None:
-        wakeups, self._wakeups = self._wakeups, []
+        wakeups, self.waiting = self.waiting, []
         for future in wakeups:
             if not future.done():
                 future.set_result(None)
