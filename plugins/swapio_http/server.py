@@ -76,6 +76,7 @@ from ._wire import (
     RequestHeader,
     RequestStreamParser,
     pack_response_header_into,
+    parse_request_header,
 )
 
 log = logging.getLogger("swapio.http.server")
@@ -676,6 +677,32 @@ def _answer_head(status: int, length: int, close: bool) -> bytes:
     return head + b"Content-Length: %d\r\n\r\n" % length
 
 
+def _nothing_to_check(end: int) -> None:
+    """The lane's receive callback for a body whose only frame header was checked."""
+
+
+async def _receive_frames(
+    conn: LaneProtocol, parser: RequestStreamParser, view: memoryview, filled: int, fed: int
+) -> list[Request]:
+    """Receive a body of several frames into ``view`` (``filled`` bytes already there,
+    ``fed`` of them seen by ``parser``); every frame header is checked as it arrives: the
+    parser is fed once the bytes reach the end of the frame being received."""
+    length = view.nbytes
+
+    def feed(end: int) -> None:
+        nonlocal fed
+        if end > fed and (end - fed >= parser.bytes_needed or end == length):
+            parser.receive_data(view[fed:end])
+            fed = end
+
+    feed(filled)
+    await conn.receive_into(view, filled, feed)
+    if fed < length:
+        parser.receive_data(view[fed:length])
+    parser.receive_data(b"")
+    return parser.result()
+
+
 class IoLane:
     """The fast lane's server side: ``POST /areas/NAME/io`` on a lane connection.
 
@@ -738,35 +765,32 @@ class IoLane:
             )
         state.io_begin()
         try:
-            parser = RequestStreamParser(limits, length)
             prefix = min(length, REQUEST_HEADER.size)
             await conn.read_prefix(prefix)
-            if prefix:
-                parser.receive_data(conn.peek(prefix))
-            first = parser.first_header
+            first = None
+            if prefix == REQUEST_HEADER.size:
+                first = parse_request_header(conn.peek(prefix), limits)
+            parser = None
+            if first is None or REQUEST_HEADER.size + first.body_size != length:
+                # several frames (or a malformed body): the stream parser checks each header
+                parser = RequestStreamParser(limits, length)
+                if prefix:
+                    parser.receive_data(conn.peek(prefix))
             grant = state.budget.grant(owner, _wants_memalloc(first))
             try:
                 # not zeroed: the client's bytes fill all of it (the answer's buffer is zeroed,
                 # so nothing of an earlier request can reach a client through a store)
                 body = await grant.alloc(max(length, 1), zero=False)
                 view = body.view[:length]
-                fed = prefix
-
-                def feed(end: int) -> None:
-                    # Each frame header is checked as it arrives: the parser is fed once the
-                    # bytes reach the end of the frame being received (and so the next header).
-                    nonlocal fed
-                    if end > fed and (end - fed >= parser.bytes_needed or end == length):
-                        parser.receive_data(view[fed:end])
-                        fed = end
-
                 filled = conn.take_into(view)
-                feed(filled)
-                await conn.receive_into(view, filled, feed)
-                if fed < length:
-                    parser.receive_data(view[fed:length])
-                parser.receive_data(b"")
-                frames = parser.result()
+                if parser is None:
+                    # one frame that ends exactly at Content-Length: its header, the only
+                    # one, passed the checks; the body only has to arrive
+                    await conn.receive_into(view, filled, _nothing_to_check)
+                    assert first is not None
+                    frames = [Request(first, (), REQUEST_HEADER.size)]
+                else:
+                    frames = await _receive_frames(conn, parser, view, filled, prefix)
                 for frame in frames:
                     _check_frame(area, frame.header)
                 out = await grant.alloc(sum(_response_size(f.header) for f in frames))
