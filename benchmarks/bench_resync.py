@@ -4,12 +4,18 @@
     python benchmarks/bench_resync.py [--dir /var/tmp] [--size 1G] [--repeat 5]
                                       [--chunk-size 64K] [--cli-only] [--json results.json]
     python benchmarks/bench_resync.py --write-path [--dir /var/tmp] [--repeat 5]
+    python benchmarks/bench_resync.py --phases [--dir /var/tmp] [--repeat 5]
 
 ``--write-path`` instead measures the mirror's write path against the file backend in one
 process, alternating: ``seq-out`` (64-page calls, one in flight, over 8192 pages) and
 ``rand-out`` (one-page calls at random slots, 32 in flight), on a mirror of two write-back
 file legs (plain paths) and on a ``file://`` area, both page cache; wall time *and* the
 process's CPU time per call, since on a shared machine the CPU figure is the steadier.
+
+``--phases`` runs only the in-process comparison, with a timer around each phase of
+``resync()`` (opening the copier, the copies, the barrier, the bitmap write), and prints,
+per run, when each phase started and how long it took (ms from the start of ``resync()``),
+next to the peer's ``copy_file_range`` calls and its ``fdatasync``.
 
 In process (``swapio_mdraid.bench.bench_resync``): ``resync()`` of two legs with 1 % of
 their chunks dirty against ``os.copy_file_range`` of exactly the dirty chunks plus one
@@ -182,6 +188,65 @@ def bench_write_path_cpu(root: Path, repeat: int) -> dict[str, Any]:
     return {"median": med, "runs": runs}
 
 
+def bench_phases(root: Path, size: int, chunk: int, repeat: int) -> list[dict[str, Any]]:
+    """``resync()`` against its peer, ``repeat`` times, with each phase of the resync timed."""
+    from swapio_mdraid import _copier, _store
+    from swapio_mdraid import bench as mdbench
+
+    phases: list[tuple[str, float, float]] = []
+    origin = [0.0]
+
+    def timed(owner: Any, name: str) -> None:
+        real = getattr(owner, name)
+
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return await real(*args, **kwargs)
+            finally:
+                phases.append((name, start - origin[0], time.perf_counter() - start))
+
+        setattr(owner, name, wrapper)
+
+    timed(_copier._Copier, "open")
+    timed(_copier._Copier, "copy_runs")
+    timed(_copier._Target, "barrier")
+    timed(_store.BitmapStore, "write_pages")
+    real_resync = mdbench.resync
+
+    async def resync(*args: Any, **kwargs: Any) -> Any:
+        origin[0] = time.perf_counter()
+        return await real_resync(*args, **kwargs)
+
+    mdbench.resync = resync  # type: ignore[assignment]
+    a, b, bm = root / "a.img", root / "b.img", root / "bm"
+    _fill(a, size, 1)
+    shutil.copyfile(a, b)
+    dirty = _scatter(size // chunk, 0.01, 1)
+    out = []
+    try:
+        for rep in range(repeat):
+            _dirty_source(a, dirty, chunk, rep + 1)
+            os.sync()
+            peer, peer_nosync = mdbench._copy_file_range(a, b, dirty, chunk)
+            _dirty_source(a, dirty, chunk, rep + 101)
+            _write_bitmap(bm, size, chunk, dirty)
+            os.sync()
+            phases.clear()
+            seconds, _, _ = asyncio.run(mdbench._swapio_resync(bm, a, b))
+            out.append({
+                "resync_ms": seconds * 1e3,
+                "peer_ms": peer * 1e3,
+                "peer_copies_ms": peer_nosync * 1e3,
+                "phases": [(n, s * 1e3, d * 1e3) for n, s, d in phases],
+            })  # fmt: skip
+    finally:
+        mdbench.resync = real_resync
+        for path in (a, b, bm):
+            path.unlink(missing_ok=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--dir", default=None, help="scratch directory (default: a temp dir)")
@@ -190,13 +255,22 @@ def main() -> None:
     parser.add_argument("--chunk-size", default="64K", help="bitmap chunk size")
     parser.add_argument("--cli-only", action="store_true", help="skip the in-process half")
     parser.add_argument("--write-path", action="store_true", help="mirror vs file write path")
+    parser.add_argument("--phases", action="store_true", help="resync() timed phase by phase")
     parser.add_argument("--json", dest="json_path", default=None)
     args = parser.parse_args()
     size = parse_size(args.size, "size")
     chunk = parse_size(args.chunk_size, "chunk size")
     out: dict[str, Any] = {"load_before": os.getloadavg()}
     with tempfile.TemporaryDirectory(dir=args.dir) as scratch:
-        if args.write_path:
+        if args.phases:
+            out["phases"] = bench_phases(Path(scratch), size, chunk, args.repeat)
+            for run in out["phases"]:
+                steps = ", ".join(f"{n} {st:.2f}+{d:.2f}" for n, st, d in run["phases"])
+                print(f"resync {run['resync_ms']:.2f} ms; peer {run['peer_ms']:.2f} ms "
+                      f"(copies {run['peer_copies_ms']:.2f}, fdatasync "
+                      f"{run['peer_ms'] - run['peer_copies_ms']:.2f}); phases (start+took): "
+                      + steps)  # fmt: skip
+        elif args.write_path:
             wp = bench_write_path_cpu(Path(scratch), args.repeat)
             out["write_path"] = wp
             f, m = wp["median"]["file"], wp["median"]["mirror"]
@@ -220,7 +294,7 @@ def main() -> None:
             print(f"resync / copy_file_range: {resync['seconds'] / cfr['seconds']:.2f}x; run by "
                   "run: " + ", ".join(f"{r / c:.2f}x" for r, c in
                                       zip(resync["runs"], cfr["runs"], strict=True)))  # fmt: skip
-        if not args.write_path:
+        if not (args.write_path or args.phases):
             cli = bench_cli(Path(scratch), size, chunk, args.repeat)
             out["cli"] = cli
             print(f"swapio bitmap resync (CLI) median {cli['resync_cli'] * 1e3:.0f} ms, runs "
