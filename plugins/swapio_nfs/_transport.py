@@ -545,14 +545,17 @@ class RpcConnection:
                 self._doubt(pending)
             self._finish(pending, exc)
             return
-        pending.attempts += 1
-        self.retransmissions += 1
         pending.timeout = min(pending.timeout * 2, self.policy.max_timeout)
-        if self._link is None:
+        pending.deadline = asyncio.get_running_loop().time() + pending.timeout
+        link = self._link
+        if link is None:
             self._start_reconnect()
+        elif pending.settled is not None and not link.writable:
+            return  # in doubt, and the socket is backed up: another copy would only queue
         else:
             self._send(pending)
-        pending.deadline = asyncio.get_running_loop().time() + pending.timeout
+        pending.attempts += 1
+        self.retransmissions += 1
 
     def _finish(self, pending: _Pending, exc: BaseException) -> None:
         if pending.settled is None:

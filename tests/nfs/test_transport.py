@@ -405,17 +405,6 @@ async def test_a_reconnect_after_our_own_abort_comes_from_the_same_source_port()
         await conn.close()
 
 
-async def test_without_reuse_port_a_reconnect_may_use_any_port() -> None:
-    async with FakeRpcServer() as server:
-        conn = conn_to(server)
-        assert await call_bytes(conn, b"one") == b"one"
-        conn.abort()
-        assert await call_bytes(conn, b"two") == b"two"
-        assert server.connections == 2
-        assert server.peers[0][1] != server.peers[1][1]
-        await conn.close()
-
-
 async def test_a_source_port_that_is_taken_falls_back_to_any_port() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
