@@ -30,7 +30,10 @@ from ._lane import Lane, LaneProtocol
 DEFAULT_MAX_CONNECTIONS = 512
 DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_IDLE_TIMEOUT = 30.0
-_SCRATCH_BYTES = 1 << 16
+#: The head buffer the transport reads into (bytes of a body read with a head are copied
+#: twice, into the connection's buffer and then the pool buffer; the rest of a body arrives
+#: straight in its pool buffer): small, and a whole head at most.
+_SCRATCH_BYTES = 1 << 13
 
 
 def _refusal() -> bytes:
