@@ -7,7 +7,7 @@ path):
 
 * **Request heads** are read into a small per-connection buffer.  A head that
   :func:`swapio_http._head.parse_io_head` recognises (a plain ``POST /areas/NAME/io``) is
-  served by the server's :class:`Lane` (``swapio_http.server``): the request body is then
+  served by the server's :class:`Lane` (``swapio_http._iolane``): the request body is then
   received **directly into its pool buffer** (no intermediate ``bytes``, no copy by an HTTP
   parser, no zero-filled buffer copied over), and the response is written by the lane.
 * **Every other head** (the JSON resources, anything unusual or malformed) hands the

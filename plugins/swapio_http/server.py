@@ -19,31 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import logging
 import ssl
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import Final
-from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
 
 from swapio.area import CreateRequest, SwapArea
 from swapio.errors import (
-    AreaError,
     AreaExistsError,
-    AreaInactiveError,
-    AreaNotFoundError,
-    BackendIOError,
-    CapabilityError,
-    MemoryPressureError,
-    PageSizeError,
-    ReadOnlyAreaError,
-    SlotRangeError,
     SwapioError,
     UsageError,
 )
@@ -52,9 +40,11 @@ from swapio.memalloc import memalloc
 from swapio.plugins import PluginHost
 from swapio.pool import PagePool, PoolBuffer
 
+from ._answers import HTTPError, answer_for
 from ._api import AreaDescription, CreateBody, ErrorBody, check_area_name
 from ._auth import TokenSet
-from ._budget import InflightLimitError, TokenBudget
+from ._budget import TokenBudget
+from ._frames import check_frame, response_size, run_frames, wants_memalloc
 from ._guard import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
@@ -62,21 +52,14 @@ from ._guard import (
     ConnectionGuard,
     GuardedSite,
 )
-from ._head import IoHead
-from ._lane import LaneProtocol
+from ._iolane import IoLane
 from ._wire import (
     CONTENT_TYPE,
     REQUEST_HEADER,
-    RESPONSE_HEADER,
-    Flag,
     FrameError,
     Limits,
-    Op,
     Request,
-    RequestHeader,
     RequestStreamParser,
-    pack_response_header_into,
-    parse_request_header,
 )
 
 log = logging.getLogger("swapio.http.server")
@@ -177,7 +160,7 @@ class ServerState:
     def io_begin(self) -> None:
         """:meth:`io` without a context manager (the page path): call :meth:`io_end` after."""
         if self.closing:
-            raise _HTTPError(503, "shutting-down", "the page server is shutting down")
+            raise HTTPError(503, "shutting-down", "the page server is shutting down")
         self.inflight += 1
         if self.inflight == 1:
             self.idle.clear()
@@ -207,32 +190,9 @@ STATE: Final = web.AppKey("swapio_state", ServerState)
 OWNER: Final = "swapio_owner"
 
 
-class _HTTPError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = ErrorBody(code, message)
-
-
 def _error_response(status: int, code: str, message: str) -> web.Response:
     headers = {"WWW-Authenticate": 'Bearer realm="swapio"'} if status == 401 else None
     return web.json_response(ErrorBody(code, message).to_json(), status=status, headers=headers)
-
-
-_STATUS_BY_ERROR: Final[tuple[tuple[type[Exception], int, str], ...]] = (
-    (FrameError, 400, "bad-frame"),
-    (AreaNotFoundError, 404, "not-found"),
-    (AreaExistsError, 409, "exists"),
-    (SlotRangeError, 416, "slot-range"),
-    (PageSizeError, 400, "page-size"),
-    (CapabilityError, 400, "capability"),
-    (AreaInactiveError, 503, "inactive"),
-    (MemoryPressureError, 503, "busy"),
-    (UsageError, 400, "bad-request"),
-    (AreaError, 400, "area"),
-    (BackendIOError, 502, "backend-io"),
-    (SwapioError, 500, "swapio"),
-)
 
 
 @web.middleware
@@ -265,7 +225,7 @@ async def _authenticated(
         )
         return _error_response(400, "connection-lost", "connection lost mid-request")
     except Exception as exc:
-        answer = _answer_for(exc, state, owner, request.match_info.get("name"))
+        answer = answer_for(exc, state, owner, request.match_info.get("name"))
         if answer is None:
             raise
         if answer[0] >= 500:
@@ -273,52 +233,12 @@ async def _authenticated(
         return _error_response(*answer)
 
 
-def _answer_for(
-    exc: BaseException, state: ServerState, owner: str, name: str | None
-) -> tuple[int, str, str] | None:
-    """``(status, code, message)`` answering ``exc``, or None for an unexpected error.
-
-    The one place errors become HTTP answers (aiohttp's handlers and the lane alike); store
-    locations are redacted from the message (:func:`_redacted`).
-    """
-    if isinstance(exc, _HTTPError):
-        return exc.status, exc.body.code, exc.body.message
-    if isinstance(exc, FrameError):
-        return exc.status_hint, exc.code, str(exc)
-    if isinstance(exc, InflightLimitError):
-        return 429, "too-much-in-flight", str(exc)
-    if isinstance(exc, SwapioError):
-        for kind, status, code in _STATUS_BY_ERROR:
-            if isinstance(exc, kind):
-                return status, code, _redacted(state, owner, name, str(exc))
-    return None
-
-
-def _redacted(state: ServerState, owner: str, name: str | None, message: str) -> str:
-    """``message`` without the store location of the area ``name`` (nor its path).
-
-    Errors raised by the store name its location (``file:///var/lib/...``); a client is told
-    about its area by name, and the server's layout stays private (it is logged instead).
-    """
-    if name is None:
-        return message
-    try:
-        location = state.config.location(owner, name)
-    except (KeyError, IndexError, ValueError):
-        return message
-    path = urlsplit(location).path
-    for secret in (location, unquote(path), path):
-        if len(secret) > 1:
-            message = message.replace(secret, f"<store of area {name!r}>")
-    return message
-
-
 def _area_key(request: web.Request) -> tuple[str, str]:
     name = request.match_info["name"]
     try:
         check_area_name(name)
     except UsageError as exc:
-        raise _HTTPError(400, "bad-name", str(exc)) from None
+        raise HTTPError(400, "bad-name", str(exc)) from None
     return request[OWNER], name
 
 
@@ -331,7 +251,7 @@ def _find(request: web.Request) -> SwapArea:
     area = request.app[STATE].areas.get(key)
     if area is None:
         # Another token's area of the same name is invisible: same answer as no area at all.
-        raise _HTTPError(404, "not-found", f"no active area {key[1]!r} for this token")
+        raise HTTPError(404, "not-found", f"no active area {key[1]!r} for this token")
     return area
 
 
@@ -351,19 +271,19 @@ def _describe(name: str, area: SwapArea, limits: Limits) -> AreaDescription:
 
 async def _read_json(request: web.Request) -> object:
     if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
-        raise _HTTPError(413, "too-large", f"JSON body over {MAX_JSON_BYTES} bytes")
+        raise HTTPError(413, "too-large", f"JSON body over {MAX_JSON_BYTES} bytes")
     raw = bytearray()
     # Until end of body: one read returns what has arrived, which may be a first segment.
     while chunk := await request.content.read(MAX_JSON_BYTES + 1 - len(raw)):
         raw += chunk
         if len(raw) > MAX_JSON_BYTES:
-            raise _HTTPError(413, "too-large", f"JSON body over {MAX_JSON_BYTES} bytes")
+            raise HTTPError(413, "too-large", f"JSON body over {MAX_JSON_BYTES} bytes")
     if not raw.strip():
         return None
     try:
         return json.loads(raw)
     except ValueError as exc:
-        raise _HTTPError(400, "bad-json", f"body is not JSON: {exc}") from None
+        raise HTTPError(400, "bad-json", f"body is not JSON: {exc}") from None
 
 
 async def put_area(request: web.Request) -> web.Response:
@@ -386,7 +306,7 @@ async def _activate(state: ServerState, key: tuple[str, str], body: CreateBody) 
         return web.json_response(_describe(key[1], area, state.config.limits).to_json())
     active = sum(1 for owner, _ in state.areas if owner == key[0])
     if active >= state.config.max_areas:
-        raise _HTTPError(
+        raise HTTPError(
             429,
             "too-many-areas",
             f"this token already has {active} active areas (the server's limit is "
@@ -396,14 +316,14 @@ async def _activate(state: ServerState, key: tuple[str, str], body: CreateBody) 
     if body.pages is not None:
         assert body.page_size is not None
         if body.page_size > state.config.limits.max_page_size:
-            raise _HTTPError(
+            raise HTTPError(
                 413,
                 "too-large",
                 f"page size {body.page_size} exceeds this server's limit "
                 f"{state.config.limits.max_page_size}",
             )
         if body.pages * body.page_size > state.config.max_area_bytes:
-            raise _HTTPError(
+            raise HTTPError(
                 413,
                 "too-large",
                 f"{body.pages} pages of {body.page_size} bytes exceed this server's area "
@@ -429,7 +349,7 @@ def _check_quota(state: ServerState, key: tuple[str, str], size: int) -> None:
     held = sum(b for n, b in state.stores[owner].items() if n != name)
     limit = state.config.max_bytes_per_token
     if held + size > limit:
-        raise _HTTPError(
+        raise HTTPError(
             429,
             "quota",
             f"this token's stores hold {held} bytes; {size} more would exceed the server's "
@@ -484,9 +404,9 @@ async def area_io(request: web.Request) -> web.StreamResponse:
     limits = state.config.limits
     length = request.content_length
     if length is None:
-        raise _HTTPError(411, "length-required", "frames need a Content-Length")
+        raise HTTPError(411, "length-required", "frames need a Content-Length")
     if length > limits.max_request_bytes:
-        raise _HTTPError(
+        raise HTTPError(
             413,
             "too-large",
             f"frame of {length} bytes exceeds this server's limit {limits.max_request_bytes}",
@@ -499,19 +419,19 @@ async def area_io(request: web.Request) -> web.StreamResponse:
         chunks = request.content.iter_chunks()
         early = await _first_header(parser, chunks)
         first = parser.first_header
-        wants = _wants_memalloc(first)
+        wants = wants_memalloc(first)
         grant = state.budget.grant(request[OWNER], wants)
         try:
             body = await grant.alloc(max(length, 1))
             frames = await _receive(parser, chunks, early, body)
             for frame in frames:
-                _check_frame(area, frame.header)
-            out = await grant.alloc(sum(_response_size(f.header) for f in frames))
+                check_frame(area, frame.header)
+            out = await grant.alloc(sum(response_size(f.header) for f in frames))
             if grant.memalloc:
                 with memalloc():
-                    await _run(area, frames, body.view, out.view)
+                    await run_frames(area, frames, body.view, out.view)
             else:
-                await _run(area, frames, body.view, out.view)
+                await run_frames(area, frames, body.view, out.view)
             response = web.Response(body=out.view, headers=_IO_HEADERS)
             await response.prepare(request)
             await response.write_eof()
@@ -575,240 +495,6 @@ async def _receive(
         take(chunk)
     parser.receive_data(b"")
     return parser.result()
-
-
-def _response_size(head: RequestHeader) -> int:
-    """Bytes of the response frame answering ``head`` (header, and SWAP_IN's pages)."""
-    if head.op is Op.SWAP_IN:
-        return RESPONSE_HEADER.size + head.count * head.page_size
-    return RESPONSE_HEADER.size
-
-
-def _wants_memalloc(head: RequestHeader | None) -> bool:
-    """The first frame asks for memalloc treatment (``int``: no ``IntFlag`` arithmetic)."""
-    return head is not None and bool(int(head.flags) & _MEMALLOC_FLAG)
-
-
-_MEMALLOC_FLAG: Final = int(Flag.MEMALLOC)
-
-
-async def _run(area: SwapArea, frames: list[Request], body: memoryview, out: memoryview) -> None:
-    """Apply ``frames`` (held in ``body``), each writing its response into its part of ``out``."""
-    slices = []
-    offset = 0
-    for frame in frames:
-        size = _response_size(frame.header)
-        slices.append(out[offset : offset + size])
-        offset += size
-    if len(frames) == 1:
-        await _apply(area, frames[0], body, slices[0])
-    elif not _conflicting(frames):
-        await asyncio.gather(
-            *(_apply(area, f, body, v) for f, v in zip(frames, slices, strict=True))
-        )
-    else:
-        for frame, view in zip(frames, slices, strict=True):
-            await _apply(area, frame, body, view)
-
-
-def _check_frame(area: SwapArea, head: RequestHeader) -> None:
-    """What :meth:`SwapArea.swap_out` / ``swap_in`` / ``discard`` would check, once per
-    frame before any frame runs (so :func:`_apply` calls the area pre-validated)."""
-    if head.op is not Op.SWAP_IN and area.capabilities.read_only:
-        raise ReadOnlyAreaError(f"area {area.location} is read-only; {head.op.name} refused")
-    if head.page_size != area.page_size:
-        raise PageSizeError(
-            f"frame page size {head.page_size} does not match the area's {area.page_size}"
-        )
-    if head.slot + head.count > area.pages:
-        raise SlotRangeError(
-            f"slots {head.slot}..{head.slot + head.count - 1} out of range "
-            f"(area has {area.pages} slots)"
-        )
-
-
-def _conflicting(frames: list[Request]) -> bool:
-    """True if two frames overlap in slots and one of them writes (hook contract)."""
-    spans = sorted(
-        (f.header.slot, f.header.slot + f.header.count, f.header.op is not Op.SWAP_IN)
-        for f in frames
-    )
-    for (_, end, writes), (start, _, next_writes) in itertools.pairwise(spans):
-        if start < end and (writes or next_writes):
-            return True
-    return False
-
-
-async def _apply(area: SwapArea, frame: Request, body: memoryview, out: memoryview) -> None:
-    """Run one frame; write its response frame (header, SWAP_IN pages) into ``out``."""
-    op, slot, count = frame.header.op, frame.header.slot, frame.header.count
-    size = area.page_size
-    head = RESPONSE_HEADER.size
-    pack_response_header_into(out, op, count, size)
-    # _check_frame checked page size, slot range and read-only; pages_of and the slices of
-    # ``out`` are exact page views: the area re-checks only its state (call_validated)
-    if op is Op.SWAP_OUT:
-        await area.call_validated("swap_out", slot, frame.pages_of(body), count)
-    elif op is Op.SWAP_IN:
-        pages = [out[head + i * size : head + (i + 1) * size] for i in range(count)]
-        await area.call_validated("swap_in", slot, pages, count)
-    else:
-        await area.discard(slot, count)
-
-
-_OK_HEAD: Final = b"HTTP/1.1 200 OK\r\nContent-Type: " + CONTENT_TYPE.encode() + b"\r\n"
-_UNAUTHORIZED: Final = b'WWW-Authenticate: Bearer realm="swapio"\r\n'
-#: Answers this small are sent in one write with their head (one segment, one syscall).
-_SMALL_ANSWER: Final = 4096
-
-
-def _answer_head(status: int, length: int, close: bool) -> bytes:
-    """The lane's HTTP/1.1 response head (RFC 9112 §4, §6.2): 200 carries frames, any other
-    status a JSON error body (``WWW-Authenticate`` with 401, RFC 6750 §3)."""
-    if status == 200:
-        head = _OK_HEAD
-    else:
-        head = (
-            f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
-            "Content-Type: application/json; charset=utf-8\r\n"
-        ).encode() + (_UNAUTHORIZED if status == 401 else b"")
-    if close:
-        head += b"Connection: close\r\n"
-    return head + b"Content-Length: %d\r\n\r\n" % length
-
-
-def _nothing_to_check(end: int) -> None:
-    """The lane's receive callback for a body whose only frame header was checked."""
-
-
-async def _receive_frames(
-    conn: LaneProtocol, parser: RequestStreamParser, view: memoryview, filled: int, fed: int
-) -> list[Request]:
-    """Receive a body of several frames into ``view`` (``filled`` bytes already there,
-    ``fed`` of them seen by ``parser``); every frame header is checked as it arrives: the
-    parser is fed once the bytes reach the end of the frame being received."""
-    length = view.nbytes
-
-    def feed(end: int) -> None:
-        nonlocal fed
-        if end > fed and (end - fed >= parser.bytes_needed or end == length):
-            parser.receive_data(view[fed:end])
-            fed = end
-
-    feed(filled)
-    await conn.receive_into(view, filled, feed)
-    if fed < length:
-        parser.receive_data(view[fed:length])
-    parser.receive_data(b"")
-    return parser.result()
-
-
-class IoLane:
-    """The fast lane's server side: ``POST /areas/NAME/io`` on a lane connection.
-
-    :class:`swapio_http._lane.LaneProtocol` recognises the head and calls :meth:`accept`;
-    the request is then served as :func:`area_io` serves it behind aiohttp — the same
-    checks in the same order, the same buffers of the token's budget, the same answers —
-    except that the body is received by the transport straight into its pool buffer and
-    the answer is written without aiohttp's response machinery.
-    """
-
-    def __init__(self, state: ServerState) -> None:
-        self.state = state
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def accept(self, conn: LaneProtocol, head: IoHead) -> None:
-        task = conn.loop.create_task(self._serve(conn, head))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _serve(self, conn: LaneProtocol, head: IoHead) -> None:
-        state = self.state
-        owner = state.config.tokens.authenticate(head.authorization)
-        try:
-            if owner is None:
-                raise _HTTPError(401, "unauthorized", "missing or wrong bearer token")
-            await self._io(conn, head, owner)
-            conn.finish(head.close)
-            return
-        except ConnectionError:
-            log.info(
-                "POST /areas/%s/io: connection lost before the request was complete", head.name
-            )
-            conn.close()
-            return
-        except Exception as exc:
-            answer = _answer_for(exc, state, owner or "", head.name)
-            if answer is None:
-                log.exception("POST /areas/%s/io failed", head.name)
-                answer = (500, "internal", "internal server error (see the server's log)")
-            elif answer[0] >= 500:
-                log.warning("POST /areas/%s/io: %s", head.name, exc)
-        status, code, message = answer
-        body = json.dumps(ErrorBody(code, message).to_json()).encode()
-        close = head.close or conn.unread
-        conn.write(_answer_head(status, len(body), close) + body)
-        conn.finish(close)
-
-    async def _io(self, conn: LaneProtocol, head: IoHead, owner: str) -> None:
-        state = self.state
-        area = state.areas.get((owner, head.name))
-        if area is None:
-            raise _HTTPError(404, "not-found", f"no active area {head.name!r} for this token")
-        limits = state.config.limits
-        length = head.content_length
-        if length > limits.max_request_bytes:
-            raise _HTTPError(
-                413,
-                "too-large",
-                f"frame of {length} bytes exceeds this server's limit {limits.max_request_bytes}",
-            )
-        state.io_begin()
-        try:
-            prefix = min(length, REQUEST_HEADER.size)
-            await conn.read_prefix(prefix)
-            first = None
-            if prefix == REQUEST_HEADER.size:
-                first = parse_request_header(conn.peek(prefix), limits)
-            parser = None
-            if first is None or REQUEST_HEADER.size + first.body_size != length:
-                # several frames (or a malformed body): the stream parser checks each header
-                parser = RequestStreamParser(limits, length)
-                if prefix:
-                    parser.receive_data(conn.peek(prefix))
-            grant = state.budget.grant(owner, _wants_memalloc(first))
-            try:
-                # not zeroed: the client's bytes fill all of it (the answer's buffer is zeroed,
-                # so nothing of an earlier request can reach a client through a store)
-                body = await grant.alloc(max(length, 1), zero=False)
-                view = body.view[:length]
-                filled = conn.take_into(view)
-                if parser is None:
-                    # one frame that ends exactly at Content-Length: its header, the only
-                    # one, passed the checks; the body only has to arrive
-                    await conn.receive_into(view, filled, _nothing_to_check)
-                    assert first is not None
-                    frames = [Request(first, (), REQUEST_HEADER.size)]
-                else:
-                    frames = await _receive_frames(conn, parser, view, filled, prefix)
-                for frame in frames:
-                    _check_frame(area, frame.header)
-                out = await grant.alloc(sum(_response_size(f.header) for f in frames))
-                if grant.memalloc:
-                    with memalloc():
-                        await _run(area, frames, view, out.view)
-                else:
-                    await _run(area, frames, view, out.view)
-                answer = _answer_head(200, out.nbytes, head.close)
-                if out.nbytes <= _SMALL_ANSWER:
-                    conn.write(answer + out.view)
-                else:
-                    conn.write(answer)
-                    conn.write(out.view)
-            finally:
-                grant.release()
-        finally:
-            state.io_end()
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
