@@ -230,3 +230,20 @@ async def test_a_slow_io_head_is_closed() -> None:
             assert await closed_by_server(reader, within=3)
     finally:
         await server.stop()
+
+
+async def test_a_chunked_upload_is_handed_to_aiohttp_and_refused(server: RunningServer) -> None:
+    body = frame(Op.SWAP_OUT, 0, 1, b"C" * PAGE)
+    async with connection(server) as (reader, writer):
+        writer.write(
+            f"POST /areas/a/io HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n".encode()
+            + b"%x\r\n" % len(body)
+            + body
+            + b"\r\n0\r\n\r\n"
+        )
+        status, _, answer_body = await answer(reader)
+        assert (status, json.loads(answer_body)["error"]) == (411, "length-required")
+        writer.write(post(frame(Op.SWAP_IN, 0, 1)))  # the connection is aiohttp's from now on
+        status, _, answer_body = await answer(reader)
+        assert (status, answer_body[RESPONSE_HEADER.size :]) == (200, bytes(PAGE))
