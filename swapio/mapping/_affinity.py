@@ -16,7 +16,8 @@ wake-up there is cheap, and a pinned pair queues behind whatever shares its CPU 
 load 2.2: 19,300 faults/s unpinned against 13,700 pinned).  In ``auto`` mode the follower
 therefore looks, every :data:`FOLLOW_INTERVAL`, at how busy the machine was *without* the
 handler and its program (``/proc/stat`` minus both processes' CPU time) and pins only while
-that is under :data:`BUSY_PIN` of the machine (unpinning above :data:`BUSY_UNPIN`).
+that is under :data:`BUSY_PIN` of the machine (unpinning above :data:`BUSY_UNPIN`); before
+its first look, it goes by the 1-minute load average less the program.
 
 The CPU a task last ran on is field 39 (``processor``) of ``/proc/PID/stat``, its CPU time
 fields 14–15 (``utime``, ``stime``, ``proc_pid_stat``, ``fs/proc/array.c``); the machine's
@@ -78,6 +79,12 @@ def want_pinned(pinned: bool, share: float | None) -> bool:
     if share is None:
         return pinned
     return share <= BUSY_UNPIN if pinned else share < BUSY_PIN
+
+
+def start_pinned(load1: float, cpus: int) -> bool:
+    """``auto`` before the first look: pin unless the 1-minute load average, less the program
+    itself, already says others keep over :data:`BUSY_UNPIN` of the CPUs busy."""
+    return max(0.0, load1 - 1.0) <= BUSY_UNPIN * cpus
 
 
 def _read(path: str) -> str | None:
@@ -145,8 +152,10 @@ class Follower:
         self.unpins += 1
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Pin now, then look again every ``interval`` seconds."""
-        self.pin()
+        """Pin now (``auto``: unless the load average says the machine is busy), then look
+        again every ``interval`` seconds."""
+        if not self.auto or start_pinned(os.getloadavg()[0], os.cpu_count() or 1):
+            self.pin()
         self._sample = self._measure()
         self._timer = loop.call_later(self.interval, self._check, loop)
 

@@ -21,6 +21,7 @@ from swapio.mapping._affinity import (
     parse_cpu_time,
     parse_machine,
     parse_processor,
+    start_pinned,
     want_pinned,
 )
 from swapio.mapping._resolver import REAPER_NAME
@@ -123,6 +124,12 @@ def test_auto_pins_on_an_idle_machine_and_unpins_on_a_busy_one_with_hysteresis()
     assert want_pinned(True, BUSY_UNPIN + 0.1) is False
     assert want_pinned(True, None) is True
     assert want_pinned(False, None) is False
+
+
+def test_auto_starts_pinned_unless_the_load_average_says_others_keep_the_cpus_busy() -> None:
+    assert start_pinned(0.0, 2) is True
+    assert start_pinned(1.0 + BUSY_UNPIN * 2, 2) is True  # the program itself is not "others"
+    assert start_pinned(1.1 + BUSY_UNPIN * 2, 2) is False
 
 
 @two_cpus
