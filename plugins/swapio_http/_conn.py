@@ -206,12 +206,25 @@ class PageConnection(asyncio.BufferedProtocol):
         return len(self._buf)
 
     def close(self) -> None:
+        """Close the connection; **abort** it while the transport still holds unsent bytes
+        of a request.  A request is sent from a pool buffer whose memory is reused once it
+        is released (``PagePool.alloc(zero=False)``), and a transport may keep a view of it
+        rather than a copy (asyncio's since Python 3.12): a graceful close would go on
+        sending from memory that then holds another request."""
         self.closed = True
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
         if self.transport is not None:
-            self.transport.close()
+            if self.transport.get_write_buffer_size():
+                self.transport.abort()  # drops the unsent bytes at once
+            else:
+                self.transport.close()
+
+    @property
+    def unsent(self) -> bool:
+        """True while the transport holds bytes of the request not yet sent."""
+        return self.transport is not None and bool(self.transport.get_write_buffer_size())
 
 
 def parse_answer_head(head: bytes) -> tuple[int, int, bool]:
@@ -308,7 +321,7 @@ class ConnectionPool:
 
     def release(self, conn: PageConnection, reusable: bool) -> None:
         """Give ``conn`` back; one that is not ``reusable`` (or broken) is closed."""
-        if not reusable or conn.closed or self._closed:
+        if not reusable or conn.closed or self._closed or conn.unsent:
             conn.close()
             self._open -= 1
             self._pass_on(None)

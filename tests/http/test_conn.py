@@ -120,3 +120,23 @@ async def test_a_reused_connection_closed_unanswered_is_stale(
     await exchange(pool)  # a new connection
     assert server.connections == 2
     pool.close()
+
+
+async def test_a_connection_given_back_with_unsent_bytes_is_aborted() -> None:
+    """A request's pool buffer is reused once released: a transport that still holds part
+    of it (possibly as a view) must drop it, not go on sending it."""
+
+    async def never_read(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)
+        writer.close()
+
+    listening = await asyncio.start_server(never_read, "127.0.0.1", 0)
+    port = listening.sockets[0].getsockname()[1]
+    pool = ConnectionPool("127.0.0.1", port, None, limit=1)
+    conn = await pool.acquire(5.0)
+    conn.send(memoryview(bytes(32 << 20)), 5.0)  # more than the socket buffers take
+    assert conn.unsent
+    assert conn.transport is not None
+    pool.release(conn, reusable=True)
+    assert conn.transport.get_write_buffer_size() == 0  # aborted: nothing left to send
+    listening.close()
