@@ -185,7 +185,7 @@ class RpcConnection:
         self.policy = policy or RetryPolicy()
         self.max_record = max_record
         self.name = name
-        #: reconnect from the first connection's source port (see :meth:`Link.open`)
+        #: reconnect from the last connection's source port (see :meth:`Link.open`)
         self.reuse_port = reuse_port
         self.local_port: int | None = None
         self._xid = int.from_bytes(os.urandom(4), "big")
@@ -207,6 +207,9 @@ class RpcConnection:
         self.calls = 0
         self.retransmissions = 0
         self.reconnects = 0
+        #: reconnects that could not have the last connection's source port (``reuse_port``):
+        #: calls sent again on them are not in the server's duplicate request cache
+        self.port_changes = 0
         self.unknown_xids = 0
         self.dropped_replies = 0
         self.doubts = 0
@@ -288,8 +291,11 @@ class RpcConnection:
             link.close()
             return
         self._link = link
-        if self.local_port is None:
-            self.local_port = link.local_port
+        # the port of the connection calls were last sent on: after a reconnect that had to
+        # take another port, resent calls are in the server's cache under the new one
+        if self.reuse_port and self.local_port not in (None, link.local_port):
+            self.port_changes += 1
+        self.local_port = link.local_port
         if self._ever_connected:
             self.reconnects += 1
         self._ever_connected = True

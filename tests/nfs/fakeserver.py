@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import struct
 from collections.abc import Awaitable, Callable
 
 from swapio_nfs._record import RecordReader, frame
@@ -25,6 +27,10 @@ class FakeConn:
         self.writer.write(data)
 
     def reset(self) -> None:
+        """Reset the connection (an RST: ``SO_LINGER`` 0; a bare ``abort`` sends a FIN)."""
+        sock = self.writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.writer.transport.abort()
 
 
