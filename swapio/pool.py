@@ -86,6 +86,7 @@ _DEFAULT_BUDGET_CEIL = 1 << 30
 #: Released ``zero=False`` buffers kept for reuse: per size, and in bytes overall.
 _SPARES_PER_SIZE = 4
 _SPARE_BYTES = 16 << 20
+_SPARE_BUDGET_DIVISOR = 8
 
 
 def derive_watermarks(budget_pages: int, page_size: int) -> tuple[int, int, int]:
@@ -642,9 +643,14 @@ class PagePool:
         return PoolBuffer(self, memoryview(memory)[:nbytes], pages, pfmemalloc, memory)
 
     def _keep_spare(self, pages: int, memory: bytearray) -> None:
-        """Keep a released ``zero=False`` buffer's memory (a few per size, 16 MiB at most)."""
+        """Keep a released ``zero=False`` buffer's memory: a few per size, and at most 16 MiB
+        or an eighth of a bounded pool's budget, whichever is less (the spares are memory the
+        budget does not count, as the kernel's per-CPU free lists are not "used")."""
+        limit = _SPARE_BYTES
+        if not self._unbounded:
+            limit = min(limit, self.budget_pages * self.page_size // _SPARE_BUDGET_DIVISOR)
         spares = self._spares.setdefault(pages, [])
-        if len(spares) < _SPARES_PER_SIZE and self._spare_bytes + len(memory) <= _SPARE_BYTES:
+        if len(spares) < _SPARES_PER_SIZE and self._spare_bytes + len(memory) <= limit:
             spares.append(memory)
             self._spare_bytes += len(memory)
 
@@ -816,6 +822,11 @@ class PagePool:
     def accounting(self) -> PoolAccounting:
         """The pool's balance (see :class:`PoolAccounting`)."""
         return self.snapshot().accounting
+
+    @property
+    def spare_bytes(self) -> int:
+        """Memory of released ``zero=False`` buffers kept for the next such allocation."""
+        return self._spare_bytes
 
     def snapshot(self) -> PoolSnapshot:
         """A frozen view of the pool's state and counters."""

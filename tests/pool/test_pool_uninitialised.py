@@ -35,3 +35,20 @@ async def test_a_zeroed_buffer_never_gets_recycled_memory() -> None:
     assert clean is not None
     assert bytes(clean.view) == bytes(PAGE)
     clean.release()
+
+
+async def test_spares_stay_under_an_eighth_of_a_small_budget() -> None:
+    pool = PagePool(64, PAGE)  # an eighth: 8 pages
+    bufs = [await pool.alloc(4 * PAGE, zero=False) for _ in range(3)]
+    for buf in bufs:
+        buf.release()
+    assert pool.spare_bytes == 8 * PAGE  # two kept, the third given back to the allocator
+
+
+async def test_spares_of_a_large_pool_stop_at_16_mib() -> None:
+    pool = PagePool(65536, PAGE)  # 256 MiB: an eighth is 32 MiB, the cap 16
+    sizes = [mib << 20 for mib in range(1, 7) for _ in range(4)]  # 84 MiB, four of each size
+    bufs = [await pool.alloc(size, zero=False) for size in sizes]
+    for buf in bufs:
+        buf.release()
+    assert 15 << 20 <= pool.spare_bytes <= 16 << 20
