@@ -332,10 +332,17 @@ class SwapArea:
             raise ReadOnlyAreaError(f"area {self.location} is read-only; swap_out refused")
         size = info.page_size
         for page in pages:
-            if memoryview(page).nbytes != size:
+            # the common buffer types without a new memoryview each (as the scheduler's
+            # admission check): half the cost of a 64-page request's loop
+            if isinstance(page, memoryview):
+                if page.nbytes == size:
+                    continue
+            elif (type(page) is bytes or type(page) is bytearray) and len(page) == size:
+                continue
+            nbytes = memoryview(page).nbytes
+            if nbytes != size:
                 raise PageSizeError(
-                    f"swap_out to {self.location}: buffer of {memoryview(page).nbytes} bytes, "
-                    f"expected {size}"
+                    f"swap_out to {self.location}: buffer of {nbytes} bytes, expected {size}"
                 )
         await self._split(self._ops.swap_out, slot, pages, info.capabilities.max_pages_per_request)
 
