@@ -8,7 +8,6 @@ URL parameters: ``page_size`` (default 4096; the file has no header, so slot *n*
 from __future__ import annotations
 
 import asyncio
-import errno
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from swapio.location import area_page_size
 from swapio.owner import OwnerThread
 from swapio_file import _about
 from swapio_file.inline import InlinePath
-from swapio_file.store import FileStore, create_store, open_store
+from swapio_file.store import FileStore, copy_span, create_store, open_store
 
 VERSION = _about.VERSION
 PARAMS = frozenset({"page_size", "durable"})
@@ -117,32 +116,14 @@ async def swap_discard(area: SwapArea, slot: int, count: int) -> None:
     await state.owner.submit(state.store.zero, slot * state.store.page_size, count)
 
 
-#: ``copy_file_range`` errors that mean "not between these files" (another filesystem, a
-#: block device, an old kernel): the copy then goes through a buffer in the owner thread.
-_NO_RANGE_COPY = frozenset({errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP})
-_BOUNCE = 1 << 20
-
-
 def _copy_range(src: FileStore, offset: int, dst: FileStore, dest_offset: int, size: int) -> None:
-    """Copy ``size`` bytes in the kernel (``copy_file_range(2)``); ``fdatasync`` if durable."""
-    try:
-        while size:
-            try:
-                done = os.copy_file_range(src.fd, dst.fd, size, offset, dest_offset)
-            except OSError as exc:
-                if exc.errno not in _NO_RANGE_COPY:
-                    raise
-                data = os.pread(src.fd, min(size, _BOUNCE), offset)
-                done = os.pwrite(dst.fd, data, dest_offset) if data else 0
-            if done == 0:
-                raise BackendIOError(f"{src.path}: short copy at byte {offset}; file truncated?")
-            offset, dest_offset, size = offset + done, dest_offset + done, size - done
-        if dst.durable:
+    """Copy ``size`` bytes in the kernel (:func:`copy_span`); ``fdatasync`` if durable."""
+    copy_span(src, offset, dst, dest_offset, size)
+    if dst.durable:
+        try:
             os.fdatasync(dst.fd)
-    except OSError as exc:
-        raise BackendIOError(
-            f"copy {src.path} byte {offset} -> {dst.path} byte {dest_offset} failed: {exc}"
-        ) from exc
+        except OSError as exc:
+            raise BackendIOError(f"fdatasync of {dst.path} after a copy failed: {exc}") from exc
 
 
 @swapio.hookimpl

@@ -186,3 +186,33 @@ def _write_zeros(fd: int, size: int) -> None:
     offset = 0
     while offset < size:
         offset += os.pwrite(fd, chunk[: min(len(chunk), size - offset)], offset)
+
+
+#: ``copy_file_range`` errors that mean "not between these files" (another filesystem, a
+#: block device, an old kernel): the copy then goes through a buffer.
+_NO_RANGE_COPY = frozenset({errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP})
+_BOUNCE = 1 << 20
+
+
+def copy_span(src: FileStore, offset: int, dst: FileStore, dest_offset: int, size: int) -> None:
+    """Copy ``size`` bytes in the kernel (``copy_file_range(2)``, through a 1 MiB buffer where
+    the kernel cannot copy between the two files); no ``fdatasync``: the caller decides when.
+    Raises :class:`BackendIOError` naming both files and the byte that failed."""
+    try:
+        while size:
+            try:
+                done = os.copy_file_range(src.fd, dst.fd, size, offset, dest_offset)
+            except OSError as exc:
+                if exc.errno not in _NO_RANGE_COPY:
+                    raise
+                data = os.pread(src.fd, min(size, _BOUNCE), offset)
+                done = os.pwrite(dst.fd, data, dest_offset) if data else 0
+            if done == 0:
+                raise BackendIOError(f"{src.path}: short copy at byte {offset}; file truncated?")
+            offset, dest_offset, size = offset + done, dest_offset + done, size - done
+    except BackendIOError:
+        raise
+    except OSError as exc:
+        raise BackendIOError(
+            f"copy {src.path} byte {offset} -> {dst.path} byte {dest_offset} failed: {exc}"
+        ) from exc

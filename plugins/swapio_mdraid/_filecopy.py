@@ -25,21 +25,17 @@ stay set); the runs before it are done.
 
 from __future__ import annotations
 
-import errno
 import os
 from collections.abc import Sequence
 from typing import Any
+
+from swapio_file.store import copy_span
 
 from swapio.area import SwapArea
 from swapio.errors import BackendIOError
 from swapio_mdraid._direct import ACTIVE, FILE_PLUGIN, inactive
 
 __all__ = ["FileRanges", "file_store"]
-
-#: ``copy_file_range`` errors that mean "not between these files" (another filesystem, a
-#: block device, an old kernel): the range then goes through a buffer, as in swapio_file.
-_NO_RANGE_COPY = frozenset({errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP})
-_BOUNCE = 1 << 20
 
 Span = tuple[int, int]  # byte offset, length
 
@@ -52,36 +48,13 @@ def file_store(area: SwapArea) -> Any:
     return store if isinstance(getattr(store, "fd", None), int) else None
 
 
-def _copy_span(src: Any, dst: Any, offset: int, size: int) -> None:
-    """``size`` bytes at ``offset`` from ``src`` to the same offset of ``dst``."""
-    at = offset
-    try:
-        while size:
-            try:
-                done = os.copy_file_range(src.fd, dst.fd, size, at, at)
-            except OSError as exc:
-                if exc.errno not in _NO_RANGE_COPY:
-                    raise
-                data = os.pread(src.fd, min(size, _BOUNCE), at)
-                done = os.pwrite(dst.fd, data, at) if data else 0
-            if done == 0:
-                raise BackendIOError(f"{src.path}: short copy at byte {at}; file truncated?")
-            at, size = at + done, size - done
-    except BackendIOError:
-        raise
-    except OSError as exc:
-        raise BackendIOError(
-            f"copy {src.path} byte {at} -> {dst.path} byte {at} failed: {exc}"
-        ) from exc
-
-
 def _copy_spans(src: Any, dst: Any, spans: Sequence[Span]) -> list[BaseException | None]:
     """Run in the target's owner thread: every span, in order; per span None or its error
     (the spans after a failure are not tried and carry the same error)."""
     results: list[BaseException | None] = []
     for offset, length in spans:
         try:
-            _copy_span(src, dst, offset, length)
+            copy_span(src, offset, dst, offset, length)
         except BackendIOError as exc:
             return results + [exc] * (len(spans) - len(results))
         results.append(None)
