@@ -36,6 +36,15 @@ class HTTPError(Exception):
         self.body = ErrorBody(code, message)
 
 
+def check_body_length(length: int, limit: int) -> None:
+    """413 for an ``/io`` body over the server's limit (one frame's pages, every header),
+    before any of it is read: the same answer from the aiohttp handler and the fast lane."""
+    if length > limit:
+        raise HTTPError(
+            413, "too-large", f"frame of {length} bytes exceeds this server's limit {limit}"
+        )
+
+
 STATUS_BY_ERROR: Final[tuple[tuple[type[Exception], int, str], ...]] = (
     (FrameError, 400, "bad-frame"),
     (AreaNotFoundError, 404, "not-found"),

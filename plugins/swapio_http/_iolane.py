@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Final
 
 from swapio.memalloc import memalloc
 
-from ._answers import HTTPError, answer_for
+from ._answers import HTTPError, answer_for, check_body_length
 from ._api import ErrorBody
 from ._frames import check_frame, response_size, run_frames, wants_memalloc
 from ._head import IoHead
@@ -136,12 +136,7 @@ class IoLane:
             raise HTTPError(404, "not-found", f"no active area {head.name!r} for this token")
         limits = state.config.limits
         length = head.content_length
-        if length > limits.max_request_bytes:
-            raise HTTPError(
-                413,
-                "too-large",
-                f"frame of {length} bytes exceeds this server's limit {limits.max_request_bytes}",
-            )
+        check_body_length(length, limits.max_request_bytes)
         state.io_begin()
         try:
             prefix = min(length, REQUEST_HEADER.size)

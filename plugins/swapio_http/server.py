@@ -40,7 +40,7 @@ from swapio.memalloc import memalloc
 from swapio.plugins import PluginHost
 from swapio.pool import PagePool, PoolBuffer
 
-from ._answers import HTTPError, answer_for
+from ._answers import HTTPError, answer_for, check_body_length
 from ._api import AreaDescription, CreateBody, ErrorBody, check_area_name
 from ._auth import TokenSet
 from ._budget import TokenBudget
@@ -405,12 +405,7 @@ async def area_io(request: web.Request) -> web.StreamResponse:
     length = request.content_length
     if length is None:
         raise HTTPError(411, "length-required", "frames need a Content-Length")
-    if length > limits.max_request_bytes:
-        raise HTTPError(
-            413,
-            "too-large",
-            f"frame of {length} bytes exceeds this server's limit {limits.max_request_bytes}",
-        )
+    check_body_length(length, limits.max_request_bytes)
     state.io_begin()
     try:
         parser = RequestStreamParser(limits, length)
