@@ -11,6 +11,7 @@ import contextlib
 import socket
 import struct
 from collections.abc import Awaitable, Callable
+from typing import Self
 
 from swapio_nfs._record import RecordReader, frame
 from swapio_nfs._rpc import Call, decode_call, encode_accepted_reply
@@ -42,18 +43,18 @@ async def echo(call: Call, conn: FakeConn) -> bytes | None:
     return encode_accepted_reply(call.xid, bytes(call.args))
 
 
-class FakeRpcServer:
-    def __init__(self, handler: Handler = echo) -> None:
-        self.handler = handler
-        self.calls: list[Call] = []
-        self.connections = 0
-        #: the client's (address, port) of each connection, in order
-        self.peers: list[tuple[str, int]] = []
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.port = 0
+class LoopbackServer:
+    """A TCP server on a free loopback port for ``async with``; ``_serve`` handles each
+    connection, and tasks put in ``_tasks`` are cancelled and awaited on exit."""
 
-    async def __aenter__(self) -> FakeRpcServer:
+    port: int
+    _server: asyncio.Server | None
+    _tasks: set[asyncio.Task[None]]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -67,6 +68,18 @@ class FakeRpcServer:
             with contextlib.suppress(BaseException):
                 await task
         await self._server.wait_closed()
+
+
+class FakeRpcServer(LoopbackServer):
+    def __init__(self, handler: Handler = echo) -> None:
+        self.handler = handler
+        self.calls: list[Call] = []
+        self.connections = 0
+        #: the client's (address, port) of each connection, in order
+        self.peers: list[tuple[str, int]] = []
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.port = 0
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1

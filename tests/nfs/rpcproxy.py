@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from swapio_nfs._record import RecordReader
 
+from .fakeserver import LoopbackServer
+
 MAX_RECORD = 8 << 20
 
 
@@ -29,7 +31,7 @@ class Seen:
     connection: int
 
 
-class RecordingProxy:
+class RecordingProxy(LoopbackServer):
     def __init__(self, host: str, port: int) -> None:
         self.host = host
         self.upstream_port = port
@@ -38,21 +40,6 @@ class RecordingProxy:
         self.connections = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-
-    async def __aenter__(self) -> RecordingProxy:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
-        await self._server.wait_closed()
 
     def calls(self, xid: int) -> list[Seen]:
         return [s for s in self.log if s.kind == "call" and s.xid == xid]
