@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import swapio
-from swapio.area import Capabilities, PageBuffer, SwapArea, SwapInfo
+from swapio.area import AreaState, Capabilities, PageBuffer, SwapArea, SwapInfo
 from swapio.errors import BackendIOError, LocationError
 from swapio.location import area_page_size
 from swapio.owner import OwnerThread
@@ -92,6 +92,25 @@ class _Open:
     store: FileStore
     owner: OwnerThread
     inline: InlinePath
+
+
+#: :meth:`InlinePath.write`: ``(offset, pages)`` → True when the write was done on the loop.
+InlineWrite = Callable[[int, Sequence[PageBuffer]], bool]
+
+
+def inline_writer(area: SwapArea) -> InlineWrite | None:
+    """The first step of this plugin's :func:`swap_out` for ``area``: its inline write
+    (:meth:`swapio_file.inline.InlinePath.write`, with all of its rules), or None when
+    ``area`` is not an active area of this plugin.
+
+    For a stacked area's plugin that calls a file area's hooks directly (the mirror, on its
+    legs; docs/plugin-authors.md, "Stacked areas"): call it for ``page_size * slot`` and the
+    pages, inside ``area.begin_request()`` … ``area.end_request()``, and call the ``swap_out``
+    hook only when it returns False.  Valid only while ``area.hooks`` are this plugin's
+    (compare them with the ones read when the step was taken).
+    """
+    state = area.private if area.state is AreaState.ACTIVE else None
+    return state.inline.write if isinstance(state, _Open) else None
 
 
 @swapio.hookimpl

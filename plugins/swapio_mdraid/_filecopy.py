@@ -16,8 +16,9 @@ does what the file backend's ``swap_copy`` does, for the whole batch at once:
   (:meth:`FileRanges.sync`, one ``fdatasync`` of the target) makes every earlier copy
   durable before any bit is cleared.  So no second, non-durable activation of the target
   (the bulk twin) is needed either;
-* the area contract is kept: both areas must be active and the job is counted in flight on
-  both (their ``deactivate`` drains it).
+* the area contract is kept, as for any stacked area (``SwapArea.begin_request``): both
+  areas must be active and the job is counted in flight on both (their ``deactivate``
+  drains it).
 
 A run whose copy failed, and every run after it in the job, is reported failed (its bits
 stay set); the runs before it are done.
@@ -33,9 +34,11 @@ from swapio_file.store import copy_span
 
 from swapio.area import SwapArea
 from swapio.errors import BackendIOError
-from swapio_mdraid._direct import ACTIVE, FILE_PLUGIN, inactive
 
 __all__ = ["FileRanges", "file_store"]
+
+#: The ``file`` backend's name (``swapio_file``): its areas' private state is read here.
+FILE_PLUGIN = "file"
 
 Span = tuple[int, int]  # byte offset, length
 
@@ -90,26 +93,23 @@ class FileRanges:
         src = file_store(source)
         if src is None:
             raise BackendIOError(f"{source.location}: not a file area; cannot range-copy")
-        for area in (source, self.area):
-            if area.state is not ACTIVE:
-                raise inactive(area)
-        source._enter()
-        self.area._enter()
+        source.begin_request()
         try:
-            results: list[BaseException | None] = await self._owner.submit(
-                _copy_spans, src, self._store, spans
-            )
-            return results
+            self.area.begin_request()
+            try:
+                results: list[BaseException | None] = await self._owner.submit(
+                    _copy_spans, src, self._store, spans
+                )
+                return results
+            finally:
+                self.area.end_request()
         finally:
-            self.area._leave()
-            source._leave()
+            source.end_request()
 
     async def sync(self) -> None:
         """Every copy into the target completed before the call is durable on return."""
-        if self.area.state is not ACTIVE:
-            raise inactive(self.area)
-        self.area._enter()
+        self.area.begin_request()
         try:
             await self._owner.submit(_sync, self._store)
         finally:
-            self.area._leave()
+            self.area.end_request()

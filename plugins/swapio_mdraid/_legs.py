@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
-from swapio.area import CreateRequest, SwapArea
+from swapio.area import BoundOps, CreateRequest, SwapArea
 from swapio.errors import UsageError
 from swapio.plugins import PluginHost
 from swapio_mdraid import _locate
@@ -49,9 +49,9 @@ class Leg:
     inflight: int = 0
     reads: int = 0
     #: The file backend's inline write step of :attr:`area` (``_direct.inline_writer``)
-    #: and the hooks it was taken from; None for other backends.
+    #: and the hooks (``area.hooks``) it was taken from; None for other backends.
     inline: InlineWrite | None = None
-    inline_ops: Any = None
+    inline_ops: BoundOps | None = None
 
     def __post_init__(self) -> None:
         found = inline_writer(self.area)

@@ -55,7 +55,7 @@ from swapio_mdraid._ahead import AHEAD_BYTES, AheadWindow
 from swapio_mdraid._assemble import assemble
 from swapio_mdraid._chunks import ChunkGate
 from swapio_mdraid._config import MirrorConfig
-from swapio_mdraid._direct import ACTIVE, inactive, leg_in, leg_out
+from swapio_mdraid._direct import leg_io
 from swapio_mdraid._fanout import at_once, in_turn, is_leg_failure
 from swapio_mdraid._intent import ON_DISK, OVERFLOW, WriteIntent
 from swapio_mdraid._legs import Leg
@@ -357,15 +357,12 @@ class Mirror:
                     # inline step, when it is a file leg served by those very hooks
                     area = leg.area
                     try:
-                        if area.state is not ACTIVE:
-                            raise inactive(area)
-                        area._enter()
+                        hooks = area.begin_request()
                         try:
-                            ops = area._ops
-                            if ops is not leg.inline_ops or not leg.inline(offset, pages):  # type: ignore[misc]
-                                await ops.swap_out(area, slot, pages)
+                            if hooks is not leg.inline_ops or not leg.inline(offset, pages):  # type: ignore[misc]
+                                await hooks.swap_out(area, slot, pages)
                         finally:
-                            area._leave()
+                            area.end_request()
                     except SwapioError as exc:  # a crash (anything else) stops here
                         failures = [*(failures or ()), (leg, exc)]
                 success = (
@@ -467,7 +464,7 @@ class Mirror:
         self, leg: Leg, slot: int, count: int, pages: Sequence[PageBuffer] | None
     ) -> None:
         if pages is not None:
-            await leg_out(leg.area, slot, pages)
+            await leg_io(leg.area, True, slot, pages)
         elif leg.area.capabilities.discard:
             await leg.area.discard(slot, count)
         else:
@@ -484,7 +481,7 @@ class Mirror:
             leg.inflight += 1
             leg.reads += 1
             try:
-                await leg_in(leg.area, slot, pages)
+                await leg_io(leg.area, False, slot, pages)
                 return
             except SwapioError as exc:
                 if not is_leg_failure(exc):
