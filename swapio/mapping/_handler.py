@@ -33,6 +33,8 @@ from swapio.mapping._affinity import Follower
 from swapio.mapping._channel import LineDecoder, Message, encode
 from swapio.mapping._faults import FaultServer
 from swapio.mapping._resolver import Resolver
+from swapio.mapping._spin import MAX_WINDOW as MAX_POLL
+from swapio.mapping._spin import SpinSelector, default_window
 from swapio.pager import Pager
 from swapio.plugins import PluginHost
 from swapio.pool import PagePool
@@ -74,8 +76,9 @@ class _Sync:
 class Handler:
     """One mapping's handler (see the module docstring)."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, selector: SpinSelector | None = None) -> None:
         self.chan = _Sync(sock)
+        self.selector = selector
         self.area: SwapArea | None = None
         self.pager: Pager | None = None
         self.resolver: Resolver | None = None
@@ -136,8 +139,14 @@ class Handler:
             write_protect=bool(req["write_protect"]),
             stored=self.stored,
         )
-        colocate = req.get("colocate")  # None: auto
-        if colocate is not False:
+        poll = req.get("poll")  # None: auto (where there is a second CPU)
+        polling = False
+        if self.selector is not None:
+            if poll is not None:
+                self.selector.set_maximum(MAX_POLL if poll else 0.0)
+            polling = self.selector.policy.maximum > 0
+        colocate = req.get("colocate")  # None: auto (only where the loop does not poll)
+        if colocate is True or (colocate is None and not polling):
             self.follower = Follower(self.program_pid, auto=colocate is None)
         return {"ok": True, "handler_pid": os.getpid(), "watchdog_pid": self._watchdog[0]}
 
@@ -204,6 +213,13 @@ class Handler:
             "handler_cpu": None if self.follower is None else self.follower.cpu,
             "handler_cpu_s": _cpu_seconds(),
             "cpu_moves": 0 if self.follower is None else self.follower.moves,
+            "poll": None
+            if self.selector is None
+            else {
+                "window_us": self.selector.policy.window * 1e6,
+                "caught": self.selector.polls_caught,
+                "blocked": self.selector.blocks,
+            },
             "pager": {
                 "major_faults": self.pager.stats().major_faults,
                 "minor_faults": self.pager.stats().minor_faults,
@@ -242,8 +258,8 @@ class Handler:
                 await self.area.deactivate(timeout=5)
 
 
-async def _main(sock: socket.socket) -> int:
-    handler = Handler(sock)
+async def _main(sock: socket.socket, selector: SpinSelector | None) -> int:
+    handler = Handler(sock, selector)
     chan = handler.chan
     try:
         req, _ = chan.receive()
@@ -276,7 +292,9 @@ def main(argv: list[str]) -> int:
     """Entry point: ``argv[0]`` is the control socket's descriptor number."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sock = socket.socket(fileno=int(argv[0]))
-    return asyncio.run(_main(sock))
+    selector = SpinSelector(default_window())
+    with asyncio.Runner(loop_factory=lambda: asyncio.SelectorEventLoop(selector)) as runner:
+        return runner.run(_main(sock, selector))
 
 
 if __name__ == "__main__":

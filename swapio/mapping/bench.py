@@ -20,11 +20,16 @@ PAGE = 4096
 
 
 def random_faults(
-    pages: int, resident_pages: int, accesses: int, *, colocate: bool | None = None
+    pages: int,
+    resident_pages: int,
+    accesses: int,
+    *,
+    colocate: bool | None = None,
+    poll: bool | None = None,
 ) -> dict[str, float]:
     """Populate a memory area, then read one byte of random pages (mostly missing)."""
     with Mapping(
-        "memory://bench", resident=resident_pages * PAGE, create=pages, colocate=colocate
+        "memory://bench", resident=resident_pages * PAGE, create=pages, colocate=colocate, poll=poll
     ) as m:
         a = np.frombuffer(m.buffer, dtype=np.uint8)
         a[::PAGE] = 1  # every page stored on the area
@@ -47,11 +52,12 @@ def random_faults(
     }
 
 
-def trivial_handler(pages: int, *, colocate: bool = False) -> dict[str, float]:
+def trivial_handler(pages: int, *, colocate: bool = False, poll: bool = False) -> dict[str, float]:
     """The peer: a bare handler (forked, blocking ``read``, one ``UFFDIO_COPY`` of a static
     page per fault) on the same memfd + MISSING|WP registration; one read per page.  With
     ``colocate`` it runs pinned to the CPU this process last ran on (as the mapping's
-    handler does by default)."""
+    handler does with ``colocate=True``); with ``poll`` it never blocks (non-blocking
+    ``read`` in a loop): the ceiling of a polling handler on this machine."""
     import ctypes  # noqa: PLC0415 - only this peer needs them
 
     from swapio.mapping import _abi, _affinity, _region, _uffd  # noqa: PLC0415
@@ -68,10 +74,14 @@ def trivial_handler(pages: int, *, colocate: bool = False) -> dict[str, float]:
     if pid == 0:
         if cpu is not None:
             _affinity.pin_thread(cpu)
-        os.set_blocking(uffd, True)
+        os.set_blocking(uffd, not poll)
         src = ctypes.create_string_buffer(PAGE)
         while True:
-            for msg in _abi.decode_messages(os.read(uffd, 32 * 64)):
+            try:
+                data = os.read(uffd, 32 * 64)
+            except BlockingIOError:
+                continue
+            for msg in _abi.decode_messages(data):
                 assert isinstance(msg, _abi.Pagefault)
                 dst = msg.address & ~(PAGE - 1)
                 _uffd.copy(uffd, dst, ctypes.addressof(src), PAGE, CopyMode.WP)
@@ -127,13 +137,14 @@ def main() -> None:
     load_before = os.getloadavg()
     out: dict[str, object] = {
         "random_faults_memory": random_faults(args.pages, args.pages // 16, 20000),
-        "random_faults_memory_colocated": random_faults(
-            args.pages, args.pages // 16, 20000, colocate=True
+        "random_faults_memory_no_poll": random_faults(
+            args.pages, args.pages // 16, 20000, poll=False
         ),
-        "random_faults_memory_not_colocated": random_faults(
-            args.pages, args.pages // 16, 20000, colocate=False
+        "random_faults_memory_no_poll_colocated": random_faults(
+            args.pages, args.pages // 16, 20000, poll=False, colocate=True
         ),
         "random_faults_trivial_handler": trivial_handler(args.pages),
+        "random_faults_trivial_handler_polling": trivial_handler(args.pages, poll=True),
         "random_faults_trivial_handler_colocated": trivial_handler(args.pages, colocate=True),
     }
     path = os.path.join(args.dir, f"swapio-map-bench-{os.getpid()}.swap")

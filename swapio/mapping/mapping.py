@@ -85,6 +85,11 @@ class Mapping:
         following it: True always, False never, None (default) while the machine's other
         CPUs are otherwise idle — a fault is a round trip, and waking a halted CPU costs
         more than the work; see ``docs/mapping.md``.
+    :param poll: let the handler's loop poll for the next fault for a while (at most
+        200 µs, adapted to the gaps between faults) before it sleeps: True always, False
+        never, None (default) where there is a second CPU to poll on — waking a sleeping
+        (in a VM: halted) CPU for each fault costs more than the fault; see
+        ``docs/mapping.md``.
     :param timeout: seconds to wait for the handler's answers to set-up, sync and close.
     """
 
@@ -99,6 +104,7 @@ class Mapping:
         batch: int = DEFAULT_BATCH,
         write_protect: bool | None = None,
         colocate: bool | None = None,
+        poll: bool | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         if isinstance(resident, bool) or not isinstance(resident, int) or resident <= 0:
@@ -113,6 +119,7 @@ class Mapping:
         self.batch = batch
         self._want_wp = write_protect
         self.colocate = colocate
+        self.poll = poll
         self.timeout = timeout
         self.write_protect = False
         self.durable = False
@@ -212,6 +219,7 @@ class Mapping:
                     "batch_pages": self.batch,
                     "write_protect": self.write_protect,
                     "colocate": self.colocate,
+                    "poll": self.poll,
                 },
                 fds=[self._memfd, uffd],
             )

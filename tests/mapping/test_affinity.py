@@ -137,7 +137,9 @@ def test_auto_lets_the_fault_loop_float_while_other_work_keeps_every_cpu_busy() 
     hog = "import time\nt = time.time() + 8\nwhile time.time() < t: pass"
     hogs = [subprocess.Popen([sys.executable, "-c", hog]) for _ in CPUS]
     try:
-        with Mapping("memory://affinity", resident=16 * PAGE, create=64, batch=4) as m:
+        # poll=False: a polling loop never pins (tests/mapping/test_spin.py); this is auto
+        # colocation on its own
+        with Mapping("memory://affinity", resident=16 * PAGE, create=64, batch=4, poll=False) as m:
             deadline = time.monotonic() + 6
             while m.stats()["handler_cpu"] is not None and time.monotonic() < deadline:
                 _touch(m, 64)
