@@ -209,6 +209,7 @@ class Handler:
         return {
             "resolver": r.stats.as_dict(),
             "installed": r.installed,
+            "punch": {"calls": r.punch_calls, "batched": r.batched_punch},
             "region_rss": r.region_rss(self.program_pid),
             "handler_cpu": None if self.follower is None else self.follower.cpu,
             "handler_cpu_s": _cpu_seconds(),

@@ -38,10 +38,12 @@ needs no I/O wait never costs an event-loop turn).
   area's calls complete inline and the pager holds none of the run — else handed to
   :meth:`Pager.write`, whose reclaim writes them later (a slow area does not stall the
   faults) and serves them meanwhile; then the victims are punched out of the memfd (one
-  ``fallocate`` per run) by a reaper thread while the loop serves the next fault, which
-  unmaps them from the program; evicted pages count as installed until their punch is done,
-  and a fault on one waits for it.  Eviction and sync run in memalloc context: they are the
-  reclaim of the program's memory.
+  ``process_madvise(MADV_REMOVE)`` for the batch, or one ``fallocate`` per run on kernels
+  before 6.13: :class:`swapio.mapping._region.HolePuncher`) by a reaper thread while the loop
+  serves the next fault, which unmaps them from the program; evicted pages count as
+  installed until their punch is done, and a fault on one waits for it.  Making room ahead
+  of the next fault never waits for a punch in flight; a fault that needs the room does.
+  Eviction and sync run in memalloc context: they are the reclaim of the program's memory.
 """
 
 from __future__ import annotations
@@ -102,13 +104,6 @@ class ResolverStats:
     def as_dict(self) -> dict[str, int]:
         """Plain dict (for the control channel)."""
         return asdict(self)
-
-
-def _punch_all(memfd: int, holes: list[tuple[int, int]]) -> None:
-    """The reaper thread's work: ``fallocate(PUNCH_HOLE)`` each ``(offset, length)`` (ctypes
-    releases the GIL for the call, so the handler's loop runs on meanwhile)."""
-    for offset, length in holes:
-        _region.punch_hole(memfd, offset, length)
 
 
 #: The reaper thread's name in ``/proc/PID/task/TID/comm`` (``top -H``, ``ps -L``).
@@ -190,7 +185,9 @@ class Resolver:
         self._writing = False  # the last fault of the stream was a write
         # one thread punches the evicted pages out while the loop serves faults: a hole punch
         # unmaps pages from the program (TLB shootdown) and frees them — ~1 us a page, ~7 us
-        # a call — which need not delay the next fault; at most one batch is in flight
+        # a call — which need not delay the next fault; at most one batch is in flight, punched
+        # with one system call where the kernel allows (_region.HolePuncher)
+        self._puncher = _region.HolePuncher(memfd, pages * page_size)
         self._reaper = ThreadPoolExecutor(
             1,
             thread_name_prefix="swapio-mapping-punch",
@@ -202,6 +199,16 @@ class Resolver:
         self._punch_count = 0
         self._installed_mode = CopyMode.WP if write_protect else CopyMode.NONE
         self._clean = _CLEAN if write_protect else _DIRTY
+
+    @property
+    def punch_calls(self) -> int:
+        """System calls the reaper made to punch evicted pages out (all batches so far)."""
+        return self._puncher.calls
+
+    @property
+    def batched_punch(self) -> bool:
+        """True while batches are punched with one ``process_madvise`` call each."""
+        return self._puncher.batched
 
     @property
     def installed(self) -> int:
@@ -384,6 +391,12 @@ class Resolver:
         as installed: the program's resident set never exceeds the budget."""
         if self._installed + wanted <= self.budget:
             return
+        punching = self._punching
+        if not wait and punching is not None and not punching.done():
+            # room is being made already (the batch in flight still counts as installed):
+            # waiting for it here, ahead of the next fault, stalled every batch's first
+            # fault for the whole punch; a fault that needs the room now waits instead
+            return
         await self._punched()  # at most one batch in flight
         excess = self._installed + wanted - self.budget
         if excess <= 0:
@@ -409,11 +422,11 @@ class Resolver:
         self._punch_count = count
         if not self.write_protect:
             # nothing would stop a write landing between the read-back and the punch
-            _punch_all(self.memfd, holes)
+            self._puncher.punch(holes)
             self._settle_punch()
             return
         loop = asyncio.get_running_loop()
-        self._punching = loop.run_in_executor(self._reaper, _punch_all, self.memfd, holes)
+        self._punching = loop.run_in_executor(self._reaper, self._puncher.punch, holes)
         if wait:
             await self._punched()
 
@@ -521,6 +534,7 @@ class Resolver:
             await self._punched()
         finally:
             self._reaper.shutdown(wait=True)
+            self._puncher.close()
 
     def region_rss(self, pid: int) -> int:
         """The program's resident bytes in the region (``/proc/PID/smaps``)."""
