@@ -32,6 +32,16 @@ def memfd() -> Iterator[tuple[int, mmap.mmap]]:
         os.close(fd)
 
 
+@pytest.fixture
+def puncher(memfd: tuple[int, mmap.mmap]) -> Iterator[HolePuncher]:
+    """A batched puncher of the memfd (closed after the test)."""
+    p = HolePuncher(memfd[0], PAGES * PAGE)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
 def _holes() -> list[tuple[int, int]]:
     """Scattered runs, more than one call takes: every other page of the first 2400 alone,
     runs of 4 pages, one of 10."""
@@ -75,10 +85,9 @@ def test_scattered_runs_are_punched_and_nothing_else(
 
 
 def test_a_kernel_that_refuses_falls_back_to_fallocate_for_good(
-    memfd: tuple[int, mmap.mmap], monkeypatch: pytest.MonkeyPatch
+    memfd: tuple[int, mmap.mmap], puncher: HolePuncher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fd, mm = memfd
-    puncher = HolePuncher(fd, PAGES * PAGE)
     refusals = []
 
     def refuse(*args: object) -> int:
@@ -88,21 +97,17 @@ def test_a_kernel_that_refuses_falls_back_to_fallocate_for_good(
 
     monkeypatch.setattr(_region._libc, "syscall", refuse)
     holes = [(k * PAGE, PAGE) for k in range(0, 100, 2)]
-    try:
-        puncher.punch(holes)
-        puncher.punch([(200 * PAGE, PAGE)])
-        assert len(refusals) == 1
-        assert not puncher.batched
-        _check(mm, fd, [*holes, (200 * PAGE, PAGE)])
-    finally:
-        puncher.close()
+    puncher.punch(holes)
+    puncher.punch([(200 * PAGE, PAGE)])
+    assert len(refusals) == 1
+    assert not puncher.batched
+    _check(mm, fd, [*holes, (200 * PAGE, PAGE)])
 
 
 def test_a_short_count_finishes_the_rest_with_fallocate(
-    memfd: tuple[int, mmap.mmap], monkeypatch: pytest.MonkeyPatch
+    memfd: tuple[int, mmap.mmap], puncher: HolePuncher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fd, mm = memfd
-    puncher = HolePuncher(fd, PAGES * PAGE)
     real = _region._libc.syscall
     holes = [(k * PAGE, 2 * PAGE) for k in range(0, 200, 4)]
 
@@ -111,31 +116,22 @@ def test_a_short_count_finishes_the_rest_with_fallocate(
         return int(real(nr, pidfd, vec, ctypes.c_size_t(3), *rest))
 
     monkeypatch.setattr(_region._libc, "syscall", first_three)
-    try:
-        puncher.punch(holes)
-        assert puncher.calls == 1 + len(holes) - 3
-        _check(mm, fd, holes)
-    finally:
-        puncher.close()
+    puncher.punch(holes)
+    assert puncher.calls == 1 + len(holes) - 3
+    _check(mm, fd, holes)
 
 
 def test_another_error_is_raised_with_the_call_named(
-    memfd: tuple[int, mmap.mmap], monkeypatch: pytest.MonkeyPatch
+    puncher: HolePuncher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fd, _mm = memfd
-    puncher = HolePuncher(fd, PAGES * PAGE)
-
     def fail(*args: object) -> int:
         ctypes.set_errno(errno.ENOMEM)
         return -1
 
     monkeypatch.setattr(_region._libc, "syscall", fail)
-    try:
-        with pytest.raises(OSError, match=r"process_madvise\(MADV_REMOVE\)") as info:
-            puncher.punch([(0, PAGE)])
-        assert info.value.errno == errno.ENOMEM
-    finally:
-        puncher.close()
+    with pytest.raises(OSError, match=r"process_madvise\(MADV_REMOVE\)") as info:
+        puncher.punch([(0, PAGE)])
+    assert info.value.errno == errno.ENOMEM
 
 
 def test_the_handler_punches_each_batch_with_one_call() -> None:
