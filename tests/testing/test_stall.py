@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from swapio.testing.stall import StallWatch
+from swapio.testing.stall import StallWatch, parse_steal
 
 
 async def _blocking_step(seconds: float) -> str:
@@ -93,3 +93,40 @@ async def test_exceptions_and_cancellation_pass_through() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert cancelled
+
+
+def test_steal_is_read_per_cpu_from_proc_stat_lines() -> None:
+    stat = (
+        "cpu  10 0 5 100 1 0 2 30 0 0\n"
+        "cpu0 5 0 2 50 1 0 1 12 0 0\n"
+        "cpu1 5 0 3 50 0 0 1 18 0 0\n"
+        "intr 1 2 3\n"
+    )
+    assert parse_steal(stat) == [12, 18]
+    assert parse_steal("cpu0 1 2 3\n") == [0]  # a kernel without the field
+
+
+async def test_a_step_the_hypervisor_took_is_not_charged(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the step sleeps 0.2 s in the kernel (like a thread start waiting for a vCPU the host
+    # did not run); the second CPU's steal grows by 0.2 s meanwhile: not the backend's doing
+    watch = StallWatch(threshold=0.1)
+    tick = watch._steal._tick
+    readings = iter([[0, 0], [0, int(0.2 * tick)]] + [[0, int(0.2 * tick)]] * 1000)
+    monkeypatch.setattr(watch._steal, "snapshot", lambda: next(readings))
+    async with watch.running():
+        assert await watch.watch("swapfile", _blocking_step)(0.2) == "done"
+    assert [s for s in watch.stalls if s.step] == []
+
+
+async def test_steal_on_another_cpu_excuses_only_what_it_took(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    watch = StallWatch(threshold=0.1)
+    tick = watch._steal._tick
+    readings = iter([[0, 0], [0, int(0.05 * tick)]] + [[0, int(0.05 * tick)]] * 1000)
+    monkeypatch.setattr(watch._steal, "snapshot", lambda: next(readings))
+    async with watch.running():
+        await watch.watch("swap_out", _blocking_step)(0.3)
+    steps = [s for s in watch.stalls if s.step]
+    assert len(steps) == 1
+    assert 0.2 < steps[0].seconds < 0.3  # 0.3 s held, 0.05 s of it stolen
