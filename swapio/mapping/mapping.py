@@ -82,9 +82,9 @@ class Mapping:
     :param write_protect: track dirty pages with write-protect faults (default: when the
         kernel supports it).  Without it every evicted page is written back.
     :param colocate: run the handler's fault loop on the CPU this process runs on,
-        following it: True always, False never, None (default) while the machine's other
-        CPUs are otherwise idle — a fault is a round trip, and waking a halted CPU costs
-        more than the work; see ``docs/mapping.md``.
+        following it: True always, False never, None (default) only when the loop does
+        not poll (``poll``) and the machine's other CPUs are otherwise idle — a polling
+        loop pinned next to the program takes its CPU; see ``docs/mapping.md``.
     :param poll: let the handler's loop poll for the next fault for a while (at most
         200 µs, adapted to the gaps between faults) before it sleeps: True always, False
         never, None (default) where there is a second CPU to poll on — waking a sleeping

@@ -83,7 +83,7 @@ def test_an_event_after_the_window_is_waited_for_blocking_and_shrinks_it(
     pipe_selector: tuple[SpinSelector, int, int],
 ) -> None:
     sel, r, w = pipe_selector
-    writer = _write_after(w, 0.05)  # far past the 200 us window
+    writer = _write_after(w, 0.25)  # far past the 200 us window, and past a hiccup
     ready = sel.select(None)
     writer.join()
     assert [key.fd for key, _ in ready] == [r]
